@@ -1,0 +1,65 @@
+"""The seam between the scheduler and a model: a small Protocol and the frozen values that cross it.
+
+Torch-free on purpose: tensors travel as opaque `Any` so that planning, scheduling and the ledger never
+import torch. Frames come back as a uint8 numpy array `[F, H, W, 3]`, audio as float32 `[channels, samples]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob
+
+
+@dataclass(frozen=True)
+class LatentHandoff:
+    """The tail of the previous chunk's latents, injected at latent frame 0 of the next chunk.
+
+    `stage1` conditions the (half-size) first stage; `final` conditions the refinement stage of two-stage
+    pipelines. Both are torch tensors `[B, C, T, H, W]` holding exactly the frames to keep.
+    """
+
+    stage1: Any
+    final: Any | None = None
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One pipeline call: at most one chunk window (<= 121 frames)."""
+
+    job: RenderJob
+    handoff: LatentHandoff | None = None
+
+
+@dataclass
+class RenderResult:
+    frames: Any  # numpy uint8 [F, H, W, 3]
+    frame_rate: float
+    audio: Any | None = None  # numpy float32 [C, S]
+    sample_rate: int | None = None
+    stage1_latent: Any | None = None  # torch [B, C, T, H, W]
+    final_latent: Any | None = None  # torch [B, C, T, H, W]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    info: dict[str, Any] = field(default_factory=dict)  # device, dtype, memory policy, prompt used...
+
+
+@runtime_checkable
+class RenderBackend(Protocol):
+    """A warm model. Implementations keep weights resident between calls."""
+
+    def prepare(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> float:
+        """Make `pipeline` (with these user LoRAs) ready; returns seconds spent loading (0.0 when warm)."""
+        ...
+
+    def render(self, request: RenderRequest) -> RenderResult: ...
+
+    @property
+    def temporal_scale(self) -> int:
+        """Pixel frames per latent frame after the first (8 for the LTX-2 VAE)."""
+        ...
+
+    def close(self) -> None:
+        """Free every model and device cache."""
+        ...

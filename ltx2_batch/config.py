@@ -1,0 +1,102 @@
+"""Structured configs: the typed schema behind every YAML file under `conf/`.
+
+Registered in Hydra's ConfigStore so an unknown key or a wrong type in a config file or on the command
+line is a Hydra error. After composition the CLI turns the DictConfig into these dataclasses with
+`OmegaConf.to_object`; nothing downstream sees a DictConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+
+
+class ModelSource(str, Enum):
+    TINY = "tiny"  # embedded default: built locally, cached under models/tiny/
+    CHECKPOINT = "checkpoint"  # real Lightricks weights under models/
+    RANDOM = "random"  # full-size official configs, random weights built on the device (benchmarks)
+
+
+class EngineKind(str, Enum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
+@dataclass
+class ModelConfig:
+    """Which weights, and how to place them. File names default to Lightricks' published ones."""
+
+    name: str = "tiny"
+    source: ModelSource = ModelSource.TINY
+    root: str = "models"
+    # Checkpoint preference in order; the first file that exists wins (seed 8.2: full > fp8).
+    checkpoints: list[str] = field(default_factory=lambda: ["ltx-2-19b-distilled.safetensors"])
+    distilled_lora: str = "ltx-2-19b-distilled-lora-384.safetensors"
+    spatial_upsampler: str = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
+    temporal_upsampler: str = "ltx-2-temporal-upscaler-x2-1.0.safetensors"
+    gemma_root: str = "text_encoders/gemma3"
+    hf_repo: str = "Lightricks/LTX-2"
+    device: str = "auto"  # auto = cuda > mps > cpu
+    dtype: str = "auto"  # auto = bf16 on CUDA, float32 elsewhere
+    allow_fp8: bool = True
+    seed: int = 0  # only for source=tiny/random: the weights' RNG seed
+
+
+@dataclass
+class EngineConfig:
+    kind: EngineKind = EngineKind.LOCAL
+    num_workers: int | None = None  # None: one per GPU, else 1 CPU worker
+    gpus_per_worker: float = 1.0
+    cpus_per_worker: float = 1.0
+    address: str | None = None  # None: start a local Ray; "auto" or ray://host:port joins a cluster
+    num_cpus: int | None = None  # only when starting a local Ray
+    num_gpus: int | None = None  # only when starting a local Ray (logical GPUs on a CPU box for tests)
+    max_attempts: int = 3  # per job, counting system failures only (worker death)
+    temp_dir: str | None = None
+
+
+@dataclass
+class OutputConfig:
+    root: str = "outputs"
+    run_name: str | None = None  # default: the manifest's file stem
+    video_crf: int = 18
+    thumbnail_width: int = 320
+    write_latents: bool = True
+
+
+@dataclass
+class ChainingConfig:
+    chunk_frames: int = 121
+    overlap_frames: int = 24
+    condition_on_last_frame: bool = False
+
+
+@dataclass
+class PathsConfig:
+    projects_root: str = "projects"  # `/projects/...` and http(s)://host/projects/... map under it
+    allowed_roots: list[str] = field(default_factory=list)  # extra roots input files may live under
+
+
+@dataclass
+class AppConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    chaining: ChainingConfig = field(default_factory=ChainingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
+    plan: bool = False  # validate and print the job table, load no model
+    force: bool = False  # re-render jobs already done in this output dir
+    shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
+    seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
+    progress: bool = True
+
+
+def register_configs() -> None:
+    """Idempotent: Hydra tolerates re-storing the same node."""
+    store = ConfigStore.instance()
+    store.store(name="app_schema", node=AppConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="engine", name="engine_schema", node=EngineConfig)

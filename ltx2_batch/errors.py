@@ -1,0 +1,61 @@
+"""Every exception the product raises on purpose, in one place.
+
+Callers branch on these types: validation errors stop a run before any model work, retryable errors are
+resubmitted by the scheduler, fatal backend errors fail a job without retrying it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Ltx2BatchError(Exception):
+    """Base class: anything the tool raises deliberately."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field of one job (or of the manifest itself when job_index is None)."""
+
+    source: str
+    field: str
+    message: str
+    job_index: int | None = None
+    job_name: str | None = None
+
+    def render(self) -> str:
+        where = self.source
+        if self.job_index is not None:
+            name = f" ({self.job_name!r})" if self.job_name else ""
+            where += f": job {self.job_index}{name}"
+        return f"{where}: field '{self.field}': {self.message}"
+
+
+class ManifestError(Ltx2BatchError):
+    """A manifest (or its config) is invalid. Carries every problem found, not only the first."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = list(problems)
+        lines = [p.render() for p in self.problems]
+        head = f"{len(lines)} problem(s) in the render manifest:"
+        super().__init__("\n  ".join([head, *lines]))
+
+
+class ConfigError(Ltx2BatchError):
+    """The Hydra configuration is inconsistent in a way its schema cannot express."""
+
+
+class MissingWeightsError(Ltx2BatchError):
+    """Model files are not where the model config says; the message lists them and how to get them."""
+
+
+class RetryableJobError(Ltx2BatchError):
+    """A system failure (worker died, object lost): the job may succeed if resubmitted."""
+
+
+class FatalBackendError(Ltx2BatchError):
+    """The backend cannot render this job; retrying the same input will fail the same way."""
+
+
+class JobCancelledError(Ltx2BatchError):
+    """A job stopped because the run was cancelled (Ctrl-C / SIGTERM)."""

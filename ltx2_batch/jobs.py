@@ -1,0 +1,199 @@
+"""The expanded unit of work (`RenderJob`) and its identity.
+
+A RenderJob is fully resolved: absolute input paths, the concrete pipeline kind, an explicit seed. Its id
+is a content hash of the normalized render parameters, the model fingerprint and the bytes of its input
+files, never of clock times or run ids, so the same manifest always maps to the same ids (and outputs).
+This module is pure: no torch, no Ray, no Hydra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_CHUNK_FRAMES = 121
+JOB_ID_LENGTH = 16
+
+
+class PipelineKind(str, enum.Enum):
+    """What the user may ask for in a manifest's `pipeline` field."""
+
+    AUTO = "auto"
+    TI2VID = "ti2vid"
+    DISTILLED = "distilled"
+    IC_LORA = "ic_lora"
+    KEYFRAME = "keyframe"
+
+
+class RenderMode(str, enum.Enum):
+    """How a job is executed once its pipeline is known (seed section 8.3)."""
+
+    VIDEO = "video"  # one pipeline call, <= 121 frames
+    CHAINED = "chained"  # overlapping chunks with a latent handoff, stitched
+    IMAGE = "image"  # one frame, written as a PNG
+
+
+class LoraKind(str, enum.Enum):
+    LORA = "lora"
+    IC_LORA = "ic_lora"
+
+
+@dataclass(frozen=True)
+class ImageCondition:
+    """An image injected at a pixel frame. `path` is absolute and already validated."""
+
+    path: str
+    frame_idx: int = 0
+    strength: float = 1.0
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str
+    strength: float = 1.0
+    kind: LoraKind = LoraKind.LORA
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class VideoCondition:
+    """A reference video for IC-LoRA (the official `video_conditioning` argument)."""
+
+    path: str
+    strength: float = 1.0
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class GuiderSpec:
+    """Mirrors ltx_core's MultiModalGuiderParams; None fields take the pipeline's defaults."""
+
+    cfg_scale: float | None = None
+    stg_scale: float | None = None
+    rescale_scale: float | None = None
+    modality_scale: float | None = None
+    skip_step: int | None = None
+    stg_blocks: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class UpscaleSpec:
+    spatial: bool = True
+    temporal: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkingSpec:
+    """Chaining parameters that shape the output of a long job (part of its identity)."""
+
+    chunk_frames: int = MAX_CHUNK_FRAMES
+    overlap_frames: int = 24
+    condition_on_last_frame: bool = False
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One clip to render. Frozen: it crosses process boundaries (Ray) as a plain value."""
+
+    name: str
+    prompt: str
+    width: int
+    height: int
+    num_frames: int
+    frame_rate: float
+    seed: int
+    pipeline: PipelineKind  # concrete: never AUTO
+    mode: RenderMode
+    negative_prompt: str = ""
+    num_inference_steps: int | None = None
+    video_guider_params: GuiderSpec = GuiderSpec()
+    audio_guider_params: GuiderSpec = GuiderSpec()
+    images: tuple[ImageCondition, ...] = ()
+    loras: tuple[LoraSpec, ...] = ()
+    video_conditioning: tuple[VideoCondition, ...] = ()
+    audio: bool = True
+    enhance_prompt: bool = False
+    upscale: UpscaleSpec = UpscaleSpec()
+    chunking: ChunkingSpec = ChunkingSpec()
+    chunk_prompts: tuple[str, ...] = ()
+    chunk_images: tuple[tuple[ImageCondition, ...], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # free metadata: not part of identity
+    index: int = 0  # position in the expanded manifest: not part of identity
+    job_id: str = field(default="", compare=False)
+
+    @property
+    def is_chained(self) -> bool:
+        return self.mode is RenderMode.CHAINED
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.frame_rate
+
+    @property
+    def lora_set(self) -> tuple[tuple[str, float], ...]:
+        """Hashable LoRA identity used to group jobs that share a loaded model."""
+        return tuple((lo.sha256 or lo.path, lo.strength) for lo in self.loras)
+
+
+_NON_IDENTITY_FIELDS = frozenset({"name", "tags", "index", "job_id"})
+
+
+def _plain(value: Any) -> Any:  # noqa: ANN401 - canonicalises arbitrary dataclass trees
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 24.0 and 24 are the same frame rate
+    return value
+
+
+def canonical_json(value: Any) -> str:  # noqa: ANN401
+    """Stable JSON: sorted keys, no whitespace, enums as values, integral floats as ints."""
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
+    """What a job id hashes: render parameters, file digests (not paths), and the model."""
+    params = {k: v for k, v in _plain(job).items() if k not in _NON_IDENTITY_FIELDS}
+    for key in ("images", "loras", "video_conditioning"):
+        for item in params[key]:
+            item.pop("path")  # bytes decide identity, not where the file sits
+    for chunk in params["chunk_images"]:
+        for item in chunk:
+            item.pop("path")
+    if job.mode is not RenderMode.CHAINED:
+        params.pop("chunking")
+    return {"params": params, "model": model_fingerprint}
+
+
+def compute_job_id(job: RenderJob, model_fingerprint: str) -> str:
+    digest = hashlib.sha256(canonical_json(identity_payload(job, model_fingerprint)).encode())
+    return digest.hexdigest()[:JOB_ID_LENGTH]
+
+
+def with_job_id(job: RenderJob, model_fingerprint: str) -> RenderJob:
+    return dataclasses.replace(job, job_id=compute_job_id(job, model_fingerprint))
+
+
+def derive_seed(base_seed: int, job_params: dict[str, Any]) -> int:
+    """A seed for a job that did not name one: stable across runs, different across jobs."""
+    payload = canonical_json({"base_seed": base_seed, "job": job_params})
+    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
