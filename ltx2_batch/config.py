@@ -13,15 +13,16 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 
 
+# Member names are lower case because OmegaConf matches enum values in YAML by member name.
 class ModelSource(str, Enum):
-    TINY = "tiny"  # embedded default: built locally, cached under models/tiny/
-    CHECKPOINT = "checkpoint"  # real Lightricks weights under models/
-    RANDOM = "random"  # full-size official configs, random weights built on the device (benchmarks)
+    tiny = "tiny"  # embedded default: built locally, cached under models/tiny/
+    checkpoint = "checkpoint"  # real Lightricks weights under models/
+    random = "random"  # full-size official configs, random weights built on the device (benchmarks)
 
 
 class EngineKind(str, Enum):
-    LOCAL = "local"
-    RAY = "ray"
+    local = "local"
+    ray = "ray"
 
 
 @dataclass
@@ -29,13 +30,18 @@ class ModelConfig:
     """Which weights, and how to place them. File names default to Lightricks' published ones."""
 
     name: str = "tiny"
-    source: ModelSource = ModelSource.TINY
+    source: ModelSource = ModelSource.tiny
     root: str = "models"
     # Checkpoint preference in order; the first file that exists wins (seed 8.2: full > fp8).
-    checkpoints: list[str] = field(default_factory=lambda: ["ltx-2-19b-distilled.safetensors"])
-    distilled_lora: str = "ltx-2-19b-distilled-lora-384.safetensors"
-    spatial_upsampler: str = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
-    temporal_upsampler: str = "ltx-2-temporal-upscaler-x2-1.0.safetensors"
+    checkpoints: list[str] = field(
+        default_factory=lambda: [
+            "checkpoints/ltx-2-19b-distilled.safetensors",
+            "checkpoints/ltx-2-19b-distilled-fp8.safetensors",
+        ]
+    )
+    distilled_lora: str = "checkpoints/ltx-2-19b-distilled-lora-384.safetensors"
+    spatial_upsampler: str = "upscalers/ltx-2-spatial-upscaler-x2-1.0.safetensors"
+    temporal_upsampler: str = "upscalers/ltx-2-temporal-upscaler-x2-1.0.safetensors"
     gemma_root: str = "text_encoders/gemma3"
     hf_repo: str = "Lightricks/LTX-2"
     device: str = "auto"  # auto = cuda > mps > cpu
@@ -46,7 +52,7 @@ class ModelConfig:
 
 @dataclass
 class EngineConfig:
-    kind: EngineKind = EngineKind.LOCAL
+    kind: EngineKind = EngineKind.local
     num_workers: int | None = None  # None: one per GPU, else 1 CPU worker
     gpus_per_worker: float = 1.0
     cpus_per_worker: float = 1.0

@@ -59,3 +59,11 @@ class FatalBackendError(Ltx2BatchError):
 
 class JobCancelledError(Ltx2BatchError):
     """A job stopped because the run was cancelled (Ctrl-C / SIGTERM)."""
+
+
+class MediaError(Ltx2BatchError):
+    """Writing, muxing or probing a media file failed; ffmpeg's stderr tail is in the message."""
+
+
+class LedgerError(Ltx2BatchError):
+    """The run ledger cannot be written or read (journal in use, unreadable Parquet, an invalid row)."""

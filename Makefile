@@ -1,0 +1,24 @@
+# Two entry points for a new user: `make demo` and `make test`. Both create .venv and install on first use.
+# On a machine with an NVIDIA driver the CPU constraint is dropped and pip takes the CUDA build of torch.
+VENV ?= .venv
+PYTHON ?= python3
+CONSTRAINTS ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint bench
+
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q $(CONSTRAINTS) -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/ltx2-batch manifest=demo
+
+test: install
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check ltx2_batch tests bench

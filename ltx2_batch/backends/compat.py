@@ -1,0 +1,96 @@
+"""Process-level shims that let ltx-core/ltx-pipelines 1.0.0 run on this stack (CPU torch, tiny Gemma).
+
+Owns three narrow fixes, each applied only when needed and each idempotent:
+  1. torchaudio: PyPI's wheel links CUDA libraries; on a CPU torch `import torchaudio` raises OSError. ltx-core
+     needs only pure-Python parts (MelSpectrogram, resample), so the compiled extension is stubbed out, and only
+     when the normal import fails.
+  2. `torch.cuda.synchronize()` is called unconditionally by the official helpers; on a CPU-only build it raises,
+     so it becomes a no-op when (and only when) CUDA is unavailable.
+  3. ltx-core hard-codes the Gemma-3 config in a shared constant; `use_gemma_config` overwrites that instance in
+     place from a folder's config.json so a tiny (or any) Gemma folder is described by its own file.
+Must not: import ltx_core at module import time, touch os.environ, or change behaviour on a working CUDA stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_GEMMA_TOP_LEVEL_KEYS = ("boi_token_index", "eoi_token_index", "eos_token_id", "image_token_index",
+                         "mm_tokens_per_image")
+
+
+def _fail_stub(message: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError(f"{func.__name__}: {message}")
+
+        return wrapped
+
+    return decorator
+
+
+def ensure_torchaudio() -> str:
+    """Import torchaudio; returns "native" or "pure-python" (extension stubbed). Safe to call repeatedly."""
+    try:
+        importlib.import_module("torchaudio")
+        return "native"
+    except OSError:
+        for name in [n for n in sys.modules if n == "torchaudio" or n.startswith("torchaudio.")]:
+            del sys.modules[name]
+    ext = types.ModuleType("torchaudio._extension")
+    ext._IS_TORCHAUDIO_EXT_AVAILABLE = False  # type: ignore[attr-defined]
+    ext._IS_ALIGN_AVAILABLE = False  # type: ignore[attr-defined]
+    ext.fail_if_no_align = _fail_stub("torchaudio compiled extension unavailable")  # type: ignore[attr-defined]
+    ext._load_lib = lambda _lib: False  # type: ignore[attr-defined]
+    ext._check_cuda_version = lambda: None  # type: ignore[attr-defined]
+    sys.modules["torchaudio._extension"] = ext
+    importlib.import_module("torchaudio")
+    return "pure-python"
+
+
+def _no_sync(*_args: object, **_kwargs: object) -> None:
+    """Stand-in for torch.cuda.synchronize on a machine without CUDA (nothing to wait for)."""
+
+
+def prepare() -> dict[str, str]:
+    """Apply shims 1 and 2. Call before importing ltx_core / ltx_pipelines. Idempotent."""
+    info = {"torchaudio": ensure_torchaudio()}
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.cuda.synchronize = _no_sync  # type: ignore[assignment]
+        info["cuda_synchronize"] = "no-op"
+    return info
+
+
+def use_gemma_config(gemma_root: str | Path) -> bool:
+    """Point ltx-core's shared Gemma config at `<gemma_root>/config.json`; False when the folder has none.
+
+    The constant is reset to the shipped 12B defaults first, keeping object identity (the text-encoder
+    configurator and the embeddings feature extractor both hold it), so switching folders is safe.
+    """
+    path = Path(gemma_root) / "config.json"
+    if not path.is_file():
+        return False
+    cfg = json.loads(path.read_text())
+    from ltx_core.text_encoders.gemma import config as gcfg
+
+    target = gcfg.GEMMA3_CONFIG_FOR_LTX
+    target.__dict__.update(gcfg.Gemma3ConfigData().__dict__)
+    for key in _GEMMA_TOP_LEVEL_KEYS:
+        if key in cfg:
+            setattr(target, key, cfg[key])
+    for sub_name, sub in (("text_config", target.text_config), ("vision_config", target.vision_config)):
+        for key, value in cfg.get(sub_name, {}).items():
+            if key == "rope_scaling":
+                if value:
+                    sub.rope_scaling = gcfg.Gemma3RopeScaling(**value)
+            elif hasattr(sub, key):
+                setattr(sub, key, value)
+    return True

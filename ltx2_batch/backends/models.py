@@ -1,0 +1,209 @@
+"""Where the model files are, and a cheap fingerprint of them. Torch-free: runs on the driver.
+
+Owns: checkpoint discovery in the seed's layout (<root>/checkpoints, <root>/upscalers, <root>/text_encoders/gemma3)
+with Lightricks' published names, the full-precision-before-fp8 preference (seed 8.2/8.6), the missing-weights
+message (every expected path plus the exact download command), and `model_fingerprint`, which hashes file names,
+sizes and safetensors headers (never the tensor bytes of a 40 GB checkpoint). For `source=tiny` the tiny set is
+built on first use (that lazy import of torch is the one exception to "torch-free").
+Must not: import torch, ltx_core or ltx_pipelines at module level; read tensor data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.errors import ConfigError, MissingWeightsError
+
+CHECKPOINT_DIR = "checkpoints"
+UPSCALER_DIR = "upscalers"
+ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsampler", "gemma_root")
+DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
+GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
+_HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+_DEFAULTS = ModelConfig()
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Resolved absolute paths. Optional roles are None when absent; `missing` names every absent role."""
+
+    root: Path
+    source: str
+    checkpoint: Path | None
+    is_fp8: bool
+    gemma_root: Path | None
+    distilled_lora: Path | None
+    spatial_upsampler: Path | None
+    temporal_upsampler: Path | None
+    ic_lora: Path | None  # only the tiny set ships one (real IC-LoRAs are user files)
+    expected: tuple[tuple[str, Path], ...]  # (role, path) looked for, in preference order
+    fetch_commands: tuple[tuple[str, str], ...]  # (role, shell command that fetches it)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(role for role in ROLES if getattr(self, role) is None)
+
+    def require(self, roles: tuple[str, ...] | list[str]) -> None:
+        """Raise MissingWeightsError naming every expected path of every absent role in `roles`."""
+        absent = [r for r in roles if getattr(self, r) is None]
+        if not absent:
+            return
+        lines = [f"model files missing under {self.root}:"]
+        for role in absent:
+            paths = [str(p) for r, p in self.expected if r == role]
+            lines.append(f"  {role}: looked for " + " | ".join(paths))
+        commands = dict(self.fetch_commands)
+        lines.append("fetch them with:")
+        lines.extend(f"  {commands[r]}" for r in dict.fromkeys(absent) if r in commands)
+        raise MissingWeightsError("\n".join(lines))
+
+
+def fp8_variant(name: str) -> str:
+    """Lightricks publishes `X.safetensors` next to `X-fp8.safetensors`."""
+    stem = name.removesuffix(".safetensors")
+    return name if stem.endswith("-fp8") else f"{stem}-fp8.safetensors"
+
+
+def tiny_root(cfg: ModelConfig, project_root: Path) -> Path:
+    """`root` itself when it is a folder named tiny (conf/model/tiny.yaml), else `<root>/tiny`."""
+    root = _abs(cfg.root, project_root)
+    return root if root.name == "tiny" else root / "tiny"
+
+
+def resolve_model_files(cfg: ModelConfig, project_root: Path, *, require: tuple[str, ...] = DEFAULT_REQUIRED,
+                        allow_fp8: bool | None = None) -> ModelFiles:
+    """Find every model file for `cfg`; raise MissingWeightsError when a role in `require` is absent.
+
+    `allow_fp8` overrides cfg.allow_fp8 (the manager passes False on MPS, where fp8 cannot run).
+    """
+    if cfg.source is ModelSource.random:
+        raise ConfigError("model.source=random has no files to resolve: it builds full-size random weights")
+    fp8_ok = cfg.allow_fp8 if allow_fp8 is None else allow_fp8
+    if cfg.source is ModelSource.tiny:
+        root = tiny_root(cfg, project_root)
+        from ltx2_batch.backends import tiny
+
+        tiny.ensure_tiny_models(root, seed=cfg.seed)
+        files = _discover(root, _tiny_names(cfg), fp8_ok, cfg.hf_repo, "tiny")
+        files = _with_ic_lora(files, root / tiny.TINY_LAYOUT["ic_lora"])
+    else:
+        files = _discover(_abs(cfg.root, project_root), _names(cfg), fp8_ok, cfg.hf_repo, cfg.source.value)
+    files.require(require)
+    return files
+
+
+def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
+    """A short stable id of the weights a job will run on; cheap (headers only) and torch-free.
+
+    For `source=tiny` it hashes the tiny recipe (version + seed), which fully determines the bytes, so the
+    driver never has to build the set to compute job ids.
+    """
+    digest = hashlib.sha256()
+    if cfg.source is ModelSource.tiny:
+        from ltx2_batch.backends.tiny import TINY_RECIPE_VERSION
+
+        digest.update(json.dumps({"tiny": TINY_RECIPE_VERSION, "seed": cfg.seed}).encode())
+        return digest.hexdigest()[:16]
+    if cfg.source is ModelSource.random:
+        digest.update(json.dumps({"random": cfg.name, "seed": cfg.seed}).encode())
+        return digest.hexdigest()[:16]
+    files = _discover(_abs(cfg.root, project_root), _names(cfg), cfg.allow_fp8, cfg.hf_repo, cfg.source.value)
+    files.require(("checkpoint", "gemma_root"))
+    for role in ROLES:
+        path = getattr(files, role)
+        if path is None:
+            digest.update(f"{role}:absent\n".encode())
+            continue
+        for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if item.is_file():
+                rel = item.relative_to(path) if path.is_dir() else Path(item.name)
+                digest.update(f"{role}:{rel}:{item.stat().st_size}:{file_header_digest(item)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def file_header_digest(path: Path) -> str:
+    """sha256 of a safetensors header (tensor names, dtypes, shapes, offsets, metadata); of the whole file for
+    small non-safetensors files (tokenizer, config)."""
+    with path.open("rb") as handle:
+        if path.suffix == ".safetensors":
+            raw = handle.read(8)
+            (length,) = struct.unpack("<Q", raw) if len(raw) == 8 else (0,)
+            return hashlib.sha256(raw + handle.read(min(length, _HEADER_LIMIT))).hexdigest()
+        return hashlib.sha256(handle.read(_HEADER_LIMIT)).hexdigest()
+
+
+def _abs(path: str, project_root: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path(project_root) / p)
+
+
+def _names(cfg: ModelConfig) -> dict[str, list[str]]:
+    return {"checkpoint": list(cfg.checkpoints), "distilled_lora": [cfg.distilled_lora],
+            "spatial_upsampler": [cfg.spatial_upsampler], "temporal_upsampler": [cfg.temporal_upsampler],
+            "gemma_root": [cfg.gemma_root]}
+
+
+def _tiny_names(cfg: ModelConfig) -> dict[str, list[str]]:
+    """cfg names, except that a name left at its real-weights default maps to the tiny set's name."""
+    from ltx2_batch.backends.tiny import TINY_LAYOUT
+
+    names = _names(cfg)
+    defaults = _names(_DEFAULTS)
+    return {role: [Path(TINY_LAYOUT[role]).name if role != "gemma_root" else TINY_LAYOUT[role]]
+            if names[role] == defaults[role] else names[role] for role in names}
+
+
+def _discover(root: Path, names: dict[str, list[str]], allow_fp8: bool, hf_repo: str, source: str) -> ModelFiles:
+    ckpt_dir, up_dir = root / CHECKPOINT_DIR, root / UPSCALER_DIR
+    candidates = [ckpt_dir / n for n in names["checkpoint"]]  # full precision first, in config order
+    if allow_fp8:
+        candidates += [ckpt_dir / fp8_variant(n) for n in names["checkpoint"] if fp8_variant(n) != n]
+    candidates = list(dict.fromkeys(candidates))
+    checkpoint = next((c for c in candidates if c.is_file()), None)
+    expected: list[tuple[str, Path]] = [("checkpoint", c) for c in candidates]
+    singles = {"distilled_lora": ckpt_dir / names["distilled_lora"][0],
+               "spatial_upsampler": up_dir / names["spatial_upsampler"][0],
+               "temporal_upsampler": up_dir / names["temporal_upsampler"][0]}
+    expected += list(singles.items())
+    gemma = root / names["gemma_root"][0]
+    expected.append(("gemma_root", gemma))
+    gemma_ok = gemma.is_dir() and any(gemma.rglob("model*.safetensors")) and any(gemma.rglob("tokenizer.model"))
+    rel = _display(root)
+    fetch = (
+        ("checkpoint", f"huggingface-cli download {hf_repo} {names['checkpoint'][0]} --local-dir {rel}/{CHECKPOINT_DIR}"),
+        ("distilled_lora",
+         f"huggingface-cli download {hf_repo} {names['distilled_lora'][0]} --local-dir {rel}/{CHECKPOINT_DIR}"),
+        ("spatial_upsampler",
+         f"huggingface-cli download {hf_repo} {names['spatial_upsampler'][0]} --local-dir {rel}/{UPSCALER_DIR}"),
+        ("temporal_upsampler",
+         f"huggingface-cli download {hf_repo} {names['temporal_upsampler'][0]} --local-dir {rel}/{UPSCALER_DIR}"),
+        ("gemma_root", f"huggingface-cli download {GEMMA_HF_REPO} --local-dir {rel}/{names['gemma_root'][0]}"),
+    )
+    if source == "tiny":
+        fetch = tuple((r, "python -m ltx2_batch.backends.tiny " + str(root)) for r, _ in fetch)
+    return ModelFiles(
+        root=root, source=source, checkpoint=checkpoint,
+        is_fp8=checkpoint is not None and checkpoint.name.removesuffix(".safetensors").endswith("-fp8"),
+        gemma_root=gemma if gemma_ok else None,
+        **{role: (p if p.is_file() else None) for role, p in singles.items()},
+        ic_lora=None, expected=tuple(expected), fetch_commands=fetch,
+    )
+
+
+def _with_ic_lora(files: ModelFiles, path: Path) -> ModelFiles:
+    import dataclasses
+
+    return dataclasses.replace(files, ic_lora=path if path.is_file() else None)
+
+
+def _display(root: Path) -> str:
+    """The root as the user would type it: relative to the current folder when it lies under it."""
+    try:
+        return str(root.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(root)

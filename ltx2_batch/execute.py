@@ -1,0 +1,199 @@
+"""Render one job to finished files with a warm backend: the work a worker does per job.
+
+Shared by the local runner and the Ray actor, so both write identical outputs. Files are written to
+temporary names and renamed into place; the sidecar is written last, so a job whose sidecar exists is
+complete. This module writes files but never the ledger: ledger rows are the driver's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
+from ltx2_batch.chaining.plan import plan_chunks
+from ltx2_batch.chaining.run import ChunkOutcome, run_chained
+from ltx2_batch.errors import JobCancelledError
+from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
+from ltx2_batch.layout import OutputLayout
+from ltx2_batch.media.sidecar import write_sidecar
+from ltx2_batch.media.write import write_mp4, write_png, write_thumbnail
+
+ChunkCallback = Callable[[RenderJob, ChunkOutcome], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a worker reports for one job attempt; the driver turns it into ledger rows."""
+
+    job_id: str
+    status: str  # done | failed | cancelled
+    output_path: str | None = None
+    thumbnail_path: str | None = None
+    sidecar_path: str | None = None
+    frames_written: int = 0
+    duration_s: float = 0.0
+    load_s: float = 0.0
+    render_s: float = 0.0
+    encode_s: float = 0.0
+    total_s: float = 0.0
+    error: str | None = None
+    worker: str = ""
+    node: str = ""
+    device: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    chunks: tuple[ChunkOutcome, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    worker: str
+    node: str
+
+    @classmethod
+    def here(cls, worker: str) -> WorkerIdentity:
+        return cls(worker=worker, node=socket.gethostname())
+
+
+def _error_summary(exc: BaseException) -> str:
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    tail = "".join(lines[-6:])
+    return f"{type(exc).__name__}: {exc}\n{tail}"[-4000:]
+
+
+class JobExecutor:
+    """Owns nothing but references: the backend (warm model) and the run's output layout."""
+
+    def __init__(
+        self,
+        backend: RenderBackend,
+        layout: OutputLayout,
+        identity: WorkerIdentity,
+        run_info: dict[str, Any],
+        video_crf: int = 18,
+        thumbnail_width: int = 320,
+    ) -> None:
+        self._backend = backend
+        self._layout = layout
+        self._identity = identity
+        self._run_info = run_info
+        self._crf = video_crf
+        self._thumb_width = thumbnail_width
+
+    def execute(
+        self,
+        job: RenderJob,
+        on_chunk: ChunkCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> JobOutcome:
+        """Never raises for a job's own failure: it becomes a failed outcome (application errors are not
+        retried). KeyboardInterrupt propagates; the caller records the job cancelled."""
+        started = time.perf_counter()
+        base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
+        try:
+            load_s = self._backend.prepare(job.pipeline, job.loras)
+            if job.mode is RenderMode.CHAINED:
+                outcome = self._execute_chained(job, on_chunk, should_stop)
+            else:
+                outcome = self._execute_single(job)
+        except JobCancelledError as exc:
+            return JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
+        except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the run goes on
+            return JobOutcome(
+                status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
+            )
+        total = time.perf_counter() - started
+        return JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome)
+
+    def _execute_single(self, job: RenderJob) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        result = self._backend.render(RenderRequest(job=job))
+        render_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        out = self._layout.video(job)
+        if job.mode is RenderMode.IMAGE:
+            write_png(out, result.frames[0])
+            frames = 1
+        else:
+            info = write_mp4(
+                out,
+                result.frames,
+                result.frame_rate,
+                audio=result.audio if job.audio else None,
+                sample_rate=result.sample_rate if job.audio else None,
+                crf=self._crf,
+            )
+            frames = info.frame_count
+        write_thumbnail(self._layout.thumbnail(job), result.frames[0], width=self._thumb_width)
+        encode_s = time.perf_counter() - t1
+        return self._finish(job, result, frames, render_s, encode_s, ())
+
+    def _execute_chained(
+        self, job: RenderJob, on_chunk: ChunkCallback | None, should_stop: StopCheck | None
+    ) -> dict[str, Any]:
+        plan = plan_chunks(
+            job.num_frames,
+            job.chunking.chunk_frames,
+            job.chunking.overlap_frames,
+            self._backend.temporal_scale,
+        )
+        chained = run_chained(
+            self._backend,
+            job,
+            plan,
+            self._layout,
+            on_chunk=(lambda outcome: on_chunk(job, outcome)) if on_chunk else None,
+            should_stop=should_stop,
+        )
+        t1 = time.perf_counter()
+        out = self._layout.video(job)
+        info = chained.write(out, crf=self._crf)
+        write_thumbnail(self._layout.thumbnail(job), chained.first_frame, width=self._thumb_width)
+        encode_s = time.perf_counter() - t1
+        return self._finish(
+            job, chained.last_result, info.frame_count, chained.render_s, encode_s, chained.chunks
+        )
+
+    def _finish(
+        self,
+        job: RenderJob,
+        result: RenderResult,
+        frames: int,
+        render_s: float,
+        encode_s: float,
+        chunks: tuple[ChunkOutcome, ...],
+    ) -> dict[str, Any]:
+        sidecar = self._layout.sidecar(job)
+        payload = {
+            "job_id": job.job_id,
+            "name": job.name,
+            "params": canonical_json(job),
+            "tags": dict(job.tags),
+            "frames_written": frames,
+            "duration_s": frames / job.frame_rate,
+            "output": os.path.relpath(self._layout.video(job), self._layout.root),
+            "thumbnail": os.path.relpath(self._layout.thumbnail(job), self._layout.root),
+            "timings": {"render_s": render_s, "encode_s": encode_s, **result.timings},
+            "backend": result.info,
+            "chunks": [chunk.as_dict() for chunk in chunks],
+            **self._run_info,
+        }
+        write_sidecar(sidecar, payload)  # last: its presence marks the job's files complete
+        return {
+            "output_path": str(self._layout.video(job)),
+            "thumbnail_path": str(self._layout.thumbnail(job)),
+            "sidecar_path": str(sidecar),
+            "frames_written": frames,
+            "duration_s": frames / job.frame_rate,
+            "render_s": render_s,
+            "encode_s": encode_s,
+            "device": str(result.info.get("device", "")),
+            "phases": dict(result.timings),
+            "chunks": chunks,
+        }

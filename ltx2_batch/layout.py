@@ -1,0 +1,46 @@
+"""Where a run's files go (the seed's section 8.9, under one output dir per run name).
+
+    <output_dir>/generated/<job_id>.mp4 (.png for one-frame jobs)
+    <output_dir>/thumbnails/<job_id>.jpg
+    <output_dir>/metadata/<job_id>.json
+    <output_dir>/chunks/<job_id>/chunk_<i>.safetensors (+ .npz)   chained jobs
+    <output_dir>/ledger/ + ledger.parquet
+
+The job id decides every path, never the clock: a rerun finds what an earlier run wrote.
+Pure path arithmetic; creating folders is the writer's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltx2_batch.jobs import RenderJob, RenderMode
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    root: Path
+
+    def video(self, job: RenderJob) -> Path:
+        suffix = ".png" if job.mode is RenderMode.IMAGE else ".mp4"
+        return self.root / "generated" / f"{job.job_id}{suffix}"
+
+    def thumbnail(self, job: RenderJob) -> Path:
+        return self.root / "thumbnails" / f"{job.job_id}.jpg"
+
+    def sidecar(self, job: RenderJob) -> Path:
+        return self.root / "metadata" / f"{job.job_id}.json"
+
+    def chunk_dir(self, job: RenderJob) -> Path:
+        return self.root / "chunks" / job.job_id
+
+    def chunk_latent(self, job: RenderJob, index: int) -> Path:
+        return self.chunk_dir(job) / f"chunk_{index:03d}.safetensors"
+
+    def chunk_media(self, job: RenderJob, index: int) -> Path:
+        return self.chunk_dir(job) / f"chunk_{index:03d}.npz"
+
+    def outputs_exist(self, job: RenderJob) -> bool:
+        """A job counts as done only if its main file and sidecar are both in place."""
+        return self.video(job).is_file() and self.sidecar(job).is_file()

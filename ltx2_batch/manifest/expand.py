@@ -1,0 +1,186 @@
+"""Sweep expansion: a parsed manifest document -> a flat list of expanded job field dicts. Pure.
+
+Owns defaults merging, `grid` (cartesian product) and `zip` (advanced together) sweeps at manifest and
+job level, dotted sweep keys (`upscale.temporal`), readable unique name suffixes, and the shape checks
+that must run once per manifest rather than once per expanded job (unknown keys, sweep structure). Must
+not read files or judge values: `schema.parse_job` does that on each expanded job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ltx2_batch.manifest.schema import (
+    JOB_FIELDS,
+    NESTED_KEYS,
+    NOT_IN_DEFAULTS,
+    SWEEP_KEYS,
+    sweep_key_problem,
+    type_name,
+    unknown_keys,
+)
+
+NAME_SEPARATOR = "__"
+_INLINE_LABEL = re.compile(r"^[A-Za-z0-9._+-]{1,24}$")
+
+
+@dataclass(frozen=True)
+class ExpandedJob:
+    """One job after defaults and sweeps: `fields` holds raw manifest values (no `sweep` key)."""
+
+    source_index: int  # position in the manifest's `jobs` list (0-based)
+    name: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Expansion:
+    jobs: tuple[ExpandedJob, ...]
+    problems: tuple[tuple[int | None, str | None, str, str], ...] = field(default=())  # (index, name, field, msg)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a sweep: the values to set and the name parts that label it."""
+
+    assignments: tuple[tuple[str, Any], ...]
+    labels: tuple[str, ...]
+
+
+def _label(key: str, value: object, position: int) -> str:
+    """`seed=3` for short plain values, `prompt#2` (0-based position in the list) for the rest."""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if isinstance(value, (str, int, float)) and _INLINE_LABEL.match(text):
+        return f"{key}={text}"
+    return f"{key}#{position}"
+
+
+def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
+    """Variants of one block. A swept `name` replaces the labels of its own axis (grid) or row (zip).
+
+    Labels use the last part of a dotted key (`cfg_scale=4`) unless two keys of the block share it.
+    """
+    keys = list(values)
+    leaves = [k.rpartition(".")[2] for k in keys]
+    short = dict(zip(keys, leaves if len(set(leaves)) == len(leaves) else keys, strict=True))
+    if zipped:
+        rows = zip(*(values[k] for k in keys), strict=True)
+        indexed: Iterator[tuple[tuple[int, Any], ...]] = (
+            tuple((i, v) for v in row) for i, row in enumerate(rows)
+        )
+    else:
+        indexed = itertools.product(*(list(enumerate(values[k])) for k in keys))
+    out = []
+    for combo in indexed:
+        assignments = tuple((k, v) for k, (_, v) in zip(keys, combo, strict=True))
+        if zipped and "name" in keys:
+            labels: tuple[str, ...] = (str(values["name"][combo[0][0]]),)
+        else:
+            labels = tuple(
+                str(v) if k == "name" else _label(short[k], v, i) for k, (i, v) in zip(keys, combo, strict=True)
+            )
+        out.append(Variant(assignments, labels))
+    return out
+
+
+def sweep_variants(sweep: object) -> tuple[list[Variant], list[tuple[str, str]]]:
+    """All variants of one `sweep:` block (grid x zip), or problems as (field, message)."""
+    if sweep is None:
+        return [Variant((), ())], []
+    if not isinstance(sweep, dict):
+        return [], [("sweep", f"must be a mapping with keys grid and/or zip, got {type_name(sweep)}")]
+    problems = [(f"sweep.{k}", m) for k, m in unknown_keys(sweep, SWEEP_KEYS)]
+    blocks: dict[str, dict[str, list]] = {}
+    for kind in SWEEP_KEYS:
+        block = sweep.get(kind) or {}
+        if not isinstance(block, dict):
+            problems.append((f"sweep.{kind}", f"must be a mapping of field -> list, got {type_name(block)}"))
+            continue
+        for key, values in block.items():
+            where = f"sweep.{kind}.{key}"
+            why = sweep_key_problem(str(key))
+            if why:
+                problems.append((where, why))
+            elif not isinstance(values, list) or not values:
+                problems.append((where, f"must be a non-empty list of values, got {values!r}"))
+            elif key == "name" and not all(isinstance(v, str) and v for v in values):
+                problems.append((where, "swept names must be non-empty strings"))
+        blocks[kind] = block
+    grid, zipped = blocks.get("grid", {}), blocks.get("zip", {})
+    for key in set(grid) & set(zipped):
+        problems.append((f"sweep.zip.{key}", f"{key!r} is swept in both grid and zip; sweep it once"))
+    lengths = {k: len(v) for k, v in zipped.items() if isinstance(v, list)}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+        problems.append(("sweep.zip", f"zip lists must have equal length, got {detail}"))
+    if problems:
+        return [], problems
+    grid_v = _block_variants(grid, zipped=False) if grid else [Variant((), ())]
+    zip_v = _block_variants(zipped, zipped=True) if zipped else [Variant((), ())]
+    return [Variant(g.assignments + z.assignments, g.labels + z.labels) for g in grid_v for z in zip_v], []
+
+
+def _merge(defaults: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    """Job values win; mapping-valued fields (guider params, upscale, tags) merge one level deep."""
+    merged = dict(defaults)
+    for key, value in job.items():
+        if key in NESTED_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply(base: dict[str, Any], assignments: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    fields = dict(base)
+    for key, value in assignments:
+        head, dot, sub = key.partition(".")
+        if dot:
+            inner = fields.get(head)
+            fields[head] = {**(inner if isinstance(inner, dict) else {}), sub: value}
+        else:
+            fields[key] = value
+    return fields
+
+
+def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
+    """Defaults, then the job, then the manifest sweep, then the job sweep; names stay unique."""
+    problems: list[tuple[int | None, str | None, str, str]] = []
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append((None, None, "defaults", f"must be a mapping, got {type_name(defaults)}"))
+        defaults = {}
+    allowed_defaults = [k for k in JOB_FIELDS if k not in NOT_IN_DEFAULTS]
+    problems += [(None, None, f"defaults.{k}", m) for k, m in unknown_keys(defaults, allowed_defaults)]
+    top_variants, sweep_problems = sweep_variants(doc.get("sweep"))
+    problems += [(None, None, f, m) for f, m in sweep_problems]
+    raw_jobs = doc.get("jobs")
+    if not isinstance(raw_jobs, list) or not raw_jobs:
+        problems.append((None, None, "jobs", f"must be a non-empty list of jobs, got {raw_jobs!r}"))
+        raw_jobs = []
+    top_keys = {k for v in top_variants[:1] for k, _ in v.assignments}
+    jobs: list[ExpandedJob] = []
+    for index, raw in enumerate(raw_jobs):
+        if not isinstance(raw, dict):
+            problems.append((index, None, "<job>", f"must be a mapping of job fields, got {type_name(raw)}"))
+            continue
+        base_name = raw.get("name", f"job{index}")
+        name = base_name if isinstance(base_name, str) else str(base_name)
+        problems += [(index, name, k, m) for k, m in unknown_keys(raw, list(JOB_FIELDS))]
+        job_variants, job_problems = sweep_variants(raw.get("sweep"))
+        problems += [(index, name, f, m) for f, m in job_problems]
+        for key in sorted(top_keys & {k for v in job_variants[:1] for k, _ in v.assignments}):
+            problems.append((index, name, f"sweep.{key}", "also swept at manifest level; sweep it once"))
+        base = _merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
+        base["name"] = name
+        for top in top_variants:
+            for own in job_variants:
+                fields = _apply(base, top.assignments + own.assignments)
+                labels = top.labels + own.labels
+                fields["name"] = NAME_SEPARATOR.join((name, *labels)) if labels else name
+                jobs.append(ExpandedJob(index, fields["name"], fields))
+    return Expansion(tuple(jobs), tuple(problems))

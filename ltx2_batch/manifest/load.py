@@ -1,0 +1,203 @@
+"""Manifest loading: the only module of `ltx2_batch.manifest` that touches the file system.
+
+Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejected), resolving and
+hashing input files (once per distinct path), seeds, job ids, the checks across jobs (duplicate names,
+duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
+Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.errors import FieldProblem, ManifestError
+from ltx2_batch.jobs import ChunkingSpec, RenderJob, file_sha256, with_job_id
+from ltx2_batch.manifest.expand import expand_manifest
+from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.schema import TOP_KEYS, JobContext, ResolvedInput, expect, parse_job, unknown_keys
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ManifestPlan:
+    source: str  # manifest path as given
+    sha256: str  # of the manifest file bytes
+    jobs: tuple[RenderJob, ...]  # each with job_id set
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
+    try:
+        doc = yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {exc}")]) from exc
+    if not isinstance(doc, dict):
+        got = "an empty file" if doc is None else type(doc).__name__
+        raise ManifestError([FieldProblem(source, "<manifest>", f"must be a mapping with `jobs:`, got {got}")])
+    return doc
+
+
+def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
+    out = []
+    if chaining.chunk_frames < 2:
+        out.append(FieldProblem(source, "chaining.chunk_frames", f"must be >= 2, got {chaining.chunk_frames}"))
+    if not 0 <= chaining.overlap_frames < chaining.chunk_frames:
+        out.append(
+            FieldProblem(
+                source,
+                "chaining.overlap_frames",
+                f"must be in [0, chunk_frames - 1] = [0, {chaining.chunk_frames - 1}], "
+                f"got {chaining.overlap_frames}",
+            )
+        )
+    return out
+
+
+class _InputCache:
+    """Resolves each distinct path string once and hashes each distinct real file once."""
+
+    def __init__(self, roots: InputRoots) -> None:
+        self._roots = roots
+        self._resolved: dict[tuple[str, bool], ResolvedInput] = {}
+        self._digests: dict[str, str] = {}
+
+    def __call__(self, raw: str, lora: bool) -> ResolvedInput:
+        key = (raw, lora)
+        if key not in self._resolved:
+            found = resolve_input_path(raw, self._roots, lora=lora)
+            if found.ok:
+                if found.path not in self._digests:
+                    self._digests[found.path] = file_sha256(found.path)
+                self._resolved[key] = ResolvedInput(found.path, self._digests[found.path])
+            else:
+                self._resolved[key] = ResolvedInput(error=found.error)
+        return self._resolved[key]
+
+
+def _dedupe(problems: Iterable[FieldProblem]) -> list[FieldProblem]:
+    """One line per (job, field, message): a sweep repeats a bad value across its expanded jobs."""
+    counts: dict[tuple[Any, ...], list[Any]] = {}
+    for p in problems:
+        key = (p.job_index, p.field, p.message)
+        if key in counts:
+            counts[key][1] += 1
+        else:
+            counts[key] = [p, 0]
+    out = []
+    for first, more in counts.values():
+        suffix = f" (and {more} more expanded job(s) of this entry)" if more else ""
+        out.append(dataclasses.replace(first, message=first.message + suffix))
+    return out
+
+
+def _cross_job_problems(jobs: list[RenderJob], sources: list[int], source: str) -> list[FieldProblem]:
+    out = []
+    by_name: dict[str, int] = {}
+    by_id: dict[str, int] = {}
+    for pos, job in enumerate(jobs):
+        if job.name in by_name:
+            first = jobs[by_name[job.name]]
+            out.append(
+                FieldProblem(source, "name", f"duplicate job name (also job {sources[by_name[job.name]]} "
+                             f"{first.name!r}); names must be unique", sources[pos], job.name)
+            )
+        else:
+            by_name[job.name] = pos
+        if job.job_id in by_id:
+            first = jobs[by_id[job.job_id]]
+            out.append(
+                FieldProblem(source, "seed", f"renders exactly the same clip as {first.name!r} (same parameters, "
+                             "inputs and seed): give one a different seed or remove it", sources[pos], job.name)
+            )
+        else:
+            by_id[job.job_id] = pos
+    return out
+
+
+def load_manifest(
+    path: str | Path,
+    *,
+    chaining: ChainingConfig,
+    paths: PathsConfig,
+    model_fingerprint: str,
+    seed_override: int | None = None,
+) -> ManifestPlan:
+    """Read, expand and validate a manifest; raises ManifestError listing every problem found."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
+    doc = parse_yaml(data, source)
+    problems = _chaining_problems(chaining, source)
+    problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP_KEYS)]
+    base_seed = doc.get("base_seed", 0)
+    if expect(base_seed, "int"):
+        problems.append(FieldProblem(source, "base_seed", expect(base_seed, "int") or ""))
+        base_seed = 0
+    expansion = expand_manifest(doc)
+    problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
+    if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
+        raise ManifestError(problems)
+    ctx = JobContext(
+        chunking=ChunkingSpec(chaining.chunk_frames, chaining.overlap_frames, chaining.condition_on_last_frame),
+        resolve=_InputCache(InputRoots.for_manifest(path, paths, os.getcwd())),
+        base_seed=base_seed,
+        seed_override=seed_override,
+    )
+    jobs: list[RenderJob] = []
+    sources: list[int] = []
+    for expanded in expansion.jobs:
+
+        def report(field: str, message: str, _e: Any = expanded) -> None:
+            problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
+
+        job = parse_job(expanded.fields, ctx, report)
+        if job is not None:
+            jobs.append(with_job_id(dataclasses.replace(job, index=len(jobs)), model_fingerprint))
+            sources.append(expanded.source_index)
+    problems += _cross_job_problems(jobs, sources, source)
+    if problems:
+        raise ManifestError(_dedupe(problems))
+    return ManifestPlan(source=source, sha256=hashlib.sha256(data).hexdigest(), jobs=tuple(jobs))
+
+
+def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:
+    """`demo` -> `manifests/demo.yaml`; an existing file path is returned as given."""
+    given = Path(name_or_path)
+    if given.is_file():
+        return given
+    if given.suffix not in MANIFEST_SUFFIXES and len(given.parts) == 1:
+        for suffix in MANIFEST_SUFFIXES:
+            candidate = manifests_dir / f"{name_or_path}{suffix}"
+            if candidate.is_file():
+                return candidate
+    known = sorted(p.stem for p in manifests_dir.glob("*.y*ml")) if manifests_dir.is_dir() else []
+    close = difflib.get_close_matches(given.stem, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known manifests in {manifests_dir}: {', '.join(known)}"
+    raise ManifestError([FieldProblem(name_or_path, "manifest", f"no manifest file found; {hint}")])

@@ -1,0 +1,123 @@
+"""Input-file path resolution for manifests (seed section 8.5), with a sandbox.
+
+Owns how a path string written in a manifest (image, LoRA, reference video) becomes an absolute, real
+file path, and the rule that the file must lie under an allowed root after symlinks are followed. URLs are
+reduced to their decoded path and never fetched. Must not hash or read files (the loader does that once per
+distinct file) and must not raise for a bad path: it returns the reason so the loader can report every
+problem at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ltx2_batch.config import PathsConfig
+
+PROJECTS_PREFIX = "/projects"
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class InputRoots:
+    """Where input files may live. Every path here is absolute and already passed through realpath."""
+
+    manifest_dir: str
+    projects_root: str
+    extra: tuple[str, ...] = ()
+    models_root: str = ""  # LoRAs only: `models/` under the working directory
+
+    @classmethod
+    def for_manifest(cls, manifest_path: str | Path, paths: PathsConfig, cwd: str | Path) -> InputRoots:
+        """Relative config roots are taken from `cwd` (the launch directory), not from the manifest."""
+        base = Path(cwd)
+
+        def real(p: str | Path) -> str:
+            return os.path.realpath(base / p)
+
+        return cls(
+            manifest_dir=os.path.dirname(real(manifest_path)),
+            projects_root=real(paths.projects_root),
+            extra=tuple(real(p) for p in paths.allowed_roots),
+            models_root=real("models"),
+        )
+
+    def allowed(self, *, lora: bool) -> tuple[str, ...]:
+        roots = (self.manifest_dir, self.projects_root, *self.extra)
+        return (*roots, self.models_root) if lora and self.models_root else roots
+
+
+@dataclass(frozen=True)
+class ResolvedPath:
+    """Either `path` (absolute, real, a regular file) or `error` (why not, in words for the user)."""
+
+    path: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def url_to_path(raw: str) -> str:
+    """`http(s)://host/projects/a/my%20image.png` -> `/projects/a/my image.png`; other strings unchanged."""
+    if raw.startswith(("http://", "https://")):
+        return unquote(urlparse(raw).path)
+    return raw
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _candidate(path: str, base: str, roots: InputRoots) -> str:
+    """Absolute, lexically normalised path; `/projects/...` is re-rooted under the projects root."""
+    if path == PROJECTS_PREFIX or path.startswith(PROJECTS_PREFIX + "/"):
+        path = os.path.join(roots.projects_root, path[len(PROJECTS_PREFIX) :].lstrip("/"))
+    elif not os.path.isabs(path):
+        path = os.path.join(base, path)
+    return os.path.normpath(path)
+
+
+def resolve_input_path(raw: str, roots: InputRoots, *, lora: bool = False) -> ResolvedPath:
+    """Resolve one manifest path string; LoRA paths are also searched under `models/`."""
+    if not raw.strip():
+        return ResolvedPath(error="path is empty")
+    if "\x00" in raw:
+        return ResolvedPath(error="path contains a NUL byte")
+    if _URL_SCHEME.match(raw) and not raw.startswith(("http://", "https://")):
+        return ResolvedPath(error=f"unsupported URL scheme in {raw!r}: only http(s) URLs and file paths")
+    path = url_to_path(raw)
+    bases = [roots.manifest_dir]
+    if lora and roots.models_root:
+        bases.append(roots.models_root)
+    results = [_check(raw, _candidate(path, base, roots), roots.allowed(lora=lora)) for base in bases]
+    return next((r for r in results if r.ok), results[0])
+
+
+def _check(raw: str, candidate: str, allowed: tuple[str, ...]) -> ResolvedPath:
+    allowed_text = ", ".join(allowed)
+    if not any(_within(candidate, root) for root in allowed):
+        how = (
+            "escapes the allowed folders via '..'"
+            if ".." in Path(raw).parts
+            else "is outside the allowed folders"
+        )
+        return ResolvedPath(
+            error=f"{raw!r} {how} (resolves to {candidate}); allowed: {allowed_text} "
+            "(add a folder to paths.allowed_roots to allow it)"
+        )
+    real = os.path.realpath(candidate)
+    if not any(_within(real, root) for root in allowed):
+        return ResolvedPath(
+            error=f"{raw!r} is a symlink that leads outside the allowed folders ({candidate} -> {real}); "
+            f"allowed: {allowed_text}"
+        )
+    if not os.path.exists(real):
+        return ResolvedPath(error=f"file not found: {raw!r} (looked for {candidate})")
+    if not os.path.isfile(real):
+        return ResolvedPath(error=f"{raw!r} is not a regular file ({real})")
+    return ResolvedPath(path=real)

@@ -1,0 +1,489 @@
+"""The manifest's vocabulary and the strict, pure conversion of one expanded job into a `RenderJob`.
+
+Owns the key tables (top level, job, nested mappings), "did you mean" suggestions, type checks and every
+per-job rule (sizes, frame counts, strengths, pipeline requirements, chunk fields). Must not read files or
+expand sweeps: input paths go through a `Resolve` callback the loader supplies (which owns the I/O and
+the per-file digest cache), and problems are reported through a callback, never raised one at a time,
+so a manifest's every problem surfaces in one error. Over 400 lines because the rule table is one unit:
+splitting it would scatter the rules a reader needs side by side.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ltx2_batch.jobs import (
+    ChunkingSpec,
+    GuiderSpec,
+    ImageCondition,
+    LoraKind,
+    LoraSpec,
+    PipelineKind,
+    RenderJob,
+    RenderMode,
+    UpscaleSpec,
+    VideoCondition,
+    derive_seed,
+)
+from ltx2_batch.manifest.select import (
+    chunk_count,
+    frame_problems,
+    pipeline_problems,
+    select_mode,
+    select_pipeline,
+    size_problems,
+)
+
+TOP_KEYS = ("base_seed", "defaults", "sweep", "jobs")
+SWEEP_KEYS = ("grid", "zip")
+GUIDER_KEYS = ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale", "skip_step", "stg_blocks")
+UPSCALE_KEYS = ("spatial", "temporal")
+IMAGE_KEYS = ("path", "frame_idx", "strength")
+LORA_KEYS = ("path", "strength", "type")
+VIDEO_KEYS = ("path", "strength")
+
+# Job field -> the kind of value it holds. Mapping kinds may be swept with a dotted key (`upscale.temporal`).
+JOB_FIELDS: dict[str, str] = {
+    "name": "str",
+    "prompt": "str",
+    "negative_prompt": "str",
+    "width": "int",
+    "height": "int",
+    "num_frames": "int",
+    "frame_rate": "number",
+    "seed": "int",
+    "num_inference_steps": "int?",
+    "video_guider_params": "guider",
+    "audio_guider_params": "guider",
+    "pipeline": "str",
+    "images": "images",
+    "loras": "loras",
+    "video_conditioning": "videos",
+    "audio": "bool",
+    "enhance_prompt": "bool",
+    "upscale": "upscale",
+    "chunk_prompts": "strs",
+    "chunk_images": "chunk_images",
+    "tags": "tags",
+    "sweep": "sweep",
+}
+NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
+    "video_guider_params": GUIDER_KEYS,
+    "audio_guider_params": GUIDER_KEYS,
+    "upscale": UPSCALE_KEYS,
+    "tags": None,  # free-form
+}
+NOT_IN_DEFAULTS = frozenset({"name", "sweep"})
+NOT_SWEPT = frozenset({"sweep"})
+
+
+def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+
+
+def unknown_keys(mapping: Mapping[Any, Any], valid: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(key, message) for every key not in `valid`, each with a suggestion."""
+    return [
+        (str(k), f"unknown key {k!r}; {suggest(str(k), valid)}")
+        for k in mapping
+        if not isinstance(k, str) or k not in valid
+    ]
+
+
+def sweep_key_problem(key: str) -> str | None:
+    """Why `key` cannot be swept, or None. Dotted keys reach one level into mapping-valued fields."""
+    head, dot, sub = key.partition(".")
+    if head not in JOB_FIELDS or head in NOT_SWEPT:
+        return f"cannot sweep unknown field {key!r}; {suggest(head, [k for k in JOB_FIELDS if k != 'sweep'])}"
+    if not dot:
+        return None
+    if head not in NESTED_KEYS:
+        return f"{head!r} is not a mapping, so {key!r} cannot address a field inside it"
+    valid = NESTED_KEYS[head]
+    if valid is not None and sub not in valid:
+        return f"unknown key {sub!r} in {head!r}; {suggest(sub, valid)}"
+    return None
+
+
+def type_name(value: object) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def expect(value: object, kind: str) -> str | None:
+    """None when `value` has the scalar `kind`, else the message (kinds: str, int, int?, number, bool)."""
+    ok = {
+        "str": isinstance(value, str),
+        "int": is_int(value),
+        "int?": value is None or is_int(value),
+        "number": is_number(value),
+        "bool": isinstance(value, bool),
+        "mapping": isinstance(value, dict),
+        "list": isinstance(value, list),
+    }[kind]
+    if ok:
+        return None
+    want = {"int?": "an integer or null", "int": "an integer", "number": "a number", "bool": "true or false"}
+    return f"must be {want.get(kind, 'a ' + kind)}, got {type_name(value)} {value!r}"
+
+
+def check_mapping(value: object, valid: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(subfield, message) problems of a nested mapping's shape (not its values)."""
+    if not isinstance(value, dict):
+        return [("", f"must be a mapping with keys {', '.join(valid)}, got {type_name(value)}")]
+    return unknown_keys(value, valid)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One expanded job -> RenderJob
+# ---------------------------------------------------------------------------------------------------------
+
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "negative_prompt": "",
+    "width": 768,
+    "height": 512,
+    "num_frames": 121,
+    "frame_rate": 24,
+    "num_inference_steps": None,
+    "pipeline": "auto",
+    "audio": True,
+    "enhance_prompt": False,
+}
+MAX_SEED = 2**63 - 1
+LORA_STRENGTH_RANGE = (-2.0, 2.0)
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """What the loader's resolver returns for one path string: a real path and digest, or an error."""
+
+    path: str = ""
+    sha256: str = ""
+    error: str = ""
+
+
+Resolve = Callable[[str, bool], ResolvedInput]  # (raw path, is_lora) -> ResolvedInput
+Report = Callable[[str, str], None]  # (field, message)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a job's rules depend on besides its own fields."""
+
+    chunking: ChunkingSpec
+    resolve: Resolve
+    base_seed: int = 0
+    seed_override: int | None = None
+
+
+class _Reader:
+    """Reads typed values out of one job's field dict, reporting each problem; `bad` says if any."""
+
+    def __init__(self, fields: Mapping[str, Any], report: Report) -> None:
+        self.fields = fields
+        self._report = report
+        self.bad = False
+
+    def report(self, field: str, message: str) -> None:
+        self.bad = True
+        self._report(field, message)
+
+    def scalar(self, key: str, kind: str) -> Any:
+        if key not in self.fields and key not in BUILTIN_DEFAULTS:
+            self.report(key, "is required")
+            return None
+        value = self.fields.get(key, BUILTIN_DEFAULTS.get(key))
+        problem = expect(value, kind)
+        if problem:
+            self.report(key, problem)
+            return None
+        return value
+
+    def items(self, key: str, valid: tuple[str, ...], required: tuple[str, ...] = ("path",)) -> list[dict]:
+        value = self.fields.get(key, [])
+        return self.item_list(key, value, valid, required)
+
+    def item_list(self, key: str, value: object, valid: tuple[str, ...], required: tuple[str, ...]) -> list:
+        if not isinstance(value, list):
+            self.report(key, f"must be a list of mappings, got {type_name(value)}")
+            return []
+        out = []
+        for i, item in enumerate(value):
+            where = f"{key}[{i}]"
+            if not isinstance(item, dict):
+                self.report(where, f"must be a mapping with keys {', '.join(valid)}, got {type_name(item)}")
+                continue
+            for sub, message in unknown_keys(item, valid):
+                self.report(f"{where}.{sub}", message)
+            for sub in required:
+                if sub not in item:
+                    self.report(f"{where}.{sub}", "is required")
+            out.append(item)
+        return out
+
+    def sub(self, where: str, item: Mapping[str, Any], key: str, kind: str, default: Any) -> Any:
+        value = item.get(key, default)
+        problem = expect(value, kind)
+        if problem:
+            self.report(f"{where}.{key}", problem)
+            return default
+        return value
+
+    def in_range(self, field: str, value: float, low: float, high: float, what: str = "") -> None:
+        if not low <= value <= high:
+            self.report(field, f"{what or 'must be'} in [{low:g}, {high:g}], got {value!r}")
+
+    def input_file(self, field: str, raw: object, resolve: Resolve, *, lora: bool = False) -> ResolvedInput:
+        if not isinstance(raw, str):
+            self.report(field, f"must be a path string, got {type_name(raw)}")
+            return ResolvedInput()
+        found = resolve(raw, lora)
+        if found.error:
+            self.report(field, found.error)
+        return found
+
+
+def _guider(reader: _Reader, key: str) -> GuiderSpec:
+    value = reader.fields.get(key, {})
+    problems = check_mapping(value, GUIDER_KEYS)
+    for sub, message in problems:
+        reader.report(f"{key}.{sub}" if sub else key, message)
+    if not isinstance(value, dict):
+        return GuiderSpec()
+    args: dict[str, Any] = {}
+    for name in GUIDER_KEYS[:4]:
+        number = reader.sub(key, value, name, "number", None) if value.get(name) is not None else None
+        args[name] = None if number is None else float(number)
+    if value.get("skip_step") is not None:
+        args["skip_step"] = reader.sub(key, value, "skip_step", "int", None)
+    blocks = value.get("stg_blocks")
+    if blocks is not None:
+        if isinstance(blocks, list) and all(is_int(b) and b >= 0 for b in blocks):
+            args["stg_blocks"] = tuple(blocks)
+        else:
+            reader.report(f"{key}.stg_blocks", f"must be a list of non-negative integers, got {blocks!r}")
+    return GuiderSpec(**args)
+
+
+def _upscale(reader: _Reader) -> UpscaleSpec:
+    value = reader.fields.get("upscale", {})
+    for sub, message in check_mapping(value, UPSCALE_KEYS):
+        reader.report(f"upscale.{sub}" if sub else "upscale", message)
+    if not isinstance(value, dict):
+        return UpscaleSpec()
+    return UpscaleSpec(
+        spatial=reader.sub("upscale", value, "spatial", "bool", True),
+        temporal=reader.sub("upscale", value, "temporal", "bool", False),
+    )
+
+
+def _images(reader: _Reader, key: str, raw: object, resolve: Resolve) -> tuple[ImageCondition, ...]:
+    out = []
+    for i, item in enumerate(reader.item_list(key, raw, IMAGE_KEYS, ("path",))):
+        where = f"{key}[{i}]"
+        frame_idx = reader.sub(where, item, "frame_idx", "int", 0)
+        strength = float(reader.sub(where, item, "strength", "number", 1.0))
+        reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
+        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve)
+        out.append(ImageCondition(found.path, frame_idx, strength, found.sha256))
+    return tuple(out)
+
+
+def _loras(reader: _Reader, resolve: Resolve) -> tuple[LoraSpec, ...]:
+    out = []
+    for i, item in enumerate(reader.items("loras", LORA_KEYS)):
+        where = f"loras[{i}]"
+        strength = float(reader.sub(where, item, "strength", "number", 1.0))
+        reader.in_range(f"{where}.strength", strength, *LORA_STRENGTH_RANGE)
+        kind_text = reader.sub(where, item, "type", "str", "lora")
+        try:
+            kind = LoraKind(kind_text)
+        except ValueError:
+            valid = [k.value for k in LoraKind]
+            reader.report(f"{where}.type", f"must be one of {', '.join(valid)}, got {kind_text!r}")
+            kind = LoraKind.LORA
+        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve, lora=True)
+        out.append(LoraSpec(found.path, strength, kind, found.sha256))
+    return tuple(out)
+
+
+def _videos(reader: _Reader, resolve: Resolve) -> tuple[VideoCondition, ...]:
+    out = []
+    for i, item in enumerate(reader.items("video_conditioning", VIDEO_KEYS)):
+        where = f"video_conditioning[{i}]"
+        strength = float(reader.sub(where, item, "strength", "number", 1.0))
+        reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
+        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve)
+        out.append(VideoCondition(found.path, strength, found.sha256))
+    return tuple(out)
+
+
+def _tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
+    value = reader.fields.get("tags", {})
+    if not isinstance(value, dict):
+        reader.report("tags", f"must be a mapping, got {type_name(value)}")
+        return ()
+    return tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in value.items()))
+
+
+def _chunk_rules(
+    reader: _Reader, mode: RenderMode, num_frames: int, chunking: ChunkingSpec, resolve: Resolve
+) -> tuple[tuple[str, ...], tuple[tuple[ImageCondition, ...], ...]]:
+    prompts, images = reader.fields.get("chunk_prompts"), reader.fields.get("chunk_images")
+    if prompts is None and images is None:
+        return (), ()
+    if mode is not RenderMode.CHAINED:
+        for key in ("chunk_prompts", "chunk_images"):
+            if reader.fields.get(key) is not None:
+                reader.report(
+                    key,
+                    f"only applies to chained jobs (ti2vid/distilled, num_frames > "
+                    f"{chunking.chunk_frames}); this job renders as {mode.value}",
+                )
+        return (), ()
+    chunks = chunk_count(num_frames, chunking.chunk_frames, chunking.overlap_frames)
+    out_prompts: tuple[str, ...] = ()
+    if prompts is not None:
+        if not isinstance(prompts, list) or not all(isinstance(p, str) and p.strip() for p in prompts):
+            reader.report("chunk_prompts", f"must be a list of non-empty strings, got {prompts!r}")
+        else:
+            out_prompts = tuple(prompts)
+        if isinstance(prompts, list) and len(prompts) > chunks:
+            reader.report("chunk_prompts", f"has {len(prompts)} entries but the job has only {chunks} chunks")
+    out_images: list[tuple[ImageCondition, ...]] = []
+    if images is not None:
+        if not isinstance(images, list):
+            reader.report(
+                "chunk_images", f"must be a list (one list of images per chunk), got {type_name(images)}"
+            )
+            images = []
+        if len(images) > chunks:
+            reader.report("chunk_images", f"has {len(images)} entries but the job has only {chunks} chunks")
+        for c, chunk in enumerate(images):
+            conds = _images(reader, f"chunk_images[{c}]", chunk, resolve)
+            for i, im in enumerate(conds):
+                reader.in_range(
+                    f"chunk_images[{c}][{i}].frame_idx",
+                    im.frame_idx,
+                    0,
+                    chunking.chunk_frames - 1,
+                    "must be a frame of its chunk,",
+                )
+            out_images.append(conds)
+    return out_prompts, tuple(out_images)
+
+
+def _seed(reader: _Reader, ctx: JobContext) -> int | None:
+    """Explicit seeds win; else derived from the base seed and the job's parameters (not name/tags).
+
+    A `seed_override` (the CLI's `seed=`) re-derives every seed, explicit ones included, so a Hydra
+    multirun over seeds really renders different batches.
+    """
+    seed = reader.scalar("seed", "int?") if "seed" in reader.fields else None
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        reader.report("seed", f"must be in [0, 2**63 - 1], got {seed}")
+    if ctx.seed_override is not None:
+        params = {k: v for k, v in reader.fields.items() if k not in ("name", "tags")}
+        return derive_seed(ctx.seed_override, params)
+    if seed is not None:
+        return seed
+    params = {k: v for k, v in reader.fields.items() if k not in ("name", "tags", "seed")}
+    return derive_seed(ctx.base_seed, params)
+
+
+def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> RenderJob | None:
+    """Type-check, validate and convert one expanded job; None when anything was reported."""
+    reader = _Reader(fields, report)
+    name, prompt = reader.scalar("name", "str"), reader.scalar("prompt", "str")
+    negative = reader.scalar("negative_prompt", "str")
+    width, height = reader.scalar("width", "int"), reader.scalar("height", "int")
+    num_frames, frame_rate = reader.scalar("num_frames", "int"), reader.scalar("frame_rate", "number")
+    steps = reader.scalar("num_inference_steps", "int?")
+    audio, enhance = reader.scalar("audio", "bool"), reader.scalar("enhance_prompt", "bool")
+    pipeline_text = reader.scalar("pipeline", "str")
+    if isinstance(prompt, str) and not prompt.strip():
+        reader.report("prompt", "is empty; describe the clip to render")
+    if steps is not None and steps < 1:
+        reader.report("num_inference_steps", f"must be >= 1, got {steps}")
+    upscale = _upscale(reader)
+    for field, message in size_problems(width, height, upscale.spatial) + frame_problems(
+        num_frames, frame_rate
+    ):
+        reader.report(field, message)
+    video_guider, audio_guider = (
+        _guider(reader, "video_guider_params"),
+        _guider(reader, "audio_guider_params"),
+    )
+    images = _images(reader, "images", fields.get("images", []), ctx.resolve)
+    for i, im in enumerate(images):
+        if isinstance(num_frames, int) and num_frames >= 1:
+            reader.in_range(
+                f"images[{i}].frame_idx", im.frame_idx, 0, num_frames - 1, "must be a frame index"
+            )
+    loras, videos, tags = _loras(reader, ctx.resolve), _videos(reader, ctx.resolve), _tags(reader)
+    requested = PipelineKind.AUTO
+    if pipeline_text is not None:
+        try:
+            requested = PipelineKind(pipeline_text)
+        except ValueError:
+            valid = [k.value for k in PipelineKind]
+            reader.report(
+                "pipeline",
+                f"must be one of {', '.join(valid)}, got {pipeline_text!r}; {suggest(pipeline_text, valid)}",
+            )
+    frames = num_frames if isinstance(num_frames, int) else 1
+    pipeline = select_pipeline(requested, (im.frame_idx for im in images), (lo.kind for lo in loras))
+    for field, message in pipeline_problems(
+        requested,
+        pipeline,
+        frames,
+        tuple(im.frame_idx for im in images),
+        tuple(lo.kind for lo in loras),
+        bool(videos),
+        ctx.chunking.chunk_frames,
+    ):
+        reader.report(field, message)
+    mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
+    chunk_prompts, chunk_images = _chunk_rules(reader, mode, frames, ctx.chunking, ctx.resolve)
+    seed = _seed(reader, ctx)
+    if reader.bad or seed is None:
+        return None
+    return RenderJob(
+        name=name,
+        prompt=prompt,
+        width=width,
+        height=height,
+        num_frames=num_frames,
+        frame_rate=float(frame_rate),
+        seed=seed,
+        pipeline=pipeline,
+        mode=mode,
+        negative_prompt=negative,
+        num_inference_steps=steps,
+        video_guider_params=video_guider,
+        audio_guider_params=audio_guider,
+        images=images,
+        loras=loras,
+        video_conditioning=videos,
+        audio=audio,
+        enhance_prompt=enhance,
+        upscale=upscale,
+        chunking=ctx.chunking,
+        chunk_prompts=chunk_prompts,
+        chunk_images=chunk_images,
+        tags=tags,
+    )

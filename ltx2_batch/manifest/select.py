@@ -1,0 +1,151 @@
+"""Pipeline auto-selection, render-mode arithmetic and the value rules tied to them: pure functions only.
+
+Owns the rules that turn a job's conditioning (images, LoRA kinds) and length into a concrete
+`PipelineKind` and `RenderMode` (seed section 8.3), the chunk count of a chained job, and the size, frame
+and per-pipeline requirements (with the nearest valid values to suggest). Must not touch files, configs or
+models: the loader passes plain values in, so every rule is testable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ltx2_batch.errors import ConfigError
+from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
+
+# Only these pipelines can be chained: the others need all their conditioning inside one window.
+CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
+
+
+def select_pipeline(
+    requested: PipelineKind, image_frames: Iterable[int], lora_kinds: Iterable[LoraKind]
+) -> PipelineKind:
+    """Resolve `auto`; an explicit request is returned unchanged (the validator judges it).
+
+    Order follows the seed: 2+ conditioning images at *different* frames mean keyframe interpolation;
+    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video.
+    """
+    if requested is not PipelineKind.AUTO:
+        return requested
+    if len(set(image_frames)) >= 2:
+        return PipelineKind.KEYFRAME
+    if any(kind is LoraKind.IC_LORA for kind in lora_kinds):
+        return PipelineKind.IC_LORA
+    return PipelineKind.TI2VID
+
+
+def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int = MAX_CHUNK_FRAMES) -> RenderMode:
+    """Chained when a chainable pipeline asks for more than one window; one frame is a still image."""
+    if pipeline in CHAINABLE and num_frames > chunk_frames:
+        return RenderMode.CHAINED
+    if num_frames == 1:
+        return RenderMode.IMAGE
+    return RenderMode.VIDEO
+
+
+def chunk_count(num_frames: int, chunk_frames: int, overlap_frames: int) -> int:
+    """Chunks needed for `num_frames` (seed 8.6): `1 + ceil((n - chunk) / (chunk - overlap))`, at least 1."""
+    if overlap_frames >= chunk_frames:
+        raise ConfigError(
+            f"chaining.overlap_frames ({overlap_frames}) must be < chunk_frames ({chunk_frames})"
+        )
+    if num_frames <= chunk_frames:
+        return 1
+    return 1 + math.ceil((num_frames - chunk_frames) / (chunk_frames - overlap_frames))
+
+
+def nearest_multiples(value: int, multiple: int) -> tuple[int, ...]:
+    """The valid sizes around `value` (one when `value` is below the first multiple)."""
+    low = (value // multiple) * multiple
+    return tuple(v for v in (low, low + multiple) if v > 0)
+
+
+def nearest_frame_counts(num_frames: int) -> tuple[int, ...]:
+    """The two 8k+1 counts around `num_frames` (one when it is below 9)."""
+    low = ((max(num_frames, 1) - 1) // 8) * 8 + 1
+    return tuple(v for v in (low, low + 8) if v >= 1 and v != num_frames)
+
+
+# The rules below return (field, message) pairs instead of raising, so the caller can collect every
+# problem of a manifest into one error. They are value rules: the caller has already checked the types.
+Problems = list[tuple[str, str]]
+
+
+def size_problems(width: int | None, height: int | None, spatial: bool) -> Problems:
+    """Two-stage renders (spatial upscale) need multiples of 64, one-stage renders multiples of 32."""
+    multiple, why = (
+        (64, "two-stage (upscale.spatial: true)") if spatial else (32, "one-stage (upscale.spatial: false)")
+    )
+    out: Problems = []
+    for key, value in (("width", width), ("height", height)):
+        if value is None:
+            continue
+        if value <= 0:
+            out.append((key, f"must be positive, got {value}"))
+        elif value % multiple:
+            near = " or ".join(str(v) for v in nearest_multiples(value, multiple))
+            out.append(
+                (key, f"must be a multiple of {multiple} for {why} renders, got {value}; nearest: {near}")
+            )
+    return out
+
+
+def frame_problems(num_frames: int | None, frame_rate: float | None) -> Problems:
+    """Frame counts are 8k+1 (the causal VAE: 1 frame, then 8 per latent frame)."""
+    out: Problems = []
+    if num_frames is not None:
+        if num_frames < 1:
+            out.append(("num_frames", f"must be >= 1, got {num_frames}"))
+        elif (num_frames - 1) % 8:
+            near = " or ".join(str(v) for v in nearest_frame_counts(num_frames))
+            out.append(
+                ("num_frames", f"must be 8k+1 (1, 9, 17, ... 121, ...), got {num_frames}; nearest: {near}")
+            )
+    if frame_rate is not None and frame_rate <= 0:
+        out.append(("frame_rate", f"must be > 0, got {frame_rate}"))
+    return out
+
+
+def pipeline_problems(
+    requested: PipelineKind,
+    pipeline: PipelineKind,
+    num_frames: int,
+    image_frames: tuple[int, ...],
+    lora_kinds: tuple[LoraKind, ...],
+    has_video_conditioning: bool,
+    chunk_frames: int,
+) -> Problems:
+    """What the concrete pipeline requires of the job's conditioning and length."""
+    how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
+    has_ic = LoraKind.IC_LORA in lora_kinds
+    out: Problems = []
+    if pipeline is PipelineKind.KEYFRAME and len(set(image_frames)) < 2:
+        out.append(
+            (
+                "images",
+                f"{how} needs >= 2 images at different frame_idx values, got "
+                f"{len(image_frames)} at frames {sorted(set(image_frames))}",
+            )
+        )
+    if pipeline is PipelineKind.IC_LORA and not has_ic:
+        out.append(("loras", f"{how} needs a LoRA with `type: ic_lora`"))
+    if pipeline is not PipelineKind.IC_LORA and has_ic:
+        out.append(
+            (
+                "loras",
+                f"an ic_lora-typed LoRA needs pipeline ic_lora, but this job uses {how}; "
+                "set `pipeline` explicitly or change the LoRA's type",
+            )
+        )
+    if pipeline is not PipelineKind.IC_LORA and has_video_conditioning:
+        out.append(("video_conditioning", f"is only used by pipeline ic_lora, but this job uses {how}"))
+    if pipeline not in CHAINABLE and num_frames > chunk_frames:
+        out.append(
+            (
+                "num_frames",
+                f"{how} renders at most {chunk_frames} frames, got {num_frames}; only "
+                "ti2vid/distilled chain longer clips",
+            )
+        )
+    return out

@@ -1,0 +1,97 @@
+"""From config to a batch plan: manifest jobs, this shard, what is already done, where outputs go.
+
+Everything here runs before any model work, and `plan=true` stops after it: validation, the job table
+with pipeline and chunk counts, and which jobs a rerun would skip. Loads no model (the model fingerprint
+reads only file headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltx2_batch.backends.models import model_fingerprint
+from ltx2_batch.chaining.plan import plan_chunks
+from ltx2_batch.config import AppConfig
+from ltx2_batch.jobs import RenderJob, RenderMode
+from ltx2_batch.layout import OutputLayout
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
+from ltx2_batch.scheduler import Shard, select_shard, split_pending
+
+# The LTX-2 video VAE's temporal factor, for planning only: a worker re-plans with the value read from
+# the loaded VAE and the two must agree (checked by the integration tests).
+PLANNING_TEMPORAL_SCALE = 8
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    manifest: ManifestPlan
+    jobs: tuple[RenderJob, ...]  # this shard's jobs
+    pending: tuple[RenderJob, ...]
+    skipped: tuple[RenderJob, ...]
+    output_dir: Path
+    model_fingerprint: str
+
+
+def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
+    root = Path(cfg.output.root)
+    if not root.is_absolute():
+        root = project_root / root
+    return root / (cfg.output.run_name or manifest_path.stem)
+
+
+def plan_batch(
+    cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]
+) -> BatchPlan:
+    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    fingerprint = model_fingerprint(cfg.model, project_root)
+    manifest = load_manifest(
+        manifest_path,
+        chaining=cfg.chaining,
+        paths=cfg.paths,
+        model_fingerprint=fingerprint,
+        seed_override=cfg.seed,
+    )
+    shard = Shard.parse(cfg.shard) if cfg.shard else None
+    jobs = tuple(select_shard(manifest.jobs, shard))
+    output_dir = output_dir_for(cfg, manifest_path, project_root)
+    layout = OutputLayout(output_dir)
+    done = completed(output_dir) if (output_dir / "ledger").exists() or (output_dir / "ledger.parquet").exists() \
+        else set()
+    split = split_pending(jobs, done, layout.outputs_exist, force=cfg.force)
+    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, fingerprint)
+
+
+def chunk_count(job: RenderJob) -> int:
+    if job.mode is not RenderMode.CHAINED:
+        return 1
+    return plan_chunks(
+        job.num_frames, job.chunking.chunk_frames, job.chunking.overlap_frames, PLANNING_TEMPORAL_SCALE
+    ).chunk_count
+
+
+def plan_table(plan: BatchPlan, limit: int = 50) -> str:
+    skipped = {job.job_id for job in plan.skipped}
+    header = ("#", "name", "job_id", "pipeline", "mode", "size", "frames", "fps", "chunks", "seed", "state")
+    rows = [
+        (
+            str(job.index), job.name[:40], job.job_id, job.pipeline.value, job.mode.value,
+            f"{job.width}x{job.height}", str(job.num_frames), f"{job.frame_rate:g}", str(chunk_count(job)),
+            str(job.seed), "done" if job.job_id in skipped else "pending",
+        )
+        for job in plan.jobs[:limit]
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in rows]
+    if len(plan.jobs) > limit:
+        lines.append(f"... {len(plan.jobs) - limit} more jobs")
+    chunks = sum(chunk_count(job) for job in plan.jobs)
+    frames = sum(job.num_frames for job in plan.jobs)
+    lines.append(
+        f"{len(plan.jobs)} jobs ({len(plan.pending)} pending, {len(plan.skipped)} already done), "
+        f"{chunks} pipeline calls, {frames} frames -> {plan.output_dir}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""The Runner seam: something that takes pending jobs and reports what happened to each, in completion order.
+
+Runners execute; the driver records. Every event goes through `RunEvents`, implemented by the driver, which
+alone writes the ledger and draws progress. A runner never decides that a job is done without an outcome
+from the worker that wrote its files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from ltx2_batch.chaining.run import ChunkOutcome
+from ltx2_batch.execute import JobOutcome
+from ltx2_batch.jobs import RenderJob
+
+
+class RunEvents(Protocol):
+    def job_started(self, job: RenderJob, attempt: int, worker: str) -> None: ...
+
+    def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None: ...
+
+    def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None: ...
+
+
+class Runner(Protocol):
+    def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
+        """Render `jobs`; return when all have a final outcome or `stop` is set (then the unfinished ones are
+        reported cancelled). KeyboardInterrupt inside is handled the same way as `stop`."""
+        ...

@@ -1,0 +1,38 @@
+"""How a worker builds its executor: a cheap, picklable spec on the driver, the heavy runtime in the worker.
+
+The spec holds only plain dataclasses and strings (no DictConfig, no tensors), so it crosses into a Ray
+actor unchanged; `build_executor` runs inside the worker and is the only place a backend is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ltx2_batch.config import ModelConfig, OutputConfig
+from ltx2_batch.execute import JobExecutor, WorkerIdentity
+from ltx2_batch.layout import OutputLayout
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    model: ModelConfig
+    output: OutputConfig
+    project_root: str
+    output_dir: str
+    run_info: dict[str, Any] = field(default_factory=dict)
+
+
+def build_executor(spec: ExecutorSpec, worker_name: str) -> JobExecutor:
+    from ltx2_batch.backends.manager import create_backend  # heavy (torch): only inside a worker
+
+    backend = create_backend(spec.model, Path(spec.project_root))
+    return JobExecutor(
+        backend=backend,
+        layout=OutputLayout(Path(spec.output_dir)),
+        identity=WorkerIdentity.here(worker_name),
+        run_info=spec.run_info,
+        video_crf=spec.output.video_crf,
+        thumbnail_width=spec.output.thumbnail_width,
+    )

@@ -1,0 +1,42 @@
+"""Run jobs one after another in this process, with one warm backend: `engine=local`.
+
+The same executor as the Ray actor, so outputs are identical; useful on a laptop, in tests, and to debug.
+Ctrl-C interrupts the render in progress: that job is reported cancelled and the rest are not started.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from ltx2_batch.execute import JobExecutor, JobOutcome
+from ltx2_batch.jobs import RenderJob
+from ltx2_batch.runners.base import RunEvents
+from ltx2_batch.scheduler import WorkQueue, affinity_key
+
+
+class LocalRunner:
+    def __init__(self, make_executor: Callable[[], JobExecutor], worker_name: str = "local-0") -> None:
+        self._make_executor = make_executor
+        self._worker = worker_name
+
+    def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
+        executor = self._make_executor()
+        queue = WorkQueue(jobs)
+        warm = None
+        while not stop.is_set():
+            job = queue.take(warm)
+            if job is None:
+                return
+            warm = affinity_key(job)
+            events.job_started(job, 1, self._worker)
+            try:
+                outcome = executor.execute(
+                    job,
+                    on_chunk=lambda j, chunk: events.chunk_finished(j, chunk, 1),
+                    should_stop=stop.is_set,
+                )
+            except KeyboardInterrupt:
+                stop.set()
+                outcome = JobOutcome(job_id=job.job_id, status="cancelled", error="interrupted", worker=self._worker)
+            events.job_finished(job, outcome, 1)

@@ -1,0 +1,110 @@
+"""Which jobs still need rendering, in what order, and which one a free worker takes next.
+
+Pure: no torch, no Ray, no files (callers pass what they read). Work is grouped by the model state it
+needs (pipeline kind, LoRA set, upscalers) so a warm worker keeps its pipeline; a free worker never idles
+while any job is left, it only prefers jobs that match what it already has loaded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ltx2_batch.errors import ConfigError
+from ltx2_batch.jobs import RenderJob
+
+AffinityKey = tuple[object, ...]
+
+
+def affinity_key(job: RenderJob) -> AffinityKey:
+    """What must be loaded to render `job`; equal keys share a warm pipeline."""
+    return (job.pipeline.value, job.upscale.spatial, job.upscale.temporal, job.lora_set)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`"i/n"` with 0 <= i < n."""
+        try:
+            left, right = text.split("/")
+            shard = cls(int(left), int(right))
+        except ValueError:
+            raise ConfigError(f"shard must look like 'i/n' (e.g. shard=0/4), got {text!r}") from None
+        if shard.count < 1 or not 0 <= shard.index < shard.count:
+            raise ConfigError(f"shard={text!r}: need 0 <= i < n, e.g. shard=0/{max(shard.count, 1)}")
+        return shard
+
+    def owns(self, job_id: str) -> bool:
+        """Deterministic and disjoint: a job id (hex) belongs to exactly one shard of n."""
+        return int(job_id, 16) % self.count == self.index
+
+
+def select_shard(jobs: Iterable[RenderJob], shard: Shard | None) -> list[RenderJob]:
+    return [job for job in jobs if shard is None or shard.owns(job.job_id)]
+
+
+@dataclass(frozen=True)
+class PendingSplit:
+    pending: tuple[RenderJob, ...]
+    skipped: tuple[RenderJob, ...]  # already done in this output dir, outputs present
+
+
+def split_pending(
+    jobs: Sequence[RenderJob],
+    completed_ids: set[str],
+    outputs_exist: Callable[[RenderJob], bool],
+    force: bool = False,
+) -> PendingSplit:
+    """pending = expanded - completed. A job recorded done whose file vanished is rendered again."""
+    pending: list[RenderJob] = []
+    skipped: list[RenderJob] = []
+    seen: set[str] = set()
+    for job in jobs:
+        if job.job_id in seen:  # two manifest entries with identical parameters: render once
+            continue
+        seen.add(job.job_id)
+        if not force and job.job_id in completed_ids and outputs_exist(job):
+            skipped.append(job)
+        else:
+            pending.append(job)
+    return PendingSplit(tuple(pending), tuple(skipped))
+
+
+class WorkQueue:
+    """Jobs grouped by affinity; `take(warm_key)` prefers the group a worker already has loaded.
+
+    When the worker's group is empty it takes the head of the largest remaining group, so swaps are few and
+    long groups start early. Retries go to the front of their group.
+    """
+
+    def __init__(self, jobs: Iterable[RenderJob]) -> None:
+        self._groups: OrderedDict[AffinityKey, deque[RenderJob]] = OrderedDict()
+        for job in jobs:
+            self._groups.setdefault(affinity_key(job), deque()).append(job)
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups.values())
+
+    def take(self, warm_key: AffinityKey | None = None) -> RenderJob | None:
+        if warm_key is not None and self._groups.get(warm_key):
+            return self._pop(warm_key)
+        if not self._groups:
+            return None
+        largest = max(self._groups, key=lambda key: len(self._groups[key]))
+        return self._pop(largest)
+
+    def push_front(self, job: RenderJob) -> None:
+        key = affinity_key(job)
+        self._groups.setdefault(key, deque()).appendleft(job)
+
+    def _pop(self, key: AffinityKey) -> RenderJob:
+        group = self._groups[key]
+        job = group.popleft()
+        if not group:
+            del self._groups[key]
+        return job

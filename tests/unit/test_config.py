@@ -1,0 +1,72 @@
+"""Hydra composition: every config file composes into the typed schema; typos and wrong types are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from ltx2_batch.cli import CONF_DIR, to_app_config
+from ltx2_batch.config import AppConfig, EngineKind, ModelSource
+
+MODELS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
+ENGINES = sorted(p.stem for p in (Path(CONF_DIR) / "engine").glob("*.yaml"))
+
+
+def _compose(*overrides: str) -> AppConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return to_app_config(compose("config", overrides=list(overrides)))
+
+
+def test_default_is_tiny_model_local_engine_demo_manifest() -> None:
+    app = _compose()
+    assert app.model.source is ModelSource.tiny
+    assert app.engine.kind is EngineKind.local
+    assert app.manifest == "demo"
+    assert app.output.root == "outputs" and app.output.run_name is None
+
+
+def test_expected_groups_exist() -> None:
+    assert {"tiny", "ltx2_distilled", "ltx2_dev", "ltx2_fp8"} <= set(MODELS)
+    assert {"local", "ray"} <= set(ENGINES)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_model_and_engine_composes(model: str, engine: str) -> None:
+    app = _compose(f"model={model}", f"engine={engine}")
+    assert app.model.name == model
+    assert app.engine.kind.value == engine
+    assert app.model.checkpoints, "a model config must name at least one checkpoint"
+
+
+def test_full_precision_is_preferred_over_fp8() -> None:
+    checkpoints = _compose("model=ltx2_distilled").model.checkpoints
+    assert "fp8" not in checkpoints[0] and "fp8" in checkpoints[-1]
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["engine.num_wrkers=2", "engine.num_workers=two", "model.source=nope", "chaining.overlap_frames=1.5",
+     "output.video_crf=high", "plan=maybe"],
+)
+def test_unknown_keys_and_wrong_types_fail(override: str) -> None:
+    with pytest.raises(ConfigCompositionException):
+        _compose(override)
+
+
+def test_any_field_overridable_on_command_line() -> None:
+    app = _compose("engine=ray", "engine.num_workers=3", "engine.address=auto", "chaining.overlap_frames=16",
+                   "output.run_name=try1", "model.device=cpu", "shard=1/4", "force=true")
+    assert (app.engine.num_workers, app.engine.address) == (3, "auto")
+    assert app.chaining.overlap_frames == 16 and app.output.run_name == "try1"
+    assert app.model.device == "cpu" and app.shard == "1/4" and app.force
+
+
+def test_no_dictconfig_leaks_into_the_typed_config() -> None:
+    app = _compose("model=ltx2_dev")
+    assert isinstance(app.model.checkpoints, list)
+    assert not OmegaConf.is_config(app.model)

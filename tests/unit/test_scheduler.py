@@ -1,0 +1,96 @@
+"""Pending-job selection, sharding and affinity ordering: pure functions over RenderJob values."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from ltx2_batch.errors import ConfigError
+from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
+from ltx2_batch.scheduler import Shard, WorkQueue, affinity_key, select_shard, split_pending
+
+
+def make_job(i: int, pipeline: PipelineKind = PipelineKind.TI2VID, lora: str | None = None) -> RenderJob:
+    job = RenderJob(
+        name=f"job{i}", prompt=f"prompt {i}", width=64, height=64, num_frames=9, frame_rate=24.0, seed=i,
+        pipeline=pipeline, mode=RenderMode.VIDEO, index=i,
+        loras=(LoraSpec(path=lora, sha256=lora),) if lora else (),
+    )
+    return with_job_id(job, "model-x")
+
+
+def test_shards_are_disjoint_and_cover_everything() -> None:
+    jobs = [make_job(i) for i in range(1000)]
+    for n in (1, 2, 3, 7):
+        parts = [select_shard(jobs, Shard(i, n)) for i in range(n)]
+        ids = [job.job_id for part in parts for job in part]
+        assert sorted(ids) == sorted(job.job_id for job in jobs)
+        assert len(set(ids)) == len(ids)
+        if n > 1:
+            assert all(0 < len(p) < len(jobs) for p in parts)
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "0/0"])
+def test_bad_shard_spec_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError, match="shard"):
+        Shard.parse(text)
+
+
+def test_split_pending_skips_done_jobs_with_files_only() -> None:
+    jobs = [make_job(i) for i in range(4)]
+    done = {jobs[0].job_id, jobs[1].job_id}
+    files = {jobs[0].job_id}  # job 1 recorded done but its file vanished: render again
+    split = split_pending(jobs, done, lambda j: j.job_id in files)
+    assert [j.name for j in split.skipped] == ["job0"]
+    assert [j.name for j in split.pending] == ["job1", "job2", "job3"]
+    forced = split_pending(jobs, done, lambda j: True, force=True)
+    assert len(forced.pending) == 4 and not forced.skipped
+
+
+def test_duplicate_jobs_render_once() -> None:
+    job = make_job(1)
+    twin = dataclasses.replace(job, name="twin", index=7)
+    assert twin.job_id == job.job_id
+    assert len(split_pending([job, twin], set(), lambda j: False).pending) == 1
+
+
+def test_work_queue_prefers_warm_group_and_never_starves() -> None:
+    a = [make_job(i, PipelineKind.DISTILLED) for i in range(3)]
+    b = [make_job(10 + i, PipelineKind.TI2VID, lora="style") for i in range(5)]
+    queue = WorkQueue([a[0], b[0], a[1], b[1], a[2], b[2], b[3], b[4]])
+    first = queue.take()  # cold worker: head of the largest group
+    assert first is not None and affinity_key(first) == affinity_key(b[0])
+    warm = affinity_key(a[0])
+    taken = [queue.take(warm) for _ in range(3)]
+    assert [j.name for j in taken if j] == ["job0", "job1", "job2"]
+    rest = [queue.take(warm) for _ in range(4)]  # warm group empty: falls back, no idling
+    assert all(j is not None for j in rest) and queue.take() is None
+
+
+def test_retry_goes_to_front_of_its_group() -> None:
+    jobs = [make_job(i) for i in range(3)]
+    queue = WorkQueue(jobs)
+    head = queue.take()
+    queue.push_front(jobs[2])
+    assert head is not None and head.name == "job0"
+    nxt = queue.take(affinity_key(jobs[0]))
+    assert nxt is not None and nxt.name == "job2"
+
+
+def test_affinity_separates_lora_sets_and_upscalers() -> None:
+    base = make_job(0)
+    assert affinity_key(base) != affinity_key(make_job(0, lora="x"))
+    assert affinity_key(base) != affinity_key(dataclasses.replace(base, upscale=UpscaleSpec(temporal=True)))
+
+
+def test_core_modules_do_not_import_torch_or_ray() -> None:
+    code = (
+        "import sys; import ltx2_batch.scheduler, ltx2_batch.jobs, ltx2_batch.chaining.plan, "
+        "ltx2_batch.layout, ltx2_batch.progress; "
+        "bad = [m for m in ('torch', 'ray') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
