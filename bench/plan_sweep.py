@@ -2,7 +2,8 @@
 
 Generates the manifest into a temporary folder (one image, one LoRA shared by every job, so input files
 are hashed once per distinct path), then times `expand_manifest` alone and the whole `load_manifest`
-(parse, expand, validate, resolve and hash inputs, seeds, job ids). Run: `python bench/plan_sweep.py`.
+(parse, expand, validate, resolve and hash inputs, seeds, job ids).
+Run: `python bench/plan_sweep.py` after `make install` (or with `PYTHONPATH=.`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import yaml
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.jobs import with_job_id
 from ltx2_batch.manifest.expand import expand_manifest
-from ltx2_batch.manifest.load import load_manifest, parse_yaml
+from ltx2_batch.manifest.load import load_manifest, parse_yaml, validate_document
 
 
 def write_manifest(folder: Path, seeds: int) -> Path:
@@ -38,7 +40,10 @@ def write_manifest(folder: Path, seeds: int) -> Path:
             {
                 "name": "t2v",
                 "prompt": "a cat",
-                "sweep": {"grid": {"upscale.temporal": [True, False]}, "zip": {"num_frames": [9, 17, 25, 33, 41]}},
+                "sweep": {
+                    "grid": {"upscale.temporal": [True, False]},
+                    "zip": {"num_frames": [9, 17, 25, 33, 41]},
+                },
             },
         ],
     }
@@ -51,21 +56,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=1000, help="1000 seeds -> 100,000 jobs")
     args = parser.parse_args()
+    config = {"chaining": ChainingConfig(), "paths": PathsConfig()}
     with tempfile.TemporaryDirectory() as tmp:
         path = write_manifest(Path(tmp), args.seeds)
         doc = parse_yaml(path.read_bytes(), str(path))
+        timings = {}
         start = time.perf_counter()
         expansion = expand_manifest(doc)
-        expand_s = time.perf_counter() - start
+        timings["expand (sweeps, defaults, names)"] = time.perf_counter() - start
         start = time.perf_counter()
-        plan = load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="bench")
-        load_s = time.perf_counter() - start
+        valid = validate_document(doc, path, **config)
+        timings["validate (expand + every rule + inputs)"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for job in valid.jobs:
+            with_job_id(job, "bench")
+        timings["job ids (jobs.with_job_id)"] = time.perf_counter() - start
+        start = time.perf_counter()
+        plan = load_manifest(path, **config, model_fingerprint="bench")
+        timings["load_manifest (all of it)"] = time.perf_counter() - start
     n = len(plan.jobs)
-    assert len(expansion.jobs) == n, (len(expansion.jobs), n)  # noqa: S101 - a bench sanity check
+    if not len(expansion.jobs) == len(valid.jobs) == n:
+        raise SystemExit(f"job counts differ: {len(expansion.jobs)}, {len(valid.jobs)}, {n}")
     print(f"jobs: {n}")
-    print(f"expand only:                        {expand_s:.2f} s ({expand_s / n * 1e6:.1f} us/job)")
-    print(f"load (expand + validate + ids):     {load_s:.2f} s ({load_s / n * 1e6:.1f} us/job)")
-    print(f"validate + ids (load - expand):     {load_s - expand_s:.2f} s")
+    for what, seconds in timings.items():
+        print(f"{what:42s} {seconds:6.2f} s  ({seconds / n * 1e6:6.1f} us/job)")
 
 
 if __name__ == "__main__":

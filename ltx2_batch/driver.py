@@ -129,9 +129,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     batch = plan_batch(cfg, project_root, completed=completed_job_ids)
     stats = RunStats(total=len(batch.jobs), skipped=len(batch.skipped))
     if not batch.pending:
-        compact(batch.output_dir) if (batch.output_dir / "ledger").exists() else None
-        stats.wall_s = 0.0
-        return RunReport(batch, stats, batch.output_dir / "ledger.parquet", interrupted=False)
+        ledger = compact(batch.output_dir) if (batch.output_dir / "ledger").exists() else None
+        return RunReport(batch, stats, ledger, interrupted=False)
 
     run_id = new_run_id()
     ctx = RunContext(run_id=run_id, model_name=cfg.model.name, model_fingerprint=batch.model_fingerprint,
@@ -159,7 +158,7 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     finally:
         store.close()
         stats.wall_s = time.monotonic() - started
-        ledger_path = compact(batch.output_dir)
+    ledger_path = compact(batch.output_dir)  # journals stay readable for resume if this is never reached
     return RunReport(batch, stats, ledger_path, interrupted=stop.is_set())
 
 

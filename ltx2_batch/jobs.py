@@ -143,8 +143,18 @@ class RenderJob:
 _NON_IDENTITY_FIELDS = frozenset({"name", "tags", "index", "job_id"})
 
 
+_SCALARS = (str, int, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:  # noqa: ANN401 - canonicalises arbitrary dataclass trees
+    if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):  # hot path: most leaves
+        return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value

@@ -57,9 +57,7 @@ def plan_batch(
     jobs = tuple(select_shard(manifest.jobs, shard))
     output_dir = output_dir_for(cfg, manifest_path, project_root)
     layout = OutputLayout(output_dir)
-    done = completed(output_dir) if (output_dir / "ledger").exists() or (output_dir / "ledger.parquet").exists() \
-        else set()
-    split = split_pending(jobs, done, layout.outputs_exist, force=cfg.force)
+    split = split_pending(jobs, completed(output_dir), layout.outputs_exist, force=cfg.force)
     return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, fingerprint)
 
 

@@ -1,14 +1,16 @@
 """Process-level shims that let ltx-core/ltx-pipelines 1.0.0 run on this stack (CPU torch, tiny Gemma).
 
 Owns three narrow fixes, each applied only when needed and each idempotent:
-  1. torchaudio: PyPI's wheel links CUDA libraries; on a CPU torch `import torchaudio` raises OSError. ltx-core
-     needs only pure-Python parts (MelSpectrogram, resample), so the compiled extension is stubbed out, and only
-     when the normal import fails.
-  2. `torch.cuda.synchronize()` is called unconditionally by the official helpers; on a CPU-only build it raises,
-     so it becomes a no-op when (and only when) CUDA is unavailable.
-  3. ltx-core hard-codes the Gemma-3 config in a shared constant; `use_gemma_config` overwrites that instance in
-     place from a folder's config.json so a tiny (or any) Gemma folder is described by its own file.
-Must not: import ltx_core at module import time, touch os.environ, or change behaviour on a working CUDA stack.
+  1. torchaudio: PyPI's wheel links CUDA libraries; on a CPU torch `import torchaudio` raises OSError.
+     ltx-core needs only pure-Python parts (MelSpectrogram, resample), so the compiled extension is stubbed
+     out, and only when the normal import fails.
+  2. `torch.cuda.synchronize()` (and `torch.random.fork_rng(devices=[cpu])` in Gemma's enhancer) is called
+     unconditionally by the official helpers; on a CPU-only build it raises, so it becomes a no-op when (and
+     only when) CUDA is unavailable.
+  3. ltx-core hard-codes the Gemma-3 config in a shared constant; `use_gemma_config` overwrites that instance
+     in place from a folder's config.json so a tiny (or any) Gemma folder is described by its own file.
+Must not: import ltx_core at module import time, touch os.environ, or change behaviour on a working CUDA
+stack.
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_GEMMA_TOP_LEVEL_KEYS = ("boi_token_index", "eoi_token_index", "eos_token_id", "image_token_index",
-                         "mm_tokens_per_image")
+_GEMMA_TOP_LEVEL_KEYS = (
+    "boi_token_index",
+    "eoi_token_index",
+    "eos_token_id",
+    "image_token_index",
+    "mm_tokens_per_image",
+)
 
 
 def _fail_stub(message: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -66,7 +73,21 @@ def prepare() -> dict[str, str]:
     if not torch.cuda.is_available():
         torch.cuda.synchronize = _no_sync  # type: ignore[assignment]
         info["cuda_synchronize"] = "no-op"
+        if not getattr(torch.random.fork_rng, "_ltx2_batch_cpu_shim", False):
+            torch.random.fork_rng = _cpu_fork_rng(torch.random.fork_rng)  # type: ignore[assignment]
+        info["fork_rng"] = "cpu devices ignored"
     return info
+
+
+def _cpu_fork_rng(real: Callable[..., Any]) -> Callable[..., Any]:
+    """Gemma's prompt enhancer calls `fork_rng(devices=[model.device])`, which asks CUDA for the RNG state
+    of a CPU device and fails on a CPU-only build; the CPU generator is forked anyway: drop the devices."""
+
+    def fork_rng(devices: object = None, *args: object, **kwargs: object) -> Any:
+        return real([], *args, **kwargs)
+
+    fork_rng._ltx2_batch_cpu_shim = True  # type: ignore[attr-defined]
+    return fork_rng
 
 
 def use_gemma_config(gemma_root: str | Path) -> bool:

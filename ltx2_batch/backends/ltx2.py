@@ -1,14 +1,15 @@
 """`Ltx2Backend`: the RenderBackend on the official LTX-2 building blocks. THE ONLY importer of ltx_pipelines.
 
-Owns: composing one render window from the official pieces (ModelLedger builders, encode_prompts,
-generate_enhanced_prompt, the image/keyframe/reference-video conditioning helpers, denoise_audio_video,
-euler_denoising_loop, MultiModalGuider factories, upsample_video, decode_video / decode_audio) step by step as the
-official pipelines do (distilled.py, ti2vid_one_stage.py, ti2vid_two_stages.py, keyframe_interpolation.py,
-ic_lora.py), with three differences: the dtype comes from the manager's DevicePolicy instead of a hard-coded bf16,
-built models are held across jobs (ModelCache) instead of rebuilt per call, and the latents are returned and can be
+Owns: composing one render window from the official pieces (ModelLedger builders, generate_enhanced_prompt,
+the image/keyframe/reference-video conditioning helpers, denoise_audio_video, euler_denoising_loop,
+MultiModalGuider factories, upsample_video, decode_video / decode_audio) step by step as the official
+pipelines do (distilled.py, ti2vid_one_stage.py, ti2vid_two_stages.py, keyframe_interpolation.py, ic_lora.py),
+with three differences: the dtype comes from the manager's DevicePolicy instead of a hard-coded bf16, built
+models are held across jobs (ModelCache) instead of rebuilt per call, and the latents are returned and can be
 handed in (the chaining stage's latent handoff). No model math is re-implemented here.
 Must not: write files, choose devices (manager.py does), or leak torch types into the pure core except as the
-opaque tensors RenderResult carries. Over 400 lines? No: kept under by putting policy in manager.py.
+opaque tensors RenderResult carries. Over 400 lines because the five official recipes are followed step by
+step in one place (so a diff against ltx_pipelines stays readable); policy and caching live in manager.py.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from ltx_pipelines.utils.helpers import (  # noqa: E402
     assert_resolution,
     combined_image_conditionings,
     denoise_audio_video,
-    encode_prompts,
     generate_enhanced_prompt,
     image_conditionings_by_adding_guiding_latent,
     multi_modal_guider_factory_denoising_func,
@@ -61,11 +61,19 @@ from ltx_pipelines.utils.types import PipelineComponents  # noqa: E402
 from ltx2_batch.backends.base import LatentHandoff, RenderRequest, RenderResult  # noqa: E402
 from ltx2_batch.backends.manager import DevicePolicy, ModelCache, should_offload  # noqa: E402
 from ltx2_batch.backends.models import ModelFiles  # noqa: E402
-from ltx2_batch.errors import FatalBackendError, MissingWeightsError  # noqa: E402
-from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
+from ltx2_batch.errors import FatalBackendError  # noqa: E402
+from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
 
-SHARED_MODULES = ("text_encoder", "embeddings_processor", "video_encoder", "video_decoder", "audio_decoder",
-                  "vocoder", "spatial_upsampler", "temporal_upsampler")
+SHARED_MODULES = (
+    "text_encoder",
+    "embeddings_processor",
+    "video_encoder",
+    "video_decoder",
+    "audio_decoder",
+    "vocoder",
+    "spatial_upsampler",
+    "temporal_upsampler",
+)
 Loras = tuple[LoraPathStrengthAndSDOps, ...]
 
 
@@ -73,7 +81,7 @@ Loras = tuple[LoraPathStrengthAndSDOps, ...]
 class _KindPlan:
     """How one pipeline kind maps onto the official recipe (which transformer per stage, guidance, images)."""
 
-    guided: bool  # stage 1 with CFG/STG + negative prompt + LTX2Scheduler (ti2vid, keyframe); else distilled sigmas
+    guided: bool  # stage 1: CFG/STG, negative prompt, LTX2Scheduler (ti2vid, keyframe); else distilled sigmas
     keyframe_images: bool  # images as guiding latents (keyframe_interpolation.py) vs latent replacement at 0
     stage1_loras: Loras
     stage2_loras: Loras
@@ -82,19 +90,6 @@ class _KindPlan:
 
 def _transformer_name(loras: Loras) -> str:
     return "transformer:" + "|".join(f"{lo.path}@{lo.strength}" for lo in loras)
-
-
-class _HeldEncoders:
-    """Quacks like ModelLedger for `encode_prompts`, handing out the held modules instead of building new ones."""
-
-    def __init__(self, cache: ModelCache) -> None:
-        self._cache = cache
-
-    def text_encoder(self) -> Any:  # noqa: ANN401
-        return self._cache.get("text_encoder")
-
-    def gemma_embeddings_processor(self) -> Any:  # noqa: ANN401
-        return self._cache.get("embeddings_processor")
 
 
 class Ltx2Backend:
@@ -112,13 +107,18 @@ class Ltx2Backend:
         self.params: PipelineParams = detect_params(str(files.checkpoint))
         self.components = PipelineComponents(dtype=self.dtype, device=self.device)
         self._ledger = ModelLedger(
-            dtype=self.dtype, device=self.device, checkpoint_path=str(files.checkpoint),
+            dtype=self.dtype,
+            device=self.device,
+            checkpoint_path=str(files.checkpoint),
             gemma_root_path=str(files.gemma_root),
             spatial_upsampler_path=str(files.spatial_upsampler) if files.spatial_upsampler else None,
             quantization=self.quantization,
         )
-        self.cache = ModelCache(policy.device, big=lambda n: n == "text_encoder" or n.startswith("transformer:"),
-                                keep_always=SHARED_MODULES)
+        self.cache = ModelCache(
+            policy.device,
+            big=lambda n: n == "text_encoder" or n.startswith("transformer:"),
+            keep_always=SHARED_MODULES,
+        )
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
 
     @property
@@ -131,42 +131,71 @@ class Ltx2Backend:
         plan = self._kind_plan(pipeline, loras)
         if self._warm == (pipeline, loras):
             return 0.0
-        wanted = {name: getattr(self._ledger, method) for name, method in (
-            ("text_encoder", "text_encoder"), ("embeddings_processor", "gemma_embeddings_processor"),
-            ("video_encoder", "video_encoder"), ("video_decoder", "video_decoder"),
-            ("audio_decoder", "audio_decoder"), ("vocoder", "vocoder"))}
+        wanted = {
+            name: getattr(self._ledger, method)
+            for name, method in (
+                ("text_encoder", "text_encoder"),
+                ("embeddings_processor", "gemma_embeddings_processor"),
+                ("video_encoder", "video_encoder"),
+                ("video_decoder", "video_decoder"),
+                ("audio_decoder", "audio_decoder"),
+                ("vocoder", "vocoder"),
+            )
+        }
         if self.files.spatial_upsampler is not None:
             wanted["spatial_upsampler"] = self._ledger.spatial_upsampler
         for stage_loras in (plan.stage1_loras, plan.stage2_loras):
             wanted[_transformer_name(stage_loras)] = self._transformer_builder(stage_loras)
-        self.cache.offload = self._needs_offload(len({_transformer_name(plan.stage1_loras),
-                                                      _transformer_name(plan.stage2_loras)}))
+        self.cache.set_offload(
+            self._needs_offload(
+                len({_transformer_name(plan.stage1_loras), _transformer_name(plan.stage2_loras)})
+            )
+        )
         seconds = self.cache.require(wanted)
         self._warm = (pipeline, loras)
         return seconds
 
-    def _transformer_builder(self, loras: Loras) -> Any:  # noqa: ANN401
-        return lambda: self._ledger.with_loras(loras).transformer()
+    def _transformer_builder(self, loras: Loras) -> Any:
+        def build() -> Any:
+            model = self._ledger.with_loras(loras).transformer()
+            # ltx-core's LoRA fusion (DummyRegistry path) leaves weights no LoRA touches in the checkpoint's
+            # dtype (bf16) whatever dtype was asked for; casting them is exact, as in the no-LoRA path.
+            return model.to(self.dtype) if loras and self.quantization is None else model
 
-    def _temporal_upsampler(self) -> Any:  # noqa: ANN401
+        return build
+
+    def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
-        builder = SingleGPUModelBuilder(model_path=str(self.files.temporal_upsampler),
-                                        model_class_configurator=LatentUpsamplerConfigurator)
+        builder = SingleGPUModelBuilder(
+            model_path=str(self.files.temporal_upsampler),
+            model_class_configurator=LatentUpsamplerConfigurator,
+        )
         return self.cache.ensure(
-            "temporal_upsampler", lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval())
+            "temporal_upsampler",
+            lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
+        )
 
     def _needs_offload(self, n_transformers: int) -> bool:
         ckpt = self.files.checkpoint.stat().st_size if self.files.checkpoint else 0
-        gemma = sum(p.stat().st_size for p in self.files.gemma_root.rglob("*.safetensors")) if self.files.gemma_root \
+        gemma = (
+            sum(p.stat().st_size for p in self.files.gemma_root.rglob("*.safetensors"))
+            if self.files.gemma_root
             else 0
+        )
         return should_offload(self.policy.device, ckpt * n_transformers + gemma)
 
     def _kind_plan(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> _KindPlan:
-        user = tuple(LoraPathStrengthAndSDOps(lo.path, lo.strength, LTXV_LORA_COMFY_RENAMING_MAP)
-                     for lo in loras if lo.kind is LoraKind.LORA)
-        ic = tuple(LoraPathStrengthAndSDOps(lo.path, lo.strength, LTXV_LORA_COMFY_RENAMING_MAP)
-                   for lo in loras if lo.kind is LoraKind.IC_LORA)
+        user = tuple(
+            LoraPathStrengthAndSDOps(lo.path, lo.strength, LTXV_LORA_COMFY_RENAMING_MAP)
+            for lo in loras
+            if lo.kind is LoraKind.LORA
+        )
+        ic = tuple(
+            LoraPathStrengthAndSDOps(lo.path, lo.strength, LTXV_LORA_COMFY_RENAMING_MAP)
+            for lo in loras
+            if lo.kind is LoraKind.IC_LORA
+        )
         if ic and pipeline is not PipelineKind.IC_LORA:
             raise FatalBackendError(f"IC-LoRA files need pipeline=ic_lora, not {pipeline.value}")
         if pipeline is PipelineKind.DISTILLED:
@@ -179,8 +208,9 @@ class Ltx2Backend:
         if pipeline in (PipelineKind.TI2VID, PipelineKind.KEYFRAME):
             if self.files.distilled_lora is None:
                 self.files.require(("distilled_lora",))
-            distilled = LoraPathStrengthAndSDOps(str(self.files.distilled_lora), DEFAULT_LORA_STRENGTH,
-                                                 LTXV_LORA_COMFY_RENAMING_MAP)
+            distilled = LoraPathStrengthAndSDOps(
+                str(self.files.distilled_lora), DEFAULT_LORA_STRENGTH, LTXV_LORA_COMFY_RENAMING_MAP
+            )
             return _KindPlan(True, pipeline is PipelineKind.KEYFRAME, user, (*user, distilled), False)
         raise FatalBackendError(f"pipeline {pipeline.value!r} is not a concrete pipeline kind")
 
@@ -197,38 +227,59 @@ class Ltx2Backend:
             assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
         except ValueError as exc:
             raise FatalBackendError(str(exc)) from exc
+        if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= MAX_CHUNK_FRAMES:
+            raise FatalBackendError(
+                f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {MAX_CHUNK_FRAMES}"
+            )
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():
             result = self._render(job, plan, two_stage, request.handoff, timings)
         timings["total"] = time.perf_counter() - t_start
         return result
 
-    def _render(self, job: RenderJob, plan: _KindPlan, two_stage: bool, handoff: LatentHandoff | None,
-                timings: dict[str, float]) -> RenderResult:
+    def _render(
+        self,
+        job: RenderJob,
+        plan: _KindPlan,
+        two_stage: bool,
+        handoff: LatentHandoff | None,
+        timings: dict[str, float],
+    ) -> RenderResult:
         clock = _Clock(timings, self.device)
         generator = torch.Generator(device=self.device).manual_seed(job.seed)
         noiser = GaussianNoiser(generator=generator)
         stepper = EulerDiffusionStep()
-        images = [ImageConditioningInput(path=i.path, frame_idx=i.frame_idx, strength=i.strength) for i in job.images]
+        images = [
+            ImageConditioningInput(path=i.path, frame_idx=i.frame_idx, strength=i.strength)
+            for i in job.images
+        ]
 
         with clock("text_encode"):
             prompt = job.prompt
             if job.enhance_prompt:
-                prompt = generate_enhanced_prompt(self.cache.get("text_encoder"), prompt,
-                                                  images[0].path if images else None, seed=job.seed)
+                prompt = generate_enhanced_prompt(
+                    self.cache.get("text_encoder"), prompt, images[0].path if images else None, seed=job.seed
+                )
             negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
-            contexts = encode_prompts([prompt, negative] if plan.guided else [prompt], _HeldEncoders(self.cache))
+            contexts = self._encode([prompt, negative] if plan.guided else [prompt])
         v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
 
         scale = 2 if two_stage else 1
-        shape1 = VideoPixelShape(batch=1, frames=job.num_frames, width=job.width // scale,
-                                 height=job.height // scale, fps=job.frame_rate)
+        shape1 = VideoPixelShape(
+            batch=1,
+            frames=job.num_frames,
+            width=job.width // scale,
+            height=job.height // scale,
+            fps=job.frame_rate,
+        )
         video_encoder = self.cache.get("video_encoder")
         with clock("stage1"):
             conds1 = self._image_conditionings(plan, images, shape1, video_encoder)
             if plan.reference_videos:
                 conds1 += self._reference_conditionings(job, shape1, video_encoder)
-            conds1 += _handoff_conditioning(handoff.stage1 if handoff else None, handoff, self.dtype, self.device)
+            conds1 += _handoff_conditioning(
+                handoff.stage1 if handoff else None, handoff, self.dtype, self.device
+            )
             transformer = self.cache.get(_transformer_name(plan.stage1_loras))
             if plan.guided:
                 steps = job.num_inference_steps or self.params.num_inference_steps
@@ -236,37 +287,68 @@ class Ltx2Backend:
                 denoise_fn = multi_modal_guider_factory_denoising_func(
                     video_guider_factory=create_multimodal_guider_factory(
                         params=_guider(self.params.video_guider_params, job.video_guider_params),
-                        negative_context=contexts[1].video_encoding),
+                        negative_context=contexts[1].video_encoding,
+                    ),
                     audio_guider_factory=create_multimodal_guider_factory(
                         params=_guider(self.params.audio_guider_params, job.audio_guider_params),
-                        negative_context=contexts[1].audio_encoding),
-                    v_context=v_ctx, a_context=a_ctx, transformer=transformer)
+                        negative_context=contexts[1].audio_encoding,
+                    ),
+                    v_context=v_ctx,
+                    a_context=a_ctx,
+                    transformer=transformer,
+                )
             else:
                 sigmas1 = torch.Tensor(DISTILLED_SIGMA_VALUES).to(self.device)
-                denoise_fn = simple_denoising_func(video_context=v_ctx, audio_context=a_ctx, transformer=transformer)
+                denoise_fn = simple_denoising_func(
+                    video_context=v_ctx, audio_context=a_ctx, transformer=transformer
+                )
             video_state, audio_state = denoise_audio_video(
-                output_shape=shape1, conditionings=conds1, noiser=noiser, sigmas=sigmas1, stepper=stepper,
-                denoising_loop_fn=_loop(denoise_fn), components=self.components, dtype=self.dtype,
-                device=self.device)
+                output_shape=shape1,
+                conditionings=conds1,
+                noiser=noiser,
+                sigmas=sigmas1,
+                stepper=stepper,
+                denoising_loop_fn=_loop(denoise_fn),
+                components=self.components,
+                dtype=self.dtype,
+                device=self.device,
+            )
         stage1_latent = video_state.latent
         sigmas = {"stage1": [float(s) for s in sigmas1]}
 
         if two_stage:
             with clock("upsample"):
-                upscaled = upsample_video(latent=video_state.latent[:1], video_encoder=video_encoder,
-                                          upsampler=self.cache.get("spatial_upsampler"))
+                upscaled = upsample_video(
+                    latent=video_state.latent[:1],
+                    video_encoder=video_encoder,
+                    upsampler=self.cache.get("spatial_upsampler"),
+                )
             with clock("stage2"):
                 shape2 = shape1._replace(width=job.width, height=job.height)
                 conds2 = self._image_conditionings(plan, images, shape2, video_encoder)
-                conds2 += _handoff_conditioning(handoff.final if handoff else None, handoff, self.dtype, self.device)
+                conds2 += _handoff_conditioning(
+                    handoff.final if handoff else None, handoff, self.dtype, self.device
+                )
                 transformer = self.cache.get(_transformer_name(plan.stage2_loras))
                 sigmas2 = torch.Tensor(STAGE_2_DISTILLED_SIGMA_VALUES).to(self.device)
                 video_state, audio_state = denoise_audio_video(
-                    output_shape=shape2, conditionings=conds2, noiser=noiser, sigmas=sigmas2, stepper=stepper,
-                    denoising_loop_fn=_loop(simple_denoising_func(video_context=v_ctx, audio_context=a_ctx,
-                                                                  transformer=transformer)),
-                    components=self.components, dtype=self.dtype, device=self.device, noise_scale=sigmas2[0],
-                    initial_video_latent=upscaled, initial_audio_latent=audio_state.latent)
+                    output_shape=shape2,
+                    conditionings=conds2,
+                    noiser=noiser,
+                    sigmas=sigmas2,
+                    stepper=stepper,
+                    denoising_loop_fn=_loop(
+                        simple_denoising_func(
+                            video_context=v_ctx, audio_context=a_ctx, transformer=transformer
+                        )
+                    ),
+                    components=self.components,
+                    dtype=self.dtype,
+                    device=self.device,
+                    noise_scale=sigmas2[0],
+                    initial_video_latent=upscaled,
+                    initial_audio_latent=audio_state.latent,
+                )
             sigmas["stage2"] = [float(s) for s in sigmas2]
         final_latent = video_state.latent
 
@@ -274,8 +356,9 @@ class Ltx2Backend:
         to_decode = final_latent
         if job.upscale.temporal:
             with clock("upsample"):
-                to_decode = upsample_video(latent=final_latent[:1], video_encoder=video_encoder,
-                                           upsampler=self._temporal_upsampler())
+                to_decode = upsample_video(
+                    latent=final_latent[:1], video_encoder=video_encoder, upsampler=self._temporal_upsampler()
+                )
             frame_rate = job.frame_rate * 2
         with clock("decode_video"):
             chunks = vae_decode_video(to_decode, self.cache.get("video_decoder"), None, generator)
@@ -283,44 +366,99 @@ class Ltx2Backend:
         audio = sample_rate = None
         if job.audio:
             with clock("decode_audio"):
-                decoded = vae_decode_audio(audio_state.latent, self.cache.get("audio_decoder"),
-                                           self.cache.get("vocoder"))
+                decoded = vae_decode_audio(
+                    audio_state.latent, self.cache.get("audio_decoder"), self.cache.get("vocoder")
+                )
                 audio = decoded.waveform.float().cpu().numpy()
                 sample_rate = int(decoded.sampling_rate)
         for phase in ("text_encode", "stage1", "upsample", "stage2", "decode_video", "decode_audio"):
             timings.setdefault(phase, 0.0)
-        info = {"device": str(self.device), "dtype": self.policy.dtype, "prompt": prompt,
-                "pipeline": job.pipeline.value, "two_stage": two_stage, "sigmas": sigmas,
-                "offload": self.cache.offload, "fp8": self.quantization is not None,
-                "temporal_upsampled": job.upscale.temporal}
-        return RenderResult(frames=frames, frame_rate=frame_rate, audio=audio, sample_rate=sample_rate,
-                            stage1_latent=stage1_latent.detach().clone(), final_latent=final_latent.detach().clone(),
-                            timings=timings, info=info)
+        info = {
+            "device": str(self.device),
+            "dtype": self.policy.dtype,
+            "prompt": prompt,
+            "pipeline": job.pipeline.value,
+            "two_stage": two_stage,
+            "sigmas": sigmas,
+            "offload": self.cache.offload,
+            "resident_bytes": self.cache.resident_bytes(),
+            "fp8": self.quantization is not None,
+            "temporal_upsampled": job.upscale.temporal,
+        }
+        return RenderResult(
+            frames=frames,
+            frame_rate=frame_rate,
+            audio=audio,
+            sample_rate=sample_rate,
+            stage1_latent=stage1_latent.detach().clone(),
+            final_latent=final_latent.detach().clone(),
+            timings=timings,
+            info=info,
+        )
 
-    def _image_conditionings(self, plan: _KindPlan, images: list[ImageConditioningInput], shape: VideoPixelShape,
-                             video_encoder: Any) -> list[Any]:  # noqa: ANN401
-        helper = image_conditionings_by_adding_guiding_latent if plan.keyframe_images else combined_image_conditionings
-        return list(helper(images=images, height=shape.height, width=shape.width, video_encoder=video_encoder,
-                           dtype=self.dtype, device=self.device))
+    def _encode(self, prompts: list[str]) -> list[Any]:
+        """encode_prompts() without its per-call gc.collect()/empty_cache(): those free the models it builds
+        per        call (~0.2 s each here); ours are held. Same two official calls, same order."""
+        text_encoder = self.cache.get("text_encoder")
+        raw = [text_encoder.encode(p) for p in prompts]
+        processor = self.cache.get("embeddings_processor")
+        return [processor.process_hidden_states(hidden, mask) for hidden, mask in raw]
 
-    def _reference_conditionings(self, job: RenderJob, shape: VideoPixelShape, video_encoder: Any) -> list[Any]:  # noqa: ANN401
+    def _image_conditionings(
+        self,
+        plan: _KindPlan,
+        images: list[ImageConditioningInput],
+        shape: VideoPixelShape,
+        video_encoder: Any,
+    ) -> list[Any]:
+        helper = (
+            image_conditionings_by_adding_guiding_latent
+            if plan.keyframe_images
+            else combined_image_conditionings
+        )
+        return list(
+            helper(
+                images=images,
+                height=shape.height,
+                width=shape.width,
+                video_encoder=video_encoder,
+                dtype=self.dtype,
+                device=self.device,
+            )
+        )
+
+    def _reference_conditionings(
+        self, job: RenderJob, shape: VideoPixelShape, video_encoder: Any
+    ) -> list[Any]:
         """ICLoraPipeline._create_conditionings, reference-video part (no attention mask: strength 1.0)."""
         if not job.video_conditioning:
             raise FatalBackendError("pipeline=ic_lora needs at least one video_conditioning reference video")
-        factors = {_read_lora_reference_downscale_factor(lo.path) for lo in job.loras if lo.kind is LoraKind.IC_LORA}
+        factors = {
+            _read_lora_reference_downscale_factor(lo.path) for lo in job.loras if lo.kind is LoraKind.IC_LORA
+        }
         factors.discard(1)
         if len(factors) > 1:
             raise FatalBackendError(f"IC-LoRAs disagree on reference_downscale_factor: {sorted(factors)}")
         factor = factors.pop() if factors else 1
         if shape.height % factor or shape.width % factor:
-            raise FatalBackendError(f"{shape.height}x{shape.width} is not divisible by reference scale {factor}")
+            raise FatalBackendError(
+                f"{shape.height}x{shape.width} is not divisible by reference scale {factor}"
+            )
         conds: list[Any] = []
         for ref in job.video_conditioning:
-            video = load_video_conditioning(video_path=ref.path, height=shape.height // factor,
-                                            width=shape.width // factor, frame_cap=job.num_frames,
-                                            dtype=self.dtype, device=self.device)
-            conds.append(VideoConditionByReferenceLatent(latent=video_encoder(video), downscale_factor=factor,
-                                                         strength=ref.strength))
+            video = load_video_conditioning(
+                video_path=ref.path,
+                height=shape.height // factor,
+                width=shape.width // factor,
+                frame_cap=job.num_frames,
+                dtype=self.dtype,
+                device=self.device,
+            )
+            conds.append(
+                VideoConditionByReferenceLatent(
+                    latent=video_encoder(video), downscale_factor=factor, strength=ref.strength
+                )
+            )
         return conds
 
     def close(self) -> None:
@@ -328,28 +466,40 @@ class Ltx2Backend:
         self._warm = None
 
 
-def _handoff_conditioning(latent: Any, handoff: LatentHandoff | None, dtype: torch.dtype,  # noqa: ANN401
-                          device: torch.device) -> list[Any]:
+def _handoff_conditioning(
+    latent: Any, handoff: LatentHandoff | None, dtype: torch.dtype, device: torch.device
+) -> list[Any]:
     """The chaining handoff: the previous chunk's tail latents kept clean at latent frame 0 of this stage."""
     if latent is None or handoff is None:
         return []
-    return [VideoConditionByLatentIndex(latent=latent.to(device=device, dtype=dtype), strength=handoff.strength,
-                                        latent_idx=0)]
+    return [
+        VideoConditionByLatentIndex(
+            latent=latent.to(device=device, dtype=dtype), strength=handoff.strength, latent_idx=0
+        )
+    ]
 
 
 def _guider(defaults: MultiModalGuiderParams, spec: GuiderSpec) -> MultiModalGuiderParams:
     """Official defaults (PipelineParams for this checkpoint) with the job's non-None fields on top."""
-    overrides = {k: getattr(spec, k) for k in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale",
-                                               "skip_step") if getattr(spec, k) is not None}
+    overrides = {
+        k: getattr(spec, k)
+        for k in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale", "skip_step")
+        if getattr(spec, k) is not None
+    }
     if spec.stg_blocks is not None:
         overrides["stg_blocks"] = list(spec.stg_blocks)
     return replace(defaults, **overrides)
 
 
-def _loop(denoise_fn: Any) -> Any:  # noqa: ANN401
-    def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:  # noqa: ANN401
-        return euler_denoising_loop(sigmas=sigmas, video_state=video_state, audio_state=audio_state,
-                                    stepper=stepper, denoise_fn=denoise_fn)
+def _loop(denoise_fn: Any) -> Any:
+    def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
+        return euler_denoising_loop(
+            sigmas=sigmas,
+            video_state=video_state,
+            audio_state=audio_state,
+            stepper=stepper,
+            denoise_fn=denoise_fn,
+        )
 
     return denoising_loop
 
@@ -385,4 +535,4 @@ class _Phase:
         self._clock.add(self._phase, time.perf_counter() - self._t0)
 
 
-__all__ = ["Ltx2Backend", "MissingWeightsError"]
+__all__ = ["Ltx2Backend"]

@@ -1,10 +1,10 @@
 """The per-process model manager: device/dtype policy and the cache of built models (seed 8.2, made faster).
 
-Owns: choosing the device (cuda > mps > cpu) and dtypes (bf16 on CUDA, float32 on CPU where bf16 convolutions are
-~60x slower, float32 on MPS where bf16 gives black frames and fp8 cannot run); holding every built module so that
-a later job never reads a checkpoint again; evicting what the next pipeline kind does not need (gc + the device's
-empty_cache) before building what it does; parking large idle modules on the CPU when the device cannot hold
-them all. `create_backend` wires files, policy and cache into an `Ltx2Backend`.
+Owns: choosing the device (cuda > mps > cpu) and dtypes (bf16 on CUDA, float32 on CPU where bf16 convolutions
+are ~60x slower, float32 on MPS where bf16 gives black frames and fp8 cannot run); holding every built module
+so that a later job never reads a checkpoint again; evicting what the next pipeline kind does not need (gc +
+the device's empty_cache) before building what it does; parking large idle modules on the CPU when the device
+cannot hold them all. `create_backend` wires files, policy and cache into an `Ltx2Backend`.
 Must not: import ltx_core / ltx_pipelines (builders are passed in as callables by ltx2.py), keep global state.
 """
 
@@ -24,9 +24,17 @@ from ltx2_batch.errors import ConfigError
 if TYPE_CHECKING:
     from ltx2_batch.backends.ltx2 import Ltx2Backend
 
-_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32",
-           "fp16": "float16", "float16": "float16"}
-_OFFLOAD_HEADROOM = 1.25  # resident weights may use at most total/1.25 of device memory, the rest is activations
+_DTYPES = {
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "float32": "float32",
+    "fp16": "float16",
+    "float16": "float16",
+}
+_OFFLOAD_HEADROOM = (
+    1.25  # resident weights may use at most total/1.25 of device memory, the rest is activations
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ class DevicePolicy:
 
 
 def choose_device_policy(cfg: ModelConfig) -> DevicePolicy:
-    """cuda > mps > cpu unless cfg.device names one; bf16 on CUDA, float32 elsewhere unless cfg.dtype names one."""
+    """cuda > mps > cpu unless cfg.device names one; bf16 on CUDA, float32 elsewhere unless cfg.dtype says."""
     import torch
 
     if cfg.device == "auto":
@@ -71,14 +79,23 @@ class ModelCache:
     `builds` counts every builder call: a second job of the same kind must leave it unchanged.
     """
 
-    def __init__(self, device: str, big: Callable[[str], bool] = lambda _n: False,
-                 keep_always: Iterable[str] = ()) -> None:
+    def __init__(
+        self, device: str, big: Callable[[str], bool] = lambda _n: False, keep_always: Iterable[str] = ()
+    ) -> None:
         self.device = device
         self._modules: dict[str, Any] = {}
         self._is_big = big
         self._keep_always = frozenset(keep_always)
         self.builds: Counter[str] = Counter()
         self.offload = False  # set by the backend when the device cannot hold every big module at once
+
+    def set_offload(self, flag: bool) -> None:
+        """Switch parking on or off; switching it off brings parked modules back onto the device."""
+        if self.offload and not flag:
+            for name, module in list(self._modules.items()):
+                if self._is_big(name):
+                    self._modules[name] = module.to(self.device)
+        self.offload = flag
 
     def names(self) -> frozenset[str]:
         return frozenset(self._modules)
@@ -101,13 +118,13 @@ class ModelCache:
                 self._modules[name] = self._modules[name].to("cpu")
         return time.perf_counter() - t0 if (stale or missing) else 0.0
 
-    def ensure(self, name: str, builder: Callable[[], Any]) -> Any:  # noqa: ANN401
+    def ensure(self, name: str, builder: Callable[[], Any]) -> Any:
         """Build `name` if it is not held yet (evicting nothing), then return it like `get`."""
         if name not in self._modules:
             self.require({**dict.fromkeys(self._modules, _never), name: builder})
         return self.get(name)
 
-    def get(self, name: str) -> Any:  # noqa: ANN401 - modules of many types
+    def get(self, name: str) -> Any:
         """The module, moved onto the device first when big modules are parked on the CPU."""
         module = self._modules[name]
         if self.offload and self._is_big(name):
@@ -152,7 +169,7 @@ def _never() -> None:
     raise AssertionError("held modules are never rebuilt")
 
 
-def _module_device(module: Any) -> str:  # noqa: ANN401
+def _module_device(module: Any) -> str:
     params = getattr(module, "parameters", None)
     if params is None:
         return "cpu"
@@ -181,6 +198,7 @@ def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
     from ltx2_batch.backends.models import resolve_model_files
 
     policy = choose_device_policy(cfg)
-    files = resolve_model_files(cfg, Path(project_root), require=("checkpoint", "gemma_root"),
-                                allow_fp8=policy.allow_fp8)
+    files = resolve_model_files(
+        cfg, Path(project_root), require=("checkpoint", "gemma_root"), allow_fp8=policy.allow_fp8
+    )
     return Ltx2Backend(files=files, policy=policy)

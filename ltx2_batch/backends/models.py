@@ -1,10 +1,11 @@
 """Where the model files are, and a cheap fingerprint of them. Torch-free: runs on the driver.
 
-Owns: checkpoint discovery in the seed's layout (<root>/checkpoints, <root>/upscalers, <root>/text_encoders/gemma3)
-with Lightricks' published names, the full-precision-before-fp8 preference (seed 8.2/8.6), the missing-weights
-message (every expected path plus the exact download command), and `model_fingerprint`, which hashes file names,
-sizes and safetensors headers (never the tensor bytes of a 40 GB checkpoint). For `source=tiny` the tiny set is
-built on first use (that lazy import of torch is the one exception to "torch-free").
+Owns: checkpoint discovery in the seed's layout (<root>/checkpoints, <root>/upscalers,
+<root>/text_encoders/gemma3) with Lightricks' published names, the full-precision-before-fp8 preference (seed
+8.2/8.6), the missing-weights message (every expected path plus the exact download command), and
+`model_fingerprint`, which hashes file names, sizes and safetensors headers (never the tensor bytes of a 40 GB
+checkpoint). For `source=tiny` the tiny set is built on first use (that lazy import of torch is the one
+exception to "torch-free").
 Must not: import torch, ltx_core or ltx_pipelines at module level; read tensor data.
 """
 
@@ -19,8 +20,6 @@ from pathlib import Path
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError, MissingWeightsError
 
-CHECKPOINT_DIR = "checkpoints"
-UPSCALER_DIR = "upscalers"
 ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsampler", "gemma_root")
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
 GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
@@ -42,7 +41,7 @@ class ModelFiles:
     temporal_upsampler: Path | None
     ic_lora: Path | None  # only the tiny set ships one (real IC-LoRAs are user files)
     expected: tuple[tuple[str, Path], ...]  # (role, path) looked for, in preference order
-    fetch_commands: tuple[tuple[str, str], ...]  # (role, shell command that fetches it)
+    fetch_sources: tuple[tuple[str, str, str, str], ...]  # (role, hf repo or "tiny", file or "", local dir)
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -57,10 +56,25 @@ class ModelFiles:
         for role in absent:
             paths = [str(p) for r, p in self.expected if r == role]
             lines.append(f"  {role}: looked for " + " | ".join(paths))
-        commands = dict(self.fetch_commands)
         lines.append("fetch them with:")
-        lines.extend(f"  {commands[r]}" for r in dict.fromkeys(absent) if r in commands)
+        lines.extend(f"  {c}" for c in self.fetch_commands(absent))
         raise MissingWeightsError("\n".join(lines))
+
+    def fetch_commands(self, roles: tuple[str, ...] | list[str]) -> list[str]:
+        """One `huggingface-cli download` per (repo, folder), listing every file that goes there."""
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for role, repo, filename, local_dir in self.fetch_sources:
+            if role in roles:
+                grouped.setdefault((repo, local_dir), []).extend([filename] if filename else [])
+        commands = []
+        for (repo, local_dir), files in grouped.items():
+            if repo == "tiny":
+                commands.append(f"python -m ltx2_batch.backends.tiny {local_dir}")
+            else:
+                commands.append(
+                    " ".join(["huggingface-cli download", repo, *files, "--local-dir", local_dir])
+                )
+        return list(dict.fromkeys(commands))
 
 
 def fp8_variant(name: str) -> str:
@@ -75,8 +89,13 @@ def tiny_root(cfg: ModelConfig, project_root: Path) -> Path:
     return root if root.name == "tiny" else root / "tiny"
 
 
-def resolve_model_files(cfg: ModelConfig, project_root: Path, *, require: tuple[str, ...] = DEFAULT_REQUIRED,
-                        allow_fp8: bool | None = None) -> ModelFiles:
+def resolve_model_files(
+    cfg: ModelConfig,
+    project_root: Path,
+    *,
+    require: tuple[str, ...] = DEFAULT_REQUIRED,
+    allow_fp8: bool | None = None,
+) -> ModelFiles:
     """Find every model file for `cfg`; raise MissingWeightsError when a role in `require` is absent.
 
     `allow_fp8` overrides cfg.allow_fp8 (the manager passes False on MPS, where fp8 cannot run).
@@ -143,55 +162,71 @@ def _abs(path: str, project_root: Path) -> Path:
 
 
 def _names(cfg: ModelConfig) -> dict[str, list[str]]:
-    return {"checkpoint": list(cfg.checkpoints), "distilled_lora": [cfg.distilled_lora],
-            "spatial_upsampler": [cfg.spatial_upsampler], "temporal_upsampler": [cfg.temporal_upsampler],
-            "gemma_root": [cfg.gemma_root]}
+    """Role -> paths relative to the root, as the config spells them (e.g. checkpoints/x.safetensors)."""
+    return {
+        "checkpoint": list(cfg.checkpoints),
+        "distilled_lora": [cfg.distilled_lora],
+        "spatial_upsampler": [cfg.spatial_upsampler],
+        "temporal_upsampler": [cfg.temporal_upsampler],
+        "gemma_root": [cfg.gemma_root],
+    }
 
 
 def _tiny_names(cfg: ModelConfig) -> dict[str, list[str]]:
-    """cfg names, except that a name left at its real-weights default maps to the tiny set's name."""
+    """cfg names, except that a role left at its real-weights default maps to the tiny set's file."""
     from ltx2_batch.backends.tiny import TINY_LAYOUT
 
-    names = _names(cfg)
-    defaults = _names(_DEFAULTS)
-    return {role: [Path(TINY_LAYOUT[role]).name if role != "gemma_root" else TINY_LAYOUT[role]]
-            if names[role] == defaults[role] else names[role] for role in names}
+    names, defaults = _names(cfg), _names(_DEFAULTS)
+    return {role: [TINY_LAYOUT[role]] if names[role] == defaults[role] else names[role] for role in names}
 
 
-def _discover(root: Path, names: dict[str, list[str]], allow_fp8: bool, hf_repo: str, source: str) -> ModelFiles:
-    ckpt_dir, up_dir = root / CHECKPOINT_DIR, root / UPSCALER_DIR
-    candidates = [ckpt_dir / n for n in names["checkpoint"]]  # full precision first, in config order
-    if allow_fp8:
-        candidates += [ckpt_dir / fp8_variant(n) for n in names["checkpoint"] if fp8_variant(n) != n]
-    candidates = list(dict.fromkeys(candidates))
+def _is_fp8(name: str) -> bool:
+    return Path(name).name.removesuffix(".safetensors").endswith("-fp8")
+
+
+def checkpoint_candidates(names: list[str], allow_fp8: bool) -> list[str]:
+    """Full precision before fp8 (seed 8.2): the configured names in order, each fp8 file after every full
+    one; the fp8 twin of a listed full-precision name is looked for too. fp8 is dropped when it cannot run."""
+    full = [n for n in names if not _is_fp8(n)]
+    fp8 = [n for n in names if _is_fp8(n)] + [str(Path(n).with_name(fp8_variant(Path(n).name))) for n in full]
+    return list(dict.fromkeys(full + (fp8 if allow_fp8 else [])))
+
+
+def _discover(
+    root: Path, names: dict[str, list[str]], allow_fp8: bool, hf_repo: str, source: str
+) -> ModelFiles:
+    candidates = [root / n for n in checkpoint_candidates(names["checkpoint"], allow_fp8)]
     checkpoint = next((c for c in candidates if c.is_file()), None)
     expected: list[tuple[str, Path]] = [("checkpoint", c) for c in candidates]
-    singles = {"distilled_lora": ckpt_dir / names["distilled_lora"][0],
-               "spatial_upsampler": up_dir / names["spatial_upsampler"][0],
-               "temporal_upsampler": up_dir / names["temporal_upsampler"][0]}
+    singles = {
+        role: root / names[role][0] for role in ("distilled_lora", "spatial_upsampler", "temporal_upsampler")
+    }
     expected += list(singles.items())
     gemma = root / names["gemma_root"][0]
     expected.append(("gemma_root", gemma))
-    gemma_ok = gemma.is_dir() and any(gemma.rglob("model*.safetensors")) and any(gemma.rglob("tokenizer.model"))
-    rel = _display(root)
-    fetch = (
-        ("checkpoint", f"huggingface-cli download {hf_repo} {names['checkpoint'][0]} --local-dir {rel}/{CHECKPOINT_DIR}"),
-        ("distilled_lora",
-         f"huggingface-cli download {hf_repo} {names['distilled_lora'][0]} --local-dir {rel}/{CHECKPOINT_DIR}"),
-        ("spatial_upsampler",
-         f"huggingface-cli download {hf_repo} {names['spatial_upsampler'][0]} --local-dir {rel}/{UPSCALER_DIR}"),
-        ("temporal_upsampler",
-         f"huggingface-cli download {hf_repo} {names['temporal_upsampler'][0]} --local-dir {rel}/{UPSCALER_DIR}"),
-        ("gemma_root", f"huggingface-cli download {GEMMA_HF_REPO} --local-dir {rel}/{names['gemma_root'][0]}"),
+    gemma_ok = (
+        gemma.is_dir() and any(gemma.rglob("model*.safetensors")) and any(gemma.rglob("tokenizer.model"))
     )
-    if source == "tiny":
-        fetch = tuple((r, "python -m ltx2_batch.backends.tiny " + str(root)) for r, _ in fetch)
+    shown = _display(root)
+
+    def source_of(role: str, rel: str) -> tuple[str, str, str, str]:
+        if source == "tiny":
+            return (role, "tiny", "", str(root))
+        if role == "gemma_root":
+            return (role, GEMMA_HF_REPO, "", str(Path(shown) / rel))
+        return (role, hf_repo, Path(rel).name, str(Path(shown) / Path(rel).parent))
+
+    sources = [source_of(role, names[role][0]) for role in ("checkpoint", *singles, "gemma_root")]
     return ModelFiles(
-        root=root, source=source, checkpoint=checkpoint,
-        is_fp8=checkpoint is not None and checkpoint.name.removesuffix(".safetensors").endswith("-fp8"),
+        root=root,
+        source=source,
+        checkpoint=checkpoint,
+        is_fp8=checkpoint is not None and _is_fp8(checkpoint.name),
         gemma_root=gemma if gemma_ok else None,
         **{role: (p if p.is_file() else None) for role, p in singles.items()},
-        ic_lora=None, expected=tuple(expected), fetch_commands=fetch,
+        ic_lora=None,
+        expected=tuple(expected),
+        fetch_sources=tuple(sources),
     )
 
 

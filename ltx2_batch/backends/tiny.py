@@ -1,11 +1,13 @@
-"""Builds the tiny, randomly initialised LTX-2 model set in the official on-disk format (the embedded default).
+"""Builds the tiny, randomly initialised LTX-2 model set in the official on-disk format (embedded default).
 
 Owns: the tiny configs, the deterministic (seeded) weight generation, and the folder layout, which mirrors the
 real one (checkpoints/, upscalers/, text_encoders/gemma3/) so the same discovery code finds both. The build is
 atomic: everything is written into a sibling temporary folder that is renamed into place, so a crash never
 leaves a half-built set that looks complete. Nothing is downloaded; the Gemma tokenizer is trained locally.
-Must not: be imported by torch-free modules at import time (models.py imports it lazily), or write anywhere
-but the folder it is given.
+Importing it is cheap and torch-free (torch, safetensors and ltx_core load only inside the builders), so
+the driver can read TINY_RECIPE_VERSION / TINY_LAYOUT. It imports ltx_core's model configurators lazily: the
+official format can only be produced by the official classes. Over 400 lines only because the tiny configs
+are spelled out as data. Must not: write anywhere but the folder it is given.
 
 Sizes that the official code fixes and that therefore cannot shrink: video latent channels 128, VAE scale
 factors (t=8, h=w=32), audio latent 8 channels x 16 mel bins, audio VAE `ch` 128, vocoder input 128.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_RECIPE_VERSION = "tiny-1"  # bump when any config or generation rule below changes (it feeds job ids)
+TINY_RECIPE_VERSION = "tiny-2"  # bump when any config or generation rule below changes (it feeds job ids)
 
 CHECKPOINT = "ltx-2-tiny-distilled.safetensors"
 DISTILLED_LORA = "ltx-2-tiny-distilled-lora.safetensors"
@@ -40,10 +42,12 @@ TINY_LAYOUT: dict[str, str] = {  # role -> path relative to the tiny root
     "gemma_root": GEMMA_ROOT,
 }
 _COMPLETE_MARKER = "tiny_build.json"
+STORAGE_DTYPE_NAME = "bfloat16"
 
 GEMMA_HIDDEN = 64
 GEMMA_VOCAB = 512
 
+# fmt: off
 _TRANSFORMER = {
     # values ltx-core checks
     "dropout": 0.0, "attention_bias": True, "num_vector_embeds": None, "activation_fn": "gelu-approximate",
@@ -86,8 +90,9 @@ _AUDIO_VAE = {
 }
 _VOCODER = {
     "resblock": "1", "stereo": True, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
-    "upsample_rates": [6, 5, 2, 2, 2], "upsample_kernel_sizes": [16, 15, 8, 4, 4], "upsample_initial_channel": 64,
-    "output_sampling_rate": 24000, "activation": "snake", "use_tanh_at_final": True, "use_bias_at_final": True,
+    "upsample_rates": [6, 5, 2, 2, 2], "upsample_kernel_sizes": [16, 15, 8, 4, 4],
+    "upsample_initial_channel": 64, "output_sampling_rate": 24000, "activation": "snake",
+    "use_tanh_at_final": True, "use_bias_at_final": True,
 }
 _SPATIAL_UP = {"in_channels": 128, "mid_channels": 32, "num_blocks_per_stage": 1, "dims": 3,
                "spatial_upsample": True, "temporal_upsample": False, "spatial_scale": 2.0,
@@ -98,9 +103,10 @@ FULL_CONFIG = {"transformer": _TRANSFORMER, "vae": _VAE, "audio_vae": _AUDIO_VAE
 _GEMMA_CONFIG: dict[str, Any] = {
     "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
     "boi_token_index": 5, "eoi_token_index": 6, "image_token_index": 7, "eos_token_id": [1],
-    "mm_tokens_per_image": 4, "initializer_range": 0.02, "torch_dtype": "float32",
+    "mm_tokens_per_image": 4, "initializer_range": 0.02, "torch_dtype": "bfloat16",
     "text_config": {
-        "model_type": "gemma3_text", "hidden_size": GEMMA_HIDDEN, "intermediate_size": 128, "num_hidden_layers": 2,
+        "model_type": "gemma3_text", "hidden_size": GEMMA_HIDDEN, "intermediate_size": 128,
+        "num_hidden_layers": 2,
         "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "query_pre_attn_scalar": 32,
         "vocab_size": GEMMA_VOCAB, "sliding_window": 64, "sliding_window_pattern": 6,
         "max_position_embeddings": 2048, "rope_theta": 1000000, "rope_local_base_freq": 10000,
@@ -108,8 +114,9 @@ _GEMMA_CONFIG: dict[str, Any] = {
         "rms_norm_eps": 1e-6,
     },
     "vision_config": {
-        "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "image_size": 28, "patch_size": 14, "num_channels": 3, "vision_use_head": False,
+        "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
+        "num_channels": 3, "vision_use_head": False,
     },
 }
 _SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_image>", "<end_of_image>",
@@ -122,10 +129,13 @@ _CORPUS = [
 ]
 _CHAT_TEMPLATE = (
     "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
-    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% else %}<start_of_image>"
+    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}"
+    "{% else %}<start_of_image>"
     "{% endif %}{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
+
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -136,32 +146,41 @@ class TinyBuildReport:
     bytes_by_file: dict[str, int]
 
 
-def is_built(root: Path) -> bool:
-    return (root / _COMPLETE_MARKER).is_file() and all((root / rel).exists() for rel in TINY_LAYOUT.values())
+def is_built(root: Path, seed: int = 0) -> bool:
+    """Complete, and built by this recipe with this seed (an older recipe's set is rebuilt)."""
+    marker = root / _COMPLETE_MARKER
+    if not marker.is_file() or not all((root / rel).exists() for rel in TINY_LAYOUT.values()):
+        return False
+    try:
+        return json.loads(marker.read_text()) == {"recipe": TINY_RECIPE_VERSION, "seed": seed}
+    except ValueError:
+        return False
 
 
 def ensure_tiny_models(root: Path, seed: int = 0) -> TinyBuildReport:
-    """Build the tiny set into `root` unless it is already complete. Concurrent builders are safe: each
-    builds in its own temporary sibling and the first rename wins."""
+    """Build the tiny set into `root` unless it is already there. Concurrent builders are safe: each builds in
+    its own temporary sibling folder and renames it into place; a loser of that race discards its copy."""
     root = Path(root)
-    if is_built(root):
+    if is_built(root, seed):
         return TinyBuildReport(root, 0.0, built=False, bytes_by_file=_sizes(root))
     t0 = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the set is shared read-only data
+    stale = root.parent / f".{root.name}.stale-{tmp.name.rsplit('-', 1)[-1]}"
     try:
         _build_into(tmp, seed)
-        if root.exists() and not is_built(root):
-            shutil.rmtree(root)  # an incomplete leftover from an older layout
+        if root.exists() and not is_built(root, seed):
+            os.replace(root, stale)  # an incomplete set or another recipe's: move aside, delete below
         try:
             os.replace(tmp, root)
         except OSError:
-            if not is_built(root):  # lost a race to a builder that failed: surface the real error
+            if not is_built(root, seed):  # not a lost race to an identical build: surface the error
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, stale):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return TinyBuildReport(root, time.perf_counter() - t0, built=True, bytes_by_file=_sizes(root))
 
 
@@ -183,15 +202,28 @@ def _build_into(root: Path, seed: int) -> None:
     for role, cfg in (("spatial_upsampler", _SPATIAL_UP), ("temporal_upsampler", _TEMPORAL_UP)):
         _build_upsampler(root / TINY_LAYOUT[role], cfg, gen)
     transformer_shapes = {n: tuple(p.shape) for n, p in modules.named_parameters()}
-    write_tiny_lora(root / TINY_LAYOUT["distilled_lora"], transformer_shapes, gen, ("attn1.to_q", "attn1.to_v"))
-    write_tiny_lora(root / TINY_LAYOUT["ic_lora"], transformer_shapes, gen, ("attn1.to_k", "ff."),
-                    metadata={"reference_downscale_factor": "1"})
+    write_tiny_lora(
+        root / TINY_LAYOUT["distilled_lora"], transformer_shapes, gen, ("attn1.to_q", "attn1.to_v")
+    )
+    write_tiny_lora(
+        root / TINY_LAYOUT["ic_lora"],
+        transformer_shapes,
+        gen,
+        ("attn1.to_k", "ff."),
+        metadata={"reference_downscale_factor": "1"},
+    )
     (root / _COMPLETE_MARKER).write_text(json.dumps({"recipe": TINY_RECIPE_VERSION, "seed": seed}))
 
 
-def write_tiny_lora(path: Path, transformer_shapes: dict[str, tuple[int, ...]], gen: Any,
-                    targets: tuple[str, ...], rank: int = 4, scale: float = 0.05,
-                    metadata: dict[str, str] | None = None) -> Path:
+def write_tiny_lora(
+    path: Path,
+    transformer_shapes: dict[str, tuple[int, ...]],
+    gen: Any,
+    targets: tuple[str, ...],
+    rank: int = 4,
+    scale: float = 0.05,
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """A LoRA in the comfy key format ltx-core reads (`diffusion_model.<module>.lora_A/B.weight`), for every
     2-D transformer weight whose name contains one of `targets`. Also used by tests to make a user LoRA."""
     import torch
@@ -202,8 +234,10 @@ def write_tiny_lora(path: Path, transformer_shapes: dict[str, tuple[int, ...]], 
         if not (name.endswith(".weight") and len(shape) == 2 and any(t in name for t in targets)):
             continue
         base = name[: -len(".weight")]
-        tensors[f"diffusion_model.{base}.lora_A.weight"] = torch.randn(rank, shape[1], generator=gen) * scale
-        tensors[f"diffusion_model.{base}.lora_B.weight"] = torch.randn(shape[0], rank, generator=gen) * scale
+        lora_a = torch.randn(rank, shape[1], generator=gen) * scale
+        lora_b = torch.randn(shape[0], rank, generator=gen) * scale
+        tensors[f"diffusion_model.{base}.lora_A.weight"] = lora_a.to(_storage_dtype())
+        tensors[f"diffusion_model.{base}.lora_B.weight"] = lora_b.to(_storage_dtype())
     if not tensors:
         raise ValueError(f"no transformer weight matches {targets}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,8 +251,17 @@ def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
 
     prefix = "model.diffusion_model."
     with safe_open(str(Path(root) / TINY_LAYOUT["checkpoint"]), framework="pt") as handle:
-        return {k[len(prefix):]: tuple(handle.get_slice(k).get_shape()) for k in handle
-                if k.startswith(prefix) and "embeddings_connector" not in k}
+        return {
+            k[len(prefix) :]: tuple(handle.get_slice(k).get_shape())
+            for k in handle.keys()  # noqa: SIM118 - safe_open is not iterable
+            if k.startswith(prefix) and "embeddings_connector" not in k
+        }
+
+
+def _storage_dtype() -> Any:
+    import torch
+
+    return getattr(torch, STORAGE_DTYPE_NAME)
 
 
 def _fill(state: dict[str, Any], gen: Any) -> dict[str, Any]:
@@ -235,7 +278,7 @@ def _fill(state: dict[str, Any], gen: Any) -> dict[str, Any]:
             tensor = torch.zeros_like(tensor)
         elif "scale_shift_table" in key or not torch.isfinite(tensor).all():
             tensor = torch.randn(tensor.shape, generator=gen) * 0.02
-        out[key] = tensor
+        out[key] = tensor.to(_storage_dtype())
     return out
 
 
@@ -244,7 +287,7 @@ def _renamed(state: dict[str, Any], prefix: str, shared: dict[str, str] | None =
     for key, value in state.items():
         for src, dst in (shared or {}).items():
             if key.startswith(src):
-                out[dst + key[len(src):]] = value
+                out[dst + key[len(src) :]] = value
                 break
         else:
             out[prefix + key] = value
@@ -260,7 +303,7 @@ def _materialize(module: Any) -> Any:
 
 
 def _build_checkpoint(path: Path, gen: Any) -> Any:
-    """Single-file checkpoint (transformer, text connectors, video VAE, audio VAE, vocoder), config in metadata."""
+    """Single-file checkpoint (transformer, text connectors, video/audio VAE, vocoder), config in metadata."""
     from ltx_core.model.audio_vae import (
         AudioDecoderConfigurator,
         AudioEncoderConfigurator,
@@ -275,10 +318,17 @@ def _build_checkpoint(path: Path, gen: Any) -> Any:
     transformer = _materialize(LTXModelConfigurator.from_config(FULL_CONFIG))
     tensors.update(_renamed(_fill(transformer.state_dict(), gen), "model.diffusion_model."))
     processor = _materialize(EmbeddingsProcessorConfigurator.from_config(FULL_CONFIG))
-    tensors.update(_renamed(_fill(processor.state_dict(), gen), "", {
-        "feature_extractor.aggregate_embed.": "text_embedding_projection.aggregate_embed.",
-        "video_connector.": "model.diffusion_model.video_embeddings_connector.",
-        "audio_connector.": "model.diffusion_model.audio_embeddings_connector."}))
+    tensors.update(
+        _renamed(
+            _fill(processor.state_dict(), gen),
+            "",
+            {
+                "feature_extractor.aggregate_embed.": "text_embedding_projection.aggregate_embed.",
+                "video_connector.": "model.diffusion_model.video_embeddings_connector.",
+                "audio_connector.": "model.diffusion_model.audio_embeddings_connector.",
+            },
+        )
+    )
     stats = {"per_channel_statistics.": "vae.per_channel_statistics."}
     audio_stats = {"per_channel_statistics.": "audio_vae.per_channel_statistics."}
     for configurator, prefix, shared in (
@@ -288,7 +338,9 @@ def _build_checkpoint(path: Path, gen: Any) -> Any:
         (AudioDecoderConfigurator, "audio_vae.decoder.", audio_stats),
         (VocoderConfigurator, "vocoder.", None),
     ):
-        tensors.update(_renamed(_fill(configurator.from_config(FULL_CONFIG).state_dict(), gen), prefix, shared))
+        tensors.update(
+            _renamed(_fill(configurator.from_config(FULL_CONFIG).state_dict(), gen), prefix, shared)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"config": json.dumps(FULL_CONFIG), "model_version": "2.0.0-tiny"})
     return transformer
@@ -319,52 +371,97 @@ def _build_gemma(path: Path, gen: Any) -> None:
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=GEMMA_VOCAB, special_tokens=_SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=GEMMA_VOCAB,
+        special_tokens=_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    tokenizer.post_processor = TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
-                                                  special_tokens=[("<bos>", 2)])
+    tokenizer.post_processor = TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)]
+    )
     tokenizer.save(str(path / "tokenizer.json"))
     specials = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}
-    image_tokens = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
-                    "image_token": "<image_soft_token>"}
-    (path / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1024, **specials,
-        "padding_side": "left", "add_bos_token": True, "add_eos_token": False,
-        "extra_special_tokens": image_tokens, "chat_template": _CHAT_TEMPLATE}, indent=1))
+    image_tokens = {
+        "boi_token": "<start_of_image>",
+        "eoi_token": "<end_of_image>",
+        "image_token": "<image_soft_token>",
+    }
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": 1024,
+                **specials,
+                "padding_side": "left",
+                "add_bos_token": True,
+                "add_eos_token": False,
+                "extra_special_tokens": image_tokens,
+                "chat_template": _CHAT_TEMPLATE,
+            },
+            indent=1,
+        )
+    )
     (path / "special_tokens_map.json").write_text(json.dumps({**specials, **image_tokens}))
     # ltx-core finds the tokenizer folder by a file named tokenizer.model (sentencepiece in the real Gemma);
     # transformers then loads the fast tokenizer.json next to it.
     (path / "tokenizer.model").write_bytes(b"placeholder: the tiny tokenizer lives in tokenizer.json\n")
-    (path / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "Gemma3ImageProcessor", "processor_class": "Gemma3Processor",
-        "size": {"height": 28, "width": 28}, "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255,
-        "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3, "do_convert_rgb": True,
-        "resample": 2, "do_pan_and_scan": False}, indent=1))
+    (path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "Gemma3ImageProcessor",
+                "processor_class": "Gemma3Processor",
+                "size": {"height": 28, "width": 28},
+                "do_resize": True,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.5] * 3,
+                "image_std": [0.5] * 3,
+                "do_convert_rgb": True,
+                "resample": 2,
+                "do_pan_and_scan": False,
+            },
+            indent=1,
+        )
+    )
 
     from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(GEMMA3_CONFIG_FOR_LTX.to_dict()))
-    renames = (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower."),
-               ("model.multi_modal_projector.", "multi_modal_projector."))
+    renames = (
+        ("model.language_model.", "language_model.model."),
+        ("model.vision_tower.", "vision_tower."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+    )
     tensors = {}
     for key, value in _fill(model.state_dict(), gen).items():
         if key.startswith("lm_head."):
             continue  # tied to the embeddings
         src, dst = next((s, d) for s, d in renames if key.startswith(s))
-        tensors[dst + key[len(src):]] = value
+        tensors[dst + key[len(src) :]] = value
     save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
 
 
 def main() -> None:
-    """`python -m ltx2_batch.backends.tiny [ROOT] [SEED]`: build (or confirm) the tiny set and print a summary."""
+    """`python -m ltx2_batch.backends.tiny [ROOT] [SEED]`: build or confirm the tiny set."""
     import sys
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny")
     report = ensure_tiny_models(root, seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
-    print(json.dumps({"root": str(report.root), "built": report.built, "seconds": round(report.seconds, 2),
-                      "total_bytes": sum(report.bytes_by_file.values())}, indent=1))
+    print(
+        json.dumps(
+            {
+                "root": str(report.root),
+                "built": report.built,
+                "seconds": round(report.seconds, 2),
+                "total_bytes": sum(report.bytes_by_file.values()),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ class LedgerRow:
             object.__setattr__(self, "row_kind", RowKind(self.row_kind))
             object.__setattr__(self, "status", JobStatus(self.status))
         except ValueError as exc:
-            raise LedgerError(f"ledger row for job {self.job_id!r}: {exc}") from None
+            raise LedgerError(f"ledger row for job {self.job_id!r}: bad row_kind or status: {exc}") from None
         if (self.row_kind is RowKind.CHUNK) != (self.chunk_index is not None):
             raise LedgerError(
                 f"ledger row for job {self.job_id!r}: a chunk row needs chunk_index and a job row must "
@@ -263,16 +263,19 @@ def row_from_record(record: Mapping[str, object]) -> LedgerRow:
         raise LedgerError(f"not a ledger row: {exc}") from None
 
 
-def conform(table: pa.Table) -> pa.Table:
-    """Any ledger table (older or newer schema) as LEDGER_SCHEMA: known columns cast, missing ones null."""
+def conform(table: pa.Table, schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table:
+    """Any ledger table (older or newer schema) as `schema`: known columns cast, missing ones null.
+
+    `schema` is LEDGER_SCHEMA or a projection of it; columns it does not name are dropped.
+    """
     columns = []
-    for field in LEDGER_SCHEMA:
+    for field in schema:
         if field.name in table.column_names:
             column = table.column(field.name)
             columns.append(column if column.type == field.type else column.cast(field.type))
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     try:
-        return pa.Table.from_arrays(columns, schema=LEDGER_SCHEMA)
+        return pa.Table.from_arrays(columns, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise LedgerError(f"ledger table does not fit schema v{SCHEMA_VERSION}: {exc}") from None

@@ -64,7 +64,7 @@ _JOURNAL_GLOB = "journal-*.jsonl"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it becomes part of a file name
 _ORDER = [("run_id", "ascending"), ("seq", "ascending")]
 _JSON_BLOCK = 4 << 20  # a block must hold the longest line; longer lines fall back to the slow path
-_PARSE = pj.ParseOptions(explicit_schema=LEDGER_SCHEMA, unexpected_field_behavior="ignore")
+_STATE_COLUMNS = ("job_id", "row_kind", "status")  # what deciding a job's state reads
 
 
 def new_run_id() -> str:
@@ -100,7 +100,11 @@ class LedgerStore:
                 fd = os.open(self.path, flags, 0o644)
             except FileExistsError:
                 raise LedgerError(f"run id {run_id!r} already has a journal ({self.path})") from None
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fresh file: nobody else can hold it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fresh file: nobody else can hold it
+            except OSError:
+                os.close(fd)
+                raise
         self._fd: int | None = fd
         if fsync:
             _fsync_dir(self.path.parent)
@@ -152,12 +156,16 @@ class LedgerStore:
         self.close()
 
 
-def read_rows(output_dir: Path) -> pa.Table:
-    """Every row of every run in `output_dir` (Parquet + journals), ordered by (run_id, seq)."""
+def read_rows(output_dir: Path, columns: Iterable[str] | None = None) -> pa.Table:
+    """Every row of every run in `output_dir` (Parquet + journals), ordered by (run_id, seq).
+
+    `columns` reads only those (plus run_id and seq): a resume scan needs 5 of the 40-odd columns.
+    """
+    schema = _projection(columns)
     ledger_dir = Path(output_dir) / LEDGER_DIR
     journals = sorted(ledger_dir.glob(_JOURNAL_GLOB))  # listed BEFORE the parquet is read: see module doc
-    parts = [table for table in map(_read_journal, journals) if table is not None]
-    return _merge(_read_parquet(parquet_path(output_dir)), parts)
+    parts = [table for table in (_read_journal(path, schema) for path in journals) if table is not None]
+    return _merge(_read_parquet(parquet_path(output_dir), schema), parts, schema)
 
 
 def read_rows_many(output_dirs: Iterable[Path]) -> pa.Table:
@@ -187,7 +195,7 @@ def compact(output_dir: Path) -> Path:
         folded = [path for path in sorted(ledger_dir.glob(_JOURNAL_GLOB)) if _hold_if_released(path, held)]
         if not folded and target.exists():
             return target
-        parts = [table for table in map(_read_journal, folded) if table is not None]
+        parts = [table for table in (_read_journal(path) for path in folded) if table is not None]
         _write_parquet_atomically(_merge(_read_parquet(target), parts), target)
         for path in folded:  # only after the rename is durable
             path.unlink()
@@ -202,19 +210,25 @@ def latest_job_rows(table: pa.Table) -> pa.Table:
     return _last_per_key(table.filter(mask), keys)
 
 
-def latest_rows(output_dir: Path) -> pa.Table:
-    return latest_job_rows(read_rows(output_dir))
+def latest_rows(output_dir: Path, columns: Iterable[str] | None = None) -> pa.Table:
+    """The current state of every job in `output_dir`: one row per job (see `latest_job_rows`)."""
+    wanted = None if columns is None else [*columns, *_STATE_COLUMNS]
+    return latest_job_rows(read_rows(output_dir, wanted))
 
 
 def completed_job_ids(output_dir: Path) -> set[str]:
     """Jobs whose latest job row is `done`: what a resumed run must not render again."""
-    latest = latest_rows(output_dir)
+    latest = latest_rows(output_dir, columns=())
     return set(latest.filter(pc.equal(latest["status"], "done"))["job_id"].to_pylist())
 
 
 def chunk_rows(output_dir: Path, job_id: str) -> list[LedgerRow]:
     """The latest row of each chunk of a chained job, by chunk_index (for resuming mid-chain)."""
-    table = read_rows(output_dir)
+    return latest_chunk_rows(read_rows(output_dir), job_id)
+
+
+def latest_chunk_rows(table: pa.Table, job_id: str) -> list[LedgerRow]:
+    """`chunk_rows` on a table already read: a driver resuming many chained jobs reads the ledger once."""
     mask = pc.and_(
         pc.and_(pc.equal(table["job_id"], job_id), pc.equal(table["row_kind"], "chunk")),
         pc.not_equal(table["status"], "skipped"),
@@ -230,16 +244,32 @@ def _last_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
     return table.take(pc.take(last, pc.sort_indices(last)))
 
 
-def _merge(old: pa.Table | None, journals: list[pa.Table]) -> pa.Table:
+def _projection(columns: Iterable[str] | None) -> pa.Schema:
+    if columns is None:
+        return LEDGER_SCHEMA
+    wanted = {"run_id", "seq", *columns}
+    unknown = wanted.difference(LEDGER_SCHEMA.names)
+    if unknown:
+        raise LedgerError(f"unknown ledger column(s) {sorted(unknown)}; known: {LEDGER_SCHEMA.names}")
+    return pa.schema(
+        [field for field in LEDGER_SCHEMA if field.name in wanted], metadata=LEDGER_SCHEMA.metadata
+    )
+
+
+def _merge(old: pa.Table | None, journals: list[pa.Table], schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table:
     tables = ([old] if old is not None else []) + journals
     if not tables:
-        return LEDGER_SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables)
     if old is not None and journals and _runs_overlap(old, journals):
         indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
         first = indexed.group_by(["run_id", "seq"], use_threads=False).aggregate([("__i", "min")])
         table = table.take(first["__i_min"])
-    return table.sort_by(_ORDER)
+    # Usually already in order (parquet sorted, journals in run order): then skip the full-table take.
+    order = pc.sort_indices(table.select(["run_id", "seq"]), sort_keys=_ORDER)
+    if pc.all(pc.equal(order, pa.array(range(table.num_rows), pa.uint64()))).as_py() is False:
+        table = table.take(order)
+    return table
 
 
 def _runs_overlap(old: pa.Table, journals: list[pa.Table]) -> bool:
@@ -248,28 +278,48 @@ def _runs_overlap(old: pa.Table, journals: list[pa.Table]) -> bool:
     return bool(pc.any(pc.is_in(old["run_id"], value_set=journal_runs)).as_py())
 
 
-def _read_journal(path: Path) -> pa.Table | None:
-    """Whole lines only; None if the journal vanished (folded by a concurrent compaction)."""
+def _read_journal(path: Path, schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table | None:
+    """Whole lines only; None if the journal vanished (folded by a concurrent compaction).
+
+    Memory-mapped, so a large journal is neither copied nor held twice; parsed while the map is open.
+    """
     try:
-        data = path.read_bytes()
+        if path.stat().st_size == 0:
+            return schema.empty_table()
+        source = pa.memory_map(str(path))
     except FileNotFoundError:
         return None
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        _log.warning("ledger journal %s: skipped a torn last line (%d bytes)", path, len(data) - end)
-    if end == 0:
-        return LEDGER_SCHEMA.empty_table()
-    try:
-        return conform(_parse_jsonl(data[:end], _JSON_BLOCK))
-    except pa.ArrowInvalid:
-        return conform(_parse_jsonl_lenient(data[:end], path))
+    with source:
+        data = source.read_buffer()
+        end = _end_of_last_line(data)
+        if end < data.size:
+            _log.warning("ledger journal %s: skipped a torn last line (%d bytes)", path, data.size - end)
+        if end == 0:
+            return schema.empty_table()
+        try:
+            return conform(_parse_jsonl(data.slice(0, end), _JSON_BLOCK, schema), schema)
+        except pa.ArrowInvalid:
+            return conform(_parse_jsonl_lenient(data.slice(0, end).to_pybytes(), path, schema), schema)
 
 
-def _parse_jsonl(body: bytes, block_size: int) -> pa.Table:
-    return pj.read_json(pa.BufferReader(body), pj.ReadOptions(block_size=block_size), _PARSE)
+def _end_of_last_line(data: pa.Buffer, step: int = 1 << 16) -> int:
+    view = memoryview(data)
+    end = len(view)
+    while end > 0:
+        start = max(0, end - step)
+        newline = bytes(view[start:end]).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
-def _parse_jsonl_lenient(body: bytes, path: Path) -> pa.Table:
+def _parse_jsonl(body: pa.Buffer | bytes, block_size: int, schema: pa.Schema) -> pa.Table:
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    return pj.read_json(pa.BufferReader(body), pj.ReadOptions(block_size=block_size), options)
+
+
+def _parse_jsonl_lenient(body: bytes, path: Path, schema: pa.Schema) -> pa.Table:
     """Slow path: drop lines that are not JSON objects (with a warning), then parse the rest in one block."""
     good = []
     for number, line in enumerate(body.split(b"\n")[:-1], start=1):
@@ -282,21 +332,23 @@ def _parse_jsonl_lenient(body: bytes, path: Path) -> pa.Table:
         else:
             _log.warning("ledger journal %s: skipped unreadable line %d", path, number)
     if not good:
-        return LEDGER_SCHEMA.empty_table()
+        return schema.empty_table()
     kept = b"\n".join(good) + b"\n"
     try:
-        return _parse_jsonl(kept, len(kept) + 1)
+        return _parse_jsonl(kept, len(kept) + 1, schema)
     except pa.ArrowInvalid as exc:
         raise LedgerError(f"ledger journal {path} has rows that do not fit the schema: {exc}") from None
 
 
-def _read_parquet(path: Path) -> pa.Table | None:
+def _read_parquet(path: Path, schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table | None:
     try:
-        return conform(pq.read_table(path))
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[name for name in schema.names if name in present])
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError) as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc}") from None
+    return conform(table, schema)
 
 
 def _write_parquet_atomically(table: pa.Table, target: Path) -> None:

@@ -9,6 +9,7 @@ not read files or judge values: `schema.parse_job` does that on each expanded jo
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,15 @@ from ltx2_batch.manifest.schema import (
 )
 
 NAME_SEPARATOR = "__"
+# A guard against a typo'd sweep (three 1000-value axes) eating memory before any message is printed.
+MAX_EXPANDED_JOBS = 2_000_000
+_VALID_NAME = re.compile(r"^[^/\\\x00-\x1f]+$")
 _INLINE_LABEL = re.compile(r"^[A-Za-z0-9._+-]{1,24}$")
+
+
+def valid_name(name: object) -> bool:
+    """Names may end up in file names: no separators, control characters, `.` or `..`."""
+    return isinstance(name, str) and name not in (".", "..") and bool(_VALID_NAME.match(name))
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,9 @@ class ExpandedJob:
 @dataclass(frozen=True)
 class Expansion:
     jobs: tuple[ExpandedJob, ...]
-    problems: tuple[tuple[int | None, str | None, str, str], ...] = field(default=())  # (index, name, field, msg)
+    problems: tuple[tuple[int | None, str | None, str, str], ...] = field(
+        default=()
+    )  # (index, name, field, msg)
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,8 @@ def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
             labels: tuple[str, ...] = (str(values["name"][combo[0][0]]),)
         else:
             labels = tuple(
-                str(v) if k == "name" else _label(short[k], v, i) for k, (i, v) in zip(keys, combo, strict=True)
+                str(v) if k == "name" else _label(short[k], v, i)
+                for k, (i, v) in zip(keys, combo, strict=True)
             )
         out.append(Variant(assignments, labels))
     return out
@@ -107,12 +119,17 @@ def sweep_variants(sweep: object) -> tuple[list[Variant], list[tuple[str, str]]]
                 problems.append((where, why))
             elif not isinstance(values, list) or not values:
                 problems.append((where, f"must be a non-empty list of values, got {values!r}"))
-            elif key == "name" and not all(isinstance(v, str) and v for v in values):
-                problems.append((where, "swept names must be non-empty strings"))
+            elif key == "name" and not all(valid_name(v) for v in values):
+                problems.append((where, f"swept names must be non-empty strings without '/': {values!r}"))
         blocks[kind] = block
     grid, zipped = blocks.get("grid", {}), blocks.get("zip", {})
     for key in set(grid) & set(zipped):
         problems.append((f"sweep.zip.{key}", f"{key!r} is swept in both grid and zip; sweep it once"))
+    size = math.prod(len(v) for v in grid.values() if isinstance(v, list))
+    if size > MAX_EXPANDED_JOBS:
+        problems.append(
+            ("sweep.grid", f"expands to {size:,} points, over the limit of {MAX_EXPANDED_JOBS:,}")
+        )
     lengths = {k: len(v) for k, v in zipped.items() if isinstance(v, list)}
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
@@ -155,7 +172,10 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
         problems.append((None, None, "defaults", f"must be a mapping, got {type_name(defaults)}"))
         defaults = {}
     allowed_defaults = [k for k in JOB_FIELDS if k not in NOT_IN_DEFAULTS]
-    problems += [(None, None, f"defaults.{k}", m) for k, m in unknown_keys(defaults, allowed_defaults)]
+    for key, message in unknown_keys(defaults, allowed_defaults):
+        if key in NOT_IN_DEFAULTS:
+            message = f"{key!r} cannot be a default (names are per job; a manifest-wide sweep is top level)"
+        problems.append((None, None, f"defaults.{key}", message))
     top_variants, sweep_problems = sweep_variants(doc.get("sweep"))
     problems += [(None, None, f, m) for f, m in sweep_problems]
     raw_jobs = doc.get("jobs")
@@ -168,13 +188,20 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
         if not isinstance(raw, dict):
             problems.append((index, None, "<job>", f"must be a mapping of job fields, got {type_name(raw)}"))
             continue
-        base_name = raw.get("name", f"job{index}")
-        name = base_name if isinstance(base_name, str) else str(base_name)
+        name = raw.get("name", f"job{index}")
+        if not valid_name(name):
+            why = "must be a non-empty string without '/', '\\' or control characters"
+            problems.append((index, None, "name", f"{why}, got {name!r}"))
+            name = f"job{index}"
         problems += [(index, name, k, m) for k, m in unknown_keys(raw, list(JOB_FIELDS))]
         job_variants, job_problems = sweep_variants(raw.get("sweep"))
         problems += [(index, name, f, m) for f, m in job_problems]
         for key in sorted(top_keys & {k for v in job_variants[:1] for k, _ in v.assignments}):
             problems.append((index, name, f"sweep.{key}", "also swept at manifest level; sweep it once"))
+        if len(jobs) + len(top_variants) * len(job_variants) > MAX_EXPANDED_JOBS:
+            message = f"the manifest expands to more than {MAX_EXPANDED_JOBS:,} jobs; split it into several"
+            problems.append((index, name, "sweep", message))
+            break
         base = _merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
         base["name"] = name
         for top in top_variants:

@@ -1,7 +1,7 @@
 """Manifest loading: the only module of `ltx2_batch.manifest` that touches the file system.
 
 Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejected), resolving and
-hashing input files (once per distinct path), seeds, job ids, the checks across jobs (duplicate names,
+hashing input files (once per distinct path), job ids, the checks across jobs (duplicate names,
 duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
 Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
 """
@@ -15,16 +15,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ltx2_batch.config import ChainingConfig, PathsConfig
-from ltx2_batch.errors import FieldProblem, ManifestError
+from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import ChunkingSpec, RenderJob, file_sha256, with_job_id
-from ltx2_batch.manifest.expand import expand_manifest
+from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.schema import TOP_KEYS, JobContext, ResolvedInput, expect, parse_job, unknown_keys
+from ltx2_batch.manifest.select import chunk_count
+
+if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
+    from ltx2_batch.config import ChainingConfig, PathsConfig
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -53,29 +56,24 @@ class _StrictLoader(yaml.SafeLoader):
 
 def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
     try:
-        doc = yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(data, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {exc}")]) from exc
     if not isinstance(doc, dict):
         got = "an empty file" if doc is None else type(doc).__name__
-        raise ManifestError([FieldProblem(source, "<manifest>", f"must be a mapping with `jobs:`, got {got}")])
+        raise ManifestError(
+            [FieldProblem(source, "<manifest>", f"must be a mapping with `jobs:`, got {got}")]
+        )
     return doc
 
 
 def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
-    out = []
-    if chaining.chunk_frames < 2:
-        out.append(FieldProblem(source, "chaining.chunk_frames", f"must be >= 2, got {chaining.chunk_frames}"))
-    if not 0 <= chaining.overlap_frames < chaining.chunk_frames:
-        out.append(
-            FieldProblem(
-                source,
-                "chaining.overlap_frames",
-                f"must be in [0, chunk_frames - 1] = [0, {chaining.chunk_frames - 1}], "
-                f"got {chaining.overlap_frames}",
-            )
-        )
-    return out
+    """The chunk planner's own checks (8k+1 chunks, an overlap that leaves new frames), as problems."""
+    try:
+        chunk_count(chaining.chunk_frames + 1, chaining.chunk_frames, chaining.overlap_frames)
+    except ConfigError as exc:
+        return [FieldProblem(source, "chaining", str(exc))]
+    return []
 
 
 class _InputCache:
@@ -90,12 +88,16 @@ class _InputCache:
         key = (raw, lora)
         if key not in self._resolved:
             found = resolve_input_path(raw, self._roots, lora=lora)
-            if found.ok:
-                if found.path not in self._digests:
-                    self._digests[found.path] = file_sha256(found.path)
+            if not found.ok:
+                self._resolved[key] = ResolvedInput(error=found.error)
+            elif found.path in self._digests:
                 self._resolved[key] = ResolvedInput(found.path, self._digests[found.path])
             else:
-                self._resolved[key] = ResolvedInput(error=found.error)
+                try:
+                    self._digests[found.path] = file_sha256(found.path)
+                    self._resolved[key] = ResolvedInput(found.path, self._digests[found.path])
+                except OSError as exc:
+                    self._resolved[key] = ResolvedInput(error=f"cannot read {raw!r}: {exc}")
         return self._resolved[key]
 
 
@@ -115,45 +117,54 @@ def _dedupe(problems: Iterable[FieldProblem]) -> list[FieldProblem]:
     return out
 
 
-def _cross_job_problems(jobs: list[RenderJob], sources: list[int], source: str) -> list[FieldProblem]:
+def _duplicate_names(expanded: Iterable[ExpandedJob], source: str) -> list[FieldProblem]:
+    """Expanded names must be unique: people find outputs and ledger rows by them."""
+    first_of: dict[str, int] = {}
     out = []
-    by_name: dict[str, int] = {}
-    by_id: dict[str, int] = {}
-    for pos, job in enumerate(jobs):
-        if job.name in by_name:
-            first = jobs[by_name[job.name]]
-            out.append(
-                FieldProblem(source, "name", f"duplicate job name (also job {sources[by_name[job.name]]} "
-                             f"{first.name!r}); names must be unique", sources[pos], job.name)
-            )
+    for job in expanded:
+        if job.name in first_of:
+            message = f"duplicate job name (also job {first_of[job.name]}); expanded names must be unique"
+            out.append(FieldProblem(source, "name", message, job.source_index, job.name))
         else:
-            by_name[job.name] = pos
-        if job.job_id in by_id:
-            first = jobs[by_id[job.job_id]]
-            out.append(
-                FieldProblem(source, "seed", f"renders exactly the same clip as {first.name!r} (same parameters, "
-                             "inputs and seed): give one a different seed or remove it", sources[pos], job.name)
-            )
-        else:
-            by_id[job.job_id] = pos
+            first_of[job.name] = job.source_index
     return out
 
 
-def load_manifest(
-    path: str | Path,
+def _duplicate_renders(
+    jobs: tuple[RenderJob, ...], sources: tuple[int, ...], source: str
+) -> list[FieldProblem]:
+    """Two jobs with one id would render (and overwrite) the same clip."""
+    out = []
+    by_id: dict[str, int] = {}
+    for pos, job in enumerate(jobs):
+        first = by_id.setdefault(job.job_id, pos)
+        if first != pos:
+            message = (
+                f"renders exactly the same clip as {jobs[first].name!r} (same parameters, inputs and seed): "
+                "give one a different seed or remove it"
+            )
+            out.append(FieldProblem(source, "seed", message, sources[pos], job.name))
+    return out
+
+
+@dataclass(frozen=True)
+class ValidatedJobs:
+    """Expanded, validated jobs without ids yet; `sources[i]` is job i's index in the manifest's `jobs`."""
+
+    jobs: tuple[RenderJob, ...]
+    sources: tuple[int, ...]
+
+
+def validate_document(
+    doc: dict[str, Any],
+    manifest_path: str | Path,
     *,
     chaining: ChainingConfig,
     paths: PathsConfig,
-    model_fingerprint: str,
     seed_override: int | None = None,
-) -> ManifestPlan:
-    """Read, expand and validate a manifest; raises ManifestError listing every problem found."""
-    source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
-    doc = parse_yaml(data, source)
+) -> ValidatedJobs:
+    """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError."""
+    source = str(manifest_path)
     problems = _chaining_problems(chaining, source)
     problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP_KEYS)]
     base_seed = doc.get("base_seed", 0)
@@ -165,8 +176,10 @@ def load_manifest(
     if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
         raise ManifestError(problems)
     ctx = JobContext(
-        chunking=ChunkingSpec(chaining.chunk_frames, chaining.overlap_frames, chaining.condition_on_last_frame),
-        resolve=_InputCache(InputRoots.for_manifest(path, paths, os.getcwd())),
+        chunking=ChunkingSpec(
+            chaining.chunk_frames, chaining.overlap_frames, chaining.condition_on_last_frame
+        ),
+        resolve=_InputCache(InputRoots.for_manifest(manifest_path, paths, os.getcwd())),
         base_seed=base_seed,
         seed_override=seed_override,
     )
@@ -177,14 +190,37 @@ def load_manifest(
         def report(field: str, message: str, _e: Any = expanded) -> None:
             problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
 
-        job = parse_job(expanded.fields, ctx, report)
+        job = parse_job(expanded.fields, ctx, report, index=len(jobs))
         if job is not None:
-            jobs.append(with_job_id(dataclasses.replace(job, index=len(jobs)), model_fingerprint))
+            jobs.append(job)
             sources.append(expanded.source_index)
-    problems += _cross_job_problems(jobs, sources, source)
+    problems += _duplicate_names(expansion.jobs, source)
     if problems:
         raise ManifestError(_dedupe(problems))
-    return ManifestPlan(source=source, sha256=hashlib.sha256(data).hexdigest(), jobs=tuple(jobs))
+    return ValidatedJobs(tuple(jobs), tuple(sources))
+
+
+def load_manifest(
+    path: str | Path,
+    *,
+    chaining: ChainingConfig,
+    paths: PathsConfig,
+    model_fingerprint: str,
+    seed_override: int | None = None,
+) -> ManifestPlan:
+    """Read, expand, validate, then give each job its id; raises ManifestError listing every problem."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
+    doc = parse_yaml(data, source)
+    valid = validate_document(doc, path, chaining=chaining, paths=paths, seed_override=seed_override)
+    jobs = tuple(with_job_id(job, model_fingerprint) for job in valid.jobs)
+    problems = _duplicate_renders(jobs, valid.sources, source)
+    if problems:
+        raise ManifestError(_dedupe(problems))
+    return ManifestPlan(source=source, sha256=hashlib.sha256(data).hexdigest(), jobs=jobs)
 
 
 def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:
@@ -199,5 +235,7 @@ def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:
                 return candidate
     known = sorted(p.stem for p in manifests_dir.glob("*.y*ml")) if manifests_dir.is_dir() else []
     close = difflib.get_close_matches(given.stem, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known manifests in {manifests_dir}: {', '.join(known)}"
+    hint = (
+        f"did you mean {close[0]!r}?" if close else f"known manifests in {manifests_dir}: {', '.join(known)}"
+    )
     raise ManifestError([FieldProblem(name_or_path, "manifest", f"no manifest file found; {hint}")])

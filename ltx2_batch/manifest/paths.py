@@ -13,9 +13,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from ltx2_batch.config import PathsConfig
+if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
+    from ltx2_batch.config import PathsConfig
 
 PROJECTS_PREFIX = "/projects"
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

@@ -1,11 +1,12 @@
 """The manifest's vocabulary and the strict, pure conversion of one expanded job into a `RenderJob`.
 
-Owns the key tables (top level, job, nested mappings), "did you mean" suggestions, type checks and every
-per-job rule (sizes, frame counts, strengths, pipeline requirements, chunk fields). Must not read files or
+Owns the key tables (top level, job, nested mappings), "did you mean" suggestions, type checks and the
+per-job rules (strengths, frame indices, chunk fields; the size, frame-count and pipeline rules are pure
+functions in `select.py` that this module applies). Must not read files or
 expand sweeps: input paths go through a `Resolve` callback the loader supplies (which owns the I/O and
 the per-file digest cache), and problems are reported through a callback, never raised one at a time,
-so a manifest's every problem surfaces in one error. Over 400 lines because the rule table is one unit:
-splitting it would scatter the rules a reader needs side by side.
+so a manifest's every problem surfaces in one error. Over 400 lines because one job's conversion is one
+unit: the vocabulary and the reader that enforces it change together.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ NOT_SWEPT = frozenset({"sweep"})
 
 def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+    close = close or [v for v in valid if len(key) >= 3 and (v.startswith(key) or key.startswith(v))][:1]
+    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(valid)}"
 
 
 def unknown_keys(mapping: Mapping[Any, Any], valid: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
@@ -124,21 +126,29 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_KIND_CHECKS: dict[str, Callable[[object], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": is_int,
+    "int?": lambda v: v is None or is_int(v),
+    "number": is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "mapping": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+}
+_KIND_WORDS = {
+    "str": "a string",
+    "int?": "an integer or null",
+    "int": "an integer",
+    "number": "a number",
+    "bool": "true or false",
+}
+
+
 def expect(value: object, kind: str) -> str | None:
     """None when `value` has the scalar `kind`, else the message (kinds: str, int, int?, number, bool)."""
-    ok = {
-        "str": isinstance(value, str),
-        "int": is_int(value),
-        "int?": value is None or is_int(value),
-        "number": is_number(value),
-        "bool": isinstance(value, bool),
-        "mapping": isinstance(value, dict),
-        "list": isinstance(value, list),
-    }[kind]
-    if ok:
+    if _KIND_CHECKS[kind](value):
         return None
-    want = {"int?": "an integer or null", "int": "an integer", "number": "a number", "bool": "true or false"}
-    return f"must be {want.get(kind, 'a ' + kind)}, got {type_name(value)} {value!r}"
+    return f"must be {_KIND_WORDS.get(kind, 'a ' + kind)}, got {type_name(value)} {value!r}"
 
 
 def check_mapping(value: object, valid: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -298,7 +308,9 @@ def _images(reader: _Reader, key: str, raw: object, resolve: Resolve) -> tuple[I
         frame_idx = reader.sub(where, item, "frame_idx", "int", 0)
         strength = float(reader.sub(where, item, "strength", "number", 1.0))
         reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
-        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve)
+        found = (
+            reader.input_file(f"{where}.path", item["path"], resolve) if "path" in item else ResolvedInput()
+        )
         out.append(ImageCondition(found.path, frame_idx, strength, found.sha256))
     return tuple(out)
 
@@ -316,7 +328,11 @@ def _loras(reader: _Reader, resolve: Resolve) -> tuple[LoraSpec, ...]:
             valid = [k.value for k in LoraKind]
             reader.report(f"{where}.type", f"must be one of {', '.join(valid)}, got {kind_text!r}")
             kind = LoraKind.LORA
-        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve, lora=True)
+        found = (
+            reader.input_file(f"{where}.path", item["path"], resolve, lora=True)
+            if "path" in item
+            else ResolvedInput()
+        )
         out.append(LoraSpec(found.path, strength, kind, found.sha256))
     return tuple(out)
 
@@ -327,7 +343,9 @@ def _videos(reader: _Reader, resolve: Resolve) -> tuple[VideoCondition, ...]:
         where = f"video_conditioning[{i}]"
         strength = float(reader.sub(where, item, "strength", "number", 1.0))
         reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
-        found = reader.input_file(f"{where}.path", item.get("path", ""), resolve)
+        found = (
+            reader.input_file(f"{where}.path", item["path"], resolve) if "path" in item else ResolvedInput()
+        )
         out.append(VideoCondition(found.path, strength, found.sha256))
     return tuple(out)
 
@@ -405,8 +423,9 @@ def _seed(reader: _Reader, ctx: JobContext) -> int | None:
     return derive_seed(ctx.base_seed, params)
 
 
-def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> RenderJob | None:
-    """Type-check, validate and convert one expanded job; None when anything was reported."""
+def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index: int = 0) -> RenderJob | None:
+    """Type-check, validate and convert one expanded job (at `index` in the expanded manifest); None when
+    anything was reported."""
     reader = _Reader(fields, report)
     name, prompt = reader.scalar("name", "str"), reader.scalar("prompt", "str")
     negative = reader.scalar("negative_prompt", "str")
@@ -420,9 +439,7 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> Ren
     if steps is not None and steps < 1:
         reader.report("num_inference_steps", f"must be >= 1, got {steps}")
     upscale = _upscale(reader)
-    for field, message in size_problems(width, height, upscale.spatial) + frame_problems(
-        num_frames, frame_rate
-    ):
+    for field, message in size_problems(width, height, upscale.spatial):
         reader.report(field, message)
     video_guider, audio_guider = (
         _guider(reader, "video_guider_params"),
@@ -458,6 +475,8 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> Ren
     ):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
+    for field, message in frame_problems(num_frames, frame_rate, chained=mode is RenderMode.CHAINED):
+        reader.report(field, message)
     chunk_prompts, chunk_images = _chunk_rules(reader, mode, frames, ctx.chunking, ctx.resolve)
     seed = _seed(reader, ctx)
     if reader.bad or seed is None:
@@ -486,4 +505,5 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> Ren
         chunk_prompts=chunk_prompts,
         chunk_images=chunk_images,
         tags=tags,
+        index=index,
     )

@@ -8,12 +8,13 @@ models: the loader passes plain values in, so every rule is testable on its own.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
-from ltx2_batch.errors import ConfigError
+from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
 
+# Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
+LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
 
@@ -44,15 +45,17 @@ def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int = MAX
     return RenderMode.VIDEO
 
 
-def chunk_count(num_frames: int, chunk_frames: int, overlap_frames: int) -> int:
-    """Chunks needed for `num_frames` (seed 8.6): `1 + ceil((n - chunk) / (chunk - overlap))`, at least 1."""
-    if overlap_frames >= chunk_frames:
-        raise ConfigError(
-            f"chaining.overlap_frames ({overlap_frames}) must be < chunk_frames ({chunk_frames})"
-        )
-    if num_frames <= chunk_frames:
-        return 1
-    return 1 + math.ceil((num_frames - chunk_frames) / (chunk_frames - overlap_frames))
+def chunk_count(
+    num_frames: int, chunk_frames: int, overlap_frames: int, temporal_scale: int = LTX2_TEMPORAL_SCALE
+) -> int:
+    """Chunks the executor will render for `num_frames`: the chaining planner's own count.
+
+    It equals the seed's `1 + ceil((n - chunk) / (chunk - overlap))` whenever the overlap lies on the latent
+    grid (8m + 1); otherwise the planner trims the overlap rounded up to that grid and may need one chunk
+    more (218 frames, overlap 24: 3, not 2). Counting with the planner keeps `chunk_prompts` validation
+    and execution in agreement. Raises ConfigError for an impossible chaining config.
+    """
+    return plan_chunks(max(num_frames, 1), chunk_frames, overlap_frames, temporal_scale).chunk_count
 
 
 def nearest_multiples(value: int, multiple: int) -> tuple[int, ...]:
@@ -91,13 +94,17 @@ def size_problems(width: int | None, height: int | None, spatial: bool) -> Probl
     return out
 
 
-def frame_problems(num_frames: int | None, frame_rate: float | None) -> Problems:
-    """Frame counts are 8k+1 (the causal VAE: 1 frame, then 8 per latent frame)."""
+def frame_problems(num_frames: int | None, frame_rate: float | None, chained: bool = False) -> Problems:
+    """One window renders 8k+1 frames (the causal VAE: 1 frame, then 8 per latent frame).
+
+    A chained job may ask for any length: the chunk planner renders 8k+1-frame windows and trims the
+    stitched result to exactly `num_frames`.
+    """
     out: Problems = []
     if num_frames is not None:
         if num_frames < 1:
             out.append(("num_frames", f"must be >= 1, got {num_frames}"))
-        elif (num_frames - 1) % 8:
+        elif (num_frames - 1) % 8 and not chained:
             near = " or ".join(str(v) for v in nearest_frame_counts(num_frames))
             out.append(
                 ("num_frames", f"must be 8k+1 (1, 9, 17, ... 121, ...), got {num_frames}; nearest: {near}")

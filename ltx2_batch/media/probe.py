@@ -26,18 +26,18 @@ class MediaInfo:
     """Decoded facts about one file. Sizes are the coded ones (an odd input size shows up padded to even)."""
 
     path: str
-    num_frames: int
+    frame_count: int
     frame_rate: float
     width: int
     height: int
-    video_duration_s: float  # num_frames / frame_rate
+    video_duration_s: float  # frame_count / frame_rate
     video_codec: str
     audio_codec: str | None = None
-    sample_rate: int | None = None
+    audio_sample_rate: int | None = None
     audio_channels: int | None = None
     audio_samples: int | None = None  # presented: decoded samples before the container's declared end
     audio_samples_decoded: int | None = None  # as decoded (AAC end padding included, priming removed)
-    audio_duration_s: float | None = None  # audio_samples / sample_rate
+    audio_duration_s: float | None = None  # audio_samples / audio_sample_rate
 
     @property
     def has_audio(self) -> bool:
@@ -69,14 +69,14 @@ def probe(path: str | Path) -> MediaInfo:
         video.thread_type = "AUTO"
         num_frames, decoded_samples, presented_samples = 0, 0, 0
         audio_end: int | None = None  # in the audio stream's time base
-        frames_seen: list[av.AudioFrame] = []
+        frames_seen: list[_AudioSpan] = []  # spans only: decoded samples are dropped as we go
         try:
             for packet in container.demux(*(s for s in (video, audio) if s is not None)):
                 if packet.stream is audio:
                     end = _packet_end(packet)
                     if end is not None:
                         audio_end = end if audio_end is None else max(audio_end, end)
-                    frames_seen.extend(packet.decode())
+                    frames_seen.extend(_span(frame) for frame in packet.decode())
                 else:
                     num_frames += len(packet.decode())
         except av.FFmpegError as exc:
@@ -86,7 +86,7 @@ def probe(path: str | Path) -> MediaInfo:
             raise MediaError(f"{path}: video stream declares no frame rate")
         info = {
             "path": str(path),
-            "num_frames": num_frames,
+            "frame_count": num_frames,
             "frame_rate": float(rate),
             "width": video.codec_context.width,
             "height": video.codec_context.height,
@@ -96,13 +96,13 @@ def probe(path: str | Path) -> MediaInfo:
         if audio is None:
             return MediaInfo(**info)
         sample_rate = audio.codec_context.sample_rate
-        for frame in frames_seen:
-            decoded_samples += frame.samples
-            presented_samples += _presented(frame, audio_end, sample_rate)
+        for span in frames_seen:
+            decoded_samples += span.samples
+            presented_samples += _presented(span, audio_end, sample_rate)
         return MediaInfo(
             **info,
             audio_codec=audio.codec_context.name,
-            sample_rate=sample_rate,
+            audio_sample_rate=sample_rate,
             audio_channels=audio.codec_context.channels,
             audio_samples=presented_samples,
             audio_samples_decoded=decoded_samples,
@@ -110,13 +110,24 @@ def probe(path: str | Path) -> MediaInfo:
         )
 
 
-def _presented(frame: av.AudioFrame, end: int | None, sample_rate: int) -> int:
-    """Samples of `frame` that fall before the stream's declared end (what a player plays)."""
-    if end is None or frame.pts is None or frame.time_base is None:
-        return frame.samples
-    start_sample = round(frame.pts * frame.time_base * sample_rate)
-    end_sample = round(end * frame.time_base * sample_rate)
-    return max(0, min(frame.samples, end_sample - start_sample))
+@dataclass(frozen=True)
+class _AudioSpan:
+    pts: int | None
+    time_base: Fraction | None
+    samples: int
+
+
+def _span(frame: av.AudioFrame) -> _AudioSpan:
+    return _AudioSpan(frame.pts, frame.time_base, frame.samples)
+
+
+def _presented(span: _AudioSpan, end: int | None, sample_rate: int) -> int:
+    """Samples of a decoded frame that fall before the stream's declared end (what a player plays)."""
+    if end is None or span.pts is None or span.time_base is None:
+        return span.samples
+    start_sample = round(span.pts * span.time_base * sample_rate)
+    end_sample = round(end * span.time_base * sample_rate)
+    return max(0, min(span.samples, end_sample - start_sample))
 
 
 def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
@@ -168,7 +179,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
                 frames.extend(packet.decode())
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode audio of {path}: {exc}") from exc
-        pieces = [_samples(frame)[:, : _presented(frame, end, sample_rate)] for frame in frames]
+        pieces = [_samples(frame)[:, : _presented(_span(frame), end, sample_rate)] for frame in frames]
     channels = stream.codec_context.channels
     if not pieces:
         return np.zeros((channels, 0), dtype=np.float32), sample_rate

@@ -1,8 +1,9 @@
 """The JSON sidecar written next to each output: what was rendered, how, and what the file holds.
 
 Owns: a stable serialization (sorted keys, indent 2, strict JSON: no NaN/Infinity) of the values our
-payloads carry (numpy scalars and arrays, enums, dataclasses such as MediaInfo or RenderJob, paths, sets)
-and writing it atomically. Must not decide what goes into the payload (the runner does).
+payloads carry (numpy scalars and arrays, anything with `.tolist()` such as a tensor, enums, dataclasses
+such as MediaInfo or RenderJob, paths, sets) and writing it atomically.
+Must not decide what goes into the payload (the runner does).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return sorted((to_jsonable(v) for v in value), key=repr)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):  # torch tensors, array.array: serialized without importing their library
+        return to_jsonable(tolist())
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):

@@ -10,6 +10,8 @@ Input: numpy uint8 frames `[F, H, W, 3]`, float32 audio `[C, S]` (mono or stereo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import glob
 import os
 import secrets
 from collections.abc import Iterator
@@ -39,6 +41,18 @@ AAC_FRAME_SAMPLES = 1024
 def partial_path(path: Path, tag: str = "") -> Path:
     """A hidden, unique temporary name next to `path` (same folder, so `os.replace` is atomic)."""
     return path.with_name(f".{path.name}.{tag}{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+
+
+def partials_of(path: str | Path) -> list[Path]:
+    """Temporaries left next to `path` by a writer that was killed (SIGKILL skips every `finally`).
+
+    Only the owner of `path` (the job whose id names it) may delete these: another worker writing the
+    same target would have its in-flight temporary removed.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    return sorted(final.parent.glob(f".{glob.escape(final.name)}.*{PARTIAL_SUFFIX}"))
 
 
 def _fsync(path: Path) -> None:
@@ -147,7 +161,7 @@ class Mp4Writer:
                     self.frame_rate,
                     crf=self._crf,
                     preset=self._preset,
-                    faststart=False,
+                    faststart=True,  # needed when there is no audio pass; costs one local copy
                     exe=ffmpeg_exe(),
                 )
             )
@@ -203,13 +217,13 @@ class Mp4Writer:
         _fsync(self._final_tmp)
         self._final_tmp.replace(self.path)
         if self.info is not None:
-            self.info = MediaInfo(**{**self.info.__dict__, "path": str(self.path)})
+            self.info = dataclasses.replace(self.info, path=str(self.path))
 
     def _checked(self, info: MediaInfo) -> MediaInfo:
         """Count, do not trust: the decoded file must hold exactly what we fed ffmpeg."""
-        if info.num_frames != self.frames_written:
+        if info.frame_count != self.frames_written:
             raise MediaError(
-                f"{self.path}: wrote {self.frames_written} frames, file decodes to {info.num_frames}"
+                f"{self.path}: wrote {self.frames_written} frames, file decodes to {info.frame_count}"
             )
         if self._audio is not None:
             target = expected_audio_samples(self.frames_written, self.frame_rate, self._audio[1])

@@ -24,14 +24,14 @@ class ExecutorSpec:
     run_info: dict[str, Any] = field(default_factory=dict)
 
 
-def build_executor(spec: ExecutorSpec, worker_name: str) -> JobExecutor:
+def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None) -> JobExecutor:
     from ltx2_batch.backends.manager import create_backend  # heavy (torch): only inside a worker
 
     backend = create_backend(spec.model, Path(spec.project_root))
     return JobExecutor(
         backend=backend,
         layout=OutputLayout(Path(spec.output_dir)),
-        identity=WorkerIdentity.here(worker_name),
+        identity=WorkerIdentity(worker_name, node) if node else WorkerIdentity.here(worker_name),
         run_info=spec.run_info,
         video_crf=spec.output.video_crf,
         thumbnail_width=spec.output.thumbnail_width,

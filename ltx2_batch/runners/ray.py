@@ -11,6 +11,7 @@ those jobs cancelled. Chunk progress streams back through a small Ray queue.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -37,7 +38,9 @@ class RenderWorker:
     def __init__(self, spec: ExecutorSpec, name: str, progress: Queue | None) -> None:
         self._name = name
         self._progress = progress
-        self._executor = build_executor(spec, name)
+        # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
+        node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+        self._executor = build_executor(spec, name, node=node)
 
     def where(self) -> dict[str, str]:
         return {

@@ -40,6 +40,7 @@ from ltx2_batch.ledger.store import (
     compact,
     completed_job_ids,
     journal_path,
+    latest_chunk_rows,
     latest_job_rows,
     latest_rows,
     new_run_id,
@@ -321,6 +322,7 @@ def test_chunk_rows_give_the_latest_state_of_each_chunk(tmp_path: Path) -> None:
         (2, JobStatus.DONE, "/run2/2.safetensors"),
     ]
     assert chunk_rows(tmp_path, "0" * 16) == []
+    assert latest_chunk_rows(read_rows(tmp_path), job.job_id) == rows
     assert completed_job_ids(tmp_path) == set()  # chunk rows never complete a job
     assert latest_rows(tmp_path)["status"].to_pylist() == ["failed"]
 
@@ -435,6 +437,20 @@ def test_old_journal_and_parquet_with_other_columns_are_read(tmp_path: Path) -> 
     assert table["width"].to_pylist() == [64, None]
     assert completed_job_ids(tmp_path) == {"a" * 16, "b" * 16}
     assert pq.read_table(compact(tmp_path)).equals(table)
+
+
+def test_reading_a_projection_returns_those_columns_and_the_ordering_keys(tmp_path: Path) -> None:
+    log_statuses(tmp_path, "run1", [(make_job(i), D) for i in range(3)])
+    compact(tmp_path)
+    log_statuses(tmp_path, "run2", [(make_job(0), F)])
+    table = read_rows(tmp_path, columns=["status", "job_id"])
+    assert table.column_names == ["run_id", "job_id", "status", "seq"]  # schema order
+    assert table["status"].to_pylist() == ["done", "done", "done", "failed"]
+    assert read_rows(tmp_path).select(table.column_names).equals(table)
+    latest = latest_rows(tmp_path, columns=["seed"])
+    assert sorted(latest["seed"].to_pylist()) == [100, 101, 102]
+    with pytest.raises(LedgerError, match="unknown ledger column"):
+        read_rows(tmp_path, columns=["sead"])
 
 
 def test_unreadable_parquet_is_a_ledger_error(tmp_path: Path) -> None:

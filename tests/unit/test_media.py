@@ -6,9 +6,13 @@ a command line that "should" be exact is not evidence that it is.
 
 from __future__ import annotations
 
+import array
+import dataclasses
 import enum
 import itertools
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +44,8 @@ from ltx2_batch.media.write import (
     Mp4Writer,
     expected_audio_samples,
     fit_audio,
+    partial_path,
+    partials_of,
     write_mp4,
     write_png,
     write_thumbnail,
@@ -191,12 +197,12 @@ def test_mp4_frame_count_duration_and_order(tmp_path: Path, num_frames: int) -> 
 
     assert info == probe(path)  # what the writer verified is what is on disk
     assert info.path == str(path)
-    assert info.num_frames == num_frames
+    assert info.frame_count == num_frames
     assert info.frame_rate == FPS
     assert (info.width, info.height) == (64, 64)
     assert info.video_duration_s == pytest.approx(num_frames / FPS, abs=1e-9)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert (info.sample_rate, info.audio_channels) == (SR, 2)
+    assert (info.audio_sample_rate, info.audio_channels) == (SR, 2)
     # presented audio is exact; raw decoder output carries at most one AAC frame of padding
     assert info.audio_samples == target
     assert 0 <= info.audio_samples_decoded - target < AAC_FRAME_SAMPLES
@@ -272,7 +278,7 @@ def test_streaming_writer_accepts_pieces_and_keeps_every_frame(tmp_path: Path) -
         writer.set_audio(tone(SR), SR)
     assert writer.frames_written == sum(pieces)
     assert writer.info is not None
-    assert writer.info.num_frames == sum(pieces)
+    assert writer.info.frame_count == sum(pieces)
     assert writer.info.audio_samples == expected_audio_samples(sum(pieces), FPS, SR)
     assert [decode_frame_index(f) for f in read_frames(path)] == list(range(sum(pieces)))
     seam = read_frames(path, start=56, count=3)  # frames 56, 57 | 58: the second piece's seam
@@ -282,7 +288,7 @@ def test_streaming_writer_accepts_pieces_and_keeps_every_frame(tmp_path: Path) -
 def test_non_integer_frame_rate(tmp_path: Path) -> None:
     rate = Fraction(24000, 1001)
     info = write_mp4(tmp_path / "ntsc.mp4", index_frames(25), rate, audio=tone(10), sample_rate=SR)
-    assert info.num_frames == 25
+    assert info.frame_count == 25
     assert info.frame_rate == pytest.approx(float(rate))
     assert info.audio_samples == expected_audio_samples(25, rate, SR)
 
@@ -303,6 +309,19 @@ def test_failing_encode_leaves_nothing_and_reports_stderr(tmp_path: Path) -> Non
     with pytest.raises(MediaError, match=r"ffmpeg failed \(exit \d+\)") as caught:
         write_mp4(path, index_frames(30), FPS, preset="no-such-preset")
     assert "preset" in str(caught.value).lower()  # ffmpeg's own words came through
+    assert not path.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_encoder_dying_mid_stream_raises_media_error_not_broken_pipe(tmp_path: Path) -> None:
+    """Keep feeding an encoder that has exited: the writer must report ffmpeg's error, not hang."""
+    path = tmp_path / "dead.mp4"
+    chunk = index_frames(16, height=256, width=256)  # 3 MB per write: more than a pipe buffer
+    # PT012: the loop is the point: writes continue after the encoder has gone
+    failed = r"ffmpeg failed \(exit \d+\)"
+    with pytest.raises(MediaError, match=failed), Mp4Writer(path, FPS, preset="bogus") as writer:  # noqa: PT012
+        for _ in range(50):
+            writer.write_frames(chunk)
     assert not path.exists()
     assert leftovers(tmp_path) == []
 
@@ -349,7 +368,7 @@ def test_verification_rejects_a_file_with_the_wrong_frame_count(
 ) -> None:
     def one_short(path: Path) -> MediaInfo:
         info = probe(path)
-        return MediaInfo(**{**info.__dict__, "num_frames": info.num_frames - 1})
+        return dataclasses.replace(info, frame_count=info.frame_count - 1)
 
     monkeypatch.setattr(media_write, "probe", one_short)
     path = tmp_path / "short.mp4"
@@ -381,6 +400,21 @@ def test_run_ffmpeg_error_carries_stderr_tail(tmp_path: Path) -> None:
     missing = tmp_path / "missing.mp4"
     with pytest.raises(MediaError, match="No such file"):
         run_ffmpeg([ffmpeg_exe(), "-nostdin", "-i", str(missing), "-f", "null", "-"])
+
+
+def test_partials_of_finds_only_this_targets_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "clip[1].mp4"  # glob metacharacters in the name are matched literally
+    # the names the writers use (ffmpeg creates its file only once it has enough input to start)
+    own = [partial_path(target), partial_path(target, "v.")]
+    for path in own:
+        path.write_bytes(b"")
+    assert partials_of(target) == sorted(own)
+    for path in own:
+        path.unlink()
+    (tmp_path / ".clip[1].mp4.dead.partial").write_bytes(b"")
+    (tmp_path / ".other.mp4.dead.partial").write_bytes(b"")
+    assert partials_of(target) == [tmp_path / ".clip[1].mp4.dead.partial"]
+    assert partials_of(tmp_path / "missing" / "x.mp4") == []
 
 
 # ---------------------------------------------------------------- probing
@@ -457,6 +491,7 @@ def test_sidecar_round_trip_sorted_and_typed(tmp_path: Path) -> None:
         "path": tmp_path / "v.mp4",
         "tags": {"b", "a"},
         "pair": (1, 2),
+        "buffer": array.array("h", [4, 5]),  # stands in for a tensor: anything with .tolist()
         "nested": {"ok": True, "none": None, 2: "int key"},
     }
     path = write_sidecar(tmp_path / "v.json", payload)
@@ -469,11 +504,12 @@ def test_sidecar_round_trip_sorted_and_typed(tmp_path: Path) -> None:
     assert data["array"] == [0, 1, 2]
     assert data["colour"] == "red"
     assert data["spec"] == {"name": "a", "scale": 1.5}
-    assert data["media"]["num_frames"] == 3
+    assert data["media"]["frame_count"] == 3
     assert data["media"]["audio_codec"] is None
     assert data["path"] == str(tmp_path / "v.mp4")
     assert data["tags"] == ["a", "b"]
     assert data["pair"] == [1, 2]
+    assert data["buffer"] == [4, 5]
     assert data["nested"] == {"ok": True, "none": None, "2": "int key"}
     assert json.loads(text) == data
     assert leftovers(tmp_path) == []
@@ -487,3 +523,11 @@ def test_sidecar_rejects_bad_values_and_keeps_the_old_file(tmp_path: Path) -> No
         write_sidecar(path, {"a": object()})
     assert read_sidecar(path) == {"a": 1}
     assert leftovers(tmp_path) == []
+
+
+def test_media_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, ltx2_batch.media.write, ltx2_batch.media.sidecar, ltx2_batch.media.probe;"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

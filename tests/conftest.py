@@ -1,0 +1,39 @@
+"""Shared test helpers: compose the real Hydra config, and small manifests written into tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from ltx2_batch.cli import CONF_DIR, to_app_config
+from ltx2_batch.config import AppConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A private local Ray for tests does not need token auth (it would write ~/.ray/auth_token).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def compose_app(*overrides: str) -> AppConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return to_app_config(compose("config", overrides=list(overrides)))
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path):  # noqa: ANN201 - returns a callable
+    """compose_app with outputs under tmp_path and progress lines on."""
+
+    def make(*overrides: str) -> AppConfig:
+        return compose_app(f"output.root={tmp_path / 'outputs'}", *overrides)
+
+    return make
+
+
+def write_manifest(folder: Path, text: str, name: str = "m.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path

@@ -1,0 +1,115 @@
+"""engine=ray on a real local Ray with logical GPUs, on the tiny model: parallel actors, a killed actor,
+and a multi-node cluster on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from ltx2_batch.cli import run
+from tests.conftest import REPO_ROOT, write_manifest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+JOBS = """
+defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled, audio: true}
+jobs:
+  - name: clip
+    prompt: "A cat walks on a sunny street, soft piano music."
+    sweep: {grid: {seed: [1, 2, 3, 4]}}
+"""
+
+
+def _job_rows(out: Path) -> pd.DataFrame:
+    table = pq.read_table(out / "ledger.parquet").to_pandas()
+    return table[table.row_kind == "job"]
+
+
+@pytest.fixture
+def local_ray():  # noqa: ANN201
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    yield
+    ray.shutdown()
+
+
+def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory, local_ray) -> None:  # noqa: ANN001
+    manifest = write_manifest(tmp_path / "m", JOBS)
+    assert run(app_factory(f"manifest={manifest}", "engine=ray"), REPO_ROOT) == 0
+    rows = _job_rows(tmp_path / "outputs" / "m")
+    done = rows[rows.status == "done"]
+    assert len(done) == 4 and done.job_id.is_unique
+    assert set(done.worker) == {"ray-0", "ray-1"}  # one actor per logical GPU, both busy
+    assert all(Path(p).is_file() for p in done.output_path)
+
+
+def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> None:
+    """Ray titles an actor process `ray::RenderWorker.render` while it runs that method."""
+    while not stop.is_set() and not killed:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"ray::RenderWorker.render"):
+                time.sleep(0.3)  # let the job get into the model
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.05)
+
+
+def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
+    tmp_path: Path, app_factory, local_ray  # noqa: ANN001
+) -> None:
+    manifest = write_manifest(tmp_path / "m", JOBS.replace("num_frames: 9", "num_frames: 49"))
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first_rendering_actor, args=(stop, killed), daemon=True)
+    killer.start()
+    try:
+        code = run(app_factory(f"manifest={manifest}", "engine=ray"), REPO_ROOT)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no actor was killed: the test did not exercise the fault path"
+    assert code == 0
+    rows = _job_rows(tmp_path / "outputs" / "m")
+    done = rows[rows.status == "done"]
+    assert done.job_id.value_counts().to_dict() == dict.fromkeys(done.job_id, 1)
+    assert len(done) == 4
+    retried = rows[(rows.status == "failed") & rows.error.str.contains("worker died")]
+    assert len(retried) == 1
+    assert done[done.job_id == retried.job_id.iloc[0]].attempt.iloc[0] == 2
+    assert len(set(done.worker)) >= 2  # a replacement actor took over
+
+
+def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory) -> None:  # noqa: ANN001
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False,
+                        "_temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp")},
+    )
+    cluster.add_node(num_cpus=2, num_gpus=1)
+    try:
+        manifest = write_manifest(tmp_path / "m", JOBS)
+        app = app_factory(f"manifest={manifest}", "engine=ray", f"engine.address={cluster.address}")
+        assert run(app, REPO_ROOT) == 0
+        done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
+        assert len(done) == 4
+        assert done.node.nunique() == 2, done.node.tolist()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

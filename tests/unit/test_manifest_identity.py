@@ -1,0 +1,162 @@
+"""Job ids and seeds from manifests: same manifest -> same ids; any parameter change -> a new id."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.jobs import derive_seed
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest
+
+BASE: dict[str, Any] = {
+    "name": "j",
+    "prompt": "a cat",
+    "negative_prompt": "blur",
+    "width": 64,
+    "height": 64,
+    "num_frames": 145,
+    "frame_rate": 24,
+    "seed": 5,
+    "num_inference_steps": 4,
+    "video_guider_params": {"cfg_scale": 3.0, "stg_blocks": [29]},
+    "audio_guider_params": {"cfg_scale": 7.0},
+    "pipeline": "ti2vid",
+    "images": [{"path": "a.png", "frame_idx": 0, "strength": 1.0}],
+    "loras": [{"path": "style.safetensors", "strength": 0.8}],
+    "audio": True,
+    "enhance_prompt": False,
+    "upscale": {"spatial": True, "temporal": False},
+    "chunk_prompts": ["one", "two"],
+    "chunk_images": [[], [{"path": "b.png", "frame_idx": 0}]],
+    "tags": {"shot": "1"},
+}
+
+# (dotted path, new value): each must change the job id
+CHANGES = [
+    ("prompt", "a dog"),
+    ("negative_prompt", ""),
+    ("width", 128),
+    ("height", 128),
+    ("num_frames", 153),
+    ("frame_rate", 25),
+    ("seed", 6),
+    ("num_inference_steps", 8),
+    ("video_guider_params.cfg_scale", 3.5),
+    ("video_guider_params.stg_blocks", [28]),
+    ("audio_guider_params.cfg_scale", 6.0),
+    ("pipeline", "distilled"),
+    ("images.0.frame_idx", 8),
+    ("images.0.strength", 0.9),
+    ("images.0.path", "b.png"),  # other bytes
+    ("loras.0.strength", 0.7),
+    ("audio", False),
+    ("enhance_prompt", True),
+    ("upscale.spatial", False),
+    ("upscale.temporal", True),
+    ("chunk_prompts", ["one", "three"]),
+    ("chunk_images.1.0.frame_idx", 8),
+]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png", "style.safetensors"):
+        (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "copy_of_a.png").write_bytes(b"a.png")  # same bytes as a.png, another path
+    return tmp_path
+
+
+def plan(folder: Path, jobs: list[dict], name: str = "m.yaml", **kw: Any) -> ManifestPlan:
+    path = folder / name
+    path.write_text(yaml.safe_dump({"base_seed": kw.pop("base_seed", 1), "jobs": jobs}))
+    chaining = kw.pop("chaining", ChainingConfig())
+    fingerprint = kw.pop("fingerprint", "fp")
+    return load_manifest(path, chaining=chaining, paths=PathsConfig(), model_fingerprint=fingerprint, **kw)
+
+
+def _set(doc: Any, dotted: str, value: Any) -> None:
+    *head, last = dotted.split(".")
+    for part in head:
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    if isinstance(doc, list):
+        doc[int(last)] = value
+    else:
+        doc[last] = value
+
+
+def test_same_manifest_same_ids(folder: Path) -> None:
+    first = plan(folder, [BASE])
+    again = plan(folder, [copy.deepcopy(BASE)], name="other.yaml")
+    assert first.jobs[0].job_id == again.jobs[0].job_id
+    assert first.sha256 == again.sha256
+    assert first.source != again.source
+
+
+@pytest.mark.parametrize(("dotted", "value"), CHANGES)
+def test_any_parameter_change_changes_the_id(folder: Path, dotted: str, value: Any) -> None:
+    base_id = plan(folder, [BASE]).jobs[0].job_id
+    changed = copy.deepcopy(BASE)
+    _set(changed, dotted, value)
+    assert plan(folder, [changed]).jobs[0].job_id != base_id
+
+
+def test_input_bytes_change_the_id_but_paths_do_not(folder: Path) -> None:
+    base_id = plan(folder, [BASE]).jobs[0].job_id
+    moved = copy.deepcopy(BASE)
+    moved["images"][0]["path"] = "copy_of_a.png"
+    assert plan(folder, [moved]).jobs[0].job_id == base_id
+    (folder / "a.png").write_bytes(b"edited")
+    assert plan(folder, [BASE]).jobs[0].job_id != base_id
+
+
+def test_model_and_chaining_are_part_of_identity(folder: Path) -> None:
+    base_id = plan(folder, [BASE]).jobs[0].job_id
+    assert plan(folder, [BASE], fingerprint="other").jobs[0].job_id != base_id
+    assert plan(folder, [BASE], chaining=ChainingConfig(overlap_frames=16)).jobs[0].job_id != base_id
+
+
+def test_name_and_tags_are_metadata(folder: Path) -> None:
+    base_id = plan(folder, [BASE]).jobs[0].job_id
+    renamed = {**copy.deepcopy(BASE), "name": "other", "tags": {"x": "y"}}
+    assert plan(folder, [renamed]).jobs[0].job_id == base_id
+
+
+def test_derived_seeds_are_stable_distinct_and_follow_base_seed(folder: Path) -> None:
+    jobs = [
+        {"name": f"j{i}", "prompt": f"prompt {i}", "width": 64, "height": 64, "num_frames": 9}
+        for i in range(20)
+    ]
+    seeds = [j.seed for j in plan(folder, jobs).jobs]
+    assert seeds == [j.seed for j in plan(folder, jobs).jobs]
+    assert len(set(seeds)) == 20
+    assert all(0 <= s < 2**31 for s in seeds)
+    assert seeds != [j.seed for j in plan(folder, jobs, base_seed=2).jobs]
+    # documented derivation: base seed + the job's fields without name/tags/seed
+    params = {k: v for k, v in jobs[0].items() if k != "name"}
+    assert seeds[0] == derive_seed(1, params)
+    # renaming does not change a derived seed (names are metadata)
+    renamed = [{**jobs[0], "name": "zzz"}]
+    assert plan(folder, renamed).jobs[0].seed == seeds[0]
+
+
+def test_seed_override_reseeds_every_job_including_explicit_ones(folder: Path) -> None:
+    explicit = plan(folder, [BASE]).jobs[0]
+    assert explicit.seed == 5
+    over1 = plan(folder, [BASE], seed_override=1).jobs[0]
+    over2 = plan(folder, [BASE], seed_override=2).jobs[0]
+    assert len({explicit.seed, over1.seed, over2.seed}) == 3
+    assert over1.seed == plan(folder, [BASE], seed_override=1).jobs[0].seed
+
+
+def test_index_is_position_and_ids_unique_over_a_sweep(folder: Path) -> None:
+    swept = {**copy.deepcopy(BASE), "sweep": {"grid": {"seed": [1, 2, 3]}, "zip": {"prompt": ["a", "b"]}}}
+    jobs = plan(folder, [swept]).jobs
+    assert [j.index for j in jobs] == list(range(6))
+    assert len({j.job_id for j in jobs}) == 6
+    assert jobs[0].images[0].sha256 == jobs[5].images[0].sha256

@@ -1,0 +1,74 @@
+"""The committed manifests, manifest name resolution, and the manifest core's import boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.errors import ManifestError
+from ltx2_batch.jobs import PipelineKind, RenderMode
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
+from ltx2_batch.manifest.select import chunk_count
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+
+
+def _load(path: Path) -> ManifestPlan:
+    return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+
+
+def test_demo_is_small_and_covers_each_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    plan = _load(MANIFESTS / "demo.yaml")
+    jobs = {j.name: j for j in plan.jobs}
+    assert 3 <= len(jobs) <= 5
+    assert {"sunrise__seed=1", "sunrise__seed=2"} <= set(jobs)
+    assert jobs["orange_disc"].images[0].sha256
+    assert jobs["long_walk"].mode is RenderMode.CHAINED
+    assert chunk_count(jobs["long_walk"].num_frames, 121, 24) == 2
+    assert jobs["still_life"].mode is RenderMode.IMAGE
+    # keep the demo cheap: tiny frames, few pixels overall
+    assert all(j.width * j.height <= 128 * 64 for j in plan.jobs)
+    assert sum(j.num_frames * j.width * j.height for j in plan.jobs) <= 64 * 64 * 250
+    assert len(plan.sha256) == 64
+
+
+def test_examples_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    sweep = _load(MANIFESTS / "examples" / "sweep.yaml")
+    assert len(sweep.jobs) == 16
+    assert "lighthouse__seed=1__cfg_scale=2.5__storm" in {j.name for j in sweep.jobs}
+    keyframe = _load(MANIFESTS / "examples" / "keyframe.yaml")
+    assert keyframe.jobs[0].pipeline is PipelineKind.KEYFRAME
+    assert [im.frame_idx for im in keyframe.jobs[0].images] == [0, 32]
+
+
+def test_resolve_manifest_path(tmp_path: Path) -> None:
+    (tmp_path / "demo.yaml").write_text("jobs: []")
+    (tmp_path / "other.yml").write_text("jobs: []")
+    assert resolve_manifest_path("demo", tmp_path) == tmp_path / "demo.yaml"
+    assert resolve_manifest_path("other", tmp_path) == tmp_path / "other.yml"
+    assert resolve_manifest_path(str(tmp_path / "demo.yaml"), Path("/nonexistent")) == tmp_path / "demo.yaml"
+    with pytest.raises(ManifestError, match="did you mean 'demo'"):
+        resolve_manifest_path("dmeo", tmp_path)
+    with pytest.raises(ManifestError, match="no manifest file found"):
+        resolve_manifest_path("sub/missing.yaml", tmp_path)
+
+
+def test_unreadable_manifest_is_a_manifest_error(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read the manifest"):
+        _load(tmp_path / "absent.yaml")
+
+
+def test_manifest_core_imports_no_torch_ray_or_hydra() -> None:
+    code = (
+        "import sys, ltx2_batch.manifest.load, ltx2_batch.manifest.expand;"
+        "print(sorted(m for m in ('torch', 'ray', 'hydra', 'omegaconf') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
