@@ -69,7 +69,7 @@ class OutputConfig:
     run_name: str | None = None  # default: the manifest's file stem
     video_crf: int = 18
     thumbnail_width: int = 320
-    write_latents: bool = True
+    keep_chunk_frames: bool = False  # keep each chunk's decoded frames (npz) after stitching; latents always stay
 
 
 @dataclass

@@ -7,20 +7,23 @@ complete. This module writes files but never the ledger: ledger rows are the dri
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import ChunkOutcome, run_chained
 from ltx2_batch.errors import JobCancelledError
-from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
+from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode, canonical_json
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.media.probe import read_frames
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import write_mp4, write_png, write_thumbnail
 
@@ -78,6 +81,7 @@ class JobExecutor:
         run_info: dict[str, Any],
         video_crf: int = 18,
         thumbnail_width: int = 320,
+        keep_chunk_frames: bool = False,
     ) -> None:
         self._backend = backend
         self._layout = layout
@@ -85,6 +89,7 @@ class JobExecutor:
         self._run_info = run_info
         self._crf = video_crf
         self._thumb_width = thumbnail_width
+        self._keep_chunk_frames = keep_chunk_frames
 
     def execute(
         self,
@@ -98,10 +103,11 @@ class JobExecutor:
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
         try:
             load_s = self._backend.prepare(job.pipeline, job.loras)
+            render_job = self._with_previous_shot(job) if job.after else job
             if job.mode is RenderMode.CHAINED:
-                outcome = self._execute_chained(job, on_chunk, should_stop)
+                outcome = self._execute_chained(render_job, on_chunk, should_stop)
             else:
-                outcome = self._execute_single(job)
+                outcome = self._execute_single(render_job)
         except JobCancelledError as exc:
             return JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
         except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the run goes on
@@ -110,6 +116,17 @@ class JobExecutor:
             )
         total = time.perf_counter() - started
         return JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome)
+
+    def _with_previous_shot(self, job: RenderJob) -> RenderJob:
+        """Storyboard (seed 8.7): the previous shot's last frame conditions frame 0 of this shot."""
+        previous = self._layout.root / "generated" / f"{job.after}.mp4"
+        if not previous.is_file():
+            raise FileNotFoundError(f"previous shot output {previous} is missing; rerun the scene from its start")
+        last = read_frames(previous)[-1]
+        png = self._layout.conditioning(job)
+        write_png(png, last)
+        condition = ImageCondition(path=str(png), frame_idx=0, strength=1.0)
+        return dataclasses.replace(job, images=(condition, *job.images))
 
     def _execute_single(self, job: RenderJob) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -156,9 +173,13 @@ class JobExecutor:
         info = chained.write(out, crf=self._crf)
         write_thumbnail(self._layout.thumbnail(job), chained.first_frame, width=self._thumb_width)
         encode_s = time.perf_counter() - t1
-        return self._finish(
+        finished = self._finish(
             job, chained.last_result, info.frame_count, chained.render_s, encode_s, chained.chunks
         )
+        if not self._keep_chunk_frames:  # the stitched file is complete: decoded chunk frames are disposable
+            for chunk in chained.chunks:
+                Path(chunk.media_path).unlink(missing_ok=True)
+        return finished
 
     def _finish(
         self,

@@ -122,6 +122,8 @@ class RenderJob:
     chunking: ChunkingSpec = ChunkingSpec()
     chunk_prompts: tuple[str, ...] = ()
     chunk_images: tuple[tuple[ImageCondition, ...], ...] = ()
+    after: str = ""  # storyboard: job id of the previous shot, whose last frame conditions this one
+    scene: str = ""  # storyboard scene name: shots of one scene run in order (metadata, not identity)
     tags: tuple[tuple[str, str], ...] = ()  # free metadata: not part of identity
     index: int = 0  # position in the expanded manifest: not part of identity
     job_id: str = field(default="", compare=False)
@@ -140,7 +142,7 @@ class RenderJob:
         return tuple((lo.sha256 or lo.path, lo.strength) for lo in self.loras)
 
 
-_NON_IDENTITY_FIELDS = frozenset({"name", "tags", "index", "job_id"})
+_NON_IDENTITY_FIELDS = frozenset({"name", "tags", "index", "job_id", "scene"})
 
 
 _SCALARS = (str, int, bool, type(None))

@@ -41,6 +41,10 @@ class OutputLayout:
     def chunk_media(self, job: RenderJob, index: int) -> Path:
         return self.chunk_dir(job) / f"chunk_{index:03d}.npz"
 
+    def conditioning(self, job: RenderJob) -> Path:
+        """Derived conditioning images (a storyboard shot's previous last frame)."""
+        return self.root / "conditioning" / f"{job.job_id}_previous_last.png"
+
     def outputs_exist(self, job: RenderJob) -> bool:
         """A job counts as done only if its main file and sidecar are both in place."""
         return self.video(job).is_file() and self.sidecar(job).is_file()

@@ -7,6 +7,7 @@ while any job is left, it only prefers jobs that match what it already has loade
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,13 +40,14 @@ class Shard:
             raise ConfigError(f"shard={text!r}: need 0 <= i < n, e.g. shard=0/{max(shard.count, 1)}")
         return shard
 
-    def owns(self, job_id: str) -> bool:
-        """Deterministic and disjoint: a job id (hex) belongs to exactly one shard of n."""
-        return int(job_id, 16) % self.count == self.index
+    def owns(self, job: RenderJob) -> bool:
+        """Deterministic and disjoint. Storyboard shots shard by scene: a scene never spans launches."""
+        key = int(hashlib.sha256(job.scene.encode()).hexdigest(), 16) if job.scene else int(job.job_id, 16)
+        return key % self.count == self.index
 
 
 def select_shard(jobs: Iterable[RenderJob], shard: Shard | None) -> list[RenderJob]:
-    return [job for job in jobs if shard is None or shard.owns(job.job_id)]
+    return [job for job in jobs if shard is None or shard.owns(job)]
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,47 @@ class WorkQueue:
     """Jobs grouped by affinity; `take(warm_key)` prefers the group a worker already has loaded.
 
     When the worker's group is empty it takes the head of the largest remaining group, so swaps are few and
-    long groups start early. Retries go to the front of their group.
+    long groups start early. Retries go to the front of their group. A storyboard shot waits (parked, not
+    takeable) until the shot it follows is done; `finished` releases it, or hands back the shots that can
+    no longer run because the one before them failed.
     """
 
     def __init__(self, jobs: Iterable[RenderJob]) -> None:
         self._groups: OrderedDict[AffinityKey, deque[RenderJob]] = OrderedDict()
+        self._parked: dict[str, list[RenderJob]] = {}
+        jobs = list(jobs)
+        pending = {job.job_id for job in jobs}  # a predecessor that is not pending is already done
         for job in jobs:
-            self._groups.setdefault(affinity_key(job), deque()).append(job)
+            if job.after in pending:
+                self._parked.setdefault(job.after, []).append(job)
+            else:
+                self._add(job)
+
+    def _add(self, job: RenderJob) -> None:
+        self._groups.setdefault(affinity_key(job), deque()).append(job)
 
     def __len__(self) -> int:
-        return sum(len(group) for group in self._groups.values())
+        """Jobs not yet taken, parked ones included."""
+        return sum(len(group) for group in self._groups.values()) + self.parked
+
+    @property
+    def parked(self) -> int:
+        return sum(len(jobs) for jobs in self._parked.values())
+
+    def finished(self, job_id: str, ok: bool) -> list[RenderJob]:
+        """Release the shots waiting on `job_id`; if it failed, return them (and theirs) as unrunnable."""
+        waiting = self._parked.pop(job_id, [])
+        if ok:
+            for job in waiting:
+                self._add(job)
+            return []
+        dropped = list(waiting)
+        for job in waiting:
+            dropped += self.finished(job.job_id, ok=False)
+        return dropped
 
     def take(self, warm_key: AffinityKey | None = None) -> RenderJob | None:
+        """The next runnable job, or None when every remaining job is parked (or none is left)."""
         if warm_key is not None and self._groups.get(warm_key):
             return self._pop(warm_key)
         if not self._groups:

@@ -218,7 +218,6 @@ class Ltx2Backend:
     def render(self, request: RenderRequest) -> RenderResult:
         job = request.job
         t_start = time.perf_counter()
-        load_s = self.prepare(job.pipeline, job.loras)
         plan = self._kind_plan(job.pipeline, job.loras)
         two_stage = job.upscale.spatial
         if two_stage and self.files.spatial_upsampler is None:
@@ -231,6 +230,7 @@ class Ltx2Backend:
             raise FatalBackendError(
                 f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {MAX_CHUNK_FRAMES}"
             )
+        load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():
             result = self._render(job, plan, two_stage, request.handoff, timings)
@@ -398,7 +398,7 @@ class Ltx2Backend:
 
     def _encode(self, prompts: list[str]) -> list[Any]:
         """encode_prompts() without its per-call gc.collect()/empty_cache(): those free the models it builds
-        per        call (~0.2 s each here); ours are held. Same two official calls, same order."""
+        per call (~0.2 s each here); ours are held. Same two official calls, same order."""
         text_encoder = self.cache.get("text_encoder")
         raw = [text_encoder.encode(p) for p in prompts]
         processor = self.cache.get("embeddings_processor")

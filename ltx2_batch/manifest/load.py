@@ -22,6 +22,7 @@ import yaml
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import ChunkingSpec, RenderJob, file_sha256, with_job_id
 from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
+from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.schema import TOP_KEYS, JobContext, ResolvedInput, expect, parse_job, unknown_keys
 from ltx2_batch.manifest.select import chunk_count
@@ -215,12 +216,40 @@ def load_manifest(
     except OSError as exc:
         raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
     doc = parse_yaml(data, source)
+    if is_storyboard(doc):
+        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override)
+        return ManifestPlan(source=source, sha256=hashlib.sha256(data).hexdigest(), jobs=jobs)
     valid = validate_document(doc, path, chaining=chaining, paths=paths, seed_override=seed_override)
     jobs = tuple(with_job_id(job, model_fingerprint) for job in valid.jobs)
     problems = _duplicate_renders(jobs, valid.sources, source)
     if problems:
         raise ManifestError(_dedupe(problems))
     return ManifestPlan(source=source, sha256=hashlib.sha256(data).hexdigest(), jobs=jobs)
+
+
+def _storyboard(
+    doc: dict[str, Any],
+    path: str | Path,
+    chaining: ChainingConfig,
+    paths: PathsConfig,
+    model_fingerprint: str,
+    seed_override: int | None,
+) -> tuple[RenderJob, ...]:
+    """Shots become ordinary jobs (same validation), then each is linked to the previous shot of its
+    scene: its id covers the previous shot's id, so changing shot 1 re-renders the rest of the scene."""
+    board, problems = storyboard_jobs(doc, str(path))
+    if problems:
+        raise ManifestError(problems)
+    valid = validate_document(board.document, path, chaining=chaining, paths=paths, seed_override=seed_override)
+    last_in_scene: dict[str, str] = {}
+    jobs = []
+    for job, position in zip(valid.jobs, valid.sources, strict=True):
+        scene = board.scenes[position]
+        linked = dataclasses.replace(job, scene=scene, after=last_in_scene.get(scene, ""))
+        linked = with_job_id(linked, model_fingerprint)
+        last_in_scene[scene] = linked.job_id
+        jobs.append(linked)
+    return tuple(jobs)
 
 
 def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:

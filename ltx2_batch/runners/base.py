@@ -29,3 +29,13 @@ class Runner(Protocol):
         """Render `jobs`; return when all have a final outcome or `stop` is set (then the unfinished ones are
         reported cancelled). KeyboardInterrupt inside is handled the same way as `stop`."""
         ...
+
+
+def unrunnable(job: RenderJob, predecessor: RenderJob, worker: str) -> JobOutcome:
+    """The outcome of a storyboard shot whose previous shot did not finish: it cannot be conditioned."""
+    return JobOutcome(
+        job_id=job.job_id,
+        status="failed",
+        worker=worker,
+        error=f"not rendered: the previous shot {predecessor.name!r} did not finish; rerun to retry both",
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from ltx2_batch.execute import JobExecutor, JobOutcome
 from ltx2_batch.jobs import RenderJob
-from ltx2_batch.runners.base import RunEvents
+from ltx2_batch.runners.base import RunEvents, unrunnable
 from ltx2_batch.scheduler import WorkQueue, affinity_key
 
 
@@ -40,3 +40,5 @@ class LocalRunner:
                 stop.set()
                 outcome = JobOutcome(job_id=job.job_id, status="cancelled", error="interrupted", worker=self._worker)
             events.job_finished(job, outcome, 1)
+            for blocked in queue.finished(job.job_id, ok=outcome.status == "done"):
+                events.job_finished(blocked, unrunnable(blocked, job, self._worker), 1)

@@ -25,7 +25,7 @@ from ray.util.queue import Empty, Queue
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
-from ltx2_batch.runners.base import RunEvents
+from ltx2_batch.runners.base import RunEvents, unrunnable
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
 
@@ -129,6 +129,8 @@ class RayRunner:
         attempts: dict[str, int] = {}
         try:
             while not stop.is_set() and (len(queue) or in_flight):
+                if not in_flight and len(queue) == queue.parked:
+                    break  # only shots whose predecessor never ran are left (cannot happen, but never spin)
                 while idle and len(queue):
                     slot = idle.pop(0)
                     job = queue.take(slot.warm)
@@ -188,8 +190,12 @@ class RayRunner:
                                f"{str(exc)[:500]}"),
                     flight.attempt,
                 )
+                for blocked in queue.finished(flight.job.job_id, ok=False):
+                    events.job_finished(blocked, unrunnable(blocked, flight.job, flight.slot.name), 1)
             return replacement
         events.job_finished(flight.job, outcome, flight.attempt)
+        for blocked in queue.finished(flight.job.job_id, ok=outcome.status == "done"):
+            events.job_finished(blocked, unrunnable(blocked, flight.job, flight.slot.name), 1)
         return None
 
     @staticmethod

@@ -1,0 +1,156 @@
+"""Storyboard manifests (the seed's section 8.7): scenes of ordered shots, turned into ordinary jobs.
+
+    elements: [{name: Max, trigger: "max_corgi", description: "a corgi with a red collar"}]
+    defaults: {width: 768, height: 512, pipeline: ti2vid}
+    scenes:
+      - name: park
+        shots:
+          - {prompt: "@Max runs across the park", action: "Max chases a ball", num_frames: 97}
+          - {prompt: "@Max catches the ball mid-air", action: "Max catches the ball"}
+
+Each shot after the first of its scene gets the seed's narrative prefix, "Following the previous shot
+where {previous action}. {prompt}", and is linked to the previous shot (`RenderJob.after`): the executor
+conditions its frame 0 on that shot's last frame, and the scheduler runs it only after that shot is done.
+Scenes are independent, so they run in parallel. Element trigger words replace `@Name` mentions; elements
+listed in a shot's `elements` but not mentioned are appended ("Featuring ..."). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ltx2_batch.errors import FieldProblem
+
+STORYBOARD_KEYS = ("base_seed", "defaults", "elements", "scenes")
+SCENE_KEYS = ("name", "shots")
+ELEMENT_KEYS = ("name", "trigger", "description")
+SHOT_ONLY_KEYS = ("action", "elements")
+NARRATIVE_PREFIX = "Following the previous shot where {action}. {prompt}"
+_MENTION = re.compile(r"@([A-Za-z0-9_][A-Za-z0-9_-]*)")
+
+
+@dataclass(frozen=True)
+class Element:
+    name: str
+    trigger: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StoryboardJobs:
+    """An ordinary manifest document plus, per job, its scene and position in that scene."""
+
+    document: dict[str, Any]
+    scenes: tuple[str, ...]  # scenes[i] is job i's scene
+    positions: tuple[int, ...]  # 0 = first shot of its scene
+
+
+def is_storyboard(doc: Mapping[str, Any]) -> bool:
+    return "scenes" in doc
+
+
+def inject_elements(prompt: str, listed: list[str], elements: Mapping[str, Element]) -> tuple[str, list[str]]:
+    """Replace `@Name` with the element's trigger word; append listed elements not mentioned. Returns the
+    prompt and the names that are not defined (for the caller to report)."""
+    unknown: list[str] = []
+    mentioned: set[str] = set()
+
+    def swap(match: re.Match[str]) -> str:
+        name = match.group(1)
+        element = elements.get(name)
+        if element is None:
+            unknown.append(name)
+            return match.group(0)
+        mentioned.add(name)
+        return element.trigger
+
+    text = _MENTION.sub(swap, prompt)
+    extra = []
+    for name in listed:
+        if name not in elements:
+            unknown.append(name)
+        elif name not in mentioned:
+            element = elements[name]
+            extra.append(f"{element.trigger} ({element.description})" if element.description else element.trigger)
+    if extra:
+        text = f"{text.rstrip()} Featuring {', '.join(extra)}."
+    return text, unknown
+
+
+def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem]) -> dict[str, Element]:
+    found: dict[str, Element] = {}
+    raw = doc.get("elements", [])
+    if not isinstance(raw, list):
+        problems.append(FieldProblem(source, "elements", "must be a list of {name, trigger, description}"))
+        return found
+    for i, item in enumerate(raw):
+        where = f"elements[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
+            item.get("trigger"), str
+        ):
+            problems.append(FieldProblem(source, where, "needs string 'name' and 'trigger' (description optional)"))
+            continue
+        for key in item:
+            if key not in ELEMENT_KEYS:
+                problems.append(FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(ELEMENT_KEYS)}"))
+        found[item["name"]] = Element(item["name"], item["trigger"], str(item.get("description", "")))
+    return found
+
+
+def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:
+    """Flatten scenes into the `jobs` list the ordinary validator checks (sizes, frames, files...)."""
+    problems: list[FieldProblem] = []
+    for key in doc:
+        if key not in STORYBOARD_KEYS:
+            problems.append(
+                FieldProblem(source, str(key), f"unknown key in a storyboard manifest; valid: {', '.join(STORYBOARD_KEYS)}")
+            )
+    elements = _elements(doc, source, problems)
+    jobs: list[dict[str, Any]] = []
+    scenes: list[str] = []
+    positions: list[int] = []
+    raw_scenes = doc.get("scenes")
+    if not isinstance(raw_scenes, list) or not raw_scenes:
+        problems.append(FieldProblem(source, "scenes", "must be a non-empty list of {name, shots}"))
+        raw_scenes = []
+    for s, scene in enumerate(raw_scenes):
+        if not isinstance(scene, Mapping) or not isinstance(scene.get("name"), str) or not isinstance(
+            scene.get("shots"), list
+        ) or not scene["shots"]:
+            problems.append(FieldProblem(source, f"scenes[{s}]", "needs a string 'name' and a non-empty 'shots' list"))
+            continue
+        for key in scene:
+            if key not in SCENE_KEYS:
+                problems.append(FieldProblem(source, f"scenes[{s}].{key}", f"unknown key; valid: {', '.join(SCENE_KEYS)}"))
+        previous_action: str | None = None
+        for k, shot in enumerate(scene["shots"]):
+            where = f"scenes[{s}].shots[{k}]"
+            if not isinstance(shot, Mapping) or not isinstance(shot.get("prompt"), str):
+                problems.append(FieldProblem(source, where, "a shot needs at least a string 'prompt'"))
+                continue
+            if "sweep" in shot:
+                problems.append(FieldProblem(source, f"{where}.sweep", "sweeps are not allowed inside a storyboard"))
+            listed = shot.get("elements", [])
+            if not isinstance(listed, list):
+                problems.append(FieldProblem(source, f"{where}.elements", "must be a list of element names"))
+                listed = []
+            prompt, unknown = inject_elements(shot["prompt"], [str(x) for x in listed], elements)
+            for name in unknown:
+                known = ", ".join(elements) or "none defined"
+                problems.append(FieldProblem(source, f"{where}.elements", f"unknown element {name!r}; known: {known}"))
+            if k > 0:
+                prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)
+            action = shot.get("action")
+            previous_action = str(action) if action else shot["prompt"]
+            job = {key: value for key, value in shot.items() if key not in SHOT_ONLY_KEYS}
+            job["prompt"] = prompt
+            job.setdefault("name", f"{scene['name']}__shot{k + 1:02d}")
+            jobs.append(job)
+            scenes.append(scene["name"])
+            positions.append(k)
+    document = {key: doc[key] for key in ("base_seed", "defaults") if key in doc}
+    document["jobs"] = jobs
+    return StoryboardJobs(document, tuple(scenes), tuple(positions)), problems

@@ -1,0 +1,129 @@
+"""Chained jobs on the tiny model: chunk counts, exact frame counts and audio durations on the stitched
+files, seams equal to the chunk renders, the latent handoff, and resume after a crash mid-job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from safetensors.numpy import load_file
+
+from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
+from ltx2_batch.cli import run
+from ltx2_batch.media.probe import probe, read_frames
+from tests.conftest import REPO_ROOT, write_manifest
+
+pytestmark = pytest.mark.slow
+
+# One-stage distilled at the smallest legal size keeps a 121-frame chunk to about a second on a CPU.
+CHAINED = """
+defaults: {{width: 32, height: 32, frame_rate: 24, pipeline: distilled, upscale: {{spatial: false}}, audio: true}}
+jobs:
+{jobs}
+"""
+
+
+def _manifest(tmp_path: Path, lengths: list[int]) -> Path:
+    jobs = "\n".join(
+        f"  - {{name: len{n}, prompt: 'A long walk along the beach at dusk', num_frames: {n}, seed: {n}}}"
+        for n in lengths
+    )
+    return write_manifest(tmp_path / "m", CHAINED.format(jobs=jobs))
+
+
+def _rows(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / "ledger.parquet").to_pandas()
+
+
+@pytest.fixture(scope="module")
+def chained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    from tests.conftest import compose_app
+
+    tmp = tmp_path_factory.mktemp("chain")
+    manifest = _manifest(tmp, [122, 218, 300, 500])
+    app = compose_app(f"output.root={tmp / 'outputs'}", f"manifest={manifest}", "output.keep_chunk_frames=true")
+    assert run(app, REPO_ROOT) == 0
+    out = tmp / "outputs" / "m"
+    return out, _rows(out)
+
+
+@pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 6)])
+def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:  # noqa: ANN001
+    out, rows = chained_run
+    job = rows[(rows.row_kind == "job") & (rows.job_name == f"len{frames}") & (rows.status == "done")].iloc[0]
+    info = probe(job.output_path)
+    assert info.frame_count == frames
+    assert abs(info.video_duration_s - frames / 24) < 1e-6
+    assert info.has_audio
+    assert abs(info.audio_duration_s - info.video_duration_s) < 1024 / info.audio_sample_rate
+    chunk_rows = rows[(rows.row_kind == "chunk") & (rows.job_id == job.job_id)]
+    assert sorted(chunk_rows.chunk_index) == list(range(chunks))
+    assert set(chunk_rows.chunk_count) == {chunks}
+    assert plan_chunks(frames, 121, 24, 8).chunk_count == chunks
+
+
+def test_seams_equal_the_chunk_renders(chained_run) -> None:  # noqa: ANN001
+    out, rows = chained_run
+    job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
+    stitched = read_frames(job.output_path).astype(np.int16)
+    plan = plan_chunks(300, 121, 24, 8)
+    for chunk in plan.chunks:
+        with np.load(out / "chunks" / job.job_id / f"chunk_{chunk.index:03d}.npz") as data:
+            kept = data["frames"].astype(np.int16)
+        assert len(kept) == chunk.kept_frames
+        got = stitched[chunk.output_start : chunk.output_end]
+        # H.264 is lossy: each stitched frame must match its own chunk frame far better than its neighbours
+        for local in (0, len(kept) - 1):
+            err_same = np.abs(got[local] - kept[local]).mean()
+            assert err_same < 6.0, (chunk.index, local, err_same)
+        if chunk.index:
+            # the first kept frame of chunk i is not a duplicate of the last kept frame of chunk i-1
+            assert np.abs(stitched[chunk.output_start] - stitched[chunk.output_start - 1]).mean() > 0
+
+
+def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:  # noqa: ANN001
+    out, rows = chained_run
+    job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
+    k = latent_alignment(24, 8).latent_slice_count
+    latents = [load_file(str(out / "chunks" / job.job_id / f"chunk_{i:03d}.safetensors")) for i in range(3)]
+    for prev, nxt in zip(latents, latents[1:], strict=False):
+        np.testing.assert_array_equal(nxt["stage1"][:, :, :k], prev["stage1"][:, :, -k:])
+        assert not np.array_equal(nxt["stage1"][:, :, k:k + 1], prev["stage1"][:, :, -1:])
+
+
+def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [300])
+    out_root = tmp_path / "outputs"
+    cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={out_root}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "chunk 2/3" in line:
+            proc.send_signal(signal.SIGKILL)  # a crash: no handler runs, no row is written after this
+            break
+    proc.wait(timeout=60)
+    chunk_dir = next((out_root / "m" / "chunks").iterdir())
+    survivors = {p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.safetensors")}
+    assert set(survivors) == {"chunk_000.safetensors", "chunk_001.safetensors"}, "".join(seen)
+    assert not (out_root / "m" / "generated").exists() or not list((out_root / "m" / "generated").iterdir())
+
+    again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "chunk 1/3 of len300 (resumed)" in again.stderr + again.stdout
+    assert "chunk 2/3 of len300 (resumed)" in again.stderr + again.stdout
+    for name, mtime in survivors.items():
+        assert (chunk_dir / name).stat().st_mtime_ns == mtime  # not re-rendered
+    rows = _rows(out_root / "m")
+    job = rows[(rows.row_kind == "job") & (rows.status == "done")]
+    assert len(job) == 1 and probe(job.output_path.iloc[0]).frame_count == 300
