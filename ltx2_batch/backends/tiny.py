@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_RECIPE_VERSION = "tiny-2"  # bump when any config or generation rule below changes (it feeds job ids)
+TINY_RECIPE_VERSION = "tiny-3"  # bump when any config or generation rule below changes (it feeds job ids)
 
 CHECKPOINT = "ltx-2-tiny-distilled.safetensors"
 DISTILLED_LORA = "ltx-2-tiny-distilled-lora.safetensors"
@@ -194,25 +194,39 @@ def _build_into(root: Path, seed: int) -> None:
     compat.prepare()
     import torch
 
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # reset_parameters() draws from the global generator
-    gemma_dir = root / GEMMA_ROOT
-    _build_gemma(gemma_dir, gen)
-    modules = _build_checkpoint(root / TINY_LAYOUT["checkpoint"], gen)
-    for role, cfg in (("spatial_upsampler", _SPATIAL_UP), ("temporal_upsampler", _TEMPORAL_UP)):
-        _build_upsampler(root / TINY_LAYOUT[role], cfg, gen)
-    transformer_shapes = {n: tuple(p.shape) for n, p in modules.named_parameters()}
-    write_tiny_lora(
-        root / TINY_LAYOUT["distilled_lora"], transformer_shapes, gen, ("attn1.to_q", "attn1.to_v")
-    )
-    write_tiny_lora(
-        root / TINY_LAYOUT["ic_lora"],
-        transformer_shapes,
-        gen,
-        ("attn1.to_k", "ff."),
-        metadata={"reference_downscale_factor": "1"},
-    )
-    (root / _COMPLETE_MARKER).write_text(json.dumps({"recipe": TINY_RECIPE_VERSION, "seed": seed}))
+    _import_builders()  # first imports may draw from the global RNG: get them done before seeding it
+    # reset_parameters() and HF init draw from the global generator: seed it, restore the caller's state after
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        gemma_dir = root / GEMMA_ROOT
+        _build_gemma(gemma_dir, gen)
+        modules = _build_checkpoint(root / TINY_LAYOUT["checkpoint"], gen)
+        for role, cfg in (("spatial_upsampler", _SPATIAL_UP), ("temporal_upsampler", _TEMPORAL_UP)):
+            _build_upsampler(root / TINY_LAYOUT[role], cfg, gen)
+        transformer_shapes = {n: tuple(p.shape) for n, p in modules.named_parameters()}
+        write_tiny_lora(
+            root / TINY_LAYOUT["distilled_lora"], transformer_shapes, gen, ("attn1.to_q", "attn1.to_v")
+        )
+        write_tiny_lora(
+            root / TINY_LAYOUT["ic_lora"],
+            transformer_shapes,
+            gen,
+            ("attn1.to_k", "ff."),
+        )  # no reference_downscale_factor metadata: ltx_pipelines reads its absence as 1
+        (root / _COMPLETE_MARKER).write_text(json.dumps({"recipe": TINY_RECIPE_VERSION, "seed": seed}))
+
+
+def _import_builders() -> None:
+    """Everything the builders import lazily, imported up front (see _build_into)."""
+    import ltx_core.model.audio_vae
+    import ltx_core.model.transformer
+    import ltx_core.model.upsampler
+    import ltx_core.model.video_vae
+    import ltx_core.text_encoders.gemma  # noqa: F401
+    import safetensors.torch  # noqa: F401
+    import tokenizers  # noqa: F401
+    import transformers.models.gemma3  # noqa: F401
 
 
 def write_tiny_lora(
@@ -241,7 +255,9 @@ def write_tiny_lora(
     if not tensors:
         raise ValueError(f"no transformer weight matches {targets}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
+    # safetensors writes metadata from a Rust HashMap: with two or more keys their order (so the file bytes)
+    # varies from call to call. One key keeps the tiny set byte-identical across builds.
+    save_file(tensors, str(path), metadata=metadata or {"format": "pt"})
     return path
 
 
@@ -342,7 +358,9 @@ def _build_checkpoint(path: Path, gen: Any) -> Any:
             _renamed(_fill(configurator.from_config(FULL_CONFIG).state_dict(), gen), prefix, shared)
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"config": json.dumps(FULL_CONFIG), "model_version": "2.0.0-tiny"})
+    # only "config" (no model_version): one metadata key keeps the bytes stable; detect_params() then uses
+    # LTX-2.0 defaults, which is what a 2.0 checkpoint gets
+    save_file(tensors, str(path), metadata={"config": json.dumps(FULL_CONFIG)})
     return transformer
 
 

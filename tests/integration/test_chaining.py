@@ -48,13 +48,13 @@ def chained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.Data
 
     tmp = tmp_path_factory.mktemp("chain")
     manifest = _manifest(tmp, [122, 218, 300, 500])
-    app = compose_app(f"output.root={tmp / 'outputs'}", f"manifest={manifest}", "output.keep_chunk_frames=true")
+    app = compose_app(f"output.root={tmp / 'outputs'}", f"manifest={manifest}", "output.keep_chunk_frames=true", "output.video_crf=0")
     assert run(app, REPO_ROOT) == 0
     out = tmp / "outputs" / "m"
     return out, _rows(out)
 
 
-@pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 6)])
+@pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 5)])
 def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:  # noqa: ANN001
     out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == f"len{frames}") & (rows.status == "done")].iloc[0]
@@ -70,22 +70,24 @@ def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: 
 
 
 def test_seams_equal_the_chunk_renders(chained_run) -> None:  # noqa: ANN001
+    """Every stitched frame around each seam is, of all frames rendered, the one the plan says it is:
+    nothing duplicated, nothing dropped (H.264 is lossy, so identity is judged by nearest match)."""
     out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
-    stitched = read_frames(job.output_path).astype(np.int16)
+    stitched = read_frames(job.output_path).astype(np.float32)
     plan = plan_chunks(300, 121, 24, 8)
+    rendered = []
     for chunk in plan.chunks:
         with np.load(out / "chunks" / job.job_id / f"chunk_{chunk.index:03d}.npz") as data:
-            kept = data["frames"].astype(np.int16)
-        assert len(kept) == chunk.kept_frames
-        got = stitched[chunk.output_start : chunk.output_end]
-        # H.264 is lossy: each stitched frame must match its own chunk frame far better than its neighbours
-        for local in (0, len(kept) - 1):
-            err_same = np.abs(got[local] - kept[local]).mean()
-            assert err_same < 6.0, (chunk.index, local, err_same)
-        if chunk.index:
-            # the first kept frame of chunk i is not a duplicate of the last kept frame of chunk i-1
-            assert np.abs(stitched[chunk.output_start] - stitched[chunk.output_start - 1]).mean() > 0
+            assert len(data["frames"]) == chunk.kept_frames
+            rendered.append(data["frames"].astype(np.float32))
+    reference = np.concatenate(rendered)  # the kept frames of every chunk, in plan order
+    assert len(reference) == len(stitched) == 300
+    seams = [c.output_start for c in plan.chunks[1:]]
+    for position in sorted({p + d for p in seams for d in (-2, -1, 0, 1, 2)}):
+        window = range(max(0, position - 3), min(300, position + 4))
+        errors = {i: float(np.abs(stitched[position] - reference[i]).mean()) for i in window}
+        assert min(errors, key=errors.get) == position, (position, errors)
 
 
 def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:  # noqa: ANN001
@@ -119,9 +121,10 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     assert not (out_root / "m" / "generated").exists() or not list((out_root / "m" / "generated").iterdir())
 
     again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "chunk 1/3 of len300 (resumed)" in again.stderr + again.stdout
-    assert "chunk 2/3 of len300 (resumed)" in again.stderr + again.stdout
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log
+    assert "chunk 1/3 of len300 (resumed)" in log, "".join(seen) + log
+    assert "chunk 2/3 of len300 (resumed)" in log, log
     for name, mtime in survivors.items():
         assert (chunk_dir / name).stat().st_mtime_ns == mtime  # not re-rendered
     rows = _rows(out_root / "m")
