@@ -57,6 +57,7 @@ class EngineConfig:
     gpus_per_worker: float = 1.0
     cpus_per_worker: float = 1.0
     address: str | None = None  # None: start a local Ray; "auto" or ray://host:port joins a cluster
+    node_ip_address: str | None = None  # this driver's IP for the cluster; None = Ray's guess (loopback if local)
     num_cpus: int | None = None  # only when starting a local Ray
     num_gpus: int | None = None  # only when starting a local Ray (logical GPUs on a CPU box for tests)
     max_attempts: int = 3  # per job, counting system failures only (worker death)

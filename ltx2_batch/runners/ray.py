@@ -77,7 +77,7 @@ def connect(engine: EngineConfig) -> bool:
     if ray.is_initialized():
         return False
     if engine.address:
-        ray.init(address=engine.address, log_to_driver=False)
+        ray.init(address=engine.address, log_to_driver=False, _node_ip_address=engine.node_ip_address)
         return True
     # Token auth would write ~/.ray/auth_token; a private local Ray does not need it (FIELD_NOTES).
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -87,6 +87,7 @@ def connect(engine: EngineConfig) -> bool:
         num_gpus=engine.num_gpus,
         include_dashboard=False,
         log_to_driver=False,
+        _node_ip_address=engine.node_ip_address or "127.0.0.1",  # a private Ray: keep traffic on loopback
         _temp_dir=temp_dir,
     )
     return True

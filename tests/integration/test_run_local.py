@@ -33,6 +33,7 @@ jobs:
     num_frames: 17
   - name: still
     prompt: "A red apple on a table."
+    width: 128  # 64x64 x 1 frame is a 1x1x1 stage-1 latent: the upsampler's GroupNorm rejects it
     num_frames: 1
     seed: 3
 """

@@ -37,7 +37,7 @@ def _job_rows(out: Path) -> pd.DataFrame:
 @pytest.fixture
 def local_ray():  # noqa: ANN201
     ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"))
+             _node_ip_address="127.0.0.1", _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"))
     yield
     ray.shutdown()
 
@@ -94,18 +94,25 @@ def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
     assert len(set(done.worker)) >= 2  # a replacement actor took over
 
 
-def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory) -> None:  # noqa: ANN001
+def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatch) -> None:  # noqa: ANN001
+    from ray._private import services
     from ray.cluster_utils import Cluster
 
+    # Ray rewrites a 127.0.0.1 address to the host's outward IP before connecting; this sandbox refuses
+    # connections to that IP, so keep the driver on loopback like the nodes (a real cluster has real IPs).
+    monkeypatch.setattr(services, "resolve_ip_for_localhost", lambda host: host)
+
+    Path("/tmp/ray").mkdir(exist_ok=True)  # cluster_utils records the head address there
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False,
-                        "_temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp")},
+                        "node_ip_address": "127.0.0.1", "temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp")},
     )
-    cluster.add_node(num_cpus=2, num_gpus=1)
+    cluster.add_node(num_cpus=2, num_gpus=1, node_ip_address="127.0.0.1")
     try:
         manifest = write_manifest(tmp_path / "m", JOBS)
-        app = app_factory(f"manifest={manifest}", "engine=ray", f"engine.address={cluster.address}")
+        app = app_factory(f"manifest={manifest}", "engine=ray", f"engine.address={cluster.address}",
+                          "engine.node_ip_address=127.0.0.1")
         assert run(app, REPO_ROOT) == 0
         done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
         assert len(done) == 4
