@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -58,4 +59,7 @@ def _hydra_main(cfg: DictConfig) -> int:
 
 
 def main() -> None:
+    # Progress is the driver's job (one line per job/chunk); the official denoising loop's tqdm bars would
+    # interleave with it from every worker. Set at the process edge, before any worker starts.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     _hydra_main()

@@ -149,7 +149,7 @@ _SCALARS = (str, int, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _plain(value: Any) -> Any:  # noqa: ANN401 - canonicalises arbitrary dataclass trees
+def _plain(value: Any) -> Any:
     if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):  # hot path: most leaves
         return value
     names = _FIELD_NAMES.get(type(value))
@@ -169,7 +169,7 @@ def _plain(value: Any) -> Any:  # noqa: ANN401 - canonicalises arbitrary datacla
     return value
 
 
-def canonical_json(value: Any) -> str:  # noqa: ANN401
+def canonical_json(value: Any) -> str:
     """Stable JSON: sorted keys, no whitespace, enums as values, integral floats as ints."""
     return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

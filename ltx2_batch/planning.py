@@ -41,9 +41,7 @@ def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> P
     return root / (cfg.output.run_name or manifest_path.stem)
 
 
-def plan_batch(
-    cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]
-) -> BatchPlan:
+def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
     fingerprint = model_fingerprint(cfg.model, project_root)
     manifest = load_manifest(
@@ -74,9 +72,17 @@ def plan_table(plan: BatchPlan, limit: int = 50) -> str:
     header = ("#", "name", "job_id", "pipeline", "mode", "size", "frames", "fps", "chunks", "seed", "state")
     rows = [
         (
-            str(job.index), job.name[:40], job.job_id, job.pipeline.value, job.mode.value,
-            f"{job.width}x{job.height}", str(job.num_frames), f"{job.frame_rate:g}", str(chunk_count(job)),
-            str(job.seed), "done" if job.job_id in skipped else "pending",
+            str(job.index),
+            job.name[:40],
+            job.job_id,
+            job.pipeline.value,
+            job.mode.value,
+            f"{job.width}x{job.height}",
+            str(job.num_frames),
+            f"{job.frame_rate:g}",
+            str(chunk_count(job)),
+            str(job.seed),
+            "done" if job.job_id in skipped else "pending",
         )
         for job in plan.jobs[:limit]
     ]

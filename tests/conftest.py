@@ -23,7 +23,7 @@ def compose_app(*overrides: str) -> AppConfig:
 
 
 @pytest.fixture
-def app_factory(tmp_path: Path):  # noqa: ANN201 - returns a callable
+def app_factory(tmp_path: Path):
     """compose_app with outputs under tmp_path and progress lines on."""
 
     def make(*overrides: str) -> AppConfig:

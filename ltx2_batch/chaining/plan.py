@@ -92,9 +92,7 @@ def round_up_frames(frames: int, temporal_scale: int) -> int:
 def plan_chunks(total_frames: int, chunk_frames: int, overlap_frames: int, temporal_scale: int) -> ChunkPlan:
     """Split `total_frames` into windows so the stitched result has exactly `total_frames` frames."""
     if chunk_frames < 1 or (chunk_frames - 1) % temporal_scale:
-        raise ConfigError(
-            f"chaining.chunk_frames must be {temporal_scale}k+1 (e.g. 121), got {chunk_frames}"
-        )
+        raise ConfigError(f"chaining.chunk_frames must be {temporal_scale}k+1 (e.g. 121), got {chunk_frames}")
     alignment = latent_alignment(overlap_frames, temporal_scale)
     trim = alignment.effective_overlap
     if trim >= chunk_frames:

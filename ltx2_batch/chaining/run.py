@@ -51,7 +51,7 @@ class ChainedResult:
     first_frame: np.ndarray
     last_result: RenderResult
 
-    def write(self, path: Path, crf: int = 18) -> Any:  # noqa: ANN401 - MediaInfo
+    def write(self, path: Path, crf: int = 18) -> Any:
         """Stitch the kept frames of every chunk into `path`; audio cut at the same boundaries."""
         audio_parts: list[np.ndarray] = []
         sample_rate: int | None = None
@@ -111,7 +111,9 @@ def _chunk_images(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange) -> tuple[I
     return tuple(mapped)
 
 
-def chunk_job(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange, extra: tuple[ImageCondition, ...]) -> RenderJob:
+def chunk_job(
+    job: RenderJob, plan: ChunkPlan, chunk: ChunkRange, extra: tuple[ImageCondition, ...]
+) -> RenderJob:
     """The single-window job a chunk renders (same model state as the parent job)."""
     prompt = job.chunk_prompts[chunk.index] if chunk.index < len(job.chunk_prompts) else job.prompt
     return dataclasses.replace(
@@ -153,12 +155,20 @@ def run_chained(
     render_s = 0.0
     for chunk in plan.chunks:
         if should_stop is not None and should_stop():
-            raise JobCancelledError(f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}")
+            raise JobCancelledError(
+                f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}"
+            )
         latent_path, media_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
         if latent_path.is_file() and media_path.is_file():
             previous = load_chunk_latents(latent_path)
             outcome = ChunkOutcome(
-                chunk.index, plan.chunk_count, "resumed", str(latent_path), str(media_path), 0.0, chunk.kept_frames
+                chunk.index,
+                plan.chunk_count,
+                "resumed",
+                str(latent_path),
+                str(media_path),
+                0.0,
+                chunk.kept_frames,
             )
         else:
             extra: tuple[ImageCondition, ...] = ()
@@ -181,7 +191,13 @@ def run_chained(
             _atomic_save_latents(latent_path, previous)  # last: marks the chunk complete
             last_result = result
             outcome = ChunkOutcome(
-                chunk.index, plan.chunk_count, "done", str(latent_path), str(media_path), elapsed, chunk.kept_frames
+                chunk.index,
+                plan.chunk_count,
+                "done",
+                str(latent_path),
+                str(media_path),
+                elapsed,
+                chunk.kept_frames,
             )
         if first_frame is None:
             with np.load(media_path) as data:
@@ -196,7 +212,9 @@ def run_chained(
     return ChainedResult(job, plan, layout, tuple(outcomes), render_s, first_frame, last_result)
 
 
-def _last_frame_condition(layout: OutputLayout, job: RenderJob, chunk: ChunkRange, plan: ChunkPlan) -> ImageCondition:
+def _last_frame_condition(
+    layout: OutputLayout, job: RenderJob, chunk: ChunkRange, plan: ChunkPlan
+) -> ImageCondition:
     """The seed's `prepare_next_chunk`: the previous chunk's last frame as an image condition.
 
     It is placed where that frame lands in the new chunk (the end of the trimmed overlap), not at frame 0,

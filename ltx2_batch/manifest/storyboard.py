@@ -74,7 +74,9 @@ def inject_elements(prompt: str, listed: list[str], elements: Mapping[str, Eleme
             unknown.append(name)
         elif name not in mentioned:
             element = elements[name]
-            extra.append(f"{element.trigger} ({element.description})" if element.description else element.trigger)
+            extra.append(
+                f"{element.trigger} ({element.description})" if element.description else element.trigger
+            )
     if extra:
         text = f"{text.rstrip()} Featuring {', '.join(extra)}."
     return text, unknown
@@ -88,14 +90,20 @@ def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem])
         return found
     for i, item in enumerate(raw):
         where = f"elements[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
-            item.get("trigger"), str
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("trigger"), str)
         ):
-            problems.append(FieldProblem(source, where, "needs string 'name' and 'trigger' (description optional)"))
+            problems.append(
+                FieldProblem(source, where, "needs string 'name' and 'trigger' (description optional)")
+            )
             continue
         for key in item:
             if key not in ELEMENT_KEYS:
-                problems.append(FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(ELEMENT_KEYS)}"))
+                problems.append(
+                    FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(ELEMENT_KEYS)}")
+                )
         found[item["name"]] = Element(item["name"], item["trigger"], str(item.get("description", "")))
     return found
 
@@ -106,7 +114,11 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
     for key in doc:
         if key not in STORYBOARD_KEYS:
             problems.append(
-                FieldProblem(source, str(key), f"unknown key in a storyboard manifest; valid: {', '.join(STORYBOARD_KEYS)}")
+                FieldProblem(
+                    source,
+                    str(key),
+                    f"unknown key in a storyboard manifest; valid: {', '.join(STORYBOARD_KEYS)}",
+                )
             )
     elements = _elements(doc, source, problems)
     jobs: list[dict[str, Any]] = []
@@ -117,14 +129,21 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
         problems.append(FieldProblem(source, "scenes", "must be a non-empty list of {name, shots}"))
         raw_scenes = []
     for s, scene in enumerate(raw_scenes):
-        if not isinstance(scene, Mapping) or not isinstance(scene.get("name"), str) or not isinstance(
-            scene.get("shots"), list
-        ) or not scene["shots"]:
-            problems.append(FieldProblem(source, f"scenes[{s}]", "needs a string 'name' and a non-empty 'shots' list"))
+        if (
+            not isinstance(scene, Mapping)
+            or not isinstance(scene.get("name"), str)
+            or not isinstance(scene.get("shots"), list)
+            or not scene["shots"]
+        ):
+            problems.append(
+                FieldProblem(source, f"scenes[{s}]", "needs a string 'name' and a non-empty 'shots' list")
+            )
             continue
         for key in scene:
             if key not in SCENE_KEYS:
-                problems.append(FieldProblem(source, f"scenes[{s}].{key}", f"unknown key; valid: {', '.join(SCENE_KEYS)}"))
+                problems.append(
+                    FieldProblem(source, f"scenes[{s}].{key}", f"unknown key; valid: {', '.join(SCENE_KEYS)}")
+                )
         previous_action: str | None = None
         for k, shot in enumerate(scene["shots"]):
             where = f"scenes[{s}].shots[{k}]"
@@ -132,7 +151,9 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
                 problems.append(FieldProblem(source, where, "a shot needs at least a string 'prompt'"))
                 continue
             if "sweep" in shot:
-                problems.append(FieldProblem(source, f"{where}.sweep", "sweeps are not allowed inside a storyboard"))
+                problems.append(
+                    FieldProblem(source, f"{where}.sweep", "sweeps are not allowed inside a storyboard")
+                )
             listed = shot.get("elements", [])
             if not isinstance(listed, list):
                 problems.append(FieldProblem(source, f"{where}.elements", "must be a list of element names"))
@@ -140,7 +161,9 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
             prompt, unknown = inject_elements(shot["prompt"], [str(x) for x in listed], elements)
             for name in unknown:
                 known = ", ".join(elements) or "none defined"
-                problems.append(FieldProblem(source, f"{where}.elements", f"unknown element {name!r}; known: {known}"))
+                problems.append(
+                    FieldProblem(source, f"{where}.elements", f"unknown element {name!r}; known: {known}")
+                )
             if k > 0:
                 prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)
             action = shot.get("action")

@@ -114,6 +114,7 @@ class RayRunner:
             num_cpus=self._engine.cpus_per_worker,
             max_restarts=0,  # the driver replaces dead actors itself, so it knows which job to retry
             max_concurrency=1,
+            runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
         )
         slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, progress))
         self._spawned.append(slot)

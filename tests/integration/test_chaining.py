@@ -48,14 +48,19 @@ def chained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.Data
 
     tmp = tmp_path_factory.mktemp("chain")
     manifest = _manifest(tmp, [122, 218, 300, 500])
-    app = compose_app(f"output.root={tmp / 'outputs'}", f"manifest={manifest}", "output.keep_chunk_frames=true", "output.video_crf=0")
+    app = compose_app(
+        f"output.root={tmp / 'outputs'}",
+        f"manifest={manifest}",
+        "output.keep_chunk_frames=true",
+        "output.video_crf=0",
+    )
     assert run(app, REPO_ROOT) == 0
     out = tmp / "outputs" / "m"
     return out, _rows(out)
 
 
 @pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 5)])
-def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:  # noqa: ANN001
+def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:
     out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == f"len{frames}") & (rows.status == "done")].iloc[0]
     info = probe(job.output_path)
@@ -69,7 +74,7 @@ def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: 
     assert plan_chunks(frames, 121, 24, 8).chunk_count == chunks
 
 
-def test_seams_equal_the_chunk_renders(chained_run) -> None:  # noqa: ANN001
+def test_seams_equal_the_chunk_renders(chained_run) -> None:
     """Every stitched frame around each seam is, of all frames rendered, the one the plan says it is:
     nothing duplicated, nothing dropped (H.264 is lossy, so identity is judged by nearest match)."""
     out, rows = chained_run
@@ -90,14 +95,14 @@ def test_seams_equal_the_chunk_renders(chained_run) -> None:  # noqa: ANN001
         assert min(errors, key=errors.get) == position, (position, errors)
 
 
-def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:  # noqa: ANN001
+def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:
     out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
     k = latent_alignment(24, 8).latent_slice_count
     latents = [load_file(str(out / "chunks" / job.job_id / f"chunk_{i:03d}.safetensors")) for i in range(3)]
     for prev, nxt in zip(latents, latents[1:], strict=False):
         np.testing.assert_array_equal(nxt["stage1"][:, :, :k], prev["stage1"][:, :, -k:])
-        assert not np.array_equal(nxt["stage1"][:, :, k:k + 1], prev["stage1"][:, :, -1:])
+        assert not np.array_equal(nxt["stage1"][:, :, k : k + 1], prev["stage1"][:, :, -1:])
 
 
 def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> None:
@@ -105,8 +110,9 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     out_root = tmp_path / "outputs"
     cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={out_root}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:

@@ -44,7 +44,7 @@ def _job_rows(output_dir: Path) -> pd.DataFrame:
     return table[table.row_kind == "job"]
 
 
-def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_factory) -> None:  # noqa: ANN001
+def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_factory) -> None:
     manifest = write_manifest(tmp_path / "m", SMALL)
     app = app_factory(f"manifest={manifest}")
     assert run(app, REPO_ROOT) == 0
@@ -82,15 +82,19 @@ def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_facto
     assert (rows[(rows.job_name == "a")].status == "done").sum() == 2
 
 
-def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_factory) -> None:  # noqa: ANN001
+def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_factory) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "broken.png").write_bytes(b"this is not a png")  # passes the existence check, fails to decode
-    manifest = write_manifest(folder, SMALL + """
+    manifest = write_manifest(
+        folder,
+        SMALL
+        + """
   - name: bad-image
     prompt: "broken conditioning image"
     images: [{path: broken.png, frame_idx: 0, strength: 1.0}]
-""")
+""",
+    )
     assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 1
     rows = _job_rows(tmp_path / "outputs" / "m")
     final = rows.sort_values("seq").groupby("job_name").tail(1).set_index("job_name")
@@ -105,8 +109,9 @@ def test_ctrl_c_cancels_then_rerun_resumes(tmp_path: Path) -> None:
     out_root = tmp_path / "outputs"
     cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={out_root}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     assert proc.stdout is not None
     for line in proc.stdout:  # interrupt as soon as the second job starts rendering

@@ -35,14 +35,20 @@ def _job_rows(out: Path) -> pd.DataFrame:
 
 
 @pytest.fixture
-def local_ray():  # noqa: ANN201
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1", _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"))
+def local_ray():
+    ray.init(
+        num_cpus=4,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
+    )
     yield
     ray.shutdown()
 
 
-def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory, local_ray) -> None:  # noqa: ANN001
+def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory, local_ray) -> None:
     manifest = write_manifest(tmp_path / "m", JOBS)
     assert run(app_factory(f"manifest={manifest}", "engine=ray"), REPO_ROOT) == 0
     rows = _job_rows(tmp_path / "outputs" / "m")
@@ -71,7 +77,9 @@ def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> Non
 
 
 def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
-    tmp_path: Path, app_factory, local_ray  # noqa: ANN001
+    tmp_path: Path,
+    app_factory,
+    local_ray,
 ) -> None:
     manifest = write_manifest(tmp_path / "m", JOBS.replace("num_frames: 9", "num_frames: 49"))
     stop, killed = threading.Event(), []
@@ -94,7 +102,7 @@ def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
     assert len(set(done.worker)) >= 2  # a replacement actor took over
 
 
-def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatch) -> None:  # noqa: ANN001
+def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatch) -> None:
     from ray._private import services
     from ray.cluster_utils import Cluster
 
@@ -105,14 +113,23 @@ def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatc
     Path("/tmp/ray").mkdir(exist_ok=True)  # cluster_utils records the head address there
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False,
-                        "node_ip_address": "127.0.0.1", "temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp")},
+        head_node_args={
+            "num_cpus": 2,
+            "num_gpus": 1,
+            "include_dashboard": False,
+            "node_ip_address": "127.0.0.1",
+            "temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp"),
+        },
     )
     cluster.add_node(num_cpus=2, num_gpus=1, node_ip_address="127.0.0.1")
     try:
         manifest = write_manifest(tmp_path / "m", JOBS)
-        app = app_factory(f"manifest={manifest}", "engine=ray", f"engine.address={cluster.address}",
-                          "engine.node_ip_address=127.0.0.1")
+        app = app_factory(
+            f"manifest={manifest}",
+            "engine=ray",
+            f"engine.address={cluster.address}",
+            "engine.node_ip_address=127.0.0.1",
+        )
         assert run(app, REPO_ROOT) == 0
         done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
         assert len(done) == 4

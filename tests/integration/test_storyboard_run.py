@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_storyboard_chain_of_conditioning(app_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_storyboard_chain_of_conditioning(app_factory, tmp_path: Path) -> None:
     manifest = REPO_ROOT / "manifests/examples/storyboard.yaml"
     assert run(app_factory(f"manifest={manifest}", "output.run_name=sb"), REPO_ROOT) == 0
     out = tmp_path / "outputs" / "sb"

@@ -55,7 +55,7 @@ def test_every_length_stitches_to_exactly_the_requested_frames(chunk: int, overl
             assert (c.num_frames - 1) % 8 == 0 or total <= chunk, (total, c)
             assert 1 <= c.num_frames <= chunk
             assert c.output_start == covered
-            assert 0 < c.kept_frames
+            assert c.kept_frames > 0
             assert c.keep_end <= c.num_frames
             if i == 0:
                 assert c.keep_start == 0 and c.handoff_latent_frames == 0

@@ -50,8 +50,14 @@ def test_full_precision_is_preferred_over_fp8() -> None:
 
 @pytest.mark.parametrize(
     "override",
-    ["engine.num_wrkers=2", "engine.num_workers=two", "model.source=nope", "chaining.overlap_frames=1.5",
-     "output.video_crf=high", "plan=maybe"],
+    [
+        "engine.num_wrkers=2",
+        "engine.num_workers=two",
+        "model.source=nope",
+        "chaining.overlap_frames=1.5",
+        "output.video_crf=high",
+        "plan=maybe",
+    ],
 )
 def test_unknown_keys_and_wrong_types_fail(override: str) -> None:
     with pytest.raises(ConfigCompositionException):
@@ -59,8 +65,16 @@ def test_unknown_keys_and_wrong_types_fail(override: str) -> None:
 
 
 def test_any_field_overridable_on_command_line() -> None:
-    app = _compose("engine=ray", "engine.num_workers=3", "engine.address=auto", "chaining.overlap_frames=16",
-                   "output.run_name=try1", "model.device=cpu", "shard=1/4", "force=true")
+    app = _compose(
+        "engine=ray",
+        "engine.num_workers=3",
+        "engine.address=auto",
+        "chaining.overlap_frames=16",
+        "output.run_name=try1",
+        "model.device=cpu",
+        "shard=1/4",
+        "force=true",
+    )
     assert (app.engine.num_workers, app.engine.address) == (3, "auto")
     assert app.chaining.overlap_frames == 16 and app.output.run_name == "try1"
     assert app.model.device == "cpu" and app.shard == "1/4" and app.force

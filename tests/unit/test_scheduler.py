@@ -15,8 +15,16 @@ from ltx2_batch.scheduler import Shard, WorkQueue, affinity_key, select_shard, s
 
 def make_job(i: int, pipeline: PipelineKind = PipelineKind.TI2VID, lora: str | None = None) -> RenderJob:
     job = RenderJob(
-        name=f"job{i}", prompt=f"prompt {i}", width=64, height=64, num_frames=9, frame_rate=24.0, seed=i,
-        pipeline=pipeline, mode=RenderMode.VIDEO, index=i,
+        name=f"job{i}",
+        prompt=f"prompt {i}",
+        width=64,
+        height=64,
+        num_frames=9,
+        frame_rate=24.0,
+        seed=i,
+        pipeline=pipeline,
+        mode=RenderMode.VIDEO,
+        index=i,
         loras=(LoraSpec(path=lora, sha256=lora),) if lora else (),
     )
     return with_job_id(job, "model-x")

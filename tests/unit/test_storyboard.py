@@ -16,7 +16,7 @@ from ltx2_batch.scheduler import Shard, WorkQueue, select_shard
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(path: Path):  # noqa: ANN202
+def _load(path: Path):
     return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="m")
 
 
@@ -42,7 +42,12 @@ def test_changing_a_shot_changes_every_later_shot_of_its_scene_only(tmp_path: Pa
     edited = tmp_path / "sb.yaml"
     edited.write_text(text.replace("runs across a green park", "runs across a brown park"))
     after = _load(edited)
-    assert [a.job_id != b.job_id for a, b in zip(before.jobs, after.jobs, strict=True)] == [True, True, False, False]
+    assert [a.job_id != b.job_id for a, b in zip(before.jobs, after.jobs, strict=True)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_inject_elements_reports_unknown_names() -> None:
