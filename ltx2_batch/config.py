@@ -47,7 +47,9 @@ class ModelConfig:
     device: str = "auto"  # auto = cuda > mps > cpu
     dtype: str = "auto"  # auto = bf16 on CUDA, float32 elsewhere
     allow_fp8: bool = True
+    fp8: bool = False  # force the official fp8 transformer (CUDA only; refused elsewhere); fp8 files imply it
     seed: int = 0  # only for source=tiny/random: the weights' RNG seed
+    prompt_cache_size: int = 64  # text encodings kept per worker (LRU; seed sweeps encode a prompt once)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class OutputConfig:
     video_crf: int = 18
     thumbnail_width: int = 320
     keep_chunk_frames: bool = False  # keep each chunk's decoded frames (npz) after stitching; latents always stay
+    overlap_encode: bool = False  # encode job n's MP4 on a worker thread while job n+1 renders (same bytes)
 
 
 @dataclass

@@ -3,6 +3,12 @@
 Shared by the local runner and the Ray actor, so both write identical outputs. Files are written to
 temporary names and renamed into place; the sidecar is written last, so a job whose sidecar exists is
 complete. This module writes files but never the ledger: ledger rows are the driver's.
+
+With `overlap_encode`, `submit` renders a job in the caller's thread and hands its MP4 encode, thumbnail and
+sidecar to one background thread, so job n's files are written while job n+1 renders; at most one encode is
+in flight (the next submit waits for it), and the outcome future completes when the job's files are
+complete. The render and the encode are the same two functions the sequential path runs, in the same order
+on the same arrays, so the files are bit-identical.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +89,7 @@ class JobExecutor:
         video_crf: int = 18,
         thumbnail_width: int = 320,
         keep_chunk_frames: bool = False,
+        overlap_encode: bool = False,
     ) -> None:
         self._backend = backend
         self._layout = layout
@@ -90,6 +98,72 @@ class JobExecutor:
         self._crf = video_crf
         self._thumb_width = thumbnail_width
         self._keep_chunk_frames = keep_chunk_frames
+        self._overlap = overlap_encode
+        self._encoder: ThreadPoolExecutor | None = None
+        self._encoding: Future[JobOutcome] | None = None
+
+    @property
+    def overlaps_encode(self) -> bool:
+        return self._overlap
+
+    def submit(
+        self,
+        job: RenderJob,
+        on_chunk: ChunkCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Future[JobOutcome]:
+        """Render `job` now and encode it in the background (overlap_encode); the future completes when its
+        files are. Chained jobs and image jobs, and any job when overlap is off, run fully before returning.
+        Waits for the previous job's encode before queueing this one (a queue of one)."""
+        if not self._overlap or job.mode is not RenderMode.VIDEO:
+            return _done(self.execute(job, on_chunk, should_stop))
+        if job.after:
+            self.drain()  # the previous shot's MP4 must be complete before its last frame is read
+        started = time.perf_counter()
+        base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
+        try:
+            load_s = self._backend.prepare(job.pipeline, job.loras)
+            render_job = self._with_previous_shot(job) if job.after else job
+            result, render_s = self._render_single(render_job)
+        except JobCancelledError as exc:
+            return _done(
+                JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
+            )
+        except Exception as exc:  # any job failure is recorded, the run goes on
+            return _done(
+                JobOutcome(
+                    status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
+                )
+            )
+        self.drain()
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+
+        def encode() -> JobOutcome:
+            try:
+                outcome = self._encode_single(render_job, result, render_s)
+            except Exception as exc:  # an encode failure fails this job only
+                return JobOutcome(
+                    status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
+                )
+            total = time.perf_counter() - started
+            return JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome)
+
+        self._encoding = self._encoder.submit(encode)
+        return self._encoding
+
+    def drain(self) -> None:
+        """Wait until the background encode (if any) has written its files."""
+        if self._encoding is not None:
+            self._encoding.result()
+            self._encoding = None
+
+    def shutdown(self) -> None:
+        """Finish the pending encode and stop the encode thread (idempotent)."""
+        self.drain()
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=True)
+            self._encoder = None
 
     def execute(
         self,
@@ -129,9 +203,16 @@ class JobExecutor:
         return dataclasses.replace(job, images=(condition, *job.images))
 
     def _execute_single(self, job: RenderJob) -> dict[str, Any]:
+        result, render_s = self._render_single(job)
+        return self._encode_single(job, result, render_s)
+
+    def _render_single(self, job: RenderJob) -> tuple[RenderResult, float]:
         t0 = time.perf_counter()
         result = self._backend.render(RenderRequest(job=job))
-        render_s = time.perf_counter() - t0
+        return result, time.perf_counter() - t0
+
+    def _encode_single(self, job: RenderJob, result: RenderResult, render_s: float) -> dict[str, Any]:
+        """Output files for one rendered window; the sidecar last. Touches no model (safe on a thread)."""
         t1 = time.perf_counter()
         out = self._layout.video(job)
         if job.mode is RenderMode.IMAGE:
@@ -218,3 +299,9 @@ class JobExecutor:
             "phases": dict(result.timings),
             "chunks": chunks,
         }
+
+
+def _done(outcome: JobOutcome) -> Future[JobOutcome]:
+    future: Future[JobOutcome] = Future()
+    future.set_result(outcome)
+    return future

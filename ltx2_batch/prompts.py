@@ -67,7 +67,8 @@ def open_prompt_source(spec: object, base_dir: Path) -> tuple[PromptSource | Non
     path = (path if path.is_absolute() else base_dir / path).resolve()
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        return None, [("prompts.path", f"unknown prompts file type {path.suffix!r}; use {', '.join(FORMATS)}")]
+        kinds = ", ".join(FORMATS)
+        return None, [("prompts.path", f"unknown prompts file type {path.suffix!r}; use one of {kinds}")]
     if not path.is_file():
         return None, [("prompts.path", f"no such file: {path}")]
     if fmt == "txt":
@@ -116,15 +117,14 @@ def _csv_options(source: PromptSource, columns: list[str] | None = None) -> dict
 
 def iter_prompts(source: PromptSource) -> Iterator[PromptRow]:
     """The file's prompts in order, lazily; surrounding whitespace stripped, blank ones skipped."""
-    row = 0
-    for text in _iter_raw(source):
-        if text is not None:
-            if not isinstance(text, str):
-                raise _problem(source, f"prompts.{source.column}", f"row {row}: a prompt must be text, got {text!r}")
-            text = text.strip()
-            if text:
-                yield PromptRow(row, text)
-        row += 1
+    for row, text in enumerate(_iter_raw(source)):
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            message = f"row {row}: a prompt must be text, got {text!r}"
+            raise _problem(source, f"prompts.{source.column}", message)
+        if text.strip():
+            yield PromptRow(row, text.strip())
 
 
 def _iter_raw(source: PromptSource) -> Iterator[object]:

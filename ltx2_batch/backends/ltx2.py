@@ -14,6 +14,7 @@ step in one place (so a diff against ltx_pipelines stays readable); policy and c
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,7 @@ from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDO
 from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder  # noqa: E402
 from ltx_core.model.audio_vae import decode_audio as vae_decode_audio  # noqa: E402
 from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video  # noqa: E402
+from ltx_core.model.video_vae import TilingConfig  # noqa: E402
 from ltx_core.model.video_vae import decode_video as vae_decode_video  # noqa: E402
 from ltx_core.quantization import QuantizationPolicy  # noqa: E402
 from ltx_core.types import VideoPixelShape  # noqa: E402
@@ -58,8 +60,17 @@ from ltx_pipelines.utils.helpers import (  # noqa: E402
 from ltx_pipelines.utils.media_io import load_video_conditioning  # noqa: E402
 from ltx_pipelines.utils.types import PipelineComponents  # noqa: E402
 
+from ltx2_batch.backends import random_weights  # noqa: E402
 from ltx2_batch.backends.base import LatentHandoff, RenderRequest, RenderResult  # noqa: E402
-from ltx2_batch.backends.manager import DevicePolicy, ModelCache, should_offload  # noqa: E402
+from ltx2_batch.backends.manager import DevicePolicy, ModelCache, PromptCache  # noqa: E402
+from ltx2_batch.backends.memory import (  # noqa: E402
+    ACTIVATION_BYTES,
+    REFERENCE_JOB,
+    MemoryPlan,
+    ModelFootprint,
+    choose_memory_policy,
+    decode_peak_bytes,
+)
 from ltx2_batch.backends.models import ModelFiles  # noqa: E402
 from ltx2_batch.errors import FatalBackendError  # noqa: E402
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
@@ -75,6 +86,7 @@ SHARED_MODULES = (
     "temporal_upsampler",
 )
 Loras = tuple[LoraPathStrengthAndSDOps, ...]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,31 +107,56 @@ def _transformer_name(loras: Loras) -> str:
 class Ltx2Backend:
     """A warm LTX-2 model set in one process. Not thread-safe: one render at a time (one per Ray actor)."""
 
-    def __init__(self, files: ModelFiles, policy: DevicePolicy) -> None:
+    def __init__(
+        self,
+        files: ModelFiles,
+        policy: DevicePolicy,
+        *,
+        random_seed: int | None = None,
+        force_fp8: bool = False,
+        prompt_cache_size: int = 64,
+        free_bytes: int | None = None,
+    ) -> None:
+        """`random_seed` set: `files` is the header-only full-size set (random_weights.py) and every weight is
+        generated on the device from that seed. `free_bytes`: device memory free at start (None: host memory),
+        from which the memory policy is chosen."""
         if files.checkpoint is None or files.gemma_root is None:
             files.require(("checkpoint", "gemma_root"))
         self.files = files
         self.policy = policy
+        self.random_seed = random_seed
+        self.free_bytes = free_bytes
         self.device = torch.device(policy.device)
         self.dtype = getattr(torch, policy.dtype)
         compat.use_gemma_config(files.gemma_root)  # the Gemma folder describes itself (tiny or 12B)
-        self.quantization = QuantizationPolicy.fp8_cast() if files.is_fp8 and policy.allow_fp8 else None
+        fp8 = (files.is_fp8 or force_fp8) and policy.allow_fp8
+        self.quantization = QuantizationPolicy.fp8_cast() if fp8 else None
         self.params: PipelineParams = detect_params(str(files.checkpoint))
         self.components = PipelineComponents(dtype=self.dtype, device=self.device)
-        self._ledger = ModelLedger(
+        self._ledger = self._make_ledger()
+        self.cache = ModelCache(policy.device, keep_always=SHARED_MODULES)
+        self.prompts = PromptCache(prompt_cache_size)
+        self.memory_plan: MemoryPlan | None = None
+        self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
+
+    def _make_ledger(self) -> ModelLedger:
+        ledger = ModelLedger(
             dtype=self.dtype,
             device=self.device,
-            checkpoint_path=str(files.checkpoint),
-            gemma_root_path=str(files.gemma_root),
-            spatial_upsampler_path=str(files.spatial_upsampler) if files.spatial_upsampler else None,
+            checkpoint_path=str(self.files.checkpoint),
+            gemma_root_path=str(self.files.gemma_root),
+            spatial_upsampler_path=(
+                str(self.files.spatial_upsampler) if self.files.spatial_upsampler else None
+            ),
             quantization=self.quantization,
         )
-        self.cache = ModelCache(
-            policy.device,
-            big=lambda n: n == "text_encoder" or n.startswith("transformer:"),
-            keep_always=SHARED_MODULES,
-        )
-        self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
+        return self._randomized(ledger)
+
+    def _randomized(self, ledger_or_builder: Any) -> Any:
+        """Random source: the same official builders, with weights generated instead of read."""
+        if self.random_seed is None:
+            return ledger_or_builder
+        return random_weights.install_random_loaders(ledger_or_builder, self.random_seed, self.dtype)
 
     @property
     def temporal_scale(self) -> int:
@@ -146,10 +183,8 @@ class Ltx2Backend:
             wanted["spatial_upsampler"] = self._ledger.spatial_upsampler
         for stage_loras in (plan.stage1_loras, plan.stage2_loras):
             wanted[_transformer_name(stage_loras)] = self._transformer_builder(stage_loras)
-        self.cache.set_offload(
-            self._needs_offload(
-                len({_transformer_name(plan.stage1_loras), _transformer_name(plan.stage2_loras)})
-            )
+        self._apply_memory_plan(
+            len({_transformer_name(plan.stage1_loras), _transformer_name(plan.stage2_loras)})
         )
         seconds = self.cache.require(wanted)
         self._warm = (pipeline, loras)
@@ -157,7 +192,7 @@ class Ltx2Backend:
 
     def _transformer_builder(self, loras: Loras) -> Any:
         def build() -> Any:
-            model = self._ledger.with_loras(loras).transformer()
+            model = self._randomized(self._ledger.with_loras(loras)).transformer()
             # ltx-core's LoRA fusion (DummyRegistry path) leaves weights no LoRA touches in the checkpoint's
             # dtype (bf16) whatever dtype was asked for; casting them is exact, as in the no-LoRA path.
             return model.to(self.dtype) if loras and self.quantization is None else model
@@ -167,23 +202,70 @@ class Ltx2Backend:
     def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
-        builder = SingleGPUModelBuilder(
-            model_path=str(self.files.temporal_upsampler),
-            model_class_configurator=LatentUpsamplerConfigurator,
+        builder = self._randomized(
+            SingleGPUModelBuilder(
+                model_path=str(self.files.temporal_upsampler),
+                model_class_configurator=LatentUpsamplerConfigurator,
+            )
         )
         return self.cache.ensure(
             "temporal_upsampler",
             lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
         )
 
-    def _needs_offload(self, n_transformers: int) -> bool:
+    def _apply_memory_plan(self, n_transformers: int) -> None:
+        """Choose the memory policy from the device's free memory (memory.py) and apply it: which modules may
+        be parked on the CPU, fp8 for transformers not built yet, tiled decode (read in _render)."""
+        plan = choose_memory_policy(self.free_bytes, self._footprint(n_transformers))
+        if plan.fp8_transformer and self.quantization is None:
+            if any(n.startswith("transformer:") for n in self.cache.names()):
+                log.warning("memory policy wants fp8 but a bf16 transformer is already built; keeping it")
+            else:
+                self.quantization = QuantizationPolicy.fp8_cast()
+                self._ledger = self._make_ledger()
+        if plan.offload_all:
+            big = _is_big_any
+        elif plan.offload_text_encoder:
+            big = _is_text_encoder
+        else:
+            big = _never_big
+        self.cache.set_offload(plan.offload_all or plan.offload_text_encoder, big)
+        if plan != self.memory_plan:
+            log.info("memory policy %s (%s)", plan.policy.value, plan.reason)
+        self.memory_plan = plan
+
+    def _footprint(self, n_transformers: int) -> ModelFootprint:
+        """Bytes per group: parameter counts for the random set, file sizes for real checkpoints."""
+        elem = torch.empty((), dtype=self.dtype).element_size()
+        activations = ACTIVATION_BYTES * elem // 2  # the estimate is for bf16 activations
+        decode = decode_peak_bytes(*REFERENCE_JOB) * elem // 2
+        fp8_ok = self.policy.allow_fp8
+        if self.random_seed is not None:
+            counts = random_weights.footprint_params(n_transformers)
+            transformer = counts["transformer"] * elem
+            return ModelFootprint(
+                transformer=transformer if self.quantization is None else counts["transformer"],
+                text_encoder=counts["text_encoder"] * elem,
+                other=counts["other"] * elem,
+                activations=activations,
+                decode=decode,
+                transformer_fp8=counts["transformer"] if fp8_ok else None,
+            )
         ckpt = self.files.checkpoint.stat().st_size if self.files.checkpoint else 0
-        gemma = (
-            sum(p.stat().st_size for p in self.files.gemma_root.rglob("*.safetensors"))
-            if self.files.gemma_root
-            else 0
+        gemma = sum(p.stat().st_size for p in self.files.gemma_root.rglob("*.safetensors"))
+        uppers = [self.files.spatial_upsampler, self.files.temporal_upsampler]
+        other = sum(p.stat().st_size for p in uppers if p is not None)
+        transformer = ckpt * n_transformers  # the file also holds VAE/vocoder/connectors: on the safe side
+        return ModelFootprint(
+            transformer=transformer,
+            text_encoder=gemma,
+            other=other,
+            activations=activations,
+            decode=decode,
+            transformer_fp8=(transformer if self.files.is_fp8 else transformer // 2 + transformer // 10)
+            if fp8_ok
+            else None,
         )
-        return should_offload(self.policy.device, ckpt * n_transformers + gemma)
 
     def _kind_plan(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> _KindPlan:
         user = tuple(
@@ -257,11 +339,16 @@ class Ltx2Backend:
         with clock("text_encode"):
             prompt = job.prompt
             if job.enhance_prompt:
-                prompt = generate_enhanced_prompt(
-                    self.cache.get("text_encoder"), prompt, images[0].path if images else None, seed=job.seed
+                image = images[0].path if images else None
+                prompt = self.prompts.get_or_make(
+                    ("enhanced", job.prompt, image, job.seed),
+                    lambda: generate_enhanced_prompt(
+                        self.cache.get("text_encoder"), job.prompt, image, seed=job.seed
+                    ),
                 )
             negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
-            contexts = self._encode([prompt, negative] if plan.guided else [prompt])
+            contexts = [self._encoded(text) for text in ([prompt, negative] if plan.guided else [prompt])]
+            self.cache.park("text_encoder")  # memory policy offload_text_encoder: off the device until needed
         v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
 
         scale = 2 if two_stage else 1
@@ -361,7 +448,8 @@ class Ltx2Backend:
                 )
             frame_rate = job.frame_rate * 2
         with clock("decode_video"):
-            chunks = vae_decode_video(to_decode, self.cache.get("video_decoder"), None, generator)
+            tiling = TilingConfig.default() if self.memory_plan and self.memory_plan.tile_decode else None
+            chunks = vae_decode_video(to_decode, self.cache.get("video_decoder"), tiling, generator)
             frames = torch.cat([c.cpu() for c in chunks], dim=0).numpy()
         audio = sample_rate = None
         if job.audio:
@@ -384,6 +472,9 @@ class Ltx2Backend:
             "resident_bytes": self.cache.resident_bytes(),
             "fp8": self.quantization is not None,
             "temporal_upsampled": job.upscale.temporal,
+            "weights": "random" if self.random_seed is not None else self.files.source,
+            "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
+            **(self.memory_plan.as_info() if self.memory_plan else {}),
         }
         return RenderResult(
             frames=frames,
@@ -395,6 +486,13 @@ class Ltx2Backend:
             timings=timings,
             info=info,
         )
+
+    def _encoded(self, text: str) -> Any:
+        """One text's encoding, from the prompt cache when this backend encoded it before. Keyed by the text
+        alone: the prompt and the negative prompt are cached separately (the official code encodes each on
+        its own, so a cached encoding is bit-identical to a fresh one), and an enhanced prompt is keyed by
+        what it was enhanced from (above)."""
+        return self.prompts.get_or_make(("encoded", text), lambda: self._encode([text])[0])
 
     def _encode(self, prompts: list[str]) -> list[Any]:
         """encode_prompts() without its per-call gc.collect()/empty_cache(): those free the models it builds
@@ -462,8 +560,21 @@ class Ltx2Backend:
         return conds
 
     def close(self) -> None:
+        self.prompts.clear()  # encodings die with the text encoder that made them
         self.cache.clear()
         self._warm = None
+
+
+def _is_text_encoder(name: str) -> bool:
+    return name == "text_encoder"
+
+
+def _is_big_any(name: str) -> bool:
+    return name == "text_encoder" or name.startswith("transformer:")
+
+
+def _never_big(_name: str) -> bool:
+    return False
 
 
 def _handoff_conditioning(

@@ -4,7 +4,8 @@ Owns: choosing the device (cuda > mps > cpu) and dtypes (bf16 on CUDA, float32 o
 are ~60x slower, float32 on MPS where bf16 gives black frames and fp8 cannot run); holding every built module
 so that a later job never reads a checkpoint again; evicting what the next pipeline kind does not need (gc +
 the device's empty_cache) before building what it does; parking large idle modules on the CPU when the device
-cannot hold them all. `create_backend` wires files, policy and cache into an `Ltx2Backend`.
+cannot hold them all (which ones: the memory policy, memory.py); the prompt-encoding LRU. `create_backend`
+wires files, policy and cache into an `Ltx2Backend` and refuses fp8 where it cannot run.
 Must not: import ltx_core / ltx_pipelines (builders are passed in as callables by ltx2.py), keep global state.
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ltx2_batch.config import ModelConfig
+from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ _DTYPES = {
     "fp16": "float16",
     "float16": "float16",
 }
-_OFFLOAD_HEADROOM = (
-    1.25  # resident weights may use at most total/1.25 of device memory, the rest is activations
-)
 
 
 @dataclass(frozen=True)
@@ -89,13 +87,23 @@ class ModelCache:
         self.builds: Counter[str] = Counter()
         self.offload = False  # set by the backend when the device cannot hold every big module at once
 
-    def set_offload(self, flag: bool) -> None:
-        """Switch parking on or off; switching it off brings parked modules back onto the device."""
-        if self.offload and not flag:
+    def set_offload(self, flag: bool, big: Callable[[str], bool] | None = None) -> None:
+        """Switch parking on or off, optionally with a new rule for what is big (the memory policy's choice).
+        A module that stops being parkable (parking off, or no longer big) is brought back onto the device."""
+        new_big = big or self._is_big
+        if self.offload:
             for name, module in list(self._modules.items()):
-                if self._is_big(name):
+                if self._is_big(name) and not (flag and new_big(name)):
                     self._modules[name] = module.to(self.device)
+        self._is_big = new_big
         self.offload = flag
+
+    def park(self, name: str) -> None:
+        """Move `name` to the CPU now if it is parkable (e.g. the text encoder right after encoding)."""
+        module = self._modules.get(name)
+        if module is not None and self.offload and self._is_big(name) and _module_device(module) != "cpu":
+            self._modules[name] = module.to("cpu")
+            self.free_device_memory()
 
     def names(self) -> frozenset[str]:
         return frozenset(self._modules)
@@ -186,19 +194,86 @@ def device_memory_bytes(device: str) -> int | None:
     return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
 
 
-def should_offload(device: str, big_module_bytes: int) -> bool:
-    """Park idle big modules on the CPU when they cannot all live on the device with room for activations."""
-    total = device_memory_bytes(device)
-    return total is not None and big_module_bytes * _OFFLOAD_HEADROOM > total
+def device_free_bytes(device: str) -> int | None:
+    """Free memory of a CUDA device now (what the memory policy plans with); None for host memory."""
+    import torch
+
+    if device.split(":")[0] != "cuda" or not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def wants_fp8(cfg: ModelConfig) -> bool:
+    """model.fp8, or a checkpoint list made only of fp8 files (model=ltx2_fp8)."""
+    from ltx2_batch.backends.models import fp8_variant
+
+    names = [Path(n).name for n in cfg.checkpoints]
+    return cfg.fp8 or (bool(names) and all(fp8_variant(n) == n for n in names))
 
 
 def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
-    """Resolve files (building the tiny set if needed), choose the device policy, return a cold backend."""
+    """Resolve files (building the tiny set, or the header-only random set, if needed), choose the device
+    policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name."""
     from ltx2_batch.backends.ltx2 import Ltx2Backend
     from ltx2_batch.backends.models import resolve_model_files
 
     policy = choose_device_policy(cfg)
-    files = resolve_model_files(
-        cfg, Path(project_root), require=("checkpoint", "gemma_root"), allow_fp8=policy.allow_fp8
+    fp8 = wants_fp8(cfg)
+    if fp8 and policy.kind != "cuda":
+        raise ConfigError(
+            f"model={cfg.name} runs the fp8 transformer, which needs a CUDA GPU (fp8 weights with upcast "
+            f"matmuls); this worker's device is {policy.device}. Use model=ltx2_distilled (bf16) or a CUDA "
+            "machine."
+        )
+    if fp8 and not policy.allow_fp8:
+        raise ConfigError(f"model={cfg.name} needs fp8 but model.allow_fp8=false")
+    if cfg.source is ModelSource.random:
+        from ltx2_batch.backends.random_weights import random_model_files
+
+        files = random_model_files(cfg, Path(project_root))
+    else:
+        files = resolve_model_files(
+            cfg, Path(project_root), require=("checkpoint", "gemma_root"), allow_fp8=policy.allow_fp8
+        )
+    return Ltx2Backend(
+        files=files,
+        policy=policy,
+        random_seed=cfg.seed if cfg.source is ModelSource.random else None,
+        force_fp8=fp8,
+        prompt_cache_size=cfg.prompt_cache_size,
+        free_bytes=device_free_bytes(policy.device),
     )
-    return Ltx2Backend(files=files, policy=policy)
+
+
+class PromptCache:
+    """A bounded LRU of text encodings by key (the text and what else decides its encoding).
+
+    Seed sweeps share a prompt: it is encoded once. Owned by one backend and cleared with it (a model swap
+    builds a new backend), so an encoding never outlives the text encoder that made it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(capacity, 0)
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        value = make()
+        if self.capacity:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()

@@ -5,8 +5,8 @@ Owns: `ModelFootprint` (bytes of each model group plus the activation and decode
 memory and footprint, so every choice can be unit-tested with made-up figures and no device.
 The ladder, cheapest first (each step keeps what the previous one did):
   resident              everything stays on the device across jobs
-  offload_text_encoder  the text encoder goes to the CPU after encoding (prompt-cache hits never fetch it back)
-  tiled_decode          ... and the VAE decode runs in tiles (official TilingConfig.default(): 512 px, 64 frames)
+  offload_text_encoder  the text encoder goes to the CPU after encoding (a prompt-cache hit never fetches it)
+  tiled_decode          ... and the VAE decode runs in tiles (official TilingConfig.default())
   fp8_transformer       ... and the transformer is loaded in fp8 (official fp8_cast policy; CUDA only)
   offload_all           nothing fits: every big module is parked on the CPU while idle (slow, last resort)
 Must not: import torch or ltx packages, read device state (the caller passes free memory in).
@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 GIB = 1024**3
-# Estimated peak bytes per output pixel-frame of the official VAE decode, untiled and tiled (bf16, 1024-channel
-# first up-block). Rough, on the safe side; the benchmark records the measured peak next to the choice.
+# Estimated peak bytes per output pixel-frame of the official untiled VAE decode (bf16, 1024-channel first
+# up-block), and a flat peak for the tiled one. Rough, on the safe side; the benchmark records the measured
+# peak next to the choice.
 DECODE_BYTES_PER_PIXEL_FRAME = 96
 TILED_DECODE_BYTES = 4 * GIB
+# Transformer peak beyond the weights at the reference job, bf16 (an estimate; bench/gpu_fullsize.py measures
+# it: two-stage 1536x1024x121 has 24k video tokens in stage 2)
+ACTIVATION_BYTES = 8 * GIB
 REFERENCE_JOB = (1536, 1024, 121)  # width, height, frames: the largest one-window render the product promises
 HEADROOM = 0.92  # fraction of free memory we plan to use (allocator fragmentation, CUDA context growth)
 
@@ -60,7 +64,8 @@ class MemoryPlan:
 
     @property
     def tile_decode(self) -> bool:
-        return self.policy in (MemoryPolicy.tiled_decode, MemoryPolicy.fp8_transformer, MemoryPolicy.offload_all)
+        tiled = (MemoryPolicy.tiled_decode, MemoryPolicy.fp8_transformer, MemoryPolicy.offload_all)
+        return self.policy in tiled
 
     @property
     def fp8_transformer(self) -> bool:

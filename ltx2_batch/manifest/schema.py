@@ -70,6 +70,7 @@ JOB_FIELDS: dict[str, str] = {
     "chunk_prompts": "strs",
     "chunk_images": "chunk_images",
     "tags": "tags",
+    "prompts": "prompts",  # a prompts file: one job per row (ltx2_batch.prompts; expanded by the loader)
     "sweep": "sweep",
 }
 NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
@@ -78,8 +79,8 @@ NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
     "upscale": UPSCALE_KEYS,
     "tags": None,  # free-form
 }
-NOT_IN_DEFAULTS = frozenset({"name", "sweep"})
-NOT_SWEPT = frozenset({"sweep"})
+NOT_IN_DEFAULTS = frozenset({"name", "sweep", "prompts"})
+NOT_SWEPT = frozenset({"sweep", "prompts"})
 
 
 def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
@@ -414,12 +415,18 @@ def _seed(reader: _Reader, ctx: JobContext) -> int | None:
     seed = reader.scalar("seed", "int?") if "seed" in reader.fields else None
     if seed is not None and not 0 <= seed <= MAX_SEED:
         reader.report("seed", f"must be in [0, 2**63 - 1], got {seed}")
+    return job_seed(reader.fields, seed, ctx)
+
+
+def job_seed(fields: Mapping[str, Any], explicit: int | None, ctx: JobContext) -> int:
+    """The seed rule on a job's raw fields (shared with prompt-file expansion, which reuses a validated
+    template and so must derive each row's seed exactly as a hand-written job with that prompt would)."""
     if ctx.seed_override is not None:
-        params = {k: v for k, v in reader.fields.items() if k not in ("name", "tags")}
+        params = {k: v for k, v in fields.items() if k not in ("name", "tags")}
         return derive_seed(ctx.seed_override, params)
-    if seed is not None:
-        return seed
-    params = {k: v for k, v in reader.fields.items() if k not in ("name", "tags", "seed")}
+    if explicit is not None:
+        return explicit
+    params = {k: v for k, v in fields.items() if k not in ("name", "tags", "seed")}
     return derive_seed(ctx.base_seed, params)
 
 

@@ -11,6 +11,7 @@ those jobs cancelled. Chunk progress streams back through a small Ray queue.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -73,9 +74,22 @@ class _InFlight:
 
 
 def connect(engine: EngineConfig) -> bool:
-    """Join a cluster (`address`) or start a local Ray. Returns True when this call started Ray."""
+    """Join a cluster (`address`) or start a local Ray. Returns True when this call started Ray.
+
+    ray.init installs a C-level SIGTERM handler in the driver that aborts the process; the driver's own
+    handler (stop dispatching, record cancellations, shut down cleanly) is put back afterwards.
+    """
     if ray.is_initialized():
         return False
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        return _init(engine)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(engine: EngineConfig) -> bool:
     if engine.address:
         ray.init(address=engine.address, log_to_driver=False, _node_ip_address=engine.node_ip_address)
         return True

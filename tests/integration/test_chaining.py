@@ -136,3 +136,16 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     rows = _rows(out_root / "m")
     job = rows[(rows.row_kind == "job") & (rows.status == "done")]
     assert len(job) == 1 and probe(job.output_path.iloc[0]).frame_count == 300
+
+
+def test_planner_temporal_scale_matches_the_loaded_vae() -> None:
+    """The driver plans chunks before any model is loaded; the worker re-plans with the VAE's factor."""
+    from ltx2_batch.backends.manager import create_backend
+    from ltx2_batch.planning import PLANNING_TEMPORAL_SCALE
+    from tests.conftest import compose_app
+
+    backend = create_backend(compose_app().model, REPO_ROOT)
+    try:
+        assert backend.temporal_scale == PLANNING_TEMPORAL_SCALE
+    finally:
+        backend.close()

@@ -137,3 +137,44 @@ def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatc
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_sigterm_cancels_in_flight_jobs_shuts_ray_down_and_rerun_resumes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    manifest = write_manifest(tmp_path / "m", JOBS.replace("num_frames: 9", "num_frames: 121"))
+    cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={tmp_path / 'outputs'}",
+           "engine=ray", "engine.num_gpus=2", "engine.num_cpus=3"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " start " in f" {line}":
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    log = "".join(seen) + rest
+    assert proc.returncode != 0, log
+    rows = _job_rows(tmp_path / "outputs" / "m")
+    assert "cancelled" in set(rows.status), log
+    assert "rerun the same command to resume" in log
+    time.sleep(1.0)
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _is_render_worker(p)]
+    assert not leftovers, "Ray actors survived the run"
+
+    again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
+    assert len(done) == 4 and done.job_id.is_unique
+
+
+def _is_render_worker(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RenderWorker")
+    except OSError:
+        return False

@@ -1,0 +1,98 @@
+"""Bench: plan a 1,000,000-prompt dataset job (expand, id, shard=0/8) in bounded memory.
+
+Writes a prompts file (TXT by default; `--format parquet|csv|jsonl`) of N distinct captions and a
+manifest whose one entry reads it with a 2-seed sweep, into a temporary folder; then streams
+`open_manifest(...).iter_jobs()` through `Shard.owns` and counts, without holding the jobs. Prints
+seconds per phase and the process's peak RSS (ru_maxrss) before and after, so the planning's own
+growth is visible next to the interpreter's baseline.
+Run: `python bench/plan_million.py [--rows 1000000] [--format txt]` (with the venv active).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.manifest.load import open_manifest
+from ltx2_batch.scheduler import Shard
+
+ADJECTIVES = ("red", "quiet", "giant", "tiny", "golden", "misty", "neon", "ancient")
+SUBJECTS = ("fox", "city", "river", "robot", "forest", "violin", "lighthouse", "desert")
+
+
+def caption(i: int) -> str:
+    return f"A {ADJECTIVES[i % 8]} {SUBJECTS[(i // 8) % 8]} at dusk, shot number {i}, soft ambient sound"
+
+
+def write_prompts(folder: Path, rows: int, fmt: str) -> Path:
+    path = folder / f"captions.{fmt}"
+    if fmt == "txt":
+        with path.open("w") as handle:
+            for i in range(rows):
+                handle.write(caption(i) + "\n")
+        return path
+    table = pa.table({"caption": [caption(i) for i in range(rows)], "row": range(rows)})
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "csv":
+        pcsv.write_csv(table, path)
+    else:
+        table.to_pandas().to_json(path, orient="records", lines=True)
+    return path
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--format", default="txt", choices=("txt", "csv", "jsonl", "parquet"))
+    parser.add_argument("--seeds", type=int, default=1, help="sweep points per prompt (jobs = rows x seeds)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        prompts = write_prompts(folder, args.rows, args.format)
+        t_write = time.perf_counter() - t0
+        column = "" if args.format == "txt" else ", column: caption"
+        seeds = ", ".join(str(s) for s in range(1, args.seeds + 1))
+        manifest = folder / "dataset.yaml"
+        manifest.write_text(
+            "defaults: {width: 768, height: 512, num_frames: 121, frame_rate: 24, pipeline: distilled}\n"
+            "jobs:\n"
+            f"  - name: ds\n    prompts: {{path: {prompts.name}{column}}}\n"
+            f"    sweep: {{grid: {{seed: [{seeds}]}}}}\n"
+        )
+        rss_before = peak_rss_mib()
+        t0 = time.perf_counter()
+        stream = open_manifest(manifest, chaining=ChainingConfig(), paths=PathsConfig(),
+                               model_fingerprint="bench-model")
+        t_open = time.perf_counter() - t0
+        shard = Shard.parse("0/8")
+        t0 = time.perf_counter()
+        total = mine = 0
+        for job in stream.iter_jobs():
+            total += 1
+            mine += shard.owns(job)
+        t_plan = time.perf_counter() - t0
+        rss_after = peak_rss_mib()
+    print(f"prompts file: {args.rows:,} rows ({args.format}), written in {t_write:.1f} s")
+    print(f"open_manifest (parse, validate the entry, read the file header): {t_open * 1000:.1f} ms")
+    print(f"expand + seed + job id + shard=0/8 over {total:,} jobs: {t_plan:.1f} s "
+          f"({t_plan / max(total, 1) * 1e6:.1f} us/job, {total / t_plan:,.0f} jobs/s); shard 0/8 owns {mine:,}")
+    print(f"peak RSS: {rss_before:.0f} MiB before planning, {rss_after:.0f} MiB after "
+          f"(+{rss_after - rss_before:.0f} MiB for {total:,} jobs: nothing is held per job)")
+
+
+if __name__ == "__main__":
+    main()
