@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ltx2_batch.config import AppConfig, register_configs
 from ltx2_batch.errors import Ltx2BatchError
+from ltx2_batch.sweep import SweepPoint, gather_sweep, sweep_point_config, write_point
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("ltx2_batch")
@@ -30,8 +33,9 @@ def to_app_config(cfg: DictConfig) -> AppConfig:
     return app
 
 
-def run(app: AppConfig, project_root: Path | None = None) -> int:
-    """Plan or run a batch; returns the process exit code."""
+def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | None = None) -> int:
+    """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
+    `sweep_point_config`); exports the dataset when asked; returns the process exit code."""
     from ltx2_batch.driver import format_report, run_batch
     from ltx2_batch.planning import plan_batch, plan_table
 
@@ -42,17 +46,55 @@ def run(app: AppConfig, project_root: Path | None = None) -> int:
 
             print(plan_table(plan_batch(app, root, completed=completed_job_ids)))
             return 0
+        if sweep is not None:
+            write_point(sweep)  # before the run: an interrupted point is still found by the gathering
         report = run_batch(app, root)
+        print(format_report(report))
+        if app.export.dataset or app.export.webdataset:
+            print(_export(app, report.plan.output_dir, root))
+        if sweep is not None:
+            print(f"sweep ledger: {gather_sweep(sweep.sweep_dir)}")
     except Ltx2BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_report(report))
     return report.exit_code
+
+
+def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
+    from ltx2_batch.dataset import export_dataset
+
+    dest = Path(app.export.dir) if app.export.dir else None
+    if dest is not None and not dest.is_absolute():
+        dest = root / dest
+    done = export_dataset(output_dir, dest, webdataset=app.export.webdataset,
+                          samples_per_shard=app.export.samples_per_shard, link=app.export.link)
+    shards = ""
+    if app.export.webdataset:
+        shards = f", {done.shards_written} tar shard(s) written, {done.shards_kept} kept"
+    return (f"dataset: {done.metadata} ({done.samples} samples, {done.clips_placed} clip(s) placed, "
+            f"{done.clips_kept} already there{shards})")
+
+
+def _sweep_point(app: AppConfig, root: Path) -> tuple[AppConfig, SweepPoint | None]:
+    """Under `-m` (Hydra multirun) each point gets its own output dir under one sweep dir."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return app, None
+    from ltx2_batch.manifest.load import resolve_manifest_path
+
+    stem = resolve_manifest_path(app.manifest, root / "manifests").stem
+    return sweep_point_config(app, list(hydra_cfg.overrides.task), hydra_cfg.job.num or 0, root, stem)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> int:
-    code = run(to_app_config(cfg))
+    root = Path.cwd()
+    try:
+        app, point = _sweep_point(to_app_config(cfg), root)
+    except Ltx2BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    code = run(app, root, sweep=point)
     if code:
         sys.exit(code)
     return code

@@ -77,6 +77,17 @@ class OutputConfig:
 
 
 @dataclass
+class ExportConfig:
+    """Dataset export after the run (ltx2_batch.dataset): `export.dataset=true`, `export.webdataset=true`."""
+
+    dataset: bool = False  # clips + metadata.parquet under `dir`
+    webdataset: bool = False  # also tar shards of .mp4 + .json per sample (implies dataset)
+    dir: str | None = None  # default: <output dir>/dataset
+    samples_per_shard: int = 1000
+    link: bool = True  # hard-link clips into the dataset when on the same file system, else copy
+
+
+@dataclass
 class ChainingConfig:
     chunk_frames: int = 121
     overlap_frames: int = 24
@@ -96,6 +107,7 @@ class AppConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     chaining: ChainingConfig = field(default_factory=ChainingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir

@@ -19,6 +19,7 @@ from types import FrameType
 
 from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.config import AppConfig, EngineKind
+from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
@@ -106,6 +107,7 @@ class RunReport:
     stats: RunStats
     ledger_path: Path | None
     interrupted: bool
+    contact_sheet: ContactSheet | None = None
 
     @property
     def exit_code(self) -> int:
@@ -130,7 +132,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     stats = RunStats(total=len(batch.jobs), skipped=len(batch.skipped))
     if not batch.pending:
         ledger = compact(batch.output_dir) if (batch.output_dir / "ledger").exists() else None
-        return RunReport(batch, stats, ledger, interrupted=False)
+        sheet = write_contact_sheet(batch.output_dir) if ledger else None
+        return RunReport(batch, stats, ledger, interrupted=False, contact_sheet=sheet)
 
     run_id = new_run_id()
     ctx = RunContext(run_id=run_id, model_name=cfg.model.name, model_fingerprint=batch.model_fingerprint,
@@ -159,7 +162,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
         store.close()
         stats.wall_s = time.monotonic() - started
     ledger_path = compact(batch.output_dir)  # journals stay readable for resume if this is never reached
-    return RunReport(batch, stats, ledger_path, interrupted=stop.is_set())
+    sheet = write_contact_sheet(batch.output_dir)  # every done job of the output dir, this run's and earlier
+    return RunReport(batch, stats, ledger_path, interrupted=stop.is_set(), contact_sheet=sheet)
 
 
 def format_report(report: RunReport) -> str:
@@ -167,6 +171,9 @@ def format_report(report: RunReport) -> str:
     if report.ledger_path:
         lines.append(f"ledger: {report.ledger_path}")
     lines.append(f"outputs: {report.plan.output_dir}")
+    if report.contact_sheet and report.contact_sheet.entries:
+        sheet = report.contact_sheet
+        lines.append(f"contact sheet: {sheet.html_pages[0]} ({sheet.entries} clips)")
     if report.interrupted:
         lines.append("run interrupted: rerun the same command to resume")
     return "\n".join(lines)

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2_batch.backends.models import model_fingerprint
-from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
+from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
+from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.scheduler import Shard, select_shard, split_pending
 
 # The LTX-2 video VAE's temporal factor, for planning only: a worker re-plans with the value read from
 # the loaded VAE and the two must agree (checked by the integration tests).
-PLANNING_TEMPORAL_SCALE = 8
+PLANNING_TEMPORAL_SCALE = LTX2_TEMPORAL_SCALE
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,7 @@ def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], s
 def chunk_count(job: RenderJob) -> int:
     if job.mode is not RenderMode.CHAINED:
         return 1
-    return plan_chunks(
-        job.num_frames, job.chunking.chunk_frames, job.chunking.overlap_frames, PLANNING_TEMPORAL_SCALE
-    ).chunk_count
+    return count_chunks(job.num_frames, job.chunking.chunk_frames, job.chunking.overlap_frames)
 
 
 def plan_table(plan: BatchPlan, limit: int = 50) -> str:

@@ -73,9 +73,13 @@ def parse_overrides(overrides: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _in_label(key: str) -> bool:
+    return not any(key == p or key.startswith(f"{p}.") for p in _NOT_IN_LABEL)
+
+
 def point_label(overrides: tuple[tuple[str, str], ...], number: int = 0) -> str:
     """`model=tiny,seed=2` from the overrides that change what is rendered; path-safe and bounded."""
-    kept = sorted((k, v) for k, v in overrides if not any(k == p or k.startswith(p + ".") for p in _NOT_IN_LABEL))
+    kept = sorted((k, v) for k, v in overrides if _in_label(k))
     label = _UNSAFE.sub("_", ",".join(f"{k}={v}" for k, v in kept)) or f"point{number}"
     if len(label) > _MAX_LABEL:
         label = f"{label[:_MAX_LABEL - 17]}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"

@@ -1,0 +1,85 @@
+"""output.overlap_encode: job n's MP4 is encoded on a thread while job n+1 renders; files bit-identical."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ltx2_batch.cli import run
+from tests.conftest import REPO_ROOT, write_manifest
+
+pytestmark = pytest.mark.slow
+
+SWEEP = """
+defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled}
+jobs:
+  - name: sweep
+    prompt: "A cat walks on a sunny street, soft piano music."
+    sweep: {grid: {seed: [1, 2, 3]}}
+  - name: still
+    prompt: "A red apple on a table."
+    width: 128
+    num_frames: 1
+    seed: 4
+  - name: longer
+    prompt: "A drone shot of mountains at sunset with wind noise."
+    num_frames: 17
+    seed: 5
+"""
+
+
+def _rows(out: Path) -> pd.DataFrame:
+    table = pq.read_table(out / "ledger.parquet").to_pandas()
+    return table[(table.row_kind == "job") & (table.status != "running")].set_index("job_id")
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        f"{folder}/{p.name}": p.read_bytes()
+        for folder in ("generated", "thumbnails")
+        for p in sorted((out / folder).iterdir())
+    }
+
+
+def test_overlapped_and_sequential_runs_write_identical_files(tmp_path: Path, app_factory) -> None:
+    manifest = write_manifest(tmp_path / "m", SWEEP)
+    seq_out = tmp_path / "outputs" / "seq"
+    ovl_out = tmp_path / "outputs" / "ovl"
+    assert run(app_factory(f"manifest={manifest}", "output.run_name=seq"), REPO_ROOT) == 0
+
+    encode_threads: set[str] = set()
+    from ltx2_batch.media import write as media_write
+
+    real_write_mp4 = media_write.write_mp4
+
+    def recording_write_mp4(*args: object, **kwargs: object) -> object:
+        encode_threads.add(threading.current_thread().name)
+        return real_write_mp4(*args, **kwargs)
+
+    import ltx2_batch.execute as execute_module
+
+    original = execute_module.write_mp4
+    execute_module.write_mp4 = recording_write_mp4  # records which thread encodes; the real encoder runs
+    try:
+        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", "output.overlap_encode=true")
+        assert app.output.overlap_encode is True
+        assert run(app, REPO_ROOT) == 0
+    finally:
+        execute_module.write_mp4 = original
+
+    seq_rows, ovl_rows = _rows(seq_out), _rows(ovl_out)
+    assert set(seq_rows.index) == set(ovl_rows.index)
+    assert (ovl_rows.status == "done").all() and len(ovl_rows) == 5
+    seq_files, ovl_files = _files(seq_out), _files(ovl_out)
+    assert len(seq_files) == 10  # 4 MP4 + 1 PNG, 5 thumbnails
+    assert seq_files.keys() == ovl_files.keys()
+    for name, data in seq_files.items():
+        assert ovl_files[name] == data, f"{name} differs between the sequential and the overlapped run"
+    # the MP4s of the overlapped run were written by the encode thread, not the render loop
+    assert encode_threads and all(name.startswith("encode") for name in encode_threads)
+    # each outcome is reported complete: its sidecar (written last) exists
+    assert all(Path(p).is_file() for p in ovl_rows.sidecar_path)
