@@ -33,6 +33,7 @@ from ltx2_batch.jobs import (
 from ltx2_batch.manifest.select import (
     chunk_count,
     frame_problems,
+    mode_problems,
     pipeline_problems,
     select_mode,
     select_pipeline,
@@ -482,6 +483,8 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index:
     ):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
+    for field, message in mode_problems(mode, upscale):
+        reader.report(field, message)
     for field, message in frame_problems(num_frames, frame_rate, chained=mode is RenderMode.CHAINED):
         reader.report(field, message)
     chunk_prompts, chunk_images = _chunk_rules(reader, mode, frames, ctx.chunking, ctx.resolve)

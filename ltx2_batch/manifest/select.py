@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ltx2_batch.chaining.plan import plan_chunks
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
+from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
 LTX2_TEMPORAL_SCALE = 8
@@ -145,6 +145,10 @@ def pipeline_problems(
                 "set `pipeline` explicitly or change the LoRA's type",
             )
         )
+    if pipeline is PipelineKind.IC_LORA and not has_video_conditioning:
+        out.append(
+            ("video_conditioning", f"{how} needs at least one reference video: [{{path, strength}}]")
+        )
     if pipeline is not PipelineKind.IC_LORA and has_video_conditioning:
         out.append(("video_conditioning", f"is only used by pipeline ic_lora, but this job uses {how}"))
     if pipeline not in CHAINABLE and num_frames > chunk_frames:
@@ -156,3 +160,14 @@ def pipeline_problems(
             )
         )
     return out
+
+
+def mode_problems(mode: RenderMode, upscale: UpscaleSpec) -> Problems:
+    """The temporal upsampler doubles frames and frame rate after the last stage: chunk seams and a
+    one-frame still cannot take it (the chunk plan and the PNG path count frames at the job's rate)."""
+    if upscale.temporal and mode is RenderMode.CHAINED:
+        return [("upscale.temporal", "is not supported for chained (longer than one window) jobs; "
+                 "render at the target frame rate instead, or keep num_frames within one window")]
+    if upscale.temporal and mode is RenderMode.IMAGE:
+        return [("upscale.temporal", "has no effect on a one-frame job: set it to false")]
+    return []

@@ -57,7 +57,6 @@ CHANGES = [
     ("audio", False),
     ("enhance_prompt", True),
     ("upscale.spatial", False),
-    ("upscale.temporal", True),
     ("chunk_prompts", ["one", "three"]),
     ("chunk_images.1.0.frame_idx", 8),
 ]
@@ -96,6 +95,14 @@ def test_same_manifest_same_ids(folder: Path) -> None:
     assert first.jobs[0].job_id == again.jobs[0].job_id
     assert first.sha256 == again.sha256
     assert first.source != again.source
+
+
+def test_temporal_upscale_changes_the_id_of_a_one_window_job(folder: Path) -> None:
+    short = {**copy.deepcopy(BASE), "num_frames": 9}
+    for key in ("chunk_prompts", "chunk_images"):
+        short.pop(key, None)
+    base_id = plan(folder, [short]).jobs[0].job_id
+    assert plan(folder, [{**short, "upscale": {"temporal": True}}]).jobs[0].job_id != base_id
 
 
 @pytest.mark.parametrize(("dotted", "value"), CHANGES)
