@@ -9,8 +9,6 @@ one encoder (frame exact by construction) and cuts the audio at the same frame b
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_sample_range
 from ltx2_batch.errors import JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.media.write import Mp4Writer, write_png
+from ltx2_batch.media.write import Mp4Writer, atomic_target, write_png
 
 
 @dataclass(frozen=True)
@@ -69,28 +67,16 @@ class ChainedResult:
 
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as tmp, tmp.open("wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _atomic_save_latents(path: Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}, str(tmp))
 
 
 def load_chunk_latents(path: Path) -> dict[str, Any]:
@@ -100,15 +86,14 @@ def load_chunk_latents(path: Path) -> dict[str, Any]:
 
 
 def _chunk_images(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange) -> tuple[ImageCondition, ...]:
-    """Per-chunk images if the manifest gave them; else the job's images that fall in this chunk."""
-    if job.chunk_images and chunk.index < len(job.chunk_images):
-        return job.chunk_images[chunk.index]
+    """The job's images that fall in this chunk (moved to chunk-local frames), plus the chunk's own."""
+    own = job.chunk_images[chunk.index] if chunk.index < len(job.chunk_images) else ()
     mapped = []
     for image in job.images:
         if chunk.output_start <= image.frame_idx < chunk.output_end:
             local = chunk.keep_start + image.frame_idx - chunk.output_start
             mapped.append(dataclasses.replace(image, frame_idx=local))
-    return tuple(mapped)
+    return (*mapped, *own)
 
 
 def chunk_job(
@@ -153,13 +138,14 @@ def run_chained(
     last_result: RenderResult | None = None
     first_frame: np.ndarray | None = None
     render_s = 0.0
+    rendered_fresh = False  # once a chunk is re-rendered, later chunk files were conditioned on old latents
     for chunk in plan.chunks:
         if should_stop is not None and should_stop():
             raise JobCancelledError(
                 f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}"
             )
         latent_path, media_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
-        if latent_path.is_file() and media_path.is_file():
+        if not rendered_fresh and latent_path.is_file() and media_path.is_file():
             previous = load_chunk_latents(latent_path)
             outcome = ChunkOutcome(
                 chunk.index,
@@ -190,6 +176,7 @@ def run_chained(
             previous = {"stage1": result.stage1_latent, "final": result.final_latent}
             _atomic_save_latents(latent_path, previous)  # last: marks the chunk complete
             last_result = result
+            rendered_fresh = True
             outcome = ChunkOutcome(
                 chunk.index,
                 plan.chunk_count,

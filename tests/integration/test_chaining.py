@@ -136,6 +136,11 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     rows = _rows(out_root / "m")
     job = rows[(rows.row_kind == "job") & (rows.status == "done")]
     assert len(job) == 1 and probe(job.output_path.iloc[0]).frame_count == 300
+    # the re-rendered chunk was conditioned on the resumed chunk's latents, not on a fresh render
+    k = latent_alignment(24, 8).latent_slice_count
+    resumed = load_file(str(chunk_dir / "chunk_001.safetensors"))
+    fresh = load_file(str(chunk_dir / "chunk_002.safetensors"))
+    np.testing.assert_array_equal(fresh["stage1"][:, :, :k], resumed["stage1"][:, :, -k:])
 
 
 def test_planner_temporal_scale_matches_the_loaded_vae() -> None:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ltx2_batch.cli import run
 from ltx2_batch.dataset import DATASET_SCHEMA, export_dataset
+from ltx2_batch.driver import plan_streaming
 from tests.conftest import REPO_ROOT, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -40,18 +41,29 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factory) -> None:  # noqa: ANN001
+def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factory) -> None:
     folder = tmp_path / "m"
     manifest = write_manifest(folder, MANIFEST, name="ds.yaml")
     _write_captions(folder, CAPTIONS)
-    app = app_factory(f"manifest={manifest}", "export.webdataset=true", "export.samples_per_shard=2")
+    app = app_factory(
+        f"manifest={manifest}", "export.webdataset=true", "export.samples_per_shard=2", "batch_jobs=2"
+    )  # streamed in batches of 2: 3 jobs take two runner calls
     assert run(app, REPO_ROOT) == 0
     out = tmp_path / "outputs" / "ds"
     dest = out / "dataset"
 
+    # plan=true streams too: totals per shard add up, and the done jobs are known as done
+    text = plan_streaming(app, REPO_ROOT)
+    assert text is not None and "3 jobs (0 pending, 3 already done)" in text
+    halves = [plan_streaming(app_factory(f"manifest={manifest}", f"shard={i}/2"), REPO_ROOT) for i in (0, 1)]
+    counts = [int(t.rsplit("\n", 1)[1].split(" jobs")[0]) for t in halves if t]
+    assert sum(counts) == 3 and len(counts) == 2
+
     # Contact sheet: every done job, linked to its clip, with its prompt; and a PNG grid
-    ledger = duckdb.sql(f"SELECT job_id, job_name, prompt FROM '{out / 'ledger.parquet'}' "
-                        "WHERE row_kind = 'job' AND status = 'done' ORDER BY job_name").fetchall()
+    ledger = duckdb.sql(
+        f"SELECT job_id, job_name, prompt FROM '{out / 'ledger.parquet'}' "
+        "WHERE row_kind = 'job' AND status = 'done' ORDER BY job_name"
+    ).fetchall()
     assert [name for _, name, _ in ledger] == ["caps__p0", "caps__p1", "caps__p2"]
     page = (out / "contact_sheet.html").read_text()
     for job_id, name, prompt in ledger:
@@ -67,8 +79,10 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     assert [r["caption"] for r in rows] == [f"{c}, soft ambient sound" for c in CAPTIONS]
     for row in rows:
         clip = dest / row["clip_path"]
-        assert clip.is_file() and _sha(clip) == row["clip_sha256"] and clip.stat().st_size == row["clip_bytes"]
-        assert (row["frames"], row["fps"], row["resolution"], row["pipeline"]) == (9, 24.0, "64x64", "distilled")
+        assert clip.is_file() and _sha(clip) == row["clip_sha256"]
+        assert clip.stat().st_size == row["clip_bytes"]
+        assert (row["frames"], row["fps"], row["resolution"]) == (9, 24.0, "64x64")
+        assert row["pipeline"] == "distilled"
         assert row["duration_s"] == pytest.approx(9 / 24) and row["audio"] is True
         assert row["model_name"] == "tiny" and len(row["model_fingerprint"]) >= 8
         assert json.loads(row["params_json"])["seed"] == row["seed"]
@@ -100,14 +114,17 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     # Appending a caption renders one job and appends one sample; the full first shard is kept as is
     _write_captions(folder, [*CAPTIONS, "A paper boat drifts down a gutter"])
     assert run(app, REPO_ROOT) == 0
-    done = duckdb.sql(f"SELECT count(DISTINCT run_id) FROM '{out / 'ledger.parquet'}' "
-                      "WHERE row_kind = 'job' AND status = 'done'").fetchall()
+    done = duckdb.sql(
+        f"SELECT count(DISTINCT run_id) FROM '{out / 'ledger.parquet'}' "
+        "WHERE row_kind = 'job' AND status = 'done'"
+    ).fetchall()
     assert done == [(2,)]  # the three first jobs were not rendered again
     grown = pq.read_table(dest / "metadata.parquet").to_pylist()
-    assert [(r["job_id"], r["sample_index"]) for r in grown[:3]] == [(r["job_id"], r["sample_index"])
-                                                                     for r in by_sample]
+    assert [(r["job_id"], r["sample_index"]) for r in grown[:3]] == [
+        (r["job_id"], r["sample_index"]) for r in by_sample
+    ]
     assert grown[3]["caption"].startswith("A paper boat") and grown[3]["sample_index"] == 3
     assert shards[0].stat().st_mtime_ns == before[shards[0]][0]
     with tarfile.open(shards[1]) as tar:
         assert len(tar.getnames()) == 4
-    assert 'caps__p3' in (out / "contact_sheet.html").read_text()
+    assert "caps__p3" in (out / "contact_sheet.html").read_text()

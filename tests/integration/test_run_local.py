@@ -81,6 +81,11 @@ def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_facto
     rows = _job_rows(out)
     assert (rows[(rows.job_name == "a")].status == "done").sum() == 2
 
+    # force: every job rendered again although all are done
+    assert run(app_factory(f"manifest={manifest}", "force=true"), REPO_ROOT) == 0
+    rows = _job_rows(out)
+    assert rows[rows.status == "done"].groupby("job_name").size().to_dict() == {"a": 3, "b": 2, "still": 2}
+
 
 def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_factory) -> None:
     folder = tmp_path / "m"
@@ -100,7 +105,7 @@ def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_facto
     final = rows.sort_values("seq").groupby("job_name").tail(1).set_index("job_name")
     assert final.loc["bad-image", "status"] == "failed"
     assert final.loc["bad-image", "error"]
-    assert not [p for p in (tmp_path / "outputs" / "m" / "generated").iterdir() if "tmp" in p.name]
+    assert not list((tmp_path / "outputs" / "m" / "generated").glob(".*.partial"))
     assert {final.loc[n, "status"] for n in ("a", "b", "still")} == {"done"}
 
 
@@ -125,7 +130,8 @@ def test_ctrl_c_cancels_then_rerun_resumes(tmp_path: Path) -> None:
     assert proc.returncode != 0, "".join(lines)
     rows = _job_rows(out_root / "m")
     assert "cancelled" in set(rows.status), "".join(lines)
-    assert not list((out_root / "m" / "generated").glob("*.tmp*"))
+    generated = out_root / "m" / "generated"
+    assert not generated.exists() or not list(generated.glob(".*.partial"))
 
     again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -17,8 +17,18 @@ from ltx2_batch.ledger.store import LedgerStore, compact
 
 
 def _job(i: int) -> RenderJob:
-    job = RenderJob(name=f"job{i}", prompt=f"clip <{i}> & friends", width=64, height=64, num_frames=9,
-                    frame_rate=24, seed=i, pipeline=PipelineKind.DISTILLED, mode=RenderMode.VIDEO, index=i)
+    job = RenderJob(
+        name=f"job{i}",
+        prompt=f"clip <{i}> & friends",
+        width=64,
+        height=64,
+        num_frames=9,
+        frame_rate=24,
+        seed=i,
+        pipeline=PipelineKind.DISTILLED,
+        mode=RenderMode.VIDEO,
+        index=i,
+    )
     return with_job_id(job, "fp")
 
 
@@ -33,8 +43,16 @@ def _ledger(out: Path, statuses: list[JobStatus]) -> list[RenderJob]:
             if status is JobStatus.DONE and job.index % 4 != 3:  # every 4th done job lost its thumbnail
                 thumb.parent.mkdir(parents=True, exist_ok=True)
                 Image.new("RGB", (64, 64), (job.index * 20 % 255, 80, 160)).save(thumb)
-            store.append(job_row(ctx, job, status, output_path=str(layout.video(job)),
-                                 thumbnail_path=str(thumb), finished_at=datetime.now(timezone.utc)))
+            store.append(
+                job_row(
+                    ctx,
+                    job,
+                    status,
+                    output_path=str(layout.video(job)),
+                    thumbnail_path=str(thumb),
+                    finished_at=datetime.now(timezone.utc),
+                )
+            )
     compact(out)
     return jobs
 
@@ -62,8 +80,11 @@ def test_lists_every_done_job_and_only_those(tmp_path: Path) -> None:
 def test_pages_and_tile_cap_and_rewrite(tmp_path: Path) -> None:
     _ledger(tmp_path, [JobStatus.DONE] * 7)
     sheet = write_contact_sheet(tmp_path, per_page=3, max_tiles=4)
-    assert [p.name for p in sheet.html_pages] == ["contact_sheet.html", "contact_sheet-2.html",
-                                                  "contact_sheet-3.html"]
+    assert [p.name for p in sheet.html_pages] == [
+        "contact_sheet.html",
+        "contact_sheet-2.html",
+        "contact_sheet-3.html",
+    ]
     counts = [p.read_text().count("<figure") for p in sheet.html_pages]
     assert counts == [3, 3, 1] and 'href="contact_sheet-3.html"' in sheet.html_pages[0].read_text()
     with Image.open(sheet.png) as grid:  # type: ignore[arg-type]

@@ -21,7 +21,9 @@ from ltx2_batch.scheduler import Shard
 
 CAPTIONS = ["a red fox, in snow", "", "a blue bird", "a red fox, in snow", "  a quiet lake  "]
 EXPECTED = [
-    PromptRow(0, "a red fox, in snow"), PromptRow(2, "a blue bird"), PromptRow(3, "a red fox, in snow"),
+    PromptRow(0, "a red fox, in snow"),
+    PromptRow(2, "a blue bird"),
+    PromptRow(3, "a red fox, in snow"),
     PromptRow(4, "a quiet lake"),
 ]
 HEADER = "base_seed: 5\ndefaults: {width: 64, height: 64, num_frames: 9, pipeline: distilled}\n"
@@ -81,20 +83,26 @@ def _manifest(folder: Path, body: str) -> Path:
 
 
 def _open(path: Path, seed: int | None = None) -> ManifestStream:
-    return open_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp",
-                         seed_override=seed)
+    return open_manifest(
+        path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp", seed_override=seed
+    )
 
 
 def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: Path) -> None:
     _write(tmp_path, "csv", CAPTIONS)
-    stream = _open(_manifest(tmp_path, (
-        "jobs:\n"
-        "  - {name: solo, prompt: a hand-written job, seed: 3}\n"
-        "  - name: ds\n"
-        "    prompt: 'cinematic, {prompt}'\n"
-        "    prompts: {path: caps.csv, column: caption}\n"
-        "    sweep: {grid: {num_inference_steps: [2, 4]}}\n"
-    )))
+    stream = _open(
+        _manifest(
+            tmp_path,
+            (
+                "jobs:\n"
+                "  - {name: solo, prompt: a hand-written job, seed: 3}\n"
+                "  - name: ds\n"
+                "    prompt: 'cinematic, {prompt}'\n"
+                "    prompts: {path: caps.csv, column: caption}\n"
+                "    sweep: {grid: {num_inference_steps: [2, 4]}}\n"
+            ),
+        )
+    )
     assert len(stream.jobs) == 1 and len(stream.templates) == 2  # validated once per sweep point
     jobs = list(stream.iter_jobs())
     assert len(jobs) == 1 + 4 * 2
@@ -107,9 +115,9 @@ def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: P
     # Same prompt twice in the file: same job (the scheduler renders it once)
     assert jobs[1].job_id == jobs[3].job_id and jobs[1].name != jobs[3].name
     # A hand-written entry with that prompt is the very same job
-    written = _manifest(tmp_path, (
-        "jobs:\n  - {name: x, prompt: 'cinematic, a blue bird', num_inference_steps: 2}\n"
-    ))
+    written = _manifest(
+        tmp_path, ("jobs:\n  - {name: x, prompt: 'cinematic, a blue bird', num_inference_steps: 2}\n")
+    )
     plan = load_manifest(written, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
     (twin,) = plan.jobs
     assert twin.job_id == jobs[2].job_id and twin.seed == jobs[2].seed
@@ -120,12 +128,15 @@ def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: P
 
 def test_prompt_entry_problems_are_reported_with_the_rest(tmp_path: Path) -> None:
     _write(tmp_path, "txt", CAPTIONS)
-    path = _manifest(tmp_path, (
-        "jobs:\n"
-        "  - {name: a, prompts: {path: caps.txt}, prompt: 'no placeholder'}\n"
-        "  - {name: b, prompts: {path: caps.txt, column: caption}}\n"
-        "  - {name: c, prompts: {path: caps.txt}, width: 65}\n"
-    ))
+    path = _manifest(
+        tmp_path,
+        (
+            "jobs:\n"
+            "  - {name: a, prompts: {path: caps.txt}, prompt: 'no placeholder'}\n"
+            "  - {name: b, prompts: {path: caps.txt, column: caption}}\n"
+            "  - {name: c, prompts: {path: caps.txt}, width: 65}\n"
+        ),
+    )
     with pytest.raises(ManifestError) as err:
         _open(path)
     fields = sorted(p.field for p in err.value.problems)
@@ -135,8 +146,10 @@ def test_prompt_entry_problems_are_reported_with_the_rest(tmp_path: Path) -> Non
 def test_prompts_cannot_be_a_default_or_swept(tmp_path: Path) -> None:
     _write(tmp_path, "txt", CAPTIONS)
     path = tmp_path / "bad.yaml"
-    path.write_text("defaults: {prompts: {path: caps.txt}}\n"
-                    "jobs: [{name: a, prompt: x, sweep: {grid: {prompts: [{path: caps.txt}]}}}]\n")
+    path.write_text(
+        "defaults: {prompts: {path: caps.txt}}\n"
+        "jobs: [{name: a, prompt: x, sweep: {grid: {prompts: [{path: caps.txt}]}}}]\n"
+    )
     with pytest.raises(ManifestError) as err:
         _open(path)
     assert {p.field for p in err.value.problems} == {"defaults.prompts", "sweep.grid.prompts"}

@@ -97,8 +97,10 @@ def test_affinity_separates_lora_sets_and_upscalers() -> None:
 def test_core_modules_do_not_import_torch_or_ray() -> None:
     code = (
         "import sys; import ltx2_batch.scheduler, ltx2_batch.jobs, ltx2_batch.chaining.plan, "
-        "ltx2_batch.layout, ltx2_batch.progress; "
-        "bad = [m for m in ('torch', 'ray') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+        "ltx2_batch.layout, ltx2_batch.progress, ltx2_batch.manifest.load, ltx2_batch.manifest.storyboard, "
+        "ltx2_batch.ledger.store, ltx2_batch.backends.models, ltx2_batch.media.write; "
+        "bad = [m for m in ('torch', 'ray', 'ltx_core') if m in sys.modules]; print(bad); "
+        "sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
