@@ -36,7 +36,7 @@ def to_app_config(cfg: DictConfig) -> AppConfig:
 def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | None = None) -> int:
     """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
     `sweep_point_config`); exports the dataset when asked; returns the process exit code."""
-    from ltx2_batch.driver import format_report, run_batch
+    from ltx2_batch.driver import format_report, plan_streaming, run_batch
     from ltx2_batch.planning import plan_batch, plan_table
 
     root = project_root or Path.cwd()
@@ -44,7 +44,8 @@ def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | No
         if app.plan:
             from ltx2_batch.ledger.store import completed_job_ids
 
-            print(plan_table(plan_batch(app, root, completed=completed_job_ids)))
+            streamed = plan_streaming(app, root)  # prompt-file manifests: never all jobs at once
+            print(streamed or plan_table(plan_batch(app, root, completed=completed_job_ids)))
             return 0
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering
@@ -66,13 +67,20 @@ def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
     dest = Path(app.export.dir) if app.export.dir else None
     if dest is not None and not dest.is_absolute():
         dest = root / dest
-    done = export_dataset(output_dir, dest, webdataset=app.export.webdataset,
-                          samples_per_shard=app.export.samples_per_shard, link=app.export.link)
+    done = export_dataset(
+        output_dir,
+        dest,
+        webdataset=app.export.webdataset,
+        samples_per_shard=app.export.samples_per_shard,
+        link=app.export.link,
+    )
     shards = ""
     if app.export.webdataset:
         shards = f", {done.shards_written} tar shard(s) written, {done.shards_kept} kept"
-    return (f"dataset: {done.metadata} ({done.samples} samples, {done.clips_placed} clip(s) placed, "
-            f"{done.clips_kept} already there{shards})")
+    return (
+        f"dataset: {done.metadata} ({done.samples} samples, {done.clips_placed} clip(s) placed, "
+        f"{done.clips_kept} already there{shards})"
+    )
 
 
 def _sweep_point(app: AppConfig, root: Path) -> tuple[AppConfig, SweepPoint | None]:

@@ -24,8 +24,22 @@ from ltx2_batch.ledger.store import LEDGER_DIR, latest_rows, parquet_path
 
 HTML_NAME = "contact_sheet.html"
 PNG_NAME = "contact_sheet.png"
-_COLUMNS = ("job_name", "job_index", "prompt", "seed", "width", "height", "num_frames", "frame_rate",
-            "pipeline", "mode", "thumbnail_path", "output_path", "model_name", "run_id")
+_COLUMNS = (
+    "job_name",
+    "job_index",
+    "prompt",
+    "seed",
+    "width",
+    "height",
+    "num_frames",
+    "frame_rate",
+    "pipeline",
+    "mode",
+    "thumbnail_path",
+    "output_path",
+    "model_name",
+    "run_id",
+)
 _TILE_W, _TILE_H, _TEXT_H, _PAD = 192, 144, 40, 8
 
 
@@ -53,15 +67,25 @@ def sheet_entries(output_dir: Path) -> list[SheetEntry]:
     if not parquet_path(output_dir).exists() and not (Path(output_dir) / LEDGER_DIR).is_dir():
         return []
     table = latest_rows(output_dir, columns=_COLUMNS)
-    table = table.filter(pc.equal(table["status"], "done")).sort_by([("job_index", "ascending"),
-                                                                     ("job_name", "ascending")])
+    table = table.filter(pc.equal(table["status"], "done")).sort_by(
+        [("job_index", "ascending"), ("job_name", "ascending")]
+    )
     out = []
     for row in table.to_pylist():
-        params = (f"seed {row['seed']} · {row['width']}x{row['height']} · {row['num_frames']}f @ "
-                  f"{row['frame_rate']:g}fps · {row['pipeline']}")
-        out.append(SheetEntry(row["job_id"], row["job_name"] or row["job_id"], row["prompt"] or "", params,
-                              _relative(row["thumbnail_path"], output_dir), _relative(row["output_path"],
-                                                                                       output_dir)))
+        params = (
+            f"seed {row['seed']} · {row['width']}x{row['height']} · {row['num_frames']}f @ "
+            f"{row['frame_rate']:g}fps · {row['pipeline']}"
+        )
+        out.append(
+            SheetEntry(
+                row["job_id"],
+                row["job_name"] or row["job_id"],
+                row["prompt"] or "",
+                params,
+                _relative(row["thumbnail_path"], output_dir),
+                _relative(row["output_path"], output_dir),
+            )
+        )
     return out
 
 
@@ -73,11 +97,17 @@ def write_contact_sheet(output_dir: Path, per_page: int = 500, max_tiles: int = 
     """(Re)write the HTML pages and the PNG grid for `output_dir`; returns what was written."""
     output_dir = Path(output_dir)
     entries = sheet_entries(output_dir)
-    pages = [entries[i:i + per_page] for i in range(0, len(entries), per_page)] or [[]]
+    pages = [entries[i : i + per_page] for i in range(0, len(entries), per_page)] or [[]]
     names = [HTML_NAME] + [f"contact_sheet-{n}.html" for n in range(2, len(pages) + 1)]
     for number, (name, page) in enumerate(zip(names, pages, strict=True)):
-        nav = " ".join(f'<a href="{n}">{i + 1}</a>' if i != number else f"<b>{i + 1}</b>"
-                       for i, n in enumerate(names)) if len(names) > 1 else ""
+        nav = (
+            " ".join(
+                f'<a href="{n}">{i + 1}</a>' if i != number else f"<b>{i + 1}</b>"
+                for i, n in enumerate(names)
+            )
+            if len(names) > 1
+            else ""
+        )
         _atomic_write(output_dir / name, _page(output_dir.name, page, len(entries), nav).encode())
     for stale in output_dir.glob("contact_sheet-*.html"):  # pages left from a run with more jobs
         if stale.name not in names:
@@ -89,8 +119,11 @@ def write_contact_sheet(output_dir: Path, per_page: int = 500, max_tiles: int = 
 def _page(title: str, entries: list[SheetEntry], total: int, nav: str) -> str:
     cards = []
     for e in entries:
-        img = (f'<img src="{html.escape(e.thumbnail)}" alt="{html.escape(e.name)}" loading="lazy">'
-               if e.thumbnail else '<div class="missing">no thumbnail</div>')
+        img = (
+            f'<img src="{html.escape(e.thumbnail)}" alt="{html.escape(e.name)}" loading="lazy">'
+            if e.thumbnail
+            else '<div class="missing">no thumbnail</div>'
+        )
         if e.clip:
             img = f'<a href="{html.escape(e.clip)}">{img}</a>'
         cards.append(
@@ -98,12 +131,16 @@ def _page(title: str, entries: list[SheetEntry], total: int, nav: str) -> str:
             f"<b>{html.escape(e.name)}</b><br><span class=p>{html.escape(e.prompt)}</span><br>"
             f"<small>{html.escape(e.params)} · <code>{e.job_id}</code></small></figcaption></figure>"
         )
-    style = ("body{font-family:sans-serif;margin:1em}main{display:flex;flex-wrap:wrap;gap:12px}"
-             "figure{width:240px;margin:0}img{width:240px;background:#222}.p{font-size:.85em}"
-             ".missing{width:240px;height:135px;background:#ccc}")
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}: {total} done job(s)</h1>"
-            f"<nav>{nav}</nav><main>{''.join(cards)}</main></body></html>\n")
+    style = (
+        "body{font-family:sans-serif;margin:1em}main{display:flex;flex-wrap:wrap;gap:12px}"
+        "figure{width:240px;margin:0}img{width:240px;background:#222}.p{font-size:.85em}"
+        ".missing{width:240px;height:135px;background:#ccc}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}: {total} done job(s)</h1>"
+        f"<nav>{nav}</nav><main>{''.join(cards)}</main></body></html>\n"
+    )
 
 
 def _grid(output_dir: Path, entries: list[SheetEntry], total: int) -> Path:

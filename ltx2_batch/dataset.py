@@ -35,19 +35,60 @@ from ltx2_batch.ledger.store import latest_rows
 
 METADATA_NAME = "metadata.parquet"
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
-DATASET_SCHEMA = pa.schema([
-    ("sample_index", _I), ("job_id", _S), ("job_name", _S), ("caption", _S), ("negative_prompt", _S),
-    ("seed", _I), ("width", _I), ("height", _I), ("resolution", _S), ("fps", _F), ("num_frames", _I),
-    ("frames", _I), ("duration_s", _F), ("pipeline", _S), ("mode", _S), ("num_inference_steps", _I),
-    ("audio", pa.bool_()), ("params_json", _S), ("tags_json", _S), ("clip_path", _S), ("clip_sha256", _S),
-    ("clip_bytes", _I), ("source_path", _S), ("source_mtime_ns", _I), ("thumbnail_path", _S),
-    ("model_name", _S), ("model_fingerprint", _S), ("run_id", _S),
-    ("finished_at", pa.timestamp("us", "UTC")), ("wds_shard", _S),
-])
+DATASET_SCHEMA = pa.schema(
+    [
+        ("sample_index", _I),
+        ("job_id", _S),
+        ("job_name", _S),
+        ("caption", _S),
+        ("negative_prompt", _S),
+        ("seed", _I),
+        ("width", _I),
+        ("height", _I),
+        ("resolution", _S),
+        ("fps", _F),
+        ("num_frames", _I),
+        ("frames", _I),
+        ("duration_s", _F),
+        ("pipeline", _S),
+        ("mode", _S),
+        ("num_inference_steps", _I),
+        ("audio", pa.bool_()),
+        ("params_json", _S),
+        ("tags_json", _S),
+        ("clip_path", _S),
+        ("clip_sha256", _S),
+        ("clip_bytes", _I),
+        ("source_path", _S),
+        ("source_mtime_ns", _I),
+        ("thumbnail_path", _S),
+        ("model_name", _S),
+        ("model_fingerprint", _S),
+        ("run_id", _S),
+        ("finished_at", pa.timestamp("us", "UTC")),
+        ("wds_shard", _S),
+    ]
+)
 _LEDGER_COLUMNS = (
-    "job_name", "prompt", "seed", "width", "height", "frame_rate", "num_frames", "frames_written",
-    "duration_s", "pipeline", "mode", "params_json", "tags_json", "output_path", "thumbnail_path",
-    "model_name", "model_fingerprint", "run_id", "finished_at",
+    "job_name",
+    "prompt",
+    "seed",
+    "width",
+    "height",
+    "frame_rate",
+    "num_frames",
+    "frames_written",
+    "duration_s",
+    "pipeline",
+    "mode",
+    "params_json",
+    "tags_json",
+    "output_path",
+    "thumbnail_path",
+    "model_name",
+    "model_fingerprint",
+    "run_id",
+    "finished_at",
 )
 
 
@@ -114,17 +155,36 @@ def _sample(index: int, r: dict) -> dict:
     params = json.loads(r["params_json"] or "{}")
     source = Path(r["output_path"])
     return {
-        "sample_index": index, "job_id": r["job_id"], "job_name": r["job_name"], "caption": r["prompt"],
-        "negative_prompt": params.get("negative_prompt"), "seed": r["seed"], "width": r["width"],
-        "height": r["height"], "resolution": f"{r['width']}x{r['height']}", "fps": r["frame_rate"],
-        "num_frames": r["num_frames"], "frames": r["frames_written"], "duration_s": r["duration_s"],
-        "pipeline": r["pipeline"], "mode": r["mode"],
+        "sample_index": index,
+        "job_id": r["job_id"],
+        "job_name": r["job_name"],
+        "caption": r["prompt"],
+        "negative_prompt": params.get("negative_prompt"),
+        "seed": r["seed"],
+        "width": r["width"],
+        "height": r["height"],
+        "resolution": f"{r['width']}x{r['height']}",
+        "fps": r["frame_rate"],
+        "num_frames": r["num_frames"],
+        "frames": r["frames_written"],
+        "duration_s": r["duration_s"],
+        "pipeline": r["pipeline"],
+        "mode": r["mode"],
         "num_inference_steps": params.get("num_inference_steps"),
-        "audio": params.get("audio"), "params_json": r["params_json"], "tags_json": r["tags_json"],
-        "clip_path": f"clips/{r['job_id']}{source.suffix}", "clip_sha256": None, "clip_bytes": None,
-        "source_path": str(source), "source_mtime_ns": None, "thumbnail_path": r["thumbnail_path"],
-        "model_name": r["model_name"], "model_fingerprint": r["model_fingerprint"], "run_id": r["run_id"],
-        "finished_at": r["finished_at"], "wds_shard": None,
+        "audio": params.get("audio"),
+        "params_json": r["params_json"],
+        "tags_json": r["tags_json"],
+        "clip_path": f"clips/{r['job_id']}{source.suffix}",
+        "clip_sha256": None,
+        "clip_bytes": None,
+        "source_path": str(source),
+        "source_mtime_ns": None,
+        "thumbnail_path": r["thumbnail_path"],
+        "model_name": r["model_name"],
+        "model_fingerprint": r["model_fingerprint"],
+        "run_id": r["run_id"],
+        "finished_at": r["finished_at"],
+        "wds_shard": None,
     }
 
 
@@ -133,8 +193,12 @@ def _place_clip(row: dict, dest: Path, before: dict | None, link: bool) -> bool:
     source, target = Path(row["source_path"]), dest / row["clip_path"]
     stat = source.stat()
     row["clip_bytes"], row["source_mtime_ns"] = stat.st_size, stat.st_mtime_ns
-    unchanged = bool(before is not None and before["source_mtime_ns"] == stat.st_mtime_ns
-                 and before["clip_bytes"] == stat.st_size and before["clip_sha256"])
+    unchanged = bool(
+        before is not None
+        and before["source_mtime_ns"] == stat.st_mtime_ns
+        and before["clip_bytes"] == stat.st_size
+        and before["clip_sha256"]
+    )
     row["clip_sha256"] = before["clip_sha256"] if unchanged else file_sha256(str(source))
     if target.exists() and (
         target.samefile(source) or _same(target, stat.st_size, row["clip_sha256"], unchanged)
@@ -166,12 +230,15 @@ def _write_shards(rows: list[dict], dest: Path, per_shard: int) -> tuple[int, in
     written = kept = 0
     for start in range(0, len(rows), per_shard):
         name = f"shard-{start // per_shard:06d}.tar"
-        members = rows[start:start + per_shard]
+        members = rows[start : start + per_shard]
         for row in members:
             row["wds_shard"] = f"webdataset/{name}"
         payloads = [(row, _sample_json(row)) for row in members]
-        digest = hashlib.sha256(json.dumps([(r["job_id"], r["clip_sha256"], hashlib.sha256(j).hexdigest())
-                                            for r, j in payloads]).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps(
+                [(r["job_id"], r["clip_sha256"], hashlib.sha256(j).hexdigest()) for r, j in payloads]
+            ).encode()
+        ).hexdigest()
         new_index[name] = digest
         if index.get(name) == digest and (folder / name).is_file():
             kept += 1

@@ -3,6 +3,11 @@
 The driver is the only writer of the ledger. Order of effects for a job: a `running` row when dispatched,
 the worker writes files (renamed into place, sidecar last), then a final `done`/`failed`/`cancelled` row.
 So a crash at any point leaves the job either recorded done with complete files, or not done.
+
+A manifest with a prompts file (`prompts:` on a job entry) runs streaming (`_run_streaming`): its jobs are
+produced lazily, sharded lazily and rendered `batch_jobs` at a time through the same runner and ledger, so
+a million-prompt file never becomes a million RenderJobs at once. What that path still holds: the set of
+completed job ids (from the ledger, plus those done by this run) and one batch of jobs.
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
+from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
@@ -25,9 +31,17 @@ from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
-from ltx2_batch.planning import BatchPlan, plan_batch
+from ltx2_batch.manifest.load import (
+    ManifestPlan,
+    ManifestStream,
+    open_manifest,
+    parse_yaml,
+    resolve_manifest_path,
+)
+from ltx2_batch.planning import BatchPlan, chunk_count, output_dir_for, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.factory import ExecutorSpec
+from ltx2_batch.scheduler import Shard, split_pending
 
 
 def _now() -> datetime:
@@ -128,6 +142,9 @@ def make_runner(cfg: AppConfig, spec: ExecutorSpec) -> object:
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
+    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    if _uses_prompt_files(manifest_path):
+        return _run_streaming(cfg, project_root, manifest_path)
     batch = plan_batch(cfg, project_root, completed=completed_job_ids)
     stats = RunStats(total=len(batch.jobs), skipped=len(batch.skipped))
     if not batch.pending:
@@ -164,6 +181,118 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     ledger_path = compact(batch.output_dir)  # journals stay readable for resume if this is never reached
     sheet = write_contact_sheet(batch.output_dir)  # every done job of the output dir, this run's and earlier
     return RunReport(batch, stats, ledger_path, interrupted=stop.is_set(), contact_sheet=sheet)
+
+
+def _uses_prompt_files(manifest_path: Path) -> bool:
+    """A cheap look (YAML only, no validation): does any job entry read its prompts from a file?"""
+    try:
+        doc = parse_yaml(manifest_path.read_bytes(), str(manifest_path))
+    except OSError:
+        return False  # the regular path reports the unreadable file
+    jobs = doc.get("jobs")
+    return isinstance(jobs, list) and any(isinstance(job, dict) and "prompts" in job for job in jobs)
+
+
+def _batches(jobs: Iterable[RenderJob], size: int) -> Iterator[list[RenderJob]]:
+    batch: list[RenderJob] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open_stream(
+    cfg: AppConfig, project_root: Path, manifest_path: Path
+) -> tuple[ManifestStream, Iterator[RenderJob], Path]:
+    """The validated manifest, this shard's jobs (lazily) and the output dir."""
+    fingerprint = model_fingerprint(cfg.model, project_root)
+    stream = open_manifest(manifest_path, chaining=cfg.chaining, paths=cfg.paths,
+                           model_fingerprint=fingerprint, seed_override=cfg.seed)
+    shard = Shard.parse(cfg.shard) if cfg.shard else None
+    mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
+    return stream, mine, output_dir_for(cfg, manifest_path, project_root)
+
+
+def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str | None:
+    """`plan=true` for a prompt-file manifest: the first `limit` jobs and streamed totals (None for a
+    manifest without prompt files: `planning.plan_table` shows those). Holds `limit` jobs, not all."""
+    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    if not _uses_prompt_files(manifest_path):
+        return None
+    stream, mine, output_dir = _open_stream(cfg, project_root, manifest_path)
+    layout = OutputLayout(output_dir)
+    completed = set() if cfg.force else completed_job_ids(output_dir)
+    head: list[RenderJob] = []
+    total = done = chunks = frames = 0
+    for job in mine:
+        total += 1
+        done += job.job_id in completed and layout.outputs_exist(job)
+        chunks += chunk_count(job)
+        frames += job.num_frames
+        if len(head) < limit:
+            head.append(job)
+    split = split_pending(head, completed, layout.outputs_exist, force=cfg.force)
+    first = BatchPlan(ManifestPlan(stream.source, stream.sha256, ()), tuple(head), split.pending,
+                      split.skipped, output_dir, stream.model_fingerprint)
+    table = plan_table(first, limit).rsplit("\n", 1)[0]
+    more = f"\n... {total - len(head)} more jobs" if total > len(head) else ""
+    totals = f"{total} jobs ({total - done} pending, {done} already done), {chunks} pipeline calls"
+    return f"{table}{more}\n{totals}, {frames} frames -> {output_dir} (streamed; repeats count per row)"
+
+
+def _run_streaming(cfg: AppConfig, project_root: Path, manifest_path: Path) -> RunReport:
+    """The run for prompt-file manifests: validate, then shard, split and render batch by batch.
+
+    Same ledger rows and resume rule as `run_batch`; `skipped` rows are written only for batches that
+    render something (as the regular path does for whole runs), so rerunning a finished million-job
+    dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
+    """
+    stream, mine, output_dir = _open_stream(cfg, project_root, manifest_path)
+    fingerprint = stream.model_fingerprint
+    layout = OutputLayout(output_dir)
+    completed = completed_job_ids(output_dir)
+    run_id = new_run_id()
+    ctx = RunContext(run_id=run_id, model_name=cfg.model.name, model_fingerprint=fingerprint,
+                     manifest_path=stream.source, manifest_sha256=stream.sha256)
+    spec = ExecutorSpec(
+        model=cfg.model, output=cfg.output, project_root=str(project_root), output_dir=str(output_dir),
+        run_info={"run_id": run_id, "model_name": cfg.model.name, "model_fingerprint": fingerprint,
+                  "manifest": stream.source, "manifest_sha256": stream.sha256},
+    )
+    stats = RunStats()
+    stop = threading.Event()
+    started = time.monotonic()
+    store = LedgerStore(output_dir, run_id)
+    try:
+        with _interrupts(stop):
+            try:
+                for batch in _batches(mine, max(cfg.batch_jobs, 1)):
+                    split = split_pending(batch, completed, layout.outputs_exist, force=cfg.force)
+                    stats.total += len(split.pending) + len(split.skipped)
+                    stats.skipped += len(split.skipped)
+                    if not split.pending:
+                        continue
+                    for job in split.skipped:
+                        video = str(layout.video(job))
+                        store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=video))
+                    progress = Progress(len(split.pending), enabled=cfg.progress)
+                    events = LedgerEvents(store, ctx, progress, stats)
+                    make_runner(cfg, spec).run(split.pending, events, stop)  # type: ignore[attr-defined]
+                    if stop.is_set():
+                        break
+                    completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
+            except KeyboardInterrupt:
+                stop.set()
+    finally:
+        store.close()
+        stats.wall_s = time.monotonic() - started
+    ledger_path = compact(output_dir)
+    sheet = write_contact_sheet(output_dir)
+    plan = BatchPlan(ManifestPlan(stream.source, stream.sha256, ()), (), (), (), output_dir, fingerprint)
+    return RunReport(plan, stats, ledger_path, interrupted=stop.is_set(), contact_sheet=sheet)
 
 
 def format_report(report: RunReport) -> str:

@@ -25,8 +25,14 @@ from ltx2_batch.errors import FieldProblem, ManifestError
 
 PROMPT_KEYS = ("path", "column")
 DEFAULT_COLUMN = "prompt"
-FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-           ".parquet": "parquet"}
+FORMATS = {
+    ".txt": "txt",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
 PLACEHOLDER = "{prompt}"  # in a job's `prompt`, replaced by each row's text
 _BLOCK = 1 << 20  # reader block size: bounded memory whatever the file size
 _BATCH_ROWS = 16_384
@@ -54,8 +60,11 @@ def open_prompt_source(spec: object, base_dir: Path) -> tuple[PromptSource | Non
     """
     if not isinstance(spec, Mapping):
         return None, [("prompts", f"must be a mapping with keys {', '.join(PROMPT_KEYS)}, got {spec!r}")]
-    problems = [(f"prompts.{k}", f"unknown key {k!r}; valid: {', '.join(PROMPT_KEYS)}")
-                for k in spec if k not in PROMPT_KEYS]
+    problems = [
+        (f"prompts.{k}", f"unknown key {k!r}; valid: {', '.join(PROMPT_KEYS)}")
+        for k in spec
+        if k not in PROMPT_KEYS
+    ]
     raw, column = spec.get("path"), spec.get("column")
     if not isinstance(raw, str) or not raw:
         problems.append(("prompts.path", f"must be a path to a prompts file, got {raw!r}"))
@@ -106,10 +115,12 @@ def _json_keys(line: str) -> list[str]:
 def _csv_options(source: PromptSource, columns: list[str] | None = None) -> dict[str, object]:
     return {
         "read_options": pcsv.ReadOptions(block_size=_BLOCK),
-        "parse_options": pcsv.ParseOptions(delimiter="\t" if source.fmt == "tsv" else ",",
-                                           newlines_in_values=True),
+        "parse_options": pcsv.ParseOptions(
+            delimiter="\t" if source.fmt == "tsv" else ",", newlines_in_values=True
+        ),
         "convert_options": pcsv.ConvertOptions(
-            include_columns=columns, column_types={c: pa.string() for c in columns or []},
+            include_columns=columns,
+            column_types={c: pa.string() for c in columns or []},
             strings_can_be_null=True,
         ),
     }
@@ -151,8 +162,9 @@ def _batches(source: PromptSource) -> Iterator[pa.RecordBatch]:
         # Explicit schema: only this column is materialised, and a row without it reads as null.
         schema = pa.schema([pa.field(column, pa.string())])
         options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        with pjson.open_json(source.path, read_options=pjson.ReadOptions(block_size=_BLOCK),
-                             parse_options=options) as reader:
+        with pjson.open_json(
+            source.path, read_options=pjson.ReadOptions(block_size=_BLOCK), parse_options=options
+        ) as reader:
             yield from reader
     else:
         with pcsv.open_csv(source.path, **_csv_options(source, [column])) as reader:

@@ -47,8 +47,17 @@ POINT_FILE = "sweep_point.json"
 SWEEP_LEDGER = "sweep_ledger.parquet"
 SWEEPS_DIR = "sweeps"
 # Overrides that say where or how to run, not what to render: left out of a point's label (still recorded).
-_NOT_IN_LABEL = ("manifest", "output.root", "output.run_name", "engine", "progress", "plan", "force",
-                 "shard", "paths")
+_NOT_IN_LABEL = (
+    "manifest",
+    "output.root",
+    "output.run_name",
+    "engine",
+    "progress",
+    "plan",
+    "force",
+    "shard",
+    "paths",
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 _MAX_LABEL = 120
 
@@ -82,7 +91,7 @@ def point_label(overrides: tuple[tuple[str, str], ...], number: int = 0) -> str:
     kept = sorted((k, v) for k, v in overrides if _in_label(k))
     label = _UNSAFE.sub("_", ",".join(f"{k}={v}" for k, v in kept)) or f"point{number}"
     if len(label) > _MAX_LABEL:
-        label = f"{label[:_MAX_LABEL - 17]}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"
+        label = f"{label[: _MAX_LABEL - 17]}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"
     return label
 
 

@@ -196,8 +196,14 @@ def template_jobs(tpl: PromptTemplate, model_fingerprint: str, first_index: int 
         params["seed"] = seed = job_seed({**tpl.fields, "prompt": prompt}, tpl.explicit_seed, tpl.ctx)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         job_id = hashlib.sha256(text.encode()).hexdigest()[:JOB_ID_LENGTH]
-        yield dataclasses.replace(tpl.job, name=f"{tpl.name}{NAME_SEPARATOR}p{row.row}", prompt=prompt,
-                                  seed=seed, index=index, job_id=job_id)
+        yield dataclasses.replace(
+            tpl.job,
+            name=f"{tpl.name}{NAME_SEPARATOR}p{row.row}",
+            prompt=prompt,
+            seed=seed,
+            index=index,
+            job_id=job_id,
+        )
         index += 1
 
 
@@ -210,8 +216,11 @@ def _prompt_template(
         report(field, message)
     template = fields.get("prompt", PLACEHOLDER)
     if not isinstance(template, str) or PLACEHOLDER not in template:
-        report("prompt", f"with `prompts:` the prompt is a template: put {PLACEHOLDER} where each row's text "
-                         f"goes (or leave it out), got {template!r}")
+        report(
+            "prompt",
+            f"with `prompts:` the prompt is a template: put {PLACEHOLDER} where each row's text "
+            f"goes (or leave it out), got {template!r}",
+        )
         return None
     job = parse_job({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
     if job is None or source is None:
@@ -344,8 +353,9 @@ def load_manifest(
     seed_override: int | None = None,
 ) -> ManifestPlan:
     """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
-    stream = open_manifest(path, chaining=chaining, paths=paths, model_fingerprint=model_fingerprint,
-                           seed_override=seed_override)
+    stream = open_manifest(
+        path, chaining=chaining, paths=paths, model_fingerprint=model_fingerprint, seed_override=seed_override
+    )
     return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
 
