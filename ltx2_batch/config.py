@@ -113,6 +113,7 @@ class AppConfig:
     force: bool = False  # re-render jobs already done in this output dir
     shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
+    batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
 
 
