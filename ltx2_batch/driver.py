@@ -4,7 +4,7 @@ The driver is the only writer of the ledger. Order of effects for a job: a `runn
 the worker writes files (renamed into place, sidecar last), then a final `done`/`failed`/`cancelled` row.
 So a crash at any point leaves the job either recorded done with complete files, or not done.
 
-A manifest with a prompts file (`prompts:` on a job entry) runs streaming (`_run_streaming`): its jobs are
+A manifest with a prompts file (`prompts:` on a job entry) runs streaming (`_streaming_source`): its jobs are
 produced lazily, sharded lazily and rendered `batch_jobs` at a time through the same runner and ledger, so
 a million-prompt file never becomes a million RenderJobs at once. What that path still holds: the set of
 completed job ids (from the ledger, plus those done by this run) and one batch of jobs.
@@ -12,12 +12,13 @@ completed job ids (from the ledger, plus those done by this run) and one batch o
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -40,6 +41,8 @@ from ltx2_batch.manifest.load import (
 )
 from ltx2_batch.planning import BatchPlan, chunk_count, output_dir_for, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
+from ltx2_batch.runners.base import Runner
+from ltx2_batch.runners.checks import check_engine
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import Shard, split_pending
 
@@ -63,31 +66,62 @@ class LedgerEvents:
         now = _now()
         self._started[job.job_id] = (time.monotonic(), now)
         self._store.append(
-            job_row(self._ctx, job, JobStatus.RUNNING, attempt=attempt, worker=worker, started_at=now,
-                    queue_s=time.monotonic() - self._run_started)
+            job_row(
+                self._ctx,
+                job,
+                JobStatus.RUNNING,
+                attempt=attempt,
+                worker=worker,
+                started_at=now,
+                queue_s=time.monotonic() - self._run_started,
+            )
         )
         self._progress.job_started(job.name, worker, attempt)
 
     def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
         self._store.append(
-            chunk_row(self._ctx, job, JobStatus.DONE, chunk.index, chunk.count, attempt=attempt,
-                      latent_path=chunk.latent_path, render_s=chunk.render_s, frames_written=chunk.frames,
-                      finished_at=_now(), error="resumed from an earlier attempt" if chunk.status == "resumed"
-                      else None)
+            chunk_row(
+                self._ctx,
+                job,
+                JobStatus.DONE,
+                chunk.index,
+                chunk.count,
+                attempt=attempt,
+                latent_path=chunk.latent_path,
+                render_s=chunk.render_s,
+                frames_written=chunk.frames,
+                finished_at=_now(),
+                error="resumed from an earlier attempt" if chunk.status == "resumed" else None,
+            )
         )
-        self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, chunk.status == "resumed")
+        self._progress.chunk_finished(
+            job.name, chunk.index, chunk.count, chunk.render_s, chunk.status == "resumed"
+        )
 
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
         t0, started_at = self._started.get(job.job_id, (time.monotonic(), _now()))
-        status = JobStatus.FAILED if outcome.status == "retrying" else JobStatus(outcome.status)
+        status = JobStatus.RETRIED if outcome.status == "retrying" else JobStatus(outcome.status)
         self._store.append(
             job_row(
-                self._ctx, job, status, attempt=attempt, worker=outcome.worker, node=outcome.node,
-                device=outcome.device, load_s=outcome.load_s, render_s=outcome.render_s,
-                encode_s=outcome.encode_s, total_s=outcome.total_s, started_at=started_at, finished_at=_now(),
-                output_path=outcome.output_path, thumbnail_path=outcome.thumbnail_path,
-                sidecar_path=outcome.sidecar_path, frames_written=outcome.frames_written,
-                duration_s=outcome.duration_s, error=outcome.error,
+                self._ctx,
+                job,
+                status,
+                attempt=attempt,
+                worker=outcome.worker,
+                node=outcome.node,
+                device=outcome.device,
+                load_s=outcome.load_s,
+                render_s=outcome.render_s,
+                encode_s=outcome.encode_s,
+                total_s=outcome.total_s,
+                started_at=started_at,
+                finished_at=_now(),
+                output_path=outcome.output_path,
+                thumbnail_path=outcome.thumbnail_path,
+                sidecar_path=outcome.sidecar_path,
+                frames_written=outcome.frames_written,
+                duration_s=outcome.duration_s,
+                error=outcome.error,
             )
         )
         if outcome.status != "retrying":
@@ -97,15 +131,29 @@ class LedgerEvents:
         self._progress.job_finished(job.name, outcome.status, time.monotonic() - t0, outcome.error)
 
 
-@contextmanager
-def _interrupts(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM: stop dispatching and interrupt the work in progress (once)."""
+@dataclass
+class Interrupts:
+    """What SIGINT/SIGTERM did. The first signal only asks to stop (dispatch ends, in-flight work is
+    cancelled by the runner); it interrupts the main thread only while `interruptible` is set, i.e. while
+    a local render runs there, so it never lands inside a ledger append. A second signal always does."""
 
+    stop: threading.Event = field(default_factory=threading.Event)
+    interruptible: threading.Event = field(default_factory=threading.Event)
+    signum: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+
+@contextmanager
+def _interrupts(state: Interrupts) -> Iterator[None]:
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            return
-        stop.set()
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        again = state.stop.is_set()
+        state.signum = state.signum or signum
+        state.stop.set()
+        if again or state.interruptible.is_set():
+            raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -122,15 +170,16 @@ class RunReport:
     ledger_path: Path | None
     interrupted: bool
     contact_sheet: ContactSheet | None = None
+    signal_exit_code: int = 130
 
     @property
     def exit_code(self) -> int:
         if self.interrupted or self.stats.cancelled:
-            return 130
+            return self.signal_exit_code
         return 1 if self.stats.failed else 0
 
 
-def make_runner(cfg: AppConfig, spec: ExecutorSpec) -> object:
+def make_runner(cfg: AppConfig, spec: ExecutorSpec, interruptible: threading.Event) -> Runner:
     if cfg.engine.kind is EngineKind.ray:
         from ltx2_batch.runners.ray import RayRunner
 
@@ -138,49 +187,108 @@ def make_runner(cfg: AppConfig, spec: ExecutorSpec) -> object:
     from ltx2_batch.runners.factory import build_executor
     from ltx2_batch.runners.local import LocalRunner
 
-    return LocalRunner(lambda: build_executor(spec, "local-0"))
+    return LocalRunner(lambda: build_executor(spec, "local-0"), interruptible=interruptible)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a run renders: identity for the ledger, and its work as (pending, skipped) batches."""
+
+    plan: BatchPlan
+    manifest_source: str
+    manifest_sha256: str
+    batches: Iterable[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
+    check_engine(cfg.engine)
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
     if _uses_prompt_files(manifest_path):
-        return _run_streaming(cfg, project_root, manifest_path)
-    batch = plan_batch(cfg, project_root, completed=completed_job_ids)
-    stats = RunStats(total=len(batch.jobs), skipped=len(batch.skipped))
-    if not batch.pending:
-        ledger = compact(batch.output_dir) if (batch.output_dir / "ledger").exists() else None
-        sheet = write_contact_sheet(batch.output_dir) if ledger else None
-        return RunReport(batch, stats, ledger, interrupted=False, contact_sheet=sheet)
+        source = _streaming_source(cfg, project_root, manifest_path)
+    else:
+        batch = plan_batch(cfg, project_root, completed=completed_job_ids)
+        source = _Source(
+            batch, str(batch.manifest.source), batch.manifest.sha256, [(batch.pending, batch.skipped)]
+        )
+    return _execute(cfg, project_root, source)
 
+
+def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
+    """Render every batch through one runner (warm across batches); the ledger records as jobs finish."""
+    output_dir, fingerprint = source.plan.output_dir, source.plan.model_fingerprint
     run_id = new_run_id()
-    ctx = RunContext(run_id=run_id, model_name=cfg.model.name, model_fingerprint=batch.model_fingerprint,
-                     manifest_path=str(batch.manifest.source), manifest_sha256=batch.manifest.sha256)
-    spec = ExecutorSpec(
-        model=cfg.model, output=cfg.output, project_root=str(project_root), output_dir=str(batch.output_dir),
-        run_info={"run_id": run_id, "model_name": cfg.model.name, "model_fingerprint": batch.model_fingerprint,
-                  "manifest": str(batch.manifest.source), "manifest_sha256": batch.manifest.sha256},
+    ctx = RunContext(
+        run_id=run_id,
+        model_name=cfg.model.name,
+        model_fingerprint=fingerprint,
+        manifest_path=source.manifest_source,
+        manifest_sha256=source.manifest_sha256,
     )
-    progress = Progress(len(batch.pending), enabled=cfg.progress)
-    stop = threading.Event()
+    spec = ExecutorSpec(
+        model=cfg.model,
+        output=cfg.output,
+        project_root=str(project_root),
+        output_dir=str(output_dir),
+        run_info={
+            "run_id": run_id,
+            "model_name": cfg.model.name,
+            "model_fingerprint": fingerprint,
+            "manifest": source.manifest_source,
+            "manifest_sha256": source.manifest_sha256,
+        },
+    )
+    layout = OutputLayout(output_dir)
+    stats = RunStats()
+    state = Interrupts()
     started = time.monotonic()
-    store = LedgerStore(batch.output_dir, run_id)
+    runner: Runner | None = None
+    store: LedgerStore | None = None
     try:
-        for job in batch.skipped:
-            store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(OutputLayout(batch.output_dir)
-                                                                              .video(job))))
-        events = LedgerEvents(store, ctx, progress, stats)
-        runner = make_runner(cfg, spec)
-        with _interrupts(stop):
+        with _interrupts(state):
             try:
-                runner.run(batch.pending, events, stop)  # type: ignore[attr-defined]
+                for pending, skipped in source.batches:
+                    stats.total += len(pending) + len(skipped)
+                    stats.skipped += len(skipped)
+                    if not pending:
+                        continue  # nothing to render: no rows, no Ray, no model
+                    if store is None:
+                        store = LedgerStore(output_dir, run_id)
+                    for job in skipped:
+                        store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
+                    if cfg.force:
+                        _discard_chunks(layout, pending)
+                    runner = runner or make_runner(cfg, spec, state.interruptible)
+                    events = LedgerEvents(store, ctx, Progress(len(pending), enabled=cfg.progress), stats)
+                    runner.run(pending, events, state.stop)
+                    if state.stop.is_set():
+                        break
             except KeyboardInterrupt:
-                stop.set()
+                state.stop.set()
+            finally:
+                if runner is not None:
+                    runner.close()
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         stats.wall_s = time.monotonic() - started
-    ledger_path = compact(batch.output_dir)  # journals stay readable for resume if this is never reached
-    sheet = write_contact_sheet(batch.output_dir)  # every done job of the output dir, this run's and earlier
-    return RunReport(batch, stats, ledger_path, interrupted=stop.is_set(), contact_sheet=sheet)
+    has_ledger = (output_dir / "ledger").exists()
+    ledger_path = compact(output_dir) if has_ledger else None  # journals stay readable if never reached
+    sheet = write_contact_sheet(output_dir) if has_ledger else None  # every done job of the output dir
+    return RunReport(
+        source.plan,
+        stats,
+        ledger_path,
+        interrupted=state.stop.is_set(),
+        contact_sheet=sheet,
+        signal_exit_code=state.exit_code,
+    )
+
+
+def _discard_chunks(layout: OutputLayout, jobs: Iterable[RenderJob]) -> None:
+    """`force=true` means render again from scratch: chained jobs must not resume from old chunk files."""
+    for job in jobs:
+        if job.is_chained:
+            shutil.rmtree(layout.chunk_dir(job), ignore_errors=True)
 
 
 def _uses_prompt_files(manifest_path: Path) -> bool:
@@ -209,8 +317,13 @@ def _open_stream(
 ) -> tuple[ManifestStream, Iterator[RenderJob], Path]:
     """The validated manifest, this shard's jobs (lazily) and the output dir."""
     fingerprint = model_fingerprint(cfg.model, project_root)
-    stream = open_manifest(manifest_path, chaining=cfg.chaining, paths=cfg.paths,
-                           model_fingerprint=fingerprint, seed_override=cfg.seed)
+    stream = open_manifest(
+        manifest_path,
+        chaining=cfg.chaining,
+        paths=cfg.paths,
+        model_fingerprint=fingerprint,
+        seed_override=cfg.seed,
+    )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
     return stream, mine, output_dir_for(cfg, manifest_path, project_root)
@@ -235,64 +348,40 @@ def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str |
         if len(head) < limit:
             head.append(job)
     split = split_pending(head, completed, layout.outputs_exist, force=cfg.force)
-    first = BatchPlan(ManifestPlan(stream.source, stream.sha256, ()), tuple(head), split.pending,
-                      split.skipped, output_dir, stream.model_fingerprint)
+    first = BatchPlan(
+        ManifestPlan(stream.source, stream.sha256, ()),
+        tuple(head),
+        split.pending,
+        split.skipped,
+        output_dir,
+        stream.model_fingerprint,
+    )
     table = plan_table(first, limit).rsplit("\n", 1)[0]
     more = f"\n... {total - len(head)} more jobs" if total > len(head) else ""
     totals = f"{total} jobs ({total - done} pending, {done} already done), {chunks} pipeline calls"
     return f"{table}{more}\n{totals}, {frames} frames -> {output_dir} (streamed; repeats count per row)"
 
 
-def _run_streaming(cfg: AppConfig, project_root: Path, manifest_path: Path) -> RunReport:
-    """The run for prompt-file manifests: validate, then shard, split and render batch by batch.
+def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -> _Source:
+    """Prompt-file manifests: validate up front, then shard, split and hand out `batch_jobs` at a time.
 
-    Same ledger rows and resume rule as `run_batch`; `skipped` rows are written only for batches that
-    render something (as the regular path does for whole runs), so rerunning a finished million-job
-    dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
+    `skipped` rows are written only for batches that render something, so rerunning a finished
+    million-job dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
     """
     stream, mine, output_dir = _open_stream(cfg, project_root, manifest_path)
-    fingerprint = stream.model_fingerprint
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
-    run_id = new_run_id()
-    ctx = RunContext(run_id=run_id, model_name=cfg.model.name, model_fingerprint=fingerprint,
-                     manifest_path=stream.source, manifest_sha256=stream.sha256)
-    spec = ExecutorSpec(
-        model=cfg.model, output=cfg.output, project_root=str(project_root), output_dir=str(output_dir),
-        run_info={"run_id": run_id, "model_name": cfg.model.name, "model_fingerprint": fingerprint,
-                  "manifest": stream.source, "manifest_sha256": stream.sha256},
+
+    def batches() -> Iterator[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]:
+        for batch in _batches(mine, max(cfg.batch_jobs, 1)):
+            split = split_pending(batch, completed, layout.outputs_exist, force=cfg.force)
+            yield split.pending, split.skipped
+            completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
+
+    plan = BatchPlan(
+        ManifestPlan(stream.source, stream.sha256, ()), (), (), (), output_dir, stream.model_fingerprint
     )
-    stats = RunStats()
-    stop = threading.Event()
-    started = time.monotonic()
-    store = LedgerStore(output_dir, run_id)
-    try:
-        with _interrupts(stop):
-            try:
-                for batch in _batches(mine, max(cfg.batch_jobs, 1)):
-                    split = split_pending(batch, completed, layout.outputs_exist, force=cfg.force)
-                    stats.total += len(split.pending) + len(split.skipped)
-                    stats.skipped += len(split.skipped)
-                    if not split.pending:
-                        continue
-                    for job in split.skipped:
-                        video = str(layout.video(job))
-                        store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=video))
-                    progress = Progress(len(split.pending), enabled=cfg.progress)
-                    events = LedgerEvents(store, ctx, progress, stats)
-                    make_runner(cfg, spec).run(split.pending, events, stop)  # type: ignore[attr-defined]
-                    if stop.is_set():
-                        break
-                    completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
-            except KeyboardInterrupt:
-                stop.set()
-    finally:
-        store.close()
-        stats.wall_s = time.monotonic() - started
-    ledger_path = compact(output_dir)
-    sheet = write_contact_sheet(output_dir)
-    plan = BatchPlan(ManifestPlan(stream.source, stream.sha256, ()), (), (), (), output_dir, fingerprint)
-    return RunReport(plan, stats, ledger_path, interrupted=stop.is_set(), contact_sheet=sheet)
+    return _Source(plan, stream.source, stream.sha256, batches())
 
 
 def format_report(report: RunReport) -> str:

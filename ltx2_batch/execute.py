@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import ChunkOutcome, run_chained
@@ -111,19 +114,25 @@ class JobExecutor:
         job: RenderJob,
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
+        overlap: bool | None = None,
     ) -> Future[JobOutcome]:
-        """Render `job` now and encode it in the background (overlap_encode); the future completes when its
-        files are. Chained jobs and image jobs, and any job when overlap is off, run fully before returning.
-        Waits for the previous job's encode before queueing this one (a queue of one)."""
-        if not self._overlap or job.mode is not RenderMode.VIDEO:
-            return _done(self.execute(job, on_chunk, should_stop))
-        if job.after:
-            self.drain()  # the previous shot's MP4 must be complete before its last frame is read
+        """Render `job` now; with overlap (default: `overlap_encode`) a one-window video is encoded on the
+        encode thread and the future completes when its files are, so the caller can render the next job.
+        Chained and image jobs always finish before returning. The encode queue holds one job: this waits
+        for the previous encode first. Never raises for a job's own failure (application errors become a
+        failed outcome and are not retried); KeyboardInterrupt propagates and the caller records it."""
+        overlap = self._overlap if overlap is None else overlap
         started = time.perf_counter()
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
+        if job.after:
+            self.drain()  # the previous shot's file must be complete before its last frame is read
         try:
             load_s = self._backend.prepare(job.pipeline, job.loras)
             render_job = self._with_previous_shot(job) if job.after else job
+            if job.mode is RenderMode.CHAINED:
+                outcome = self._execute_chained(render_job, on_chunk, should_stop)
+                total = time.perf_counter() - started
+                return _done(JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome))
             result, render_s = self._render_single(render_job)
         except JobCancelledError as exc:
             return _done(
@@ -135,9 +144,6 @@ class JobExecutor:
                     status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
                 )
             )
-        self.drain()
-        if self._encoder is None:
-            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
 
         def encode() -> JobOutcome:
             try:
@@ -146,9 +152,15 @@ class JobExecutor:
                 return JobOutcome(
                     status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
                 )
-            total = time.perf_counter() - started
-            return JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome)
+            return JobOutcome(
+                status="done", load_s=load_s, total_s=time.perf_counter() - started, **base, **outcome
+            )
 
+        if not overlap or job.mode is not RenderMode.VIDEO:
+            return _done(encode())
+        self.drain()
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._encoding = self._encoder.submit(encode)
         return self._encoding
 
@@ -165,46 +177,37 @@ class JobExecutor:
             self._encoder.shutdown(wait=True)
             self._encoder = None
 
+    def close(self) -> None:
+        """Finish pending files, then free the backend's models and device caches."""
+        self.shutdown()
+        self._backend.close()
+
     def execute(
         self,
         job: RenderJob,
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
     ) -> JobOutcome:
-        """Never raises for a job's own failure: it becomes a failed outcome (application errors are not
-        retried). KeyboardInterrupt propagates; the caller records the job cancelled."""
-        started = time.perf_counter()
-        base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
-        try:
-            load_s = self._backend.prepare(job.pipeline, job.loras)
-            render_job = self._with_previous_shot(job) if job.after else job
-            if job.mode is RenderMode.CHAINED:
-                outcome = self._execute_chained(render_job, on_chunk, should_stop)
-            else:
-                outcome = self._execute_single(render_job)
-        except JobCancelledError as exc:
-            return JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
-        except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the run goes on
-            return JobOutcome(
-                status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
-            )
-        total = time.perf_counter() - started
-        return JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome)
+        """Render and write `job`; returns when its files are complete (see `submit`)."""
+        return self.submit(job, on_chunk, should_stop, overlap=False).result()
 
     def _with_previous_shot(self, job: RenderJob) -> RenderJob:
         """Storyboard (seed 8.7): the previous shot's last frame conditions frame 0 of this shot."""
-        previous = self._layout.root / "generated" / f"{job.after}.mp4"
-        if not previous.is_file():
-            raise FileNotFoundError(f"previous shot output {previous} is missing; rerun the scene from its start")
-        last = read_frames(previous)[-1]
+        generated = self._layout.root / "generated"
+        found = [p for p in (generated / f"{job.after}.mp4", generated / f"{job.after}.png") if p.is_file()]
+        if not found:
+            raise FileNotFoundError(
+                f"previous shot {job.after} has no output in {generated}; rerun the scene"
+            )
+        last = (
+            read_frames(found[0])[-1]
+            if found[0].suffix == ".mp4"
+            else np.asarray(Image.open(found[0]).convert("RGB"))
+        )
         png = self._layout.conditioning(job)
         write_png(png, last)
         condition = ImageCondition(path=str(png), frame_idx=0, strength=1.0)
         return dataclasses.replace(job, images=(condition, *job.images))
-
-    def _execute_single(self, job: RenderJob) -> dict[str, Any]:
-        result, render_s = self._render_single(job)
-        return self._encode_single(job, result, render_s)
 
     def _render_single(self, job: RenderJob) -> tuple[RenderResult, float]:
         t0 = time.perf_counter()

@@ -6,7 +6,9 @@ MultiModalGuider factories, upsample_video, decode_video / decode_audio) step by
 pipelines do (distilled.py, ti2vid_one_stage.py, ti2vid_two_stages.py, keyframe_interpolation.py, ic_lora.py),
 with three differences: the dtype comes from the manager's DevicePolicy instead of a hard-coded bf16, built
 models are held across jobs (ModelCache) instead of rebuilt per call, and the latents are returned and can be
-handed in (the chaining stage's latent handoff). No model math is re-implemented here.
+handed in (the chaining stage's latent handoff). No model math is re-implemented here. It also applies the
+memory policy (memory.py: text encoder parked after encoding, tiled decode, fp8), keeps a per-backend LRU of
+prompt encodings, and, for model=ltx2_random, gives the official builders random_weights' loader.
 Must not: write files, choose devices (manager.py does), or leak torch types into the pure core except as the
 opaque tensors RenderResult carries. Over 400 lines because the five official recipes are followed step by
 step in one place (so a diff against ltx_pipelines stays readable); policy and caching live in manager.py.

@@ -80,7 +80,9 @@ class MemoryPlan:
         return {
             "memory_policy": self.policy.value,
             "memory_free_gib": None if self.free_bytes is None else round(self.free_bytes / GIB, 2),
-            "memory_planned_peak_gib": round(self.planned_peak_bytes / GIB, 2),
+            "memory_planned_peak_gib": (
+                None if self.free_bytes is None else round(self.planned_peak_bytes / GIB, 2)
+            ),
             "memory_reason": self.reason,
         }
 

@@ -176,12 +176,12 @@ def ensure_random_set(root: Path, tokenizer_source: Path) -> Path:
     to temporary names and renamed into place, so concurrent workers never see a half-written header.
     """
     root = Path(root)
-    _write_header(root / RANDOM_LAYOUT["checkpoint"], {"config": json.dumps(FULL_CONFIG)})
-    _write_header(root / RANDOM_LAYOUT["spatial_upsampler"], {"config": json.dumps(SPATIAL_UPSAMPLER)})
-    _write_header(root / RANDOM_LAYOUT["temporal_upsampler"], {"config": json.dumps(TEMPORAL_UPSAMPLER)})
+    write_placeholder(root / RANDOM_LAYOUT["checkpoint"], {"config": json.dumps(FULL_CONFIG)})
+    write_placeholder(root / RANDOM_LAYOUT["spatial_upsampler"], {"config": json.dumps(SPATIAL_UPSAMPLER)})
+    write_placeholder(root / RANDOM_LAYOUT["temporal_upsampler"], {"config": json.dumps(TEMPORAL_UPSAMPLER)})
     gemma = root / RANDOM_LAYOUT["gemma_root"]
     gemma.mkdir(parents=True, exist_ok=True)
-    _write_header(gemma / _GEMMA_PLACEHOLDER, {})
+    write_placeholder(gemma / _GEMMA_PLACEHOLDER, {})
     for name in _TOKENIZER_FILES:
         if not (gemma / name).is_file():
             tmp = gemma / f".{name}.{os.getpid()}"
@@ -212,7 +212,8 @@ def is_placeholder(path: str | Path) -> bool:
     return header.get("__metadata__", {}).get(MARKER_KEY) == RANDOM_RECIPE_VERSION
 
 
-def _write_header(path: Path, metadata: dict[str, str]) -> None:
+def write_placeholder(path: Path, metadata: dict[str, str]) -> None:
+    """A header-only safetensors file: `metadata` (e.g. {"config": json}) plus the random marker, no data."""
     header = json.dumps({"__metadata__": {**metadata, MARKER_KEY: RANDOM_RECIPE_VERSION}}).encode()
     header += b" " * (-len(header) % 8)
     _write_bytes(path, struct.pack("<Q", len(header)) + header)
@@ -267,12 +268,17 @@ class RandomStateDictLoader:
         )
         sd: dict[str, Any] = {}
         size, dtypes = 0, set()
-        for key, (shape, dtype) in shapes.items():
-            value = random_tensor(
-                key, shape, dtype if not dtype.is_floating_point else self._dtype, device, gen
-            )
+        for key, (shape, dtype, tied_to) in shapes.items():
+            if key in sd:  # already made by an sd_ops value operation (Gemma's embed_tokens -> lm_head)
+                continue
+            if tied_to is not None:  # tied parameters share one tensor, as a real load leaves them
+                sd[key] = sd[tied_to]
+                continue
+            value = random_tensor(key, shape, self._dtype if dtype.is_floating_point else dtype, device, gen)
             pairs = sd_ops.apply_to_key_value(key, value) if sd_ops is not None else [(key, value)]
             for out_key, out_value in pairs:
+                if out_key in sd and out_key != key:
+                    continue
                 sd[out_key] = out_value
                 size += out_value.nbytes
                 dtypes.add(out_value.dtype)
@@ -280,7 +286,8 @@ class RandomStateDictLoader:
 
 
 def meta_state_shapes(configurator: Any, config: dict, module_ops: Iterable[Any] = ()) -> dict[str, Any]:
-    """{key: (shape, dtype)} of every state-dict entry still on the meta device after the module ops."""
+    """{key: (shape, dtype, tied_to)} of every state-dict entry still on the meta device after the module ops;
+    `tied_to` names the first key holding the same tensor (tied weights), else None."""
     import torch
 
     with torch.device("meta"):
@@ -288,7 +295,13 @@ def meta_state_shapes(configurator: Any, config: dict, module_ops: Iterable[Any]
     for op in module_ops:
         if op.matcher(model):
             model = op.mutator(model)
-    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict(keep_vars=True).items() if v.is_meta}
+    shapes: dict[str, Any] = {}
+    first_key: dict[int, str] = {}
+    for key, value in model.state_dict(keep_vars=True).items():
+        if value.is_meta:
+            tied_to = first_key.setdefault(id(value), key)
+            shapes[key] = (tuple(value.shape), value.dtype, None if tied_to == key else tied_to)
+    return shapes
 
 
 def random_tensor(key: str, shape: tuple[int, ...], dtype: Any, device: Any, gen: Any) -> Any:

@@ -36,6 +36,7 @@ class JobStatus(str, enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    RETRIED = "retried"  # this attempt's worker died; the job was resubmitted (a later row follows)
     CANCELLED = "cancelled"
     SKIPPED = "skipped"  # a run saw the job already done; records a decision, not a new state
 

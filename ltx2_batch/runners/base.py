@@ -14,6 +14,7 @@ from typing import Protocol
 from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
+from ltx2_batch.scheduler import WorkQueue
 
 
 class RunEvents(Protocol):
@@ -25,10 +26,24 @@ class RunEvents(Protocol):
 
 
 class Runner(Protocol):
+    """Warm across calls: the first `run` starts workers (and loads models), later calls reuse them."""
+
     def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        """Render `jobs`; return when all have a final outcome or `stop` is set (then the unfinished ones are
+        """Render `jobs`; return when all have a final outcome or `stop` is set (then the in-flight ones are
         reported cancelled). KeyboardInterrupt inside is handled the same way as `stop`."""
         ...
+
+    def close(self) -> None:
+        """Stop workers and free models (and a private Ray); safe to call twice or before any run."""
+        ...
+
+
+def release_dependents(
+    queue: WorkQueue, job: RenderJob, outcome: JobOutcome, events: RunEvents, worker: str
+) -> None:
+    """After `job` finished: release the shots that follow it, or fail them if it did not finish."""
+    for blocked in queue.finished(job.job_id, ok=outcome.status == "done"):
+        events.job_finished(blocked, unrunnable(blocked, job, worker), 1)
 
 
 def unrunnable(job: RenderJob, predecessor: RenderJob, worker: str) -> JobOutcome:

@@ -15,7 +15,6 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +23,10 @@ import ray
 from ray.util.queue import Empty, Queue
 
 from ltx2_batch.config import EngineConfig
+from ltx2_batch.errors import FatalBackendError
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
-from ltx2_batch.runners.base import RunEvents, unrunnable
+from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
 
@@ -52,7 +52,7 @@ class RenderWorker:
         }
 
     def render(self, job: RenderJob, attempt: int) -> JobOutcome:
-        def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:  # noqa: ANN401 - ChunkOutcome
+        def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:
             if self._progress is not None:
                 self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
 
@@ -115,12 +115,18 @@ def worker_count(engine: EngineConfig) -> int:
 
 
 class RayRunner:
+    """Starts (or joins) Ray and its actors on the first `run`; later runs reuse the warm actors."""
+
     def __init__(self, engine: EngineConfig, spec: ExecutorSpec) -> None:
         self._engine = engine
         self._spec = spec
         self._spawned: list[_Slot] = []
+        self._slots: list[_Slot] = []
+        self._progress: Queue | None = None
+        self._started_ray = False
+        self._attempts: dict[str, int] = {}
 
-    def _spawn(self, progress: Queue) -> _Slot:
+    def _spawn(self) -> _Slot:
         name = f"ray-{len(self._spawned)}"
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and self._engine.gpus_per_worker > 0
         actor_cls = ray.remote(RenderWorker).options(
@@ -130,19 +136,29 @@ class RayRunner:
             max_concurrency=1,
             runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
         )
-        slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, progress))
+        slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, self._progress))
         self._spawned.append(slot)
         return slot
 
+    def _start(self, job_count: int) -> None:
+        """Connect, start the actors and wait until each has built its backend. A backend that cannot be
+        built (missing weights on a node, fp8 without CUDA) stops the run with its own error, instead of
+        looking like a worker crash that retries every job."""
+        self._started_ray = connect(self._engine)
+        self._progress = Queue(actor_options={"num_cpus": 0})
+        self._slots = [self._spawn() for _ in range(min(worker_count(self._engine), max(job_count, 1)))]
+        try:
+            ray.get([slot.actor.where.remote() for slot in self._slots])
+        except ray.exceptions.RayError as exc:
+            raise FatalBackendError(f"render workers could not start: {exc}") from exc
+
     def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        started_ray = connect(self._engine)
-        progress = Queue(actor_options={"num_cpus": 0})
+        if not self._slots:
+            self._start(len(jobs))
         queue = WorkQueue(jobs)
         by_id = {job.job_id: job for job in jobs}
-        slots = [self._spawn(progress) for _ in range(min(worker_count(self._engine), max(len(jobs), 1)))]
-        idle: list[_Slot] = list(slots)
+        idle: list[_Slot] = list(self._slots)
         in_flight: dict[Any, _InFlight] = {}
-        attempts: dict[str, int] = {}
         try:
             while not stop.is_set() and (len(queue) or in_flight):
                 if not in_flight and len(queue) == queue.parked:
@@ -153,81 +169,99 @@ class RayRunner:
                     if job is None:
                         idle.append(slot)
                         break
-                    attempt = attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
+                    attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
                     slot.warm = affinity_key(job)
                     events.job_started(job, attempt, slot.name)
                     in_flight[slot.actor.render.remote(job, attempt)] = _InFlight(slot, job, attempt)
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
-                self._drain(progress, by_id, events)
+                self._drain(by_id, events)
                 for ref in ready:
                     flight = in_flight.pop(ref)
-                    replacement = self._collect(ref, flight, queue, events, progress)
-                    idle.append(replacement or flight.slot)
+                    slot = self._collect(ref, flight, queue, events)
+                    idle.append(slot)
         except KeyboardInterrupt:
             stop.set()
         finally:
-            self._drain(progress, by_id, events)
-            for flight in in_flight.values():
+            self._drain(by_id, events)
+            for flight in in_flight.values():  # Ray cannot cancel a running actor task: kill and replace
                 ray.kill(flight.slot.actor, no_restart=True)
+                self._slots.remove(flight.slot)
                 events.job_finished(
                     flight.job,
-                    JobOutcome(job_id=flight.job.job_id, status="cancelled", error="run cancelled",
-                               worker=flight.slot.name),
+                    JobOutcome(
+                        job_id=flight.job.job_id,
+                        status="cancelled",
+                        error="run cancelled",
+                        worker=flight.slot.name,
+                    ),
                     flight.attempt,
                 )
-            for slot in self._spawned:
-                ray.kill(slot.actor, no_restart=True)
-            ray.kill(progress.actor, no_restart=True)
-            if started_ray:
-                ray.shutdown()
 
-    def _collect(
-        self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents, progress: Queue  # noqa: ANN401
-    ) -> _Slot | None:
-        """Record a finished job; on worker death replace the actor and maybe resubmit the job."""
+    def close(self) -> None:
+        for slot in self._spawned:
+            ray.kill(slot.actor, no_restart=True)
+        self._spawned, self._slots = [], []
+        if self._progress is not None:
+            ray.kill(self._progress.actor, no_restart=True)
+            self._progress = None
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    def _collect(self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents) -> _Slot:
+        """Record a finished job and return the slot that is free now (a replacement if the actor died).
+
+        A dead actor or lost object is a system failure: the job is resubmitted up to `max_attempts`.
+        Any other Ray error is this job's failure. Either way the job gets its final ledger row."""
         try:
             outcome: JobOutcome = ray.get(ref)
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+        except (
+            ray.exceptions.RayActorError,
+            ray.exceptions.ActorUnavailableError,
+            ray.exceptions.ObjectLostError,
+        ) as exc:
             ray.kill(flight.slot.actor, no_restart=True)
-            replacement = self._spawn(progress)
+            self._slots.remove(flight.slot)
+            replacement = self._spawn()
+            self._slots.append(replacement)
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
             if flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)
-                events.job_finished(
-                    flight.job,
-                    JobOutcome(job_id=flight.job.job_id, status="retrying", worker=flight.slot.name,
-                               error=f"worker died: {type(exc).__name__}: {str(exc)[:500]}"),
-                    flight.attempt,
+                outcome = JobOutcome(
+                    job_id=flight.job.job_id,
+                    status="retrying",
+                    worker=flight.slot.name,
+                    error=f"worker died (will retry): {error}",
                 )
-            else:
-                events.job_finished(
-                    flight.job,
-                    JobOutcome(job_id=flight.job.job_id, status="failed", worker=flight.slot.name,
-                               error=f"worker died {flight.attempt} times; last: {type(exc).__name__}: "
-                               f"{str(exc)[:500]}"),
-                    flight.attempt,
-                )
-                for blocked in queue.finished(flight.job.job_id, ok=False):
-                    events.job_finished(blocked, unrunnable(blocked, flight.job, flight.slot.name), 1)
+                events.job_finished(flight.job, outcome, flight.attempt)
+                return replacement
+            outcome = JobOutcome(
+                job_id=flight.job.job_id,
+                status="failed",
+                worker=flight.slot.name,
+                error=f"worker died {flight.attempt} times; last: {error}",
+            )
+            events.job_finished(flight.job, outcome, flight.attempt)
+            release_dependents(queue, flight.job, outcome, events, flight.slot.name)
             return replacement
+        except ray.exceptions.RayError as exc:
+            outcome = JobOutcome(
+                job_id=flight.job.job_id,
+                status="failed",
+                worker=flight.slot.name,
+                error=f"{type(exc).__name__}: {str(exc)[:2000]}",
+            )
         events.job_finished(flight.job, outcome, flight.attempt)
-        for blocked in queue.finished(flight.job.job_id, ok=outcome.status == "done"):
-            events.job_finished(blocked, unrunnable(blocked, flight.job, flight.slot.name), 1)
-        return None
+        release_dependents(queue, flight.job, outcome, events, flight.slot.name)
+        return flight.slot
 
-    @staticmethod
-    def _drain(progress: Queue, by_id: dict[str, RenderJob], events: RunEvents) -> None:
+    def _drain(self, by_id: dict[str, RenderJob], events: RunEvents) -> None:
+        if self._progress is None:
+            return
         while True:
             try:
-                job_id, attempt, chunk = progress.get_nowait()
+                job_id, attempt, chunk = self._progress.get_nowait()
             except Empty:
                 return
-            events.chunk_finished(by_id[job_id], chunk, attempt)
-
-
-def wait_for_cluster(min_gpus: int, timeout_s: float = 60.0) -> None:
-    """Block until the cluster reports `min_gpus` GPUs (workers joining after the head)."""
-    deadline = time.monotonic() + timeout_s
-    while ray.cluster_resources().get("GPU", 0) < min_gpus:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"cluster has {ray.cluster_resources().get('GPU', 0)} GPUs, wanted {min_gpus}")
-        time.sleep(0.5)
+            if job_id in by_id:
+                events.chunk_finished(by_id[job_id], chunk, attempt)

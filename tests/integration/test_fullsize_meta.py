@@ -84,6 +84,7 @@ def test_random_model_files_resolve_under_the_model_root(tmp_path: Path, tiny_ro
     assert files.missing == ("distilled_lora",)  # random weights have no distilled LoRA (distilled only)
 
 
+@pytest.mark.slow
 def test_random_loader_builds_full_size_components_with_the_official_builders(random_root: Path) -> None:
     """Vocoder, audio decoder, spatial upsampler and video decoder at full size, through ModelLedger: every
     parameter materialised (no meta), finite, counted as on meta, seeded; the full-size VAE decodes."""
@@ -180,6 +181,7 @@ def test_backend_renders_on_random_weights(tiny_root: Path, tmp_path: Path) -> N
     assert two.frames.shape == (9, 128, 128, 3) and two.info["two_stage"] is True
 
 
+@pytest.mark.slow
 def test_random_loader_keeps_ties_and_applies_the_fp8_downcast(tiny_root: Path, tmp_path: Path) -> None:
     """The official key ops still act: Gemma's lm_head shares the embedding tensor (no second 2 GB copy at
     full size), and the official fp8_cast policy stores the transformer's linear weights in float8."""

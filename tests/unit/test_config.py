@@ -84,3 +84,22 @@ def test_no_dictconfig_leaks_into_the_typed_config() -> None:
     app = _compose("model=ltx2_dev")
     assert isinstance(app.model.checkpoints, list)
     assert not OmegaConf.is_config(app.model)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("engine.num_workers=0", "num_workers must be >= 1"),
+        ("engine.gpus_per_worker=-1", "gpus_per_worker must be >= 0"),
+        ("engine.gpus_per_worker=0", "needs engine.num_workers"),
+        ("engine.cpus_per_worker=0", "cpus_per_worker must be > 0"),
+        ("engine.max_attempts=0", "max_attempts must be >= 1"),
+    ],
+)
+def test_impossible_engine_settings_are_rejected_before_ray_starts(override: str, message: str) -> None:
+    from ltx2_batch.errors import ConfigError
+    from ltx2_batch.runners.checks import check_engine
+
+    with pytest.raises(ConfigError, match=message):
+        check_engine(_compose("engine=ray", override).engine)
+    check_engine(_compose("engine=ray", "engine.num_workers=2", "engine.gpus_per_worker=0").engine)

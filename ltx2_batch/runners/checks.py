@@ -1,0 +1,33 @@
+"""Engine settings the typed config cannot rule out, checked before Ray or a model is touched."""
+
+from __future__ import annotations
+
+from ltx2_batch.config import EngineConfig
+from ltx2_batch.errors import ConfigError
+
+
+def engine_problems(engine: EngineConfig) -> list[str]:
+    problems = []
+    if engine.num_workers is not None and engine.num_workers < 1:
+        problems.append(f"engine.num_workers must be >= 1 (or null: one per GPU), got {engine.num_workers}")
+    if engine.gpus_per_worker < 0:
+        problems.append(f"engine.gpus_per_worker must be >= 0, got {engine.gpus_per_worker}")
+    if engine.gpus_per_worker == 0 and engine.num_workers is None:
+        problems.append(
+            "engine.gpus_per_worker=0 (CPU actors) needs engine.num_workers, e.g. engine.num_workers=2"
+        )
+    if engine.cpus_per_worker <= 0:
+        problems.append(f"engine.cpus_per_worker must be > 0, got {engine.cpus_per_worker}")
+    if engine.max_attempts < 1:
+        problems.append(f"engine.max_attempts must be >= 1, got {engine.max_attempts}")
+    for name in ("num_cpus", "num_gpus"):
+        value = getattr(engine, name)
+        if value is not None and value < 0:
+            problems.append(f"engine.{name} must be >= 0, got {value}")
+    return problems
+
+
+def check_engine(engine: EngineConfig) -> None:
+    problems = engine_problems(engine)
+    if problems:
+        raise ConfigError("invalid engine config:\n  " + "\n  ".join(problems))
