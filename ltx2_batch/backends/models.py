@@ -129,7 +129,10 @@ def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
         digest.update(json.dumps({"tiny": TINY_RECIPE_VERSION, "seed": cfg.seed}).encode())
         return digest.hexdigest()[:16]
     if cfg.source is ModelSource.random:
-        digest.update(json.dumps({"random": cfg.name, "seed": cfg.seed}).encode())
+        from ltx2_batch.backends.random_weights import RANDOM_RECIPE_VERSION  # torch-free module
+
+        recipe = {"random": cfg.name, "seed": cfg.seed, "fp8": cfg.fp8, "recipe": RANDOM_RECIPE_VERSION}
+        digest.update(json.dumps(recipe, sort_keys=True).encode())
         return digest.hexdigest()[:16]
     files = _discover(_abs(cfg.root, project_root), _names(cfg), cfg.allow_fp8, cfg.hf_repo, cfg.source.value)
     files.require(("checkpoint", "gemma_root"))

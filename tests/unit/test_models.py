@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import subprocess
@@ -142,3 +143,13 @@ def test_tiny_fingerprint_needs_no_build_and_no_torch(tmp_path: Path) -> None:
     assert model_fingerprint(ModelConfig(seed=1), tmp_path) != model_fingerprint(
         ModelConfig(seed=0), tmp_path
     )
+
+
+def test_random_model_fingerprint_covers_fp8_and_seed() -> None:
+
+    base = ModelConfig(name="ltx2_random", source=ModelSource.random)
+    prints = {
+        model_fingerprint(cfg, Path("."))
+        for cfg in (base, dataclasses.replace(base, fp8=True), dataclasses.replace(base, seed=1))
+    }
+    assert len(prints) == 3
