@@ -34,7 +34,8 @@ def main() -> None:
         f"defaults: {{width: {args.size}, height: {args.size}, frame_rate: 24, pipeline: distilled}}\n"
         "jobs:\n"
         "  - {name: warmup, prompt: 'warm the model', num_frames: 9, seed: 1}\n"
-        f"  - {{name: long, prompt: 'A long walk along the beach at dusk', num_frames: {args.frames}, seed: 2}}\n"
+        f"  - {{name: long, prompt: 'A long walk along the beach at dusk', "
+        f"num_frames: {args.frames}, seed: 2}}\n"
     )
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         app = to_app_config(

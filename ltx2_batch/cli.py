@@ -12,16 +12,25 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ltx2_batch.config import AppConfig, register_configs
+from ltx2_batch.config import AppConfig, EngineConfig, ModelConfig
 from ltx2_batch.errors import Ltx2BatchError
 from ltx2_batch.sweep import SweepPoint, gather_sweep, sweep_point_config, write_point
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("ltx2_batch")
+
+def register_configs() -> None:
+    """The typed schema behind conf/: idempotent (Hydra tolerates re-storing the same node)."""
+    store = ConfigStore.instance()
+    store.store(name="app_schema", node=AppConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="engine", name="engine_schema", node=EngineConfig)
+
 
 register_configs()
 

@@ -1,16 +1,14 @@
 """Structured configs: the typed schema behind every YAML file under `conf/`.
 
-Registered in Hydra's ConfigStore so an unknown key or a wrong type in a config file or on the command
-line is a Hydra error. After composition the CLI turns the DictConfig into these dataclasses with
-`OmegaConf.to_object`; nothing downstream sees a DictConfig.
+Registered in Hydra's ConfigStore by the CLI (the only module that imports Hydra), so an unknown key or a
+wrong type in a config file or on the command line is a Hydra error. After composition the CLI turns the
+DictConfig into these dataclasses with `OmegaConf.to_object`; nothing downstream sees a DictConfig.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-
-from hydra.core.config_store import ConfigStore
 
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
@@ -59,7 +57,7 @@ class EngineConfig:
     gpus_per_worker: float = 1.0
     cpus_per_worker: float = 1.0
     address: str | None = None  # None: start a local Ray; "auto" or ray://host:port joins a cluster
-    node_ip_address: str | None = None  # this driver's IP for the cluster; None = Ray's guess (loopback if local)
+    node_ip_address: str | None = None  # this driver's IP in the cluster; None: Ray's guess (local: loopback)
     num_cpus: int | None = None  # only when starting a local Ray
     num_gpus: int | None = None  # only when starting a local Ray (logical GPUs on a CPU box for tests)
     max_attempts: int = 3  # per job, counting system failures only (worker death)
@@ -72,7 +70,7 @@ class OutputConfig:
     run_name: str | None = None  # default: the manifest's file stem
     video_crf: int = 18
     thumbnail_width: int = 320
-    keep_chunk_frames: bool = False  # keep each chunk's decoded frames (npz) after stitching; latents always stay
+    keep_chunk_frames: bool = False  # keep chunks' decoded frames (npz) after stitching; latents always stay
     overlap_encode: bool = False  # encode job n's MP4 on a worker thread while job n+1 renders (same bytes)
 
 
@@ -115,11 +113,3 @@ class AppConfig:
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
-
-
-def register_configs() -> None:
-    """Idempotent: Hydra tolerates re-storing the same node."""
-    store = ConfigStore.instance()
-    store.store(name="app_schema", node=AppConfig)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="engine", name="engine_schema", node=EngineConfig)

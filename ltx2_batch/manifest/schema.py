@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.jobs import (
     ChunkingSpec,
     GuiderSpec,
@@ -31,6 +32,7 @@ from ltx2_batch.jobs import (
     derive_seed,
 )
 from ltx2_batch.manifest.select import (
+    LTX2_TEMPORAL_SCALE,
     chunk_count,
     frame_problems,
     mode_problems,
@@ -393,15 +395,17 @@ def _chunk_rules(
             images = []
         if len(images) > chunks:
             reader.report("chunk_images", f"has {len(images)} entries but the job has only {chunks} chunks")
+        plan = plan_chunks(num_frames, chunking.chunk_frames, chunking.overlap_frames, LTX2_TEMPORAL_SCALE)
         for c, chunk in enumerate(images):
             conds = _images(reader, f"chunk_images[{c}]", chunk, resolve)
+            rendered = plan.chunks[c].num_frames if c < plan.chunk_count else chunking.chunk_frames
             for i, im in enumerate(conds):
                 reader.in_range(
                     f"chunk_images[{c}][{i}].frame_idx",
                     im.frame_idx,
                     0,
-                    chunking.chunk_frames - 1,
-                    "must be a frame of its chunk,",
+                    rendered - 1,
+                    f"must be a frame of chunk {c} (it renders {rendered} frames),",
                 )
             out_images.append(conds)
     return out_prompts, tuple(out_images)

@@ -3,6 +3,7 @@ files, seams equal to the chunk renders, the latent handoff, and resume after a 
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 # One-stage distilled at the smallest legal size keeps a 121-frame chunk to about a second on a CPU.
 CHAINED = """
-defaults: {{width: 32, height: 32, frame_rate: 24, pipeline: distilled, upscale: {{spatial: false}}, audio: true}}
+defaults: {{width: 32, height: 32, frame_rate: 24, pipeline: distilled,
+           upscale: {{spatial: false}}, audio: true}}
 jobs:
 {jobs}
 """
@@ -61,7 +63,7 @@ def chained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.Data
 
 @pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 5)])
 def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:
-    out, rows = chained_run
+    _out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == f"len{frames}") & (rows.status == "done")].iloc[0]
     info = probe(job.output_path)
     assert info.frame_count == frames
@@ -100,7 +102,7 @@ def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:
     job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
     k = latent_alignment(24, 8).latent_slice_count
     latents = [load_file(str(out / "chunks" / job.job_id / f"chunk_{i:03d}.safetensors")) for i in range(3)]
-    for prev, nxt in zip(latents, latents[1:], strict=False):
+    for prev, nxt in itertools.pairwise(latents):
         np.testing.assert_array_equal(nxt["stage1"][:, :, :k], prev["stage1"][:, :, -k:])
         assert not np.array_equal(nxt["stage1"][:, :, k : k + 1], prev["stage1"][:, :, -1:])
 

@@ -165,7 +165,10 @@ def test_long_jobs_chain_and_chunk_fields(folder: Path) -> None:
     assert "only applies to chained" in problems(folder, chunk_prompts=["x"])["chunk_prompts"]
     assert "only applies to chained" in problems(folder, chunk_images=[[]])["chunk_images"]
     bad_idx = problems(folder, num_frames=145, chunk_images=[[{"path": "a.png", "frame_idx": 121}]])
-    assert "frame of its chunk" in bad_idx["chunk_images[0][0].frame_idx"]
+    assert "frame of chunk 0 (it renders 121 frames)" in bad_idx["chunk_images[0][0].frame_idx"]
+    # 145 frames: the last chunk renders only 49 frames (25 overlap + 24 new), so frame 60 is not in it
+    short_last = problems(folder, num_frames=145, chunk_images=[[], [{"path": "a.png", "frame_idx": 60}]])
+    assert "frame of chunk 1 (it renders 49 frames)" in short_last["chunk_images[1][0].frame_idx"]
     assert "non-empty strings" in problems(folder, num_frames=145, chunk_prompts=["", "b"])["chunk_prompts"]
 
 
