@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
@@ -34,17 +33,15 @@ from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.manifest.load import (
     ManifestPlan,
-    ManifestStream,
-    open_manifest,
     parse_yaml,
     resolve_manifest_path,
 )
-from ltx2_batch.planning import BatchPlan, chunk_count, output_dir_for, plan_batch, plan_table
+from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine
 from ltx2_batch.runners.factory import ExecutorSpec
-from ltx2_batch.scheduler import Shard, split_pending
+from ltx2_batch.scheduler import split_pending
 
 
 def _now() -> datetime:
@@ -312,30 +309,13 @@ def _batches(jobs: Iterable[RenderJob], size: int) -> Iterator[list[RenderJob]]:
         yield batch
 
 
-def _open_stream(
-    cfg: AppConfig, project_root: Path, manifest_path: Path
-) -> tuple[ManifestStream, Iterator[RenderJob], Path]:
-    """The validated manifest, this shard's jobs (lazily) and the output dir."""
-    fingerprint = model_fingerprint(cfg.model, project_root)
-    stream = open_manifest(
-        manifest_path,
-        chaining=cfg.chaining,
-        paths=cfg.paths,
-        model_fingerprint=fingerprint,
-        seed_override=cfg.seed,
-    )
-    shard = Shard.parse(cfg.shard) if cfg.shard else None
-    mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
-    return stream, mine, output_dir_for(cfg, manifest_path, project_root)
-
-
 def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str | None:
     """`plan=true` for a prompt-file manifest: the first `limit` jobs and streamed totals (None for a
     manifest without prompt files: `planning.plan_table` shows those). Holds `limit` jobs, not all."""
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
     if not _uses_prompt_files(manifest_path):
         return None
-    stream, mine, output_dir = _open_stream(cfg, project_root, manifest_path)
+    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
     completed = set() if cfg.force else completed_job_ids(output_dir)
     head: list[RenderJob] = []
@@ -368,7 +348,7 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     `skipped` rows are written only for batches that render something, so rerunning a finished
     million-job dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
     """
-    stream, mine, output_dir = _open_stream(cfg, project_root, manifest_path)
+    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
 

@@ -7,7 +7,7 @@ reads only file headers).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +15,10 @@ from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
+from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
 from ltx2_batch.manifest.select import chunk_count as count_chunks
-from ltx2_batch.scheduler import Shard, select_shard, split_pending
+from ltx2_batch.scheduler import Shard, split_pending
 
 # The LTX-2 video VAE's temporal factor, for planning only: a worker re-plans with the value read from
 # the loaded VAE and the two must agree (checked by the integration tests).
@@ -42,22 +42,32 @@ def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> P
     return root / (cfg.output.run_name or manifest_path.stem)
 
 
-def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
-    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
-    fingerprint = model_fingerprint(cfg.model, project_root)
-    manifest = load_manifest(
+def open_jobs(
+    cfg: AppConfig, project_root: Path, manifest_path: Path
+) -> tuple[ManifestStream, Iterator[RenderJob], Path]:
+    """The validated manifest, this shard's jobs (produced lazily) and the output dir."""
+    stream = open_manifest(
         manifest_path,
         chaining=cfg.chaining,
         paths=cfg.paths,
-        model_fingerprint=fingerprint,
+        model_fingerprint=model_fingerprint(cfg.model, project_root),
         seed_override=cfg.seed,
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
-    jobs = tuple(select_shard(manifest.jobs, shard))
-    output_dir = output_dir_for(cfg, manifest_path, project_root)
-    layout = OutputLayout(output_dir)
-    split = split_pending(jobs, completed(output_dir), layout.outputs_exist, force=cfg.force)
-    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, fingerprint)
+    mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
+    return stream, mine, output_dir_for(cfg, manifest_path, project_root)
+
+
+def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
+    """Every job of this shard in memory, split into pending and already done."""
+    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
+    jobs = tuple(mine)
+    split = split_pending(
+        jobs, completed(output_dir), OutputLayout(output_dir).outputs_exist, force=cfg.force
+    )
+    manifest = ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=jobs)
+    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, stream.model_fingerprint)
 
 
 def chunk_count(job: RenderJob) -> int:
