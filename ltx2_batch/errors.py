@@ -1,7 +1,8 @@
 """Every exception the product raises on purpose, in one place.
 
-Callers branch on these types: validation errors stop a run before any model work, retryable errors are
-resubmitted by the scheduler, fatal backend errors fail a job without retrying it.
+Callers branch on these types: validation and config errors stop a run before any model work; fatal
+backend errors fail a job (or, raised while workers start, the run) without retrying it. Worker deaths are
+Ray's own exceptions, classified by the Ray runner.
 """
 
 from __future__ import annotations
@@ -47,10 +48,6 @@ class ConfigError(Ltx2BatchError):
 
 class MissingWeightsError(Ltx2BatchError):
     """Model files are not where the model config says; the message lists them and how to get them."""
-
-
-class RetryableJobError(Ltx2BatchError):
-    """A system failure (worker died, object lost): the job may succeed if resubmitted."""
 
 
 class FatalBackendError(Ltx2BatchError):

@@ -35,7 +35,7 @@ from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode, canonical_jso
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.probe import read_frames
 from ltx2_batch.media.sidecar import write_sidecar
-from ltx2_batch.media.write import write_mp4, write_png, write_thumbnail
+from ltx2_batch.media.write import partials_of, write_mp4, write_png, write_thumbnail
 
 ChunkCallback = Callable[[RenderJob, ChunkOutcome], None]
 StopCheck = Callable[[], bool]
@@ -126,6 +126,7 @@ class JobExecutor:
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
         if job.after:
             self.drain()  # the previous shot's file must be complete before its last frame is read
+        self._remove_partials(job)
         try:
             load_s = self._backend.prepare(job.pipeline, job.loras)
             render_job = self._with_previous_shot(job) if job.after else job
@@ -190,6 +191,13 @@ class JobExecutor:
     ) -> JobOutcome:
         """Render and write `job`; returns when its files are complete (see `submit`)."""
         return self.submit(job, on_chunk, should_stop, overlap=False).result()
+
+    def _remove_partials(self, job: RenderJob) -> None:
+        """Temporaries left by an earlier attempt of this job that was killed (SIGKILL skips `finally`).
+        Only this job's own targets: another worker's in-flight temporaries are never touched."""
+        for target in (self._layout.video(job), self._layout.thumbnail(job), self._layout.sidecar(job)):
+            for leftover in partials_of(target):
+                leftover.unlink(missing_ok=True)
 
     def _with_previous_shot(self, job: RenderJob) -> RenderJob:
         """Storyboard (seed 8.7): the previous shot's last frame conditions frame 0 of this shot."""

@@ -76,8 +76,11 @@ def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_facto
     # a deleted output is rendered again; force re-renders everything
     victim = Path(done[done.job_name == "a"].output_path.iloc[0])
     victim.unlink()
+    leftover = victim.with_name(f".{victim.name}.deadbeef.partial")  # as a SIGKILLed writer leaves it
+    leftover.write_bytes(b"half a file")
     assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
     assert victim.is_file()
+    assert not leftover.exists()
     rows = _job_rows(out)
     assert (rows[(rows.job_name == "a")].status == "done").sum() == 2
 
