@@ -142,6 +142,11 @@ class RenderJob:
         return tuple((lo.sha256 or lo.path, lo.strength) for lo in self.loras)
 
 
+# Pipelines that run the distilled sigma schedule without guidance (the official DistilledPipeline and
+# ICLoraPipeline take no steps, guider parameters or negative prompt): a sweep over those fields would
+# render the same clip under different ids.
+DISTILLED_SCHEDULE = frozenset({PipelineKind.DISTILLED, PipelineKind.IC_LORA})
+
 _NON_IDENTITY_FIELDS = frozenset({"name", "tags", "index", "job_id", "scene"})
 
 
@@ -185,6 +190,14 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
             item.pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
+    if job.pipeline in DISTILLED_SCHEDULE:  # fixed sigmas, no guidance, no negative prompt: not inputs here
+        for unused in (
+            "num_inference_steps",
+            "video_guider_params",
+            "audio_guider_params",
+            "negative_prompt",
+        ):
+            params.pop(unused)
     return {"params": params, "model": model_fingerprint}
 
 

@@ -104,3 +104,18 @@ def test_core_modules_do_not_import_torch_or_ray() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fields_a_distilled_pipeline_ignores_do_not_change_its_id() -> None:
+    from ltx2_batch.jobs import GuiderSpec, compute_job_id
+
+    distilled = make_job(1, PipelineKind.DISTILLED)
+    same = dataclasses.replace(
+        distilled,
+        num_inference_steps=30,
+        negative_prompt="blurry",
+        video_guider_params=GuiderSpec(cfg_scale=5.0),
+    )
+    assert compute_job_id(same, "model-x") == distilled.job_id
+    guided = make_job(1, PipelineKind.TI2VID)
+    assert compute_job_id(dataclasses.replace(guided, num_inference_steps=30), "model-x") != guided.job_id
