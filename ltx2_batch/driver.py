@@ -107,6 +107,7 @@ class LedgerEvents:
                 worker=outcome.worker,
                 node=outcome.node,
                 device=outcome.device,
+                memory_policy=outcome.memory_policy or None,
                 load_s=outcome.load_s,
                 render_s=outcome.render_s,
                 encode_s=outcome.encode_s,

@@ -60,6 +60,7 @@ class JobOutcome:
     worker: str = ""
     node: str = ""
     device: str = ""
+    memory_policy: str = ""  # what the backend's memory policy chose for this job (resident, offload...)
     phases: dict[str, float] = field(default_factory=dict)
     chunks: tuple[ChunkOutcome, ...] = ()
 
@@ -307,6 +308,7 @@ class JobExecutor:
             "render_s": render_s,
             "encode_s": encode_s,
             "device": str(result.info.get("device", "")),
+            "memory_policy": str(result.info.get("memory_policy", "")),
             "phases": dict(result.timings),
             "chunks": chunks,
         }

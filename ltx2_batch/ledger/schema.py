@@ -23,7 +23,7 @@ import pyarrow as pa
 from ltx2_batch.errors import LedgerError
 from ltx2_batch.jobs import RenderJob, canonical_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: memory_policy
 
 
 class RowKind(str, enum.Enum):
@@ -70,6 +70,7 @@ class LedgerRow:
     worker: str | None = None
     node: str | None = None
     device: str | None = None
+    memory_policy: str | None = None  # the backend's choice for this job (resident, offload_text_encoder...)
     queue_s: float | None = None
     load_s: float | None = None
     render_s: float | None = None
@@ -141,6 +142,7 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("worker", _STR),
         pa.field("node", _STR),
         pa.field("device", _STR),
+        pa.field("memory_policy", _STR),
         pa.field("queue_s", _F64),
         pa.field("load_s", _F64),
         pa.field("render_s", _F64),

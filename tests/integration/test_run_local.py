@@ -52,6 +52,7 @@ def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_facto
     rows = _job_rows(out)
     done = rows[rows.status == "done"]
     assert sorted(done.job_name) == ["a", "b", "still"]
+    assert set(done.memory_policy) == {"resident"} and set(done.device) == {"cpu"}
     for _, row in done.iterrows():
         assert Path(row.output_path).is_file() and Path(row.thumbnail_path).is_file()
         sidecar = json.loads(Path(row.sidecar_path).read_text())
