@@ -4,6 +4,8 @@ Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejec
 hashing input files (once per distinct path), job ids, the checks across jobs (duplicate names,
 duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
 Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
+Just over 400 lines because the three entry shapes (jobs, prompt-file templates, storyboards) share the
+one validation pass and its error gathering; splitting them would duplicate that pass.
 """
 
 from __future__ import annotations
