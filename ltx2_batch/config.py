@@ -61,6 +61,7 @@ class EngineConfig:
     num_cpus: int | None = None  # only when starting a local Ray
     num_gpus: int | None = None  # only when starting a local Ray (logical GPUs on a CPU box for tests)
     max_attempts: int = 3  # per job, counting system failures only (worker death)
+    start_timeout_s: float = 900.0  # actors must be placed and have built their models within this
     temp_dir: str | None = None
 
 

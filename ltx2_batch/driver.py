@@ -133,11 +133,13 @@ class LedgerEvents:
 class Interrupts:
     """What SIGINT/SIGTERM did. The first signal only asks to stop (dispatch ends, in-flight work is
     cancelled by the runner); it interrupts the main thread only while `interruptible` is set, i.e. while
-    a local render runs there, so it never lands inside a ledger append. A second signal always does."""
+    a local render runs there (chunk rows are written with it cleared), so it never lands inside a ledger
+    append or a runner's shutdown. Ray runs poll `stop` every 0.2 s."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     interruptible: threading.Event = field(default_factory=threading.Event)
     signum: int | None = None
+    closing: bool = False  # runners are shutting down: signals only record themselves
 
     @property
     def exit_code(self) -> int:
@@ -147,10 +149,9 @@ class Interrupts:
 @contextmanager
 def _interrupts(state: Interrupts) -> Iterator[None]:
     def handler(signum: int, _frame: FrameType | None) -> None:
-        again = state.stop.is_set()
         state.signum = state.signum or signum
         state.stop.set()
-        if again or state.interruptible.is_set():
+        if state.interruptible.is_set() and not state.closing:
             raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -263,6 +264,8 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
             except KeyboardInterrupt:
                 state.stop.set()
             finally:
+                state.closing = True
+                state.interruptible.clear()
                 if runner is not None:
                     runner.close()
     finally:
@@ -353,9 +356,13 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
 
+    dispatched: set[str] = set()  # a prompt repeated across batches renders once, `force` or not
+
     def batches() -> Iterator[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]:
         for batch in _batches(mine, max(cfg.batch_jobs, 1)):
-            split = split_pending(batch, completed, layout.outputs_exist, force=cfg.force)
+            fresh = [job for job in batch if job.job_id not in dispatched]
+            split = split_pending(fresh, completed, layout.outputs_exist, force=cfg.force)
+            dispatched.update(job.job_id for job in split.pending)
             yield split.pending, split.skipped
             completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_sample_range
-from ltx2_batch.errors import JobCancelledError
+from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.write import Mp4Writer, atomic_target, write_png
@@ -195,7 +195,7 @@ def run_chained(
     if last_result is None:  # every chunk resumed: describe the output without rendering
         last_result = RenderResult(frames=None, frame_rate=job.frame_rate, info={"resumed": True})
     if first_frame is None:
-        raise JobCancelledError(f"job {job.name}: chunk plan was empty")
+        raise FatalBackendError(f"job {job.name}: the chunk plan was empty")
     return ChainedResult(job, plan, layout, tuple(outcomes), render_s, first_frame, last_result)
 
 

@@ -121,9 +121,16 @@ class LedgerStore:
             )
             text = json.dumps(row_to_record(stamped), ensure_ascii=False, separators=(",", ":"))
             line = (text + "\n").encode()
-            self._write_line(self._fd, line)
-            self._size += len(line)
-            self._seq += 1
+            self._seq += 1  # reserved first: an interrupted append never hands its seq to the next row
+            size = self._size
+            try:
+                self._write_line(self._fd, line)
+                self._size = size + len(line)
+            except BaseException:  # KeyboardInterrupt mid-append included: leave no half or orphan row
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)
+                self._size = size
+                raise
         return stamped
 
     def _write_line(self, fd: int, line: bytes) -> None:

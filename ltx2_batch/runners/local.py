@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
+from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.execute import JobExecutor, JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.runners.base import RunEvents, release_dependents
@@ -55,23 +56,7 @@ class LocalRunner:
                     continue
                 warm = affinity_key(job)
                 events.job_started(job, 1, self._worker)
-                self._interruptible.set()
-                try:
-                    future = executor.submit(
-                        job,
-                        on_chunk=lambda j, chunk: events.chunk_finished(j, chunk, 1),
-                        should_stop=stop.is_set,
-                    )
-                except KeyboardInterrupt:
-                    stop.set()
-                    future = Future()
-                    future.set_result(
-                        JobOutcome(
-                            job_id=job.job_id, status="cancelled", error="interrupted", worker=self._worker
-                        )
-                    )
-                finally:
-                    self._interruptible.clear()
+                future = self._submit(executor, job, events, stop)
                 if encoding is not None:  # complete by now: submit waits for the previous encode
                     report(encoding[0], encoding[1].result())
                     encoding = None
@@ -83,6 +68,38 @@ class LocalRunner:
             if encoding is not None:  # its files are being written: report it once they are complete
                 report(encoding[0], encoding[1].result())
             executor.drain()
+
+    def _submit(
+        self, executor: JobExecutor, job: RenderJob, events: RunEvents, stop: threading.Event
+    ) -> Future[JobOutcome]:
+        """Render with the main thread interruptible; chunk rows are written with it not."""
+
+        def on_chunk(chunk_job: RenderJob, chunk: ChunkOutcome) -> None:
+            self._interruptible.clear()
+            try:
+                events.chunk_finished(chunk_job, chunk, 1)
+            finally:
+                self._interruptible.set()
+
+        future: Future[JobOutcome] | None = None
+        try:
+            try:
+                self._interruptible.set()
+                if stop.is_set():  # the stop came while the job was being dispatched
+                    raise KeyboardInterrupt
+                future = executor.submit(job, on_chunk=on_chunk, should_stop=stop.is_set)
+            finally:
+                self._interruptible.clear()
+        except KeyboardInterrupt:
+            stop.set()
+            if future is None:  # an interrupt after the job finished keeps its real outcome
+                future = Future()
+                future.set_result(
+                    JobOutcome(
+                        job_id=job.job_id, status="cancelled", error="interrupted", worker=self._worker
+                    )
+                )
+        return future
 
     def close(self) -> None:
         if self._executor is not None:

@@ -10,11 +10,13 @@ those jobs cancelled. Chunk progress streams back through a small Ray queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,21 +142,41 @@ class RayRunner:
         self._spawned.append(slot)
         return slot
 
-    def _start(self, job_count: int) -> None:
-        """Connect, start the actors and wait until each has built its backend. A backend that cannot be
-        built (missing weights on a node, fp8 without CUDA) stops the run with its own error, instead of
-        looking like a worker crash that retries every job."""
-        self._started_ray = connect(self._engine)
-        self._progress = Queue(actor_options={"num_cpus": 0})
-        self._slots = [self._spawn() for _ in range(min(worker_count(self._engine), max(job_count, 1)))]
-        try:
-            ray.get([slot.actor.where.remote() for slot in self._slots])
-        except ray.exceptions.RayError as exc:
-            raise FatalBackendError(f"render workers could not start: {exc}") from exc
+    def _ensure_workers(self, job_count: int, stop: threading.Event) -> None:
+        """Connect once, then top the pool up to min(workers, jobs): a resumed streaming run whose first
+        batch is small still gets every GPU for its later batches, and actors killed by a cancel come back."""
+        if self._progress is None:
+            self._started_ray = connect(self._engine) or self._started_ray
+            self._progress = Queue(actor_options={"num_cpus": 0})
+        want = min(worker_count(self._engine), max(job_count, 1))
+        new = [self._spawn() for _ in range(want - len(self._slots))]
+        if new:
+            self._wait_ready(new, stop)
+            self._slots.extend(new)
+
+    def _wait_ready(self, slots: list[_Slot], stop: threading.Event) -> None:
+        """Each new actor has built its backend. One that cannot (missing weights on a node, fp8 without
+        CUDA) stops the run with its own error instead of looking like a crash that retries every job; one
+        that cannot be placed (asked for more GPUs than the cluster has) times out with what was asked."""
+        pending = [slot.actor.where.remote() for slot in slots]
+        deadline = time.monotonic() + self._engine.start_timeout_s
+        while pending and not stop.is_set():
+            if time.monotonic() > deadline:
+                engine = self._engine
+                raise FatalBackendError(
+                    f"{len(pending)} render worker(s) did not start within {engine.start_timeout_s:.0f}s "
+                    f"(each asks num_gpus={engine.gpus_per_worker}, num_cpus={engine.cpus_per_worker}; "
+                    f"cluster has {ray.cluster_resources()}); lower engine.num_workers or raise "
+                    "engine.start_timeout_s"
+                )
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
+            try:
+                ray.get(ready)
+            except ray.exceptions.RayError as exc:
+                raise FatalBackendError(f"render workers could not start: {exc}") from exc
 
     def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        if not self._slots:
-            self._start(len(jobs))
+        self._ensure_workers(len(jobs), stop)
         queue = WorkQueue(jobs)
         by_id = {job.job_id: job for job in jobs}
         idle: list[_Slot] = list(self._slots)
@@ -182,10 +204,15 @@ class RayRunner:
         except KeyboardInterrupt:
             stop.set()
         finally:
+            if in_flight:  # results already in are real outcomes: record them, cancel only the rest
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+                for ref in ready:
+                    self._collect(ref, in_flight.pop(ref), queue, events)
             self._drain(by_id, events)
             for flight in in_flight.values():  # Ray cannot cancel a running actor task: kill and replace
                 ray.kill(flight.slot.actor, no_restart=True)
-                self._slots.remove(flight.slot)
+                if flight.slot in self._slots:
+                    self._slots.remove(flight.slot)
                 events.job_finished(
                     flight.job,
                     JobOutcome(
@@ -198,12 +225,14 @@ class RayRunner:
                 )
 
     def close(self) -> None:
-        for slot in self._spawned:
-            ray.kill(slot.actor, no_restart=True)
-        self._spawned, self._slots = [], []
-        if self._progress is not None:
-            ray.kill(self._progress.actor, no_restart=True)
-            self._progress = None
+        """Kill every actor and the progress queue, then stop the private Ray; each step runs even if an
+        earlier one fails (e.g. the cluster is already gone)."""
+        for actor in [slot.actor for slot in self._spawned] + (
+            [self._progress.actor] if self._progress else []
+        ):
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+        self._spawned, self._slots, self._progress = [], [], None
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
