@@ -58,6 +58,17 @@ def choose_device_policy(cfg: ModelConfig) -> DevicePolicy:
     else:
         device = cfg.device
     kind = device.split(":")[0]
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    }
+    if not available.get(kind, False):
+        raise ConfigError(
+            f"model.device={cfg.device!r} is not available in this worker (torch {torch.__version__}, "
+            f"CUDA available: {available['cuda']}); use model.device=auto or one of "
+            f"{sorted(k for k, ok in available.items() if ok)}"
+        )
     if cfg.dtype == "auto":
         dtype = "bfloat16" if kind == "cuda" else "float32"
     elif cfg.dtype in _DTYPES:

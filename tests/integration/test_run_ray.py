@@ -179,3 +179,17 @@ def _is_render_worker(pid: str) -> bool:
         return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RenderWorker")
     except OSError:
         return False
+
+
+def test_a_worker_that_cannot_build_its_model_stops_the_run_with_its_error(
+    tmp_path: Path, app_factory, local_ray, capsys
+) -> None:
+    manifest = write_manifest(tmp_path / "m", JOBS)
+    code = run(app_factory(f"manifest={manifest}", "engine=ray", "model.device=cuda"), REPO_ROOT)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "render workers could not start" in err and "model.device='cuda' is not available" in err
+    deadline = time.monotonic() + 15  # ray.kill is asynchronous
+    while [p for p in os.listdir("/proc") if p.isdigit() and _is_render_worker(p)]:
+        assert time.monotonic() < deadline, "render actors survived the failed start"
+        time.sleep(0.2)
