@@ -44,6 +44,9 @@ class RenderWorker:
         # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
         node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
         self._executor = build_executor(spec, name, node=node)
+        # With overlap_encode the actor takes two calls at once (max_concurrency=2): renders never overlap
+        # (this lock), but call n waits for its encode while call n+1 renders.
+        self._render_lock = threading.Lock()
 
     def where(self) -> dict[str, str]:
         return {
@@ -58,7 +61,9 @@ class RenderWorker:
             if self._progress is not None:
                 self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
 
-        return self._executor.execute(job, on_chunk=on_chunk)
+        with self._render_lock:
+            future = self._executor.submit(job, on_chunk=on_chunk)
+        return future.result()
 
 
 @dataclass
@@ -127,6 +132,8 @@ class RayRunner:
         self._progress: Queue | None = None
         self._started_ray = False
         self._attempts: dict[str, int] = {}
+        # Jobs in flight per actor: two when the actor encodes job n while rendering job n+1.
+        self._capacity = 2 if spec.output.overlap_encode else 1
 
     def _spawn(self) -> _Slot:
         name = f"ray-{len(self._spawned)}"
@@ -135,7 +142,7 @@ class RayRunner:
             num_gpus=self._engine.gpus_per_worker if use_gpu else 0,
             num_cpus=self._engine.cpus_per_worker,
             max_restarts=0,  # the driver replaces dead actors itself, so it knows which job to retry
-            max_concurrency=1,
+            max_concurrency=self._capacity,
             runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
         )
         slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, self._progress))
@@ -179,7 +186,7 @@ class RayRunner:
         self._ensure_workers(len(jobs), stop)
         queue = WorkQueue(jobs)
         by_id = {job.job_id: job for job in jobs}
-        idle: list[_Slot] = list(self._slots)
+        idle: list[_Slot] = [slot for slot in self._slots for _ in range(self._capacity)]
         in_flight: dict[Any, _InFlight] = {}
         try:
             while not stop.is_set() and (len(queue) or in_flight):
@@ -198,9 +205,7 @@ class RayRunner:
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
                 self._drain(by_id, events)
                 for ref in ready:
-                    flight = in_flight.pop(ref)
-                    slot = self._collect(ref, flight, queue, events)
-                    idle.append(slot)
+                    idle += self._collect(ref, in_flight.pop(ref), queue, events)
         except KeyboardInterrupt:
             stop.set()
         finally:
@@ -214,14 +219,7 @@ class RayRunner:
                 if flight.slot in self._slots:
                     self._slots.remove(flight.slot)
                 events.job_finished(
-                    flight.job,
-                    JobOutcome(
-                        job_id=flight.job.job_id,
-                        status="cancelled",
-                        error="run cancelled",
-                        worker=flight.slot.name,
-                    ),
-                    flight.attempt,
+                    flight.job, self._outcome(flight, "cancelled", "run cancelled"), flight.attempt
                 )
 
     def close(self) -> None:
@@ -237,8 +235,9 @@ class RayRunner:
             ray.shutdown()
             self._started_ray = False
 
-    def _collect(self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents) -> _Slot:
-        """Record a finished job and return the slot that is free now (a replacement if the actor died).
+    def _collect(self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents) -> list[_Slot]:
+        """Record a finished job; returns the capacity freed by it (the slot, a replacement actor's whole
+        capacity if this actor died, or nothing for the second job of an actor already replaced).
 
         A dead actor or lost object is a system failure: the job is resubmitted up to `max_attempts`.
         Any other Ray error is this job's failure. Either way the job gets its final ledger row."""
@@ -249,40 +248,32 @@ class RayRunner:
             ray.exceptions.ActorUnavailableError,
             ray.exceptions.ObjectLostError,
         ) as exc:
-            ray.kill(flight.slot.actor, no_restart=True)
-            self._slots.remove(flight.slot)
-            replacement = self._spawn()
-            self._slots.append(replacement)
+            freed: list[_Slot] = []
+            if flight.slot in self._slots:  # the first of its jobs to report the death replaces it
+                ray.kill(flight.slot.actor, no_restart=True)
+                self._slots.remove(flight.slot)
+                replacement = self._spawn()
+                self._slots.append(replacement)
+                freed = [replacement] * self._capacity
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             if flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)
-                outcome = JobOutcome(
-                    job_id=flight.job.job_id,
-                    status="retrying",
-                    worker=flight.slot.name,
-                    error=f"worker died (will retry): {error}",
-                )
-                events.job_finished(flight.job, outcome, flight.attempt)
-                return replacement
-            outcome = JobOutcome(
-                job_id=flight.job.job_id,
-                status="failed",
-                worker=flight.slot.name,
-                error=f"worker died {flight.attempt} times; last: {error}",
-            )
+                message = f"worker died (will retry): {error}"
+                events.job_finished(flight.job, self._outcome(flight, "retrying", message), flight.attempt)
+                return freed
+            outcome = self._outcome(flight, "failed", f"worker died {flight.attempt} times; last: {error}")
             events.job_finished(flight.job, outcome, flight.attempt)
             release_dependents(queue, flight.job, outcome, events, flight.slot.name)
-            return replacement
+            return freed
         except ray.exceptions.RayError as exc:
-            outcome = JobOutcome(
-                job_id=flight.job.job_id,
-                status="failed",
-                worker=flight.slot.name,
-                error=f"{type(exc).__name__}: {str(exc)[:2000]}",
-            )
+            outcome = self._outcome(flight, "failed", f"{type(exc).__name__}: {str(exc)[:2000]}")
         events.job_finished(flight.job, outcome, flight.attempt)
         release_dependents(queue, flight.job, outcome, events, flight.slot.name)
-        return flight.slot
+        return [flight.slot]
+
+    @staticmethod
+    def _outcome(flight: _InFlight, status: str, error: str) -> JobOutcome:
+        return JobOutcome(job_id=flight.job.job_id, status=status, worker=flight.slot.name, error=error)
 
     def _drain(self, by_id: dict[str, RenderJob], events: RunEvents) -> None:
         if self._progress is None:

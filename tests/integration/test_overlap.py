@@ -83,3 +83,44 @@ def test_overlapped_and_sequential_runs_write_identical_files(tmp_path: Path, ap
     assert encode_threads and all(name.startswith("encode") for name in encode_threads)
     # each outcome is reported complete: its sidecar (written last) exists
     assert all(Path(p).is_file() for p in ovl_rows.sidecar_path)
+
+
+@pytest.mark.ray
+def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_files(
+    tmp_path: Path, app_factory
+) -> None:
+    """Compared with a sequential Ray run: a Ray actor renders with its own thread count, so a local run
+    is not a bit-exact reference (float reductions differ), but the same engine must be."""
+    import tempfile
+
+    import ray
+
+    manifest = write_manifest(tmp_path / "m", SWEEP)
+    ray.init(
+        num_cpus=3,
+        num_gpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
+    )
+    try:
+        for name, overlap in (("seq", "false"), ("ovl", "true")):
+            app = app_factory(
+                f"manifest={manifest}",
+                f"output.run_name={name}",
+                "engine=ray",
+                f"output.overlap_encode={overlap}",
+            )
+            assert run(app, REPO_ROOT) == 0
+    finally:
+        ray.shutdown()
+    rows = _rows(tmp_path / "outputs" / "ovl")
+    assert (rows.status == "done").all() and len(rows) == 5
+    assert set(rows.worker) == {"ray-0"}  # one actor, two calls in flight
+    started = rows.sort_values("started_at")  # a job was dispatched before the previous one was recorded
+    assert (started.started_at.iloc[1:].to_numpy() < started.finished_at.iloc[:-1].to_numpy()).any()
+    seq_files, ovl_files = _files(tmp_path / "outputs" / "seq"), _files(tmp_path / "outputs" / "ovl")
+    assert len(seq_files) == 10 and seq_files.keys() == ovl_files.keys()
+    for name, data in seq_files.items():
+        assert ovl_files[name] == data, name
