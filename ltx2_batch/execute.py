@@ -24,16 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import ChunkOutcome, run_chained
 from ltx2_batch.errors import JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode, canonical_json
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.media.probe import read_frames
+from ltx2_batch.media.probe import read_last_frame
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import partials_of, write_mp4, write_png, write_thumbnail
 
@@ -208,13 +205,8 @@ class JobExecutor:
             raise FileNotFoundError(
                 f"previous shot {job.after} has no output in {generated}; rerun the scene"
             )
-        last = (
-            read_frames(found[0])[-1]
-            if found[0].suffix == ".mp4"
-            else np.asarray(Image.open(found[0]).convert("RGB"))
-        )
         png = self._layout.conditioning(job)
-        write_png(png, last)
+        write_png(png, read_last_frame(found[0]))
         condition = ImageCondition(path=str(png), frame_idx=0, strength=1.0)
         return dataclasses.replace(job, images=(condition, *job.images))
 

@@ -16,13 +16,8 @@ from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
-from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.scheduler import Shard, split_pending
-
-# The LTX-2 video VAE's temporal factor, for planning only: a worker re-plans with the value read from
-# the loaded VAE and the two must agree (checked by the integration tests).
-PLANNING_TEMPORAL_SCALE = LTX2_TEMPORAL_SCALE
 
 
 @dataclass(frozen=True)

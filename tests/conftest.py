@@ -17,6 +17,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def start_test_ray(num_cpus: int, num_gpus: int) -> None:
+    """A private Ray on loopback with logical GPUs (a short temp dir: socket paths have a length limit)."""
+    import tempfile
+
+    import ray
+
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
+    )
+
+
 def compose_app(*overrides: str) -> AppConfig:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return to_app_config(compose("config", overrides=list(overrides)))

@@ -14,6 +14,8 @@ from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
+# Planning uses it before any model loads; workers re-plan with the loaded VAE's value, and an integration
+# test checks the two agree.
 LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})

@@ -162,6 +162,25 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> n
     return np.stack(out)
 
 
+def read_last_frame(path: str | Path) -> np.ndarray:
+    """The last frame of a video (or the one frame of an image) as uint8 RGB `[H, W, 3]`.
+
+    Decodes from the beginning like `read_frames`, but holds one frame at a time: a long full-size clip
+    never sits in memory just to give up its last frame.
+    """
+    last = None
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            last = frame
+    if last is None:
+        raise MediaError(f"{path} has no decodable frame")
+    return last.to_ndarray(format="rgb24")
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """The presented audio of `path` as float32 `[C, S]` and its sample rate (decoder padding cut off)."""
     with _open(path) as container:

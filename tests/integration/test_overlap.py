@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltx2_batch.cli import run
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, start_test_ray, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -91,19 +91,10 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
 ) -> None:
     """Compared with a sequential Ray run: a Ray actor renders with its own thread count, so a local run
     is not a bit-exact reference (float reductions differ), but the same engine must be."""
-    import tempfile
-
     import ray
 
     manifest = write_manifest(tmp_path / "m", SWEEP)
-    ray.init(
-        num_cpus=3,
-        num_gpus=1,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
-    )
+    start_test_ray(num_cpus=3, num_gpus=1)
     try:
         for name, overlap in (("seq", "false"), ("ovl", "true")):
             app = app_factory(

@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from ltx2_batch.cli import run
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, start_test_ray, write_manifest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -36,14 +36,7 @@ def _job_rows(out: Path) -> pd.DataFrame:
 
 @pytest.fixture
 def local_ray():
-    ray.init(
-        num_cpus=4,
-        num_gpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
-    )
+    start_test_ray(num_cpus=4, num_gpus=2)
     yield
     ray.shutdown()
 
