@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_RECIPE_VERSION = "tiny-3"  # bump when any config or generation rule below changes (it feeds job ids)
+TINY_RECIPE_VERSION = "tiny-4"  # bump when any config or generation rule below changes (it feeds job ids)
 
 CHECKPOINT = "ltx-2-tiny-distilled.safetensors"
 DISTILLED_LORA = "ltx-2-tiny-distilled-lora.safetensors"
@@ -298,6 +298,25 @@ def _fill(state: dict[str, Any], gen: Any) -> dict[str, Any]:
     return out
 
 
+def _regenerate(state: dict[str, Any], gen: Any) -> dict[str, Any]:
+    """Every tensor drawn from `gen` alone, whatever the constructor left there: transformers' own weight
+    init is not reproducible across processes here (two fresh builds differed only in the Gemma weights),
+    so nothing of it is kept. Norms get neutral values: Gemma's RMSNorm scales by (1 + w), so w = 0;
+    SigLIP's LayerNorm takes weight 1, bias 0."""
+    import torch
+
+    out = {}
+    for key, value in state.items():
+        if "norm" in key and "vision_tower" in key:
+            tensor = torch.ones(value.shape) if key.endswith("weight") else torch.zeros(value.shape)
+        elif "norm" in key:
+            tensor = torch.zeros(value.shape)
+        else:
+            tensor = torch.randn(value.shape, generator=gen) * 0.02
+        out[key] = tensor.to(_storage_dtype())
+    return out
+
+
 def _renamed(state: dict[str, Any], prefix: str, shared: dict[str, str] | None = None) -> dict[str, Any]:
     out = {}
     for key, value in state.items():
@@ -455,7 +474,7 @@ def _build_gemma(path: Path, gen: Any) -> None:
         ("model.multi_modal_projector.", "multi_modal_projector."),
     )
     tensors = {}
-    for key, value in _fill(model.state_dict(), gen).items():
+    for key, value in _regenerate(model.state_dict(), gen).items():
         if key.startswith("lm_head."):
             continue  # tied to the embeddings
         src, dst = next((s, d) for s, d in renames if key.startswith(s))
