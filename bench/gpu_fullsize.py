@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,7 @@ def engine_row(
         "warm_render_s": round(statistics.median(j["render_s"] for j in warm), 3) if warm else None,
         "warm_encode_s": round(statistics.median(o.encode_s for o in outcomes[1:]), 3) if warm else None,
         "phases_warm_median_s": phases,
+        "phases_first_s": {k: round(v, 3) for k, v in outcomes[0].phases.items()},
         "forwards_per_job": warm[-1]["forwards"] if warm else None,
         "peak_gpu_gib": round(max(j["peak_gib"] for j in jobs), 2) if cuda else None,
     }
@@ -287,8 +289,18 @@ def main() -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
     print(json.dumps(header), flush=True)
     rows: list[dict[str, Any]] = [header]
-    rows.append(official_row(args.smoke))
+    try:
+        rows.append(official_row(args.smoke))
+    except Exception as exc:
+        rows.append(
+            {
+                "row": "tiny official-per-job vs ours-warm",
+                "error": repr(exc)[:300],
+                "traceback": traceback.format_exc()[-3000:],
+            }
+        )
     print(json.dumps(rows[-1]), flush=True)
+    write_rows(args.out, rows)
     if args.smoke:
         base = ModelConfig(name="tiny", source=ModelSource.tiny, root=str(REPO / "models" / "tiny"))
         sizes, warm = SMOKE_SIZES, min(args.warm_jobs, 2)
@@ -298,11 +310,14 @@ def main() -> int:
     variants = [("bf16", base, warm)]
     if cuda and not args.skip_fp8:
         variants.append(("fp8", ModelConfig(**{**base.__dict__, "fp8": True}), args.fp8_warm_jobs))
-    plan = [(label, cfg, n_warm, size) for size in sizes for label, cfg, n_warm in variants]
+    # bf16 rows first (the README table's), fp8 after; a two-stage row gets twice a one-stage row's time
+    plan = [(label, cfg, n_warm, size) for label, cfg, n_warm in variants for size in sizes]
+    weights = [2.0 if size[4] else 1.0 for *_rest, size in plan]
     with tempfile.TemporaryDirectory(prefix="gpu-fullsize-") as tmp:
         for index, (label, cfg, n_warm, size) in enumerate(plan):
             now = time.perf_counter()
-            row_deadline = now + (deadline - now) / (len(plan) - index)  # an equal share of what is left
+            share = weights[index] / sum(weights[index:])
+            row_deadline = now + (deadline - now) * share
             if now > deadline:
                 rows.append({"row": f"{label} {size[0]}", "skipped": "time budget"})
             else:
@@ -310,14 +325,29 @@ def main() -> int:
                     rows.append(engine_row(label, cfg, size, n_warm, row_deadline, Path(tmp)))
                 except torch.OutOfMemoryError as exc:
                     rows.append({"row": f"{label} {size[0]}", "error": f"OOM: {str(exc)[:300]}"})
+                except Exception as exc:  # one broken row must not cost the others their figures
+                    rows.append(
+                        {
+                            "row": f"{label} {size[0]}",
+                            "error": repr(exc)[:300],
+                            "traceback": traceback.format_exc()[-3000:],
+                        }
+                    )
+                if cuda:
                     torch.cuda.empty_cache()
             print(json.dumps(rows[-1]), flush=True)
+            write_rows(args.out, rows)
     rows.append({"wall_s": round(time.perf_counter() - started, 1)})
     print(json.dumps(rows[-1]), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1))
+    write_rows(args.out, rows)
     return 0
+
+
+def write_rows(out: Path | None, rows: list[dict[str, Any]]) -> None:
+    """After every row, so a run cut short by its time limit still leaves what it measured."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
