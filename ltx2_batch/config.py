@@ -73,6 +73,14 @@ class OutputConfig:
     thumbnail_width: int = 320
     keep_chunk_frames: bool = False  # keep chunks' decoded frames (npz) after stitching; latents always stay
     overlap_encode: bool = False  # encode job n's MP4 on a worker thread while job n+1 renders (same bytes)
+    # ... and decode job n's latents there too (CUDA: on its own stream), when the memory policy leaves room
+    # for a decode beside the next denoise (resident weights); implies overlap_encode. Same bytes.
+    overlap_decode: bool = False
+
+    @property
+    def overlaps(self) -> bool:
+        """Whether a worker keeps a second job in flight (its files written while the next one renders)."""
+        return self.overlap_encode or self.overlap_decode
 
 
 @dataclass

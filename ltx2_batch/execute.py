@@ -8,7 +8,10 @@ With `overlap_encode`, `submit` renders a job in the caller's thread and hands i
 sidecar to one background thread, so job n's files are written while job n+1 renders; at most one encode is
 in flight (the next submit waits for it), and the outcome future completes when the job's files are
 complete. The render and the encode are the same two functions the sequential path runs, in the same order
-on the same arrays, so the files are bit-identical.
+on the same arrays, so the files are bit-identical. With `overlap_decode` as well, and a backend whose memory
+policy allows it, the encode thread also runs the job's VAE/audio decode (`backend.denoise(...).decode()`),
+so job n decodes while job n+1 denoises; the decode is the same code on the same tensors and the job's own
+generator, so the files are again bit-identical. A pipeline switch waits for the pending decode first.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
+from ltx2_batch.backends.base import OverlappedDecodeBackend, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import ChunkOutcome, run_chained
 from ltx2_batch.errors import JobCancelledError
@@ -91,6 +94,7 @@ class JobExecutor:
         thumbnail_width: int = 320,
         keep_chunk_frames: bool = False,
         overlap_encode: bool = False,
+        overlap_decode: bool = False,
     ) -> None:
         self._backend = backend
         self._layout = layout
@@ -99,7 +103,9 @@ class JobExecutor:
         self._crf = video_crf
         self._thumb_width = thumbnail_width
         self._keep_chunk_frames = keep_chunk_frames
-        self._overlap = overlap_encode
+        self._overlap = overlap_encode or overlap_decode
+        self._overlap_decode = overlap_decode and isinstance(backend, OverlappedDecodeBackend)
+        self._warm_key: tuple[Any, ...] | None = None
         self._encoder: ThreadPoolExecutor | None = None
         self._encoding: Future[JobOutcome] | None = None
 
@@ -124,6 +130,9 @@ class JobExecutor:
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
         if job.after:
             self.drain()  # the previous shot's file must be complete before its last frame is read
+        if (job.pipeline, job.loras) != self._warm_key:
+            self.drain()  # a pending decode still reads the decoders that a pipeline switch may free
+            self._warm_key = (job.pipeline, job.loras)
         self._remove_partials(job)
         try:
             load_s = self._backend.prepare(job.pipeline, job.loras)
@@ -132,7 +141,13 @@ class JobExecutor:
                 outcome = self._execute_chained(render_job, on_chunk, should_stop)
                 total = time.perf_counter() - started
                 return _done(JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome))
-            result, render_s = self._render_single(render_job)
+            defer = overlap and job.mode is RenderMode.VIDEO and self._decode_can_wait()
+            if defer:
+                t0 = time.perf_counter()
+                pending = self._backend.denoise(RenderRequest(job=render_job))  # type: ignore[attr-defined]
+                denoise_s = time.perf_counter() - t0
+            else:
+                result, render_s = self._render_single(render_job)
         except JobCancelledError as exc:
             return _done(
                 JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
@@ -146,7 +161,12 @@ class JobExecutor:
 
         def encode() -> JobOutcome:
             try:
-                outcome = self._encode_single(render_job, result, render_s)
+                if defer:  # this job's decode, on the encode thread (the next job may be denoising)
+                    t0 = time.perf_counter()
+                    decoded = pending.decode()
+                    outcome = self._encode_single(render_job, decoded, denoise_s + time.perf_counter() - t0)
+                else:
+                    outcome = self._encode_single(render_job, result, render_s)
             except Exception as exc:  # an encode failure fails this job only
                 return JobOutcome(
                     status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
@@ -162,6 +182,10 @@ class JobExecutor:
             self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._encoding = self._encoder.submit(encode)
         return self._encoding
+
+    def _decode_can_wait(self) -> bool:
+        """overlap_decode asked for, and the backend's memory plan (set by prepare) has room for it."""
+        return self._overlap_decode and self._backend.can_overlap_decode()  # type: ignore[attr-defined]
 
     def drain(self) -> None:
         """Wait until the background encode (if any) has written its files."""

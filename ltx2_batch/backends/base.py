@@ -63,3 +63,22 @@ class RenderBackend(Protocol):
     def close(self) -> None:
         """Free every model and device cache."""
         ...
+
+
+class PendingDecode(Protocol):
+    """A denoised job whose decode has not run yet: `decode()` runs it (once) and returns the result."""
+
+    def decode(self) -> RenderResult: ...
+
+
+@runtime_checkable
+class OverlappedDecodeBackend(RenderBackend, Protocol):
+    """A backend that can split `render` into denoise now and decode later, so that job n's decode runs on
+    another thread while job n+1 denoises (`output.overlap_decode`). `decode()` must give exactly what
+    `render` gives for the same request."""
+
+    def can_overlap_decode(self) -> bool:
+        """Whether the memory policy leaves room for a decode beside the next denoise (read after prepare)."""
+        ...
+
+    def denoise(self, request: RenderRequest) -> PendingDecode: ...

@@ -8,7 +8,9 @@ with three differences: the dtype comes from the manager's DevicePolicy instead 
 models are held across jobs (ModelCache) instead of rebuilt per call, and the latents are returned and can be
 handed in (the chaining stage's latent handoff). No model math is re-implemented here. It also applies the
 memory policy (memory.py: text encoder parked after encoding, tiled decode, fp8), keeps a per-backend LRU of
-prompt encodings, and, for model=ltx2_random, gives the official builders random_weights' loader.
+prompt encodings, can split a render into denoise now and decode later (`denoise`: the decode runs on another
+thread and, on CUDA, its own stream, so it overlaps the next job's denoise), and, for model=ltx2_random, gives
+the official builders random_weights' loader.
 Must not: write files, choose devices (manager.py does), or leak torch types into the pure core except as the
 opaque tensors RenderResult carries. Over 400 lines because the five official recipes are followed step by
 step in one place (so a diff against ltx_pipelines stays readable); policy and caching live in manager.py.
@@ -63,7 +65,7 @@ from ltx_pipelines.utils.media_io import load_video_conditioning  # noqa: E402
 from ltx_pipelines.utils.types import PipelineComponents  # noqa: E402
 
 from ltx2_batch.backends import random_weights  # noqa: E402
-from ltx2_batch.backends.base import LatentHandoff, RenderRequest, RenderResult  # noqa: E402
+from ltx2_batch.backends.base import LatentHandoff, PendingDecode, RenderRequest, RenderResult  # noqa: E402
 from ltx2_batch.backends.manager import DevicePolicy, ModelCache, PromptCache  # noqa: E402
 from ltx2_batch.backends.memory import (  # noqa: E402
     ACTIVATION_BYTES,
@@ -107,7 +109,8 @@ def _transformer_name(loras: Loras) -> str:
 
 
 class Ltx2Backend:
-    """A warm LTX-2 model set in one process. Not thread-safe: one render at a time (one per Ray actor)."""
+    """A warm LTX-2 model set in one process. One render at a time (one per Ray actor); the only concurrency
+    it allows is one pending decode (from `denoise`) running beside the next denoise."""
 
     def __init__(
         self,
@@ -140,6 +143,7 @@ class Ltx2Backend:
         self.prompts = PromptCache(prompt_cache_size)
         self.memory_plan: MemoryPlan | None = None
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
+        self._decode_stream: Any = None  # CUDA: the stream overlapped decodes run on (made on first use)
 
     def _make_ledger(self) -> ModelLedger:
         ledger = ModelLedger(
@@ -300,8 +304,43 @@ class Ltx2Backend:
 
     # ------------------------------------------------------------------------------------------ rendering
     def render(self, request: RenderRequest) -> RenderResult:
-        job = request.job
         t_start = time.perf_counter()
+        state = self._denoise_request(request)
+        with torch.inference_mode():
+            result = self._decode(state)
+        result.timings["total"] = time.perf_counter() - t_start
+        return result
+
+    def can_overlap_decode(self) -> bool:
+        """The memory plan's verdict (set by prepare): a decode fits beside the next job's denoise."""
+        return self.memory_plan is None or self.memory_plan.decode_overlap
+
+    def denoise(self, request: RenderRequest) -> PendingDecode:
+        """`render` up to the decode; the returned object decodes later, on any thread (CUDA: on this
+        backend's side stream, after the denoise's work), giving exactly what `render` gives."""
+        t_start = time.perf_counter()
+        state = self._denoise_request(request)
+        ready = None
+        if self.device.type == "cuda":
+            ready = torch.cuda.Event()
+            ready.record()
+        return _PendingDecode(self, state, ready, time.perf_counter() - t_start)
+
+    def _decode_on_side_stream(self, state: _Denoised, ready: Any) -> RenderResult:
+        with torch.inference_mode():
+            if ready is None:
+                return self._decode(state)
+            if self._decode_stream is None:
+                self._decode_stream = torch.cuda.Stream(device=self.device)
+            stream = self._decode_stream
+            stream.wait_event(ready)  # the latents are complete on the denoise's stream
+            with torch.cuda.stream(stream):
+                result = self._decode(state)
+            stream.synchronize()  # every read of the denoise's tensors is done before they can be freed
+            return result
+
+    def _denoise_request(self, request: RenderRequest) -> _Denoised:
+        job = request.job
         plan = self._kind_plan(job.pipeline, job.loras)
         two_stage = job.upscale.spatial
         if two_stage and self.files.spatial_upsampler is None:
@@ -317,18 +356,16 @@ class Ltx2Backend:
         load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():
-            result = self._render(job, plan, two_stage, request.handoff, timings)
-        timings["total"] = time.perf_counter() - t_start
-        return result
+            return self._denoise(job, plan, two_stage, request.handoff, timings)
 
-    def _render(
+    def _denoise(
         self,
         job: RenderJob,
         plan: _KindPlan,
         two_stage: bool,
         handoff: LatentHandoff | None,
         timings: dict[str, float],
-    ) -> RenderResult:
+    ) -> _Denoised:
         clock = _Clock(timings, self.device)
         generator = torch.Generator(device=self.device).manual_seed(job.seed)
         noiser = GaussianNoiser(generator=generator)
@@ -449,15 +486,34 @@ class Ltx2Backend:
                     latent=final_latent[:1], video_encoder=video_encoder, upsampler=self._temporal_upsampler()
                 )
             frame_rate = job.frame_rate * 2
+        return _Denoised(
+            job=job,
+            prompt=prompt,
+            two_stage=two_stage,
+            sigmas=sigmas,
+            stage1_latent=stage1_latent,
+            final_latent=final_latent,
+            to_decode=to_decode,
+            audio_latent=audio_state.latent,
+            frame_rate=frame_rate,
+            generator=generator,
+            timings=timings,
+        )
+
+    def _decode(self, state: _Denoised) -> RenderResult:
+        """Video and audio decode of a denoised job. Reads only the decoders (resident whenever a decode
+        may overlap the next denoise) and the state's own tensors and generator."""
+        job, timings, generator = state.job, state.timings, state.generator
+        clock = _Clock(timings, self.device)
         with clock("decode_video"):
             tiling = TilingConfig.default() if self.memory_plan and self.memory_plan.tile_decode else None
-            chunks = vae_decode_video(to_decode, self.cache.get("video_decoder"), tiling, generator)
+            chunks = vae_decode_video(state.to_decode, self.cache.get("video_decoder"), tiling, generator)
             frames = torch.cat([c.cpu() for c in chunks], dim=0).numpy()
         audio = sample_rate = None
         if job.audio:
             with clock("decode_audio"):
                 decoded = vae_decode_audio(
-                    audio_state.latent, self.cache.get("audio_decoder"), self.cache.get("vocoder")
+                    state.audio_latent, self.cache.get("audio_decoder"), self.cache.get("vocoder")
                 )
                 audio = decoded.waveform.float().cpu().numpy()
                 sample_rate = int(decoded.sampling_rate)
@@ -466,10 +522,10 @@ class Ltx2Backend:
         info = {
             "device": str(self.device),
             "dtype": self.policy.dtype,
-            "prompt": prompt,
+            "prompt": state.prompt,
             "pipeline": job.pipeline.value,
-            "two_stage": two_stage,
-            "sigmas": sigmas,
+            "two_stage": state.two_stage,
+            "sigmas": state.sigmas,
             "offload": self.cache.offload,
             "resident_bytes": self.cache.resident_bytes(),
             "fp8": self.quantization is not None,
@@ -480,11 +536,11 @@ class Ltx2Backend:
         }
         return RenderResult(
             frames=frames,
-            frame_rate=frame_rate,
+            frame_rate=state.frame_rate,
             audio=audio,
             sample_rate=sample_rate,
-            stage1_latent=stage1_latent.detach().clone(),
-            final_latent=final_latent.detach().clone(),
+            stage1_latent=state.stage1_latent.detach().clone(),
+            final_latent=state.final_latent.detach().clone(),
             timings=timings,
             info=info,
         )
@@ -617,6 +673,42 @@ def _loop(denoise_fn: Any) -> Any:
     return denoising_loop
 
 
+@dataclass
+class _Denoised:
+    """Everything the decode needs from a denoised job (the job's own generator goes on into the decode)."""
+
+    job: RenderJob
+    prompt: str
+    two_stage: bool
+    sigmas: dict[str, list[float]]
+    stage1_latent: torch.Tensor
+    final_latent: torch.Tensor
+    to_decode: torch.Tensor
+    audio_latent: torch.Tensor
+    frame_rate: float
+    generator: torch.Generator
+    timings: dict[str, float]
+
+
+class _PendingDecode:
+    """What denoise returns: decode() once, on any thread; `total` counts denoise + decode, not the wait."""
+
+    def __init__(self, backend: Ltx2Backend, state: _Denoised, ready: Any, denoise_s: float) -> None:
+        self._backend = backend
+        self._state: _Denoised | None = state
+        self._ready = ready
+        self._denoise_s = denoise_s
+
+    def decode(self) -> RenderResult:
+        state, self._state = self._state, None
+        if state is None:
+            raise RuntimeError("a pending decode runs once")
+        t0 = time.perf_counter()
+        result = self._backend._decode_on_side_stream(state, self._ready)
+        result.timings["total"] = self._denoise_s + time.perf_counter() - t0
+        return result
+
+
 class _Clock:
     """Adds wall seconds per phase into `timings` (synchronizing CUDA so GPU work lands in its own phase)."""
 
@@ -631,8 +723,8 @@ class _Clock:
         self._timings[phase] = self._timings.get(phase, 0.0) + seconds
 
     def sync(self) -> None:
-        if self._cuda:
-            torch.cuda.synchronize()
+        if self._cuda:  # this thread's stream only: an overlapped decode on the side stream is not waited for
+            torch.cuda.current_stream().synchronize()
 
 
 class _Phase:

@@ -9,6 +9,9 @@ The ladder, cheapest first (each step keeps what the previous one did):
   tiled_decode          ... and the VAE decode runs in tiles (official TilingConfig.default())
   fp8_transformer       ... and the transformer is loaded in fp8 (official fp8_cast policy; CUDA only)
   offload_all           nothing fits: every big module is parked on the CPU while idle (slow, last resort)
+Separately, `decode_overlap` says whether job n's VAE decode may run while job n+1 denoises
+(`output.overlap_decode`): only when nothing is ever moved between devices (resident) and the two peaks fit
+side by side.
 Must not: import torch or ltx packages, read device state (the caller passes free memory in).
 """
 
@@ -18,10 +21,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 GIB = 1024**3
-# Estimated peak bytes per output pixel-frame of the official untiled VAE decode (bf16, 1024-channel first
-# up-block), and a flat peak for the tiled one. Rough, on the safe side; the benchmark records the measured
-# peak next to the choice.
-DECODE_BYTES_PER_PIXEL_FRAME = 96
+# Peak bytes per output pixel-frame of the official untiled VAE decode (bf16), and a flat peak for the tiled
+# one. Measured on an H200 (bench/results/gpu_fullsize_h200_run2.json): ~113 B at 768x512x121 and at
+# 1536x1024x121 (peak minus resident weights); 120 keeps a margin. The bench records the measured peak.
+DECODE_BYTES_PER_PIXEL_FRAME = 120
 TILED_DECODE_BYTES = 4 * GIB
 # Transformer peak beyond the weights at the reference job, bf16 (an estimate; bench/gpu_fullsize.py measures
 # it: two-stage 1536x1024x121 has 24k video tokens in stage 2)
@@ -57,6 +60,7 @@ class MemoryPlan:
     planned_peak_bytes: int
     fits: bool
     reason: str
+    decode_overlap: bool = False  # job n's decode may run beside job n+1's denoise (both peaks fit at once)
 
     @property
     def offload_text_encoder(self) -> bool:
@@ -84,6 +88,7 @@ class MemoryPlan:
                 None if self.free_bytes is None else round(self.planned_peak_bytes / GIB, 2)
             ),
             "memory_reason": self.reason,
+            "memory_decode_overlap": self.decode_overlap,
         }
 
 
@@ -101,7 +106,9 @@ def choose_memory_policy(free_bytes: int | None, footprint: ModelFootprint) -> M
     fp = footprint
     if free_bytes is None:
         peak = fp.transformer + fp.text_encoder + fp.other + max(fp.activations, fp.decode)
-        return MemoryPlan(MemoryPolicy.resident, None, peak, True, "host memory: everything stays resident")
+        return MemoryPlan(
+            MemoryPolicy.resident, None, peak, True, "host memory: everything stays resident", True
+        )
     budget = int(free_bytes * HEADROOM)
     encode_peak = fp.text_encoder + fp.other
     fp8 = fp.transformer_fp8
@@ -130,9 +137,12 @@ def choose_memory_policy(free_bytes: int | None, footprint: ModelFootprint) -> M
                 "the bf16 transformer does not fit: fp8 transformer, text encoder parked, tiled decode",
             )
         )
+    # an overlapped decode runs while the next job denoises: both peaks at once, every weight resident
+    side_by_side = fp.transformer + fp.text_encoder + fp.other + fp.activations + fp.decode
     for policy, peak, reason in rungs:
         if peak <= budget:
-            return MemoryPlan(policy, free_bytes, peak, True, reason)
+            overlap = policy is MemoryPolicy.resident and side_by_side <= budget
+            return MemoryPlan(policy, free_bytes, peak, True, reason, overlap)
     smallest = min(fp.transformer, fp8 or fp.transformer)
     peak = max(smallest, fp.text_encoder) + fp.other + max(fp.activations, TILED_DECODE_BYTES)
     return MemoryPlan(

@@ -36,5 +36,6 @@ def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None
         video_crf=spec.output.video_crf,
         thumbnail_width=spec.output.thumbnail_width,
         keep_chunk_frames=spec.output.keep_chunk_frames,
-        overlap_encode=spec.output.overlap_encode,
+        overlap_encode=spec.output.overlaps,
+        overlap_decode=spec.output.overlap_decode,
     )

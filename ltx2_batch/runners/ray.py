@@ -44,8 +44,8 @@ class RenderWorker:
         # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
         node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
         self._executor = build_executor(spec, name, node=node)
-        # With overlap_encode the actor takes two calls at once (max_concurrency=2): renders never overlap
-        # (this lock), but call n waits for its encode while call n+1 renders.
+        # With overlap_encode/decode the actor takes two calls at once (max_concurrency=2): renders never
+        # overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
         self._render_lock = threading.Lock()
 
     def where(self) -> dict[str, str]:
@@ -133,7 +133,7 @@ class RayRunner:
         self._started_ray = False
         self._attempts: dict[str, int] = {}
         # Jobs in flight per actor: two when the actor encodes job n while rendering job n+1.
-        self._capacity = 2 if spec.output.overlap_encode else 1
+        self._capacity = 2 if spec.output.overlaps else 1
 
     def _spawn(self) -> _Slot:
         name = f"ray-{len(self._spawned)}"

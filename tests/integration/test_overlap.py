@@ -1,4 +1,4 @@
-"""output.overlap_encode: job n's MP4 is encoded on a thread while job n+1 renders; files bit-identical."""
+"""output.overlap_encode, overlap_decode: job n's files (and decode) beside job n+1's render, same bytes."""
 
 from __future__ import annotations
 
@@ -45,11 +45,28 @@ def _files(out: Path) -> dict[str, bytes]:
     }
 
 
-def test_overlapped_and_sequential_runs_write_identical_files(tmp_path: Path, app_factory) -> None:
+@pytest.mark.parametrize("overlap", ["overlap_encode", "overlap_decode"])
+def test_overlapped_and_sequential_runs_write_identical_files(
+    tmp_path: Path, app_factory, monkeypatch: pytest.MonkeyPatch, overlap: str
+) -> None:
+    """overlap_encode: MP4s written on the encode thread; overlap_decode: the VAE/audio decode runs there too,
+    beside the next job's denoise. Either way every file equals the sequential run's, byte for byte."""
+    from ltx2_batch.backends.ltx2 import Ltx2Backend
+
+    decode_threads: list[str] = []
+    real_decode = Ltx2Backend._decode
+
+    def recording_decode(self: Ltx2Backend, state: object) -> object:
+        decode_threads.append(threading.current_thread().name)
+        return real_decode(self, state)
+
+    monkeypatch.setattr(Ltx2Backend, "_decode", recording_decode)
     manifest = write_manifest(tmp_path / "m", SWEEP)
     seq_out = tmp_path / "outputs" / "seq"
     ovl_out = tmp_path / "outputs" / "ovl"
     assert run(app_factory(f"manifest={manifest}", "output.run_name=seq"), REPO_ROOT) == 0
+    assert decode_threads and all(name == "MainThread" for name in decode_threads)
+    decode_threads.clear()
 
     encode_threads: set[str] = set()
     from ltx2_batch.media import write as media_write
@@ -65,8 +82,8 @@ def test_overlapped_and_sequential_runs_write_identical_files(tmp_path: Path, ap
     original = execute_module.write_mp4
     execute_module.write_mp4 = recording_write_mp4  # records which thread encodes; the real encoder runs
     try:
-        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", "output.overlap_encode=true")
-        assert app.output.overlap_encode is True
+        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", f"output.{overlap}=true")
+        assert app.output.overlaps is True
         assert run(app, REPO_ROOT) == 0
     finally:
         execute_module.write_mp4 = original
@@ -81,13 +98,19 @@ def test_overlapped_and_sequential_runs_write_identical_files(tmp_path: Path, ap
         assert ovl_files[name] == data, f"{name} differs between the sequential and the overlapped run"
     # the MP4s of the overlapped run were written by the encode thread, not the render loop
     assert encode_threads and all(name.startswith("encode") for name in encode_threads)
+    # the one-window videos were decoded on the encode thread only with overlap_decode; the image job
+    # (mode image) always decodes in the render loop
+    on_thread = [name for name in decode_threads if name.startswith("encode")]
+    assert len(on_thread) == (4 if overlap == "overlap_decode" else 0)
+    assert len(decode_threads) == 5
     # each outcome is reported complete: its sidecar (written last) exists
     assert all(Path(p).is_file() for p in ovl_rows.sidecar_path)
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("overlap", ["overlap_encode", "overlap_decode"])
 def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_files(
-    tmp_path: Path, app_factory
+    tmp_path: Path, app_factory, overlap: str
 ) -> None:
     """Compared with a sequential Ray run: a Ray actor renders with its own thread count, so a local run
     is not a bit-exact reference (float reductions differ), but the same engine must be."""
@@ -96,12 +119,12 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     manifest = write_manifest(tmp_path / "m", SWEEP)
     start_test_ray(num_cpus=3, num_gpus=1)
     try:
-        for name, overlap in (("seq", "false"), ("ovl", "true")):
+        for name, flag in (("seq", "false"), ("ovl", "true")):
             app = app_factory(
                 f"manifest={manifest}",
                 f"output.run_name={name}",
                 "engine=ray",
-                f"output.overlap_encode={overlap}",
+                f"output.{overlap}={flag}",
             )
             assert run(app, REPO_ROOT) == 0
     finally:

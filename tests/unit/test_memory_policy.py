@@ -93,3 +93,19 @@ def test_module_is_pure() -> None:
         "sys.exit('torch' in sys.modules or 'ltx_core' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_decode_overlap_needs_resident_weights_and_both_peaks_side_by_side() -> None:
+    """output.overlap_decode: job n decodes while job n+1 denoises, so both peaks are on the device at once;
+    and nothing may move between devices while two threads use the models (resident only)."""
+    side_by_side = FULL.transformer + FULL.text_encoder + FULL.other + FULL.activations + FULL.decode
+    resident_peak = FULL.transformer + FULL.text_encoder + FULL.other + max(FULL.activations, FULL.decode)
+    roomy = choose_memory_policy(int(side_by_side / HEADROOM) + 16, FULL)
+    tight = choose_memory_policy(int(side_by_side / HEADROOM) - 2**20, FULL)
+    assert side_by_side > resident_peak
+    assert (roomy.policy, roomy.decode_overlap) == (MemoryPolicy.resident, True)
+    assert (tight.policy, tight.decode_overlap) == (MemoryPolicy.resident, False)
+    assert roomy.as_info()["memory_decode_overlap"] is True
+    assert choose_memory_policy(139 * GIB, FULL).decode_overlap  # H200
+    assert not choose_memory_policy(79 * GIB, FULL).decode_overlap  # H100 80 GB: text encoder parked
+    assert choose_memory_policy(None, FULL).decode_overlap  # host memory
