@@ -7,7 +7,7 @@ DictConfig into these dataclasses with `OmegaConf.to_object`; nothing downstream
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 
@@ -72,15 +72,25 @@ class OutputConfig:
     video_crf: int = 18
     thumbnail_width: int = 320
     keep_chunk_frames: bool = False  # keep chunks' decoded frames (npz) after stitching; latents always stay
-    overlap_encode: bool = False  # encode job n's MP4 on a worker thread while job n+1 renders (same bytes)
+    # Encode job n's MP4 on a worker thread while job n+1 renders (same bytes). null (auto): on for a worker
+    # that renders on a CUDA GPU (the encode is CPU work the GPU need not wait for), off on a CPU worker
+    # (the render already uses every core).
+    overlap_encode: bool | None = None
     # ... and decode job n's latents there too (CUDA: on its own stream), when the memory policy leaves room
     # for a decode beside the next denoise (resident weights); implies overlap_encode. Same bytes.
-    overlap_decode: bool = False
+    # null (auto): on where overlap_encode resolves on and the worker is on CUDA.
+    overlap_decode: bool | None = None
+
+    def resolved(self, cuda: bool) -> OutputConfig:
+        """The auto (null) overlap settings settled for a worker that renders on CUDA or not."""
+        encode = cuda if self.overlap_encode is None else self.overlap_encode
+        decode = (cuda and encode) if self.overlap_decode is None else self.overlap_decode
+        return replace(self, overlap_encode=encode or decode, overlap_decode=decode)
 
     @property
     def overlaps(self) -> bool:
         """Whether a worker keeps a second job in flight (its files written while the next one renders)."""
-        return self.overlap_encode or self.overlap_decode
+        return bool(self.overlap_encode or self.overlap_decode)
 
 
 @dataclass

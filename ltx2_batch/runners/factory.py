@@ -28,14 +28,15 @@ def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None
     from ltx2_batch.backends.manager import create_backend  # heavy (torch): only inside a worker
 
     backend = create_backend(spec.model, Path(spec.project_root))
+    output = spec.output.resolved(cuda=str(getattr(backend, "device", "cpu")).startswith("cuda"))
     return JobExecutor(
         backend=backend,
         layout=OutputLayout(Path(spec.output_dir)),
         identity=WorkerIdentity(worker_name, node) if node else WorkerIdentity.here(worker_name),
         run_info=spec.run_info,
-        video_crf=spec.output.video_crf,
-        thumbnail_width=spec.output.thumbnail_width,
-        keep_chunk_frames=spec.output.keep_chunk_frames,
-        overlap_encode=spec.output.overlaps,
-        overlap_decode=spec.output.overlap_decode,
+        video_crf=output.video_crf,
+        thumbnail_width=output.thumbnail_width,
+        keep_chunk_frames=output.keep_chunk_frames,
+        overlap_encode=output.overlaps,
+        overlap_decode=bool(output.overlap_decode),
     )

@@ -54,6 +54,7 @@ class RenderWorker:
             "pid": str(os.getpid()),
             "node": ray.util.get_node_ip_address(),
             "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
+            "capacity": "2" if self._executor.overlaps_encode else "1",
         }
 
     def render(self, job: RenderJob, attempt: int) -> JobOutcome:
@@ -70,6 +71,9 @@ class RenderWorker:
 class _Slot:
     name: str
     actor: Any  # ActorHandle
+    # jobs in flight at once: 2 when the actor writes job n's files while rendering job n+1 (from `where`);
+    # a replacement actor started mid-run keeps 1 (its backend is still building)
+    capacity: int = 1
     warm: AffinityKey | None = None
 
 
@@ -132,8 +136,6 @@ class RayRunner:
         self._progress: Queue | None = None
         self._started_ray = False
         self._attempts: dict[str, int] = {}
-        # Jobs in flight per actor: two when the actor encodes job n while rendering job n+1.
-        self._capacity = 2 if spec.output.overlaps else 1
 
     def _spawn(self) -> _Slot:
         name = f"ray-{len(self._spawned)}"
@@ -142,7 +144,7 @@ class RayRunner:
             num_gpus=self._engine.gpus_per_worker if use_gpu else 0,
             num_cpus=self._engine.cpus_per_worker,
             max_restarts=0,  # the driver replaces dead actors itself, so it knows which job to retry
-            max_concurrency=self._capacity,
+            max_concurrency=2,  # the driver sends a second job only to an actor that overlaps (capacity)
             runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
         )
         slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, self._progress))
@@ -165,7 +167,8 @@ class RayRunner:
         """Each new actor has built its backend. One that cannot (missing weights on a node, fp8 without
         CUDA) stops the run with its own error instead of looking like a crash that retries every job; one
         that cannot be placed (asked for more GPUs than the cluster has) times out with what was asked."""
-        pending = [slot.actor.where.remote() for slot in slots]
+        by_ref = {slot.actor.where.remote(): slot for slot in slots}
+        pending = list(by_ref)
         deadline = time.monotonic() + self._engine.start_timeout_s
         while pending and not stop.is_set():
             if time.monotonic() > deadline:
@@ -178,7 +181,8 @@ class RayRunner:
                 )
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
             try:
-                ray.get(ready)
+                for ref in ready:  # the actor settled output.overlap_* for its device (auto: on for CUDA)
+                    by_ref[ref].capacity = int(ray.get(ref)["capacity"])
             except ray.exceptions.RayError as exc:
                 raise FatalBackendError(f"render workers could not start: {exc}") from exc
 
@@ -186,7 +190,7 @@ class RayRunner:
         self._ensure_workers(len(jobs), stop)
         queue = WorkQueue(jobs)
         by_id = {job.job_id: job for job in jobs}
-        idle: list[_Slot] = [slot for slot in self._slots for _ in range(self._capacity)]
+        idle: list[_Slot] = [slot for slot in self._slots for _ in range(slot.capacity)]
         in_flight: dict[Any, _InFlight] = {}
         try:
             while not stop.is_set() and (len(queue) or in_flight):
@@ -254,7 +258,7 @@ class RayRunner:
                 self._slots.remove(flight.slot)
                 replacement = self._spawn()
                 self._slots.append(replacement)
-                freed = [replacement] * self._capacity
+                freed = [replacement] * replacement.capacity
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             if flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)

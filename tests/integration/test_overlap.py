@@ -64,7 +64,9 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     manifest = write_manifest(tmp_path / "m", SWEEP)
     seq_out = tmp_path / "outputs" / "seq"
     ovl_out = tmp_path / "outputs" / "ovl"
-    assert run(app_factory(f"manifest={manifest}", "output.run_name=seq"), REPO_ROOT) == 0
+    seq = app_factory(f"manifest={manifest}", "output.run_name=seq")
+    assert seq.output.overlap_encode is None and not seq.output.resolved(cuda=False).overlaps  # auto, CPU
+    assert run(seq, REPO_ROOT) == 0
     assert decode_threads and all(name == "MainThread" for name in decode_threads)
     decode_threads.clear()
 
@@ -119,13 +121,11 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     manifest = write_manifest(tmp_path / "m", SWEEP)
     start_test_ray(num_cpus=3, num_gpus=1)
     try:
-        for name, flag in (("seq", "false"), ("ovl", "true")):
-            app = app_factory(
-                f"manifest={manifest}",
-                f"output.run_name={name}",
-                "engine=ray",
-                f"output.{overlap}={flag}",
-            )
+        for name, flags in (
+            ("seq", ("output.overlap_encode=false", "output.overlap_decode=false")),
+            ("ovl", (f"output.{overlap}=true",)),
+        ):
+            app = app_factory(f"manifest={manifest}", f"output.run_name={name}", "engine=ray", *flags)
             assert run(app, REPO_ROOT) == 0
     finally:
         ray.shutdown()

@@ -103,3 +103,24 @@ def test_impossible_engine_settings_are_rejected_before_ray_starts(override: str
     with pytest.raises(ConfigError, match=message):
         check_engine(_compose("engine=ray", override).engine)
     check_engine(_compose("engine=ray", "engine.num_workers=2", "engine.gpus_per_worker=0").engine)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cuda", "expected"),
+    [
+        ((), False, (False, False)),  # auto on a CPU worker: the render already uses every core
+        ((), True, (True, True)),  # auto on a CUDA worker: files and decode beside the next denoise
+        (("output.overlap_encode=true",), False, (True, False)),
+        (("output.overlap_encode=false",), True, (False, False)),  # auto decode follows encode
+        (("output.overlap_decode=true",), False, (True, True)),  # decode on the thread implies the thread
+        (("output.overlap_decode=false",), True, (True, False)),
+    ],
+)
+def test_overlap_settings_resolve_per_worker_device(
+    overrides: tuple[str, ...], cuda: bool, expected: tuple[bool, bool]
+) -> None:
+    output = _compose(*overrides).output
+    resolved = output.resolved(cuda=cuda)
+    assert (resolved.overlap_encode, resolved.overlap_decode) == expected
+    assert resolved.overlaps is expected[0]
+    assert resolved.resolved(cuda=not cuda) == resolved  # settled values stay settled
