@@ -39,7 +39,7 @@ from ltx2_batch.manifest.load import (
 from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.base import Runner
-from ltx2_batch.runners.checks import check_engine
+from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
 
@@ -201,6 +201,7 @@ class _Source:
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
+    check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
     if _uses_prompt_files(manifest_path):
         source = _streaming_source(cfg, project_root, manifest_path)

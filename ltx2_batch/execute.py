@@ -11,7 +11,12 @@ complete. The render and the encode are the same two functions the sequential pa
 on the same arrays, so the files are bit-identical. With `overlap_decode` as well, and a backend whose memory
 policy allows it, the encode thread also runs the job's VAE/audio decode (`backend.denoise(...).decode()`),
 so job n decodes while job n+1 denoises; the decode is the same code on the same tensors and the job's own
-generator, so the files are again bit-identical. A pipeline switch waits for the pending decode first.
+generator, so the files are again bit-identical. A pipeline switch, an image or chained job and a storyboard
+shot wait for the pending decode first. The decode and the MP4 encode then share one thread: the cycle is
+max(denoise, decode + encode) instead of max(denoise + decode, encode), which is worse when the encode
+already outlasts the denoise (a slow CPU beside a fast GPU); with `adaptive_decode` (overlap_decode left on
+auto) each job takes whichever of the two the previous job's timings say is shorter. Deferred jobs report
+`render_s` as denoise + decode wall time, the decode running beside (and slowing) the next denoise.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class JobExecutor:
         keep_chunk_frames: bool = False,
         overlap_encode: bool = False,
         overlap_decode: bool = False,
+        adaptive_decode: bool = False,
     ) -> None:
         self._backend = backend
         self._layout = layout
@@ -105,7 +111,9 @@ class JobExecutor:
         self._keep_chunk_frames = keep_chunk_frames
         self._overlap = overlap_encode or overlap_decode
         self._overlap_decode = overlap_decode and isinstance(backend, OverlappedDecodeBackend)
+        self._adaptive = adaptive_decode
         self._warm_key: tuple[Any, ...] | None = None
+        self._last_cycle: tuple[float, float, float] | None = None  # denoise, decode, encode seconds
         self._encoder: ThreadPoolExecutor | None = None
         self._encoding: Future[JobOutcome] | None = None
 
@@ -130,6 +138,8 @@ class JobExecutor:
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
         if job.after:
             self.drain()  # the previous shot's file must be complete before its last frame is read
+        if job.mode is not RenderMode.VIDEO:
+            self.drain()  # its decode runs in line: never two decode peaks on the device at once
         if (job.pipeline, job.loras) != self._warm_key:
             self.drain()  # a pending decode still reads the decoders that a pipeline switch may free
             self._warm_key = (job.pipeline, job.loras)
@@ -141,13 +151,14 @@ class JobExecutor:
                 outcome = self._execute_chained(render_job, on_chunk, should_stop)
                 total = time.perf_counter() - started
                 return _done(JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome))
-            defer = overlap and job.mode is RenderMode.VIDEO and self._decode_can_wait()
+            defer = overlap and job.mode is RenderMode.VIDEO and self._decode_can_wait(job)
             if defer:
                 t0 = time.perf_counter()
                 pending = self._backend.denoise(RenderRequest(job=render_job))  # type: ignore[attr-defined]
                 denoise_s = time.perf_counter() - t0
             else:
                 result, render_s = self._render_single(render_job)
+                result.info["decode_overlapped"] = False
         except JobCancelledError as exc:
             return _done(
                 JobOutcome(status="cancelled", error=str(exc), total_s=time.perf_counter() - started, **base)
@@ -164,9 +175,12 @@ class JobExecutor:
                 if defer:  # this job's decode, on the encode thread (the next job may be denoising)
                     t0 = time.perf_counter()
                     decoded = pending.decode()
+                    decoded.info["decode_overlapped"] = True  # in the sidecar: how this job was decoded
                     outcome = self._encode_single(render_job, decoded, denoise_s + time.perf_counter() - t0)
                 else:
                     outcome = self._encode_single(render_job, result, render_s)
+                if overlap:
+                    self._last_cycle = _cycle(outcome)
             except Exception as exc:  # an encode failure fails this job only
                 return JobOutcome(
                     status="failed", error=_error_summary(exc), total_s=time.perf_counter() - started, **base
@@ -183,9 +197,14 @@ class JobExecutor:
         self._encoding = self._encoder.submit(encode)
         return self._encoding
 
-    def _decode_can_wait(self) -> bool:
-        """overlap_decode asked for, and the backend's memory plan (set by prepare) has room for it."""
-        return self._overlap_decode and self._backend.can_overlap_decode()  # type: ignore[attr-defined]
+    def _decode_can_wait(self, job: RenderJob) -> bool:
+        """overlap_decode asked for, the backend (memory plan, device) allows it for this job, and, when
+        adaptive, the previous job's timings say the decode beside the next denoise shortens the cycle."""
+        if not (self._overlap_decode and self._backend.can_overlap_decode(job)):  # type: ignore[attr-defined]
+            return False
+        if not self._adaptive or self._last_cycle is None:
+            return True
+        return overlapped_decode_is_shorter(*self._last_cycle)
 
     def drain(self) -> None:
         """Wait until the background encode (if any) has written its files."""
@@ -328,6 +347,20 @@ class JobExecutor:
             "phases": dict(result.timings),
             "chunks": chunks,
         }
+
+
+def overlapped_decode_is_shorter(denoise: float, decode: float, encode: float) -> bool:
+    """Steady-state cycle with the decode on the encode thread, max(denoise, decode + encode), against the
+    decode in line, max(denoise + decode, encode): e.g. a GPU decode of 1.6 s beside a 9.9 s denoise and a
+    7.5 s CPU encode (H200, 1536x1024x121) gains; beside a 3 s denoise and a 12 s encode it loses."""
+    return max(denoise, decode + encode) <= max(denoise + decode, encode)
+
+
+def _cycle(outcome: dict[str, Any]) -> tuple[float, float, float]:
+    """(denoise, decode, encode) seconds of a finished one-window job, from its render timings."""
+    phases = outcome["phases"]
+    decode = phases.get("decode_video", 0.0) + phases.get("decode_audio", 0.0)
+    return max(outcome["render_s"] - decode, 0.0), decode, outcome["encode_s"]
 
 
 def _done(outcome: JobOutcome) -> Future[JobOutcome]:

@@ -77,8 +77,8 @@ class OverlappedDecodeBackend(RenderBackend, Protocol):
     another thread while job n+1 denoises (`output.overlap_decode`). `decode()` must give exactly what
     `render` gives for the same request."""
 
-    def can_overlap_decode(self) -> bool:
-        """Whether the memory policy leaves room for a decode beside the next denoise (read after prepare)."""
+    def can_overlap_decode(self, job: RenderJob) -> bool:
+        """Whether `job` may decode beside the next denoise (memory policy, device; read after prepare)."""
         ...
 
     def denoise(self, request: RenderRequest) -> PendingDecode: ...

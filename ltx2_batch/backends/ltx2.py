@@ -311,8 +311,14 @@ class Ltx2Backend:
         result.timings["total"] = time.perf_counter() - t_start
         return result
 
-    def can_overlap_decode(self) -> bool:
-        """The memory plan's verdict (set by prepare): a decode fits beside the next job's denoise."""
+    def can_overlap_decode(self, job: RenderJob) -> bool:
+        """The memory plan's verdict (set by prepare): a decode fits beside the next job's denoise. CUDA
+        (side stream) or CPU only: MPS has no second stream to decode on. A temporally upscaled job decodes
+        twice the frames the plan's reference job does, so it decodes in line."""
+        if self.device.type not in ("cuda", "cpu"):
+            return False
+        if job.upscale.temporal and self.device.type == "cuda":
+            return False
         return self.memory_plan is None or self.memory_plan.decode_overlap
 
     def denoise(self, request: RenderRequest) -> PendingDecode:
@@ -321,9 +327,9 @@ class Ltx2Backend:
         t_start = time.perf_counter()
         state = self._denoise_request(request)
         ready = None
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # this device's stream, not the thread's current device (cuda:N)
             ready = torch.cuda.Event()
-            ready.record()
+            ready.record(torch.cuda.current_stream(self.device))
         return _PendingDecode(self, state, ready, time.perf_counter() - t_start)
 
     def _decode_on_side_stream(self, state: _Denoised, ready: Any) -> RenderResult:
@@ -334,10 +340,11 @@ class Ltx2Backend:
                 self._decode_stream = torch.cuda.Stream(device=self.device)
             stream = self._decode_stream
             stream.wait_event(ready)  # the latents are complete on the denoise's stream
-            with torch.cuda.stream(stream):
-                result = self._decode(state)
-            stream.synchronize()  # every read of the denoise's tensors is done before they can be freed
-            return result
+            try:
+                with torch.cuda.stream(stream):
+                    return self._decode(state)
+            finally:  # every read of the denoise's tensors is done before they can be freed (errors too)
+                stream.synchronize()
 
     def _denoise_request(self, request: RenderRequest) -> _Denoised:
         job = request.job
@@ -486,6 +493,21 @@ class Ltx2Backend:
                     latent=final_latent[:1], video_encoder=video_encoder, upsampler=self._temporal_upsampler()
                 )
             frame_rate = job.frame_rate * 2
+        info = {  # read here, on the rendering thread: the decode may run on another one
+            "device": str(self.device),
+            "dtype": self.policy.dtype,
+            "prompt": prompt,
+            "pipeline": job.pipeline.value,
+            "two_stage": two_stage,
+            "sigmas": sigmas,
+            "offload": self.cache.offload,
+            "resident_bytes": self.cache.resident_bytes(),
+            "fp8": self.quantization is not None,
+            "temporal_upsampled": job.upscale.temporal,
+            "weights": "random" if self.random_seed is not None else self.files.source,
+            "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
+            **(self.memory_plan.as_info() if self.memory_plan else {}),
+        }
         return _Denoised(
             job=job,
             prompt=prompt,
@@ -498,6 +520,7 @@ class Ltx2Backend:
             frame_rate=frame_rate,
             generator=generator,
             timings=timings,
+            info=info,
         )
 
     def _decode(self, state: _Denoised) -> RenderResult:
@@ -519,21 +542,6 @@ class Ltx2Backend:
                 sample_rate = int(decoded.sampling_rate)
         for phase in ("text_encode", "stage1", "upsample", "stage2", "decode_video", "decode_audio"):
             timings.setdefault(phase, 0.0)
-        info = {
-            "device": str(self.device),
-            "dtype": self.policy.dtype,
-            "prompt": state.prompt,
-            "pipeline": job.pipeline.value,
-            "two_stage": state.two_stage,
-            "sigmas": state.sigmas,
-            "offload": self.cache.offload,
-            "resident_bytes": self.cache.resident_bytes(),
-            "fp8": self.quantization is not None,
-            "temporal_upsampled": job.upscale.temporal,
-            "weights": "random" if self.random_seed is not None else self.files.source,
-            "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
-            **(self.memory_plan.as_info() if self.memory_plan else {}),
-        }
         return RenderResult(
             frames=frames,
             frame_rate=state.frame_rate,
@@ -542,7 +550,7 @@ class Ltx2Backend:
             stage1_latent=state.stage1_latent.detach().clone(),
             final_latent=state.final_latent.detach().clone(),
             timings=timings,
-            info=info,
+            info=state.info,
         )
 
     def _encoded(self, text: str) -> Any:
@@ -688,6 +696,7 @@ class _Denoised:
     frame_rate: float
     generator: torch.Generator
     timings: dict[str, float]
+    info: dict[str, Any]
 
 
 class _PendingDecode:
@@ -714,6 +723,7 @@ class _Clock:
 
     def __init__(self, timings: dict[str, float], device: torch.device) -> None:
         self._timings = timings
+        self._device = device
         self._cuda = device.type == "cuda"
 
     def __call__(self, phase: str) -> _Phase:
@@ -724,7 +734,7 @@ class _Clock:
 
     def sync(self) -> None:
         if self._cuda:  # this thread's stream only: an overlapped decode on the side stream is not waited for
-            torch.cuda.current_stream().synchronize()
+            torch.cuda.current_stream(self._device).synchronize()
 
 
 class _Phase:

@@ -11,7 +11,8 @@ The ladder, cheapest first (each step keeps what the previous one did):
   offload_all           nothing fits: every big module is parked on the CPU while idle (slow, last resort)
 Separately, `decode_overlap` says whether job n's VAE decode may run while job n+1 denoises
 (`output.overlap_decode`): only when nothing is ever moved between devices (resident) and the two peaks fit
-side by side.
+side by side. (The caching allocator keeps blocks the decode's side stream freed for that stream; the
+measured peaks in the benchmark include that effect: +1 GiB on the H200.)
 Must not: import torch or ltx packages, read device state (the caller passes free memory in).
 """
 

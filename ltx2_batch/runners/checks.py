@@ -1,8 +1,8 @@
-"""Engine settings the typed config cannot rule out, checked before Ray or a model is touched."""
+"""Engine and output settings the typed config cannot rule out, checked before Ray or a model is touched."""
 
 from __future__ import annotations
 
-from ltx2_batch.config import EngineConfig
+from ltx2_batch.config import EngineConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
 
 
@@ -31,3 +31,13 @@ def check_engine(engine: EngineConfig) -> None:
     problems = engine_problems(engine)
     if problems:
         raise ConfigError("invalid engine config:\n  " + "\n  ".join(problems))
+
+
+def check_output(output: OutputConfig) -> None:
+    """A decode on the encode thread needs that thread: asking for it while forbidding the thread is a
+    contradiction we refuse rather than settle silently."""
+    if output.overlap_decode and output.overlap_encode is False:
+        raise ConfigError(
+            "output.overlap_decode=true runs the decode on the encode thread, but "
+            "output.overlap_encode=false forbids that thread: drop one of them (null = auto: on for CUDA)"
+        )

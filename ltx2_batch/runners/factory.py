@@ -39,4 +39,5 @@ def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None
         keep_chunk_frames=output.keep_chunk_frames,
         overlap_encode=output.overlaps,
         overlap_decode=bool(output.overlap_decode),
+        adaptive_decode=spec.output.overlap_decode is None,  # auto: per job, whichever cycle is shorter
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -72,8 +73,8 @@ class _Slot:
     name: str
     actor: Any  # ActorHandle
     # jobs in flight at once: 2 when the actor writes job n's files while rendering job n+1 (from `where`);
-    # a replacement actor started mid-run keeps 1 (its backend is still building)
-    capacity: int = 1
+    # None until the actor has answered (a replacement started mid-run counts as 1 until the next batch)
+    capacity: int | None = None
     warm: AffinityKey | None = None
 
 
@@ -84,7 +85,7 @@ class _InFlight:
     attempt: int
 
 
-def connect(engine: EngineConfig) -> bool:
+def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
     """Join a cluster (`address`) or start a local Ray. Returns True when this call started Ray.
 
     ray.init installs a C-level SIGTERM handler in the driver that aborts the process; the driver's own
@@ -94,19 +95,19 @@ def connect(engine: EngineConfig) -> bool:
         return False
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        return _init(engine)
+        return _init(engine, temp_dir)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _init(engine: EngineConfig) -> bool:
+def _init(engine: EngineConfig, temp_dir: str | None) -> bool:
     if engine.address:
         ray.init(address=engine.address, log_to_driver=False, _node_ip_address=engine.node_ip_address)
         return True
     # Token auth would write ~/.ray/auth_token; a private local Ray does not need it (FIELD_NOTES).
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp_dir = engine.temp_dir or tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
+    temp_dir = engine.temp_dir or temp_dir or tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket paths
     ray.init(
         num_cpus=engine.num_cpus,
         num_gpus=engine.num_gpus,
@@ -135,6 +136,7 @@ class RayRunner:
         self._slots: list[_Slot] = []
         self._progress: Queue | None = None
         self._started_ray = False
+        self._own_temp_dir: str | None = None  # a private Ray's session dir we made: removed by close()
         self._attempts: dict[str, int] = {}
 
     def _spawn(self) -> _Slot:
@@ -155,12 +157,16 @@ class RayRunner:
         """Connect once, then top the pool up to min(workers, jobs): a resumed streaming run whose first
         batch is small still gets every GPU for its later batches, and actors killed by a cancel come back."""
         if self._progress is None:
-            self._started_ray = connect(self._engine) or self._started_ray
+            if not (ray.is_initialized() or self._engine.address or self._engine.temp_dir):
+                self._own_temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
+            self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
             self._progress = Queue(actor_options={"num_cpus": 0})
         want = min(worker_count(self._engine), max(job_count, 1))
         new = [self._spawn() for _ in range(want - len(self._slots))]
-        if new:
-            self._wait_ready(new, stop)
+        # new actors, and replacements started during the last batch, report ready (and their capacity)
+        unknown = [slot for slot in self._slots if slot.capacity is None] + new
+        if unknown:
+            self._wait_ready(unknown, stop)
             self._slots.extend(new)
 
     def _wait_ready(self, slots: list[_Slot], stop: threading.Event) -> None:
@@ -190,7 +196,8 @@ class RayRunner:
         self._ensure_workers(len(jobs), stop)
         queue = WorkQueue(jobs)
         by_id = {job.job_id: job for job in jobs}
-        idle: list[_Slot] = [slot for slot in self._slots for _ in range(slot.capacity)]
+        # interleaved (A, B, A, B): a second job goes to an actor only when every actor has one
+        idle: list[_Slot] = [s for k in range(2) for s in self._slots if k < (s.capacity or 1)]
         in_flight: dict[Any, _InFlight] = {}
         try:
             while not stop.is_set() and (len(queue) or in_flight):
@@ -238,6 +245,9 @@ class RayRunner:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+        if self._own_temp_dir:  # logs of a private Ray go with it; set engine.temp_dir to keep them
+            shutil.rmtree(self._own_temp_dir, ignore_errors=True)
+            self._own_temp_dir = None
 
     def _collect(self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents) -> list[_Slot]:
         """Record a finished job; returns the capacity freed by it (the slot, a replacement actor's whole
@@ -258,7 +268,7 @@ class RayRunner:
                 self._slots.remove(flight.slot)
                 replacement = self._spawn()
                 self._slots.append(replacement)
-                freed = [replacement] * replacement.capacity
+                freed = [replacement]  # one job until it has answered `where` (next batch)
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             if flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)

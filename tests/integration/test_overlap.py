@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -64,9 +65,8 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     manifest = write_manifest(tmp_path / "m", SWEEP)
     seq_out = tmp_path / "outputs" / "seq"
     ovl_out = tmp_path / "outputs" / "ovl"
-    seq = app_factory(f"manifest={manifest}", "output.run_name=seq")
-    assert seq.output.overlap_encode is None and not seq.output.resolved(cuda=False).overlaps  # auto, CPU
-    assert run(seq, REPO_ROOT) == 0
+    off = ("output.overlap_encode=false", "output.overlap_decode=false")  # explicit: a CUDA host too
+    assert run(app_factory(f"manifest={manifest}", "output.run_name=seq", *off), REPO_ROOT) == 0
     assert decode_threads and all(name == "MainThread" for name in decode_threads)
     decode_threads.clear()
 
@@ -84,8 +84,10 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     original = execute_module.write_mp4
     execute_module.write_mp4 = recording_write_mp4  # records which thread encodes; the real encoder runs
     try:
-        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", f"output.{overlap}=true")
-        assert app.output.overlaps is True
+        flags = ("output.overlap_encode=true", "output.overlap_decode=false")
+        if overlap == "overlap_decode":
+            flags = ("output.overlap_decode=true",)
+        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", *flags)
         assert run(app, REPO_ROOT) == 0
     finally:
         execute_module.write_mp4 = original
@@ -105,6 +107,9 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     on_thread = [name for name in decode_threads if name.startswith("encode")]
     assert len(on_thread) == (4 if overlap == "overlap_decode" else 0)
     assert len(decode_threads) == 5
+    sidecars = [json.loads(Path(p).read_text()) for p in ovl_rows.sidecar_path]
+    overlapped = sorted(sc["backend"]["decode_overlapped"] for sc in sidecars)
+    assert overlapped == ([False, True, True, True, True] if overlap == "overlap_decode" else [False] * 5)
     # each outcome is reported complete: its sidecar (written last) exists
     assert all(Path(p).is_file() for p in ovl_rows.sidecar_path)
 
@@ -121,9 +126,12 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     manifest = write_manifest(tmp_path / "m", SWEEP)
     start_test_ray(num_cpus=3, num_gpus=1)
     try:
+        ovl = ("output.overlap_decode=true",)
+        if overlap == "overlap_encode":
+            ovl = ("output.overlap_encode=true", "output.overlap_decode=false")
         for name, flags in (
             ("seq", ("output.overlap_encode=false", "output.overlap_decode=false")),
-            ("ovl", (f"output.{overlap}=true",)),
+            ("ovl", ovl),
         ):
             app = app_factory(f"manifest={manifest}", f"output.run_name={name}", "engine=ray", *flags)
             assert run(app, REPO_ROOT) == 0
@@ -138,3 +146,9 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     assert len(seq_files) == 10 and seq_files.keys() == ovl_files.keys()
     for name, data in seq_files.items():
         assert ovl_files[name] == data, name
+    decoded_on_thread = [
+        json.loads(Path(p).read_text())["backend"]["decode_overlapped"] for p in rows.sidecar_path
+    ]
+    assert sum(decoded_on_thread) == (
+        4 if overlap == "overlap_decode" else 0
+    )  # the image job decodes in line

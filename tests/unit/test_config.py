@@ -124,3 +124,13 @@ def test_overlap_settings_resolve_per_worker_device(
     assert (resolved.overlap_encode, resolved.overlap_decode) == expected
     assert resolved.overlaps is expected[0]
     assert resolved.resolved(cuda=not cuda) == resolved  # settled values stay settled
+
+
+def test_decode_overlap_without_the_encode_thread_is_refused() -> None:
+    from ltx2_batch.errors import ConfigError
+    from ltx2_batch.runners.checks import check_output
+
+    with pytest.raises(ConfigError, match="overlap_encode=false"):
+        check_output(_compose("output.overlap_decode=true", "output.overlap_encode=false").output)
+    check_output(_compose("output.overlap_decode=true").output)
+    check_output(_compose("output.overlap_decode=false", "output.overlap_encode=false").output)
