@@ -1,18 +1,22 @@
 """Full-size LTX-2 (19B, random weights) through our engine on one GPU: the numbers the README table wants.
 
-One command, about 8 minutes or less on one H100/H200 (a time budget stops a row early and says so):
+One command, about 5-7 minutes on one H200 (266 s for the tiny row + 4 bf16/fp8 rows; a time budget,
+--budget-s, stops a row early and says so):
   python bench/gpu_fullsize.py --out bench/results/gpu_fullsize.json
 
 Rows, in this order: the tiny model, official pipeline class built and called per job vs our warm job (same
-dtype); then model=ltx2_random in bf16 and in fp8, each at distilled 768x512x121 (one stage) and two-stage
-1536x1024x121 (distilled stage 1 at half size, spatial x2 upsampler, distilled stage 2). Per row: seconds per
-phase (warm median), peak GPU memory, the memory policy chosen, steady-state clips/hour over the warm jobs
-(through JobExecutor with overlapped encode, MP4 files written), warm job / sum of its transformer forwards,
-and first job / warm job. Seed sweep on one prompt (the prompt cache encodes it once), as a sweep would run.
+dtype); then model=ltx2_random in bf16 at distilled 768x512x121 (one stage) and two-stage 1536x1024x121
+(distilled stage 1 at half size, spatial x2 upsampler, distilled stage 2), each with the decode in line and
+then overlapped (output.overlap_decode forced on: job n's decode on the encode thread and a side CUDA stream
+beside job n+1's denoise; its MP4 hashes are compared with the in-line row's); then fp8 at both sizes.
+Per row: seconds per phase (warm median), peak GPU memory, the memory policy chosen, steady-state seconds per
+clip (interval between finished clips) and clips/hour (through JobExecutor with overlapped encode, MP4 files
+written), warm job / sum of its transformer forwards, and first job / warm job. Seed sweep on one prompt (the
+prompt cache encodes it once), as a sweep would run.
 
   python bench/gpu_fullsize.py --meta    # any CPU, seconds: the full-size set on the meta device, official
                                          # parameter counts checked (18.88B transformer); exit 1 on mismatch
-  python bench/gpu_fullsize.py --smoke   # any CPU: every code path of this script on the tiny model
+  python bench/gpu_fullsize.py --smoke   # any CPU or GPU (then the CUDA paths): every path, tiny model
 """
 
 from __future__ import annotations
