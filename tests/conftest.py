@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,27 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-def start_test_ray(num_cpus: int, num_gpus: int) -> None:
-    """A private Ray on loopback with logical GPUs (a short temp dir: socket paths have a length limit)."""
+_RAY_TEMP_DIRS: list[str] = []  # removed when the session ends (Ray's session logs of the tests' Rays)
+
+
+def ray_temp_dir() -> str:
+    """A short temp dir for a test's Ray (socket paths have a length limit), removed after the session."""
     import tempfile
 
+    path = tempfile.mkdtemp(prefix="r", dir="/tmp")
+    _RAY_TEMP_DIRS.append(path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_ray_temp_dirs() -> Iterator[None]:
+    yield
+    for path in _RAY_TEMP_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def start_test_ray(num_cpus: int, num_gpus: int) -> None:
+    """A private Ray on loopback with logical GPUs."""
     import ray
 
     ray.init(
@@ -29,7 +48,7 @@ def start_test_ray(num_cpus: int, num_gpus: int) -> None:
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
-        _temp_dir=tempfile.mkdtemp(prefix="r", dir="/tmp"),
+        _temp_dir=ray_temp_dir(),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import ray
 
 from ltx2_batch.cli import run
-from tests.conftest import REPO_ROOT, start_test_ray, write_manifest
+from tests.conftest import REPO_ROOT, ray_temp_dir, start_test_ray, write_manifest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -112,7 +111,7 @@ def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatc
             "num_gpus": 1,
             "include_dashboard": False,
             "node_ip_address": "127.0.0.1",
-            "temp_dir": tempfile.mkdtemp(prefix="r", dir="/tmp"),
+            "temp_dir": ray_temp_dir(),
         },
     )
     cluster.add_node(num_cpus=2, num_gpus=1, node_ip_address="127.0.0.1")
