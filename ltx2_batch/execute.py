@@ -145,6 +145,7 @@ class JobExecutor:
             self._warm_key = (job.pipeline, job.loras)
         self._remove_partials(job)
         try:
+            self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before any loading
             load_s = self._backend.prepare(job.pipeline, job.loras)
             render_job = self._with_previous_shot(job) if job.after else job
             if job.mode is RenderMode.CHAINED:

@@ -53,6 +53,10 @@ class RenderBackend(Protocol):
         """Make `pipeline` (with these user LoRAs) ready; returns seconds spent loading (0.0 when warm)."""
         ...
 
+    def check(self, job: RenderJob, *, one_window: bool = True) -> None:
+        """Raise if this model set cannot render `job` (sizes, kinds, files), before loading anything."""
+        ...
+
     def render(self, request: RenderRequest) -> RenderResult: ...
 
     @property

@@ -346,9 +346,11 @@ class Ltx2Backend:
             finally:  # every read of the denoise's tensors is done before they can be freed (errors too)
                 stream.synchronize()
 
-    def _denoise_request(self, request: RenderRequest) -> _Denoised:
-        job = request.job
-        plan = self._kind_plan(job.pipeline, job.loras)
+    def check(self, job: RenderJob, *, one_window: bool = True) -> None:
+        """What this model set cannot render, before anything is loaded: pipeline/LoRA kinds, a missing
+        upsampler file, a size the official pipelines refuse, a window that is not 8k+1 frames (`one_window`;
+        a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
+        self._kind_plan(job.pipeline, job.loras)
         two_stage = job.upscale.spatial
         if two_stage and self.files.spatial_upsampler is None:
             self.files.require(("spatial_upsampler",))
@@ -356,10 +358,18 @@ class Ltx2Backend:
             assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
         except ValueError as exc:
             raise FatalBackendError(str(exc)) from exc
+        if not one_window:
+            return
         if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= MAX_CHUNK_FRAMES:
             raise FatalBackendError(
                 f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {MAX_CHUNK_FRAMES}"
             )
+
+    def _denoise_request(self, request: RenderRequest) -> _Denoised:
+        job = request.job
+        self.check(job)
+        plan = self._kind_plan(job.pipeline, job.loras)
+        two_stage = job.upscale.spatial
         load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():

@@ -495,3 +495,26 @@ def test_tiny_build_is_deterministic_atomic_and_done_once(tiny_root: Path, tmp_p
     assert all((tmp_path / "tiny" / rel).exists() for rel in TINY_LAYOUT.values())
     assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # no temporary folder left behind
     assert not ensure_tiny_models(tmp_path / "tiny").built  # second call: nothing to do
+
+
+def test_a_job_the_model_cannot_render_fails_before_anything_is_loaded(
+    tiny_root: Path, tmp_path: Path
+) -> None:
+    """A size the official pipelines refuse (not a multiple of 32) that slipped past the manifest checks fails
+    in the executor with the backend's message, and the cold backend has built no model for it."""
+    from ltx2_batch.execute import JobExecutor, WorkerIdentity
+    from ltx2_batch.jobs import with_job_id
+    from ltx2_batch.layout import OutputLayout
+
+    cold = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
+    executor = JobExecutor(cold, OutputLayout(tmp_path / "out"), WorkerIdentity("t", "local"), {})
+    try:
+        bad = with_job_id(job(width=100), "bad-width")
+        outcome = executor.execute(bad)
+        assert outcome.status == "failed"
+        assert "100" in (outcome.error or "") and "FatalBackendError" in (outcome.error or "")
+        assert not cold.cache.builds and not cold.cache.names()  # nothing was built or loaded
+        long_bad = with_job_id(job(width=100, num_frames=300, mode=RenderMode.CHAINED), "bad-chained")
+        assert executor.execute(long_bad).status == "failed" and not cold.cache.builds
+    finally:
+        executor.close()
