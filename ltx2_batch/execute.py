@@ -110,7 +110,10 @@ class JobExecutor:
         self._thumb_width = thumbnail_width
         self._keep_chunk_frames = keep_chunk_frames
         self._overlap = overlap_encode or overlap_decode
-        self._overlap_decode = overlap_decode and isinstance(backend, OverlappedDecodeBackend)
+        # the backend again, typed for denoise()/decode(), when decodes may be deferred (else None)
+        self._deferrable = (
+            backend if overlap_decode and isinstance(backend, OverlappedDecodeBackend) else None
+        )
         self._adaptive = adaptive_decode
         self._warm_key: tuple[Any, ...] | None = None
         self._last_cycle: tuple[float, float, float] | None = None  # denoise, decode, encode seconds
@@ -136,13 +139,13 @@ class JobExecutor:
         overlap = self._overlap if overlap is None else overlap
         started = time.perf_counter()
         base = {"job_id": job.job_id, "worker": self._identity.worker, "node": self._identity.node}
-        if job.after:
-            self.drain()  # the previous shot's file must be complete before its last frame is read
-        if job.mode is not RenderMode.VIDEO:
-            self.drain()  # its decode runs in line: never two decode peaks on the device at once
-        if (job.pipeline, job.loras) != self._warm_key:
-            self.drain()  # a pending decode still reads the decoders that a pipeline switch may free
-            self._warm_key = (job.pipeline, job.loras)
+        key = (job.pipeline, job.loras)
+        # Wait for the pending encode (and decode) first when: the previous shot's file must be complete
+        # before its last frame is read (`after`); an image or chained job decodes in line (never two decode
+        # peaks at once); a pipeline switch may free the decoders a pending decode still reads.
+        if job.after or job.mode is not RenderMode.VIDEO or key != self._warm_key:
+            self.drain()
+        self._warm_key = key
         self._remove_partials(job)
         try:
             self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before any loading
@@ -152,10 +155,11 @@ class JobExecutor:
                 outcome = self._execute_chained(render_job, on_chunk, should_stop)
                 total = time.perf_counter() - started
                 return _done(JobOutcome(status="done", load_s=load_s, total_s=total, **base, **outcome))
-            defer = overlap and job.mode is RenderMode.VIDEO and self._decode_can_wait(job)
+            defer = overlap and self._decode_can_wait(job)
             if defer:
+                assert self._deferrable is not None  # _decode_can_wait checked it
                 t0 = time.perf_counter()
-                pending = self._backend.denoise(RenderRequest(job=render_job))  # type: ignore[attr-defined]
+                pending = self._deferrable.denoise(RenderRequest(job=render_job))
                 denoise_s = time.perf_counter() - t0
             else:
                 result, render_s = self._render_single(render_job)
@@ -201,7 +205,9 @@ class JobExecutor:
     def _decode_can_wait(self, job: RenderJob) -> bool:
         """overlap_decode asked for, the backend (memory plan, device) allows it for this job, and, when
         adaptive, the previous job's timings say the decode beside the next denoise shortens the cycle."""
-        if not (self._overlap_decode and self._backend.can_overlap_decode(job)):  # type: ignore[attr-defined]
+        if self._deferrable is None or job.mode is not RenderMode.VIDEO:
+            return False
+        if not self._deferrable.can_overlap_decode(job):
             return False
         if not self._adaptive or self._last_cycle is None:
             return True
