@@ -107,7 +107,7 @@ def _init(engine: EngineConfig, temp_dir: str | None) -> bool:
         return True
     # Token auth would write ~/.ray/auth_token; a private local Ray does not need it (FIELD_NOTES).
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp_dir = engine.temp_dir or temp_dir or tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket paths
+    temp_dir = engine.temp_dir or temp_dir  # the runner makes a short one (socket path limit) and removes it
     ray.init(
         num_cpus=engine.num_cpus,
         num_gpus=engine.num_gpus,
