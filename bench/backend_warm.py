@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ltx2_batch.backends.base import RenderRequest
-from ltx2_batch.backends.manager import create_backend
+from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode

@@ -131,7 +131,7 @@ def engine_row(
     un-overlapped encode (the drain) is not counted as throughput."""
     import torch
 
-    from ltx2_batch.backends.manager import create_backend
+    from ltx2_batch.backends.factory import create_backend
     from ltx2_batch.execute import JobExecutor, WorkerIdentity
     from ltx2_batch.layout import OutputLayout
 
@@ -248,7 +248,7 @@ def official_row(smoke: bool) -> dict[str, Any]:
     from ltx_pipelines.distilled import DistilledPipeline
 
     from ltx2_batch.backends.base import RenderRequest
-    from ltx2_batch.backends.manager import create_backend
+    from ltx2_batch.backends.factory import create_backend
     from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models
 
     root = REPO / "models" / "tiny"

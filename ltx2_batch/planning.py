@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2_batch.backends.models import model_fingerprint
+from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout

@@ -2,18 +2,19 @@
 
 Owns: composing one render window from the official pieces (ModelLedger builders, generate_enhanced_prompt,
 the image/keyframe/reference-video conditioning helpers, denoise_audio_video, euler_denoising_loop,
-MultiModalGuider factories, upsample_video, decode_video / decode_audio) step by step as the official
-pipelines do (distilled.py, ti2vid_one_stage.py, ti2vid_two_stages.py, keyframe_interpolation.py, ic_lora.py),
-with three differences: the dtype comes from the manager's DevicePolicy instead of a hard-coded bf16, built
-models are held across jobs (ModelCache) instead of rebuilt per call, and the latents are returned and can be
-handed in (the chaining stage's latent handoff). No model math is re-implemented here. It also applies the
+MultiModalGuider factories, upsample_video, decode_video / decode_audio) as a sequence of named stages, as the
+official pipelines do (distilled.py, ti2vid_one_stage.py, ti2vid_two_stages.py, keyframe_interpolation.py,
+ic_lora.py), with three differences: the dtype comes from the DevicePolicy instead of a hard-coded bf16, built
+models are held across jobs (caches.ModelCache) instead of rebuilt per call, and the latents are returned and
+can be handed in (the chaining stage's latent handoff). No model math is re-implemented here. It applies the
 memory policy (memory.py: text encoder parked after encoding, tiled decode, fp8), keeps a per-backend LRU of
-prompt encodings, can split a render into denoise now and decode later (`denoise`: the decode runs on another
-thread and, on CUDA, its own stream, so it overlaps the next job's denoise), and, for model=ltx2_random, gives
-the official builders random_weights' loader.
-Must not: write files, choose devices (manager.py does), or leak torch types into the pure core except as the
-opaque tensors RenderResult carries. Over 400 lines because the five official recipes are followed step by
-step in one place (so a diff against ltx_pipelines stays readable); policy and caching live in manager.py.
+prompt encodings, and can split a render into denoise now and decode later (`denoise`: the decode runs on
+another thread and, on CUDA, its own stream, so it overlaps the next job's denoise). Where the weights come
+from (files, or generated for the full-size random set) is the WeightsSource's business (weights.py).
+Must not: write files, choose devices (device.py), be imported before the compat shims are applied (make it
+through backends.factory), or leak torch types into the pure core except as the opaque tensors RenderResult
+carries. Over 400 lines because the five official recipes are followed stage by stage in one place (so a
+diff against ltx_pipelines stays readable); policy and caching live in their own modules.
 """
 
 from __future__ import annotations
@@ -23,28 +24,24 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ltx2_batch.backends import compat
-
-compat.prepare()  # torchaudio + torch.cuda.synchronize shims must precede the first ltx_core import
-
-import torch  # noqa: E402
-from ltx_core.components.diffusion_steps import EulerDiffusionStep  # noqa: E402
-from ltx_core.components.guiders import MultiModalGuiderParams, create_multimodal_guider_factory  # noqa: E402
-from ltx_core.components.noisers import GaussianNoiser  # noqa: E402
-from ltx_core.components.schedulers import LTX2Scheduler  # noqa: E402
-from ltx_core.conditioning import VideoConditionByLatentIndex, VideoConditionByReferenceLatent  # noqa: E402
-from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps  # noqa: E402
-from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder  # noqa: E402
-from ltx_core.model.audio_vae import decode_audio as vae_decode_audio  # noqa: E402
-from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video  # noqa: E402
-from ltx_core.model.video_vae import TilingConfig  # noqa: E402
-from ltx_core.model.video_vae import decode_video as vae_decode_video  # noqa: E402
-from ltx_core.quantization import QuantizationPolicy  # noqa: E402
-from ltx_core.types import VideoPixelShape  # noqa: E402
-from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor  # noqa: E402
-from ltx_pipelines.utils import ModelLedger, euler_denoising_loop  # noqa: E402
-from ltx_pipelines.utils.args import ImageConditioningInput  # noqa: E402
-from ltx_pipelines.utils.constants import (  # noqa: E402
+import torch
+from ltx_core.components.diffusion_steps import EulerDiffusionStep
+from ltx_core.components.guiders import MultiModalGuiderParams, create_multimodal_guider_factory
+from ltx_core.components.noisers import GaussianNoiser
+from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.conditioning import VideoConditionByLatentIndex, VideoConditionByReferenceLatent
+from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
+from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+from ltx_core.model.audio_vae import decode_audio as vae_decode_audio
+from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video
+from ltx_core.model.video_vae import TilingConfig
+from ltx_core.model.video_vae import decode_video as vae_decode_video
+from ltx_core.quantization import QuantizationPolicy
+from ltx_core.types import VideoPixelShape
+from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor
+from ltx_pipelines.utils import ModelLedger, euler_denoising_loop
+from ltx_pipelines.utils.args import ImageConditioningInput
+from ltx_pipelines.utils.constants import (
     DEFAULT_LORA_STRENGTH,
     DEFAULT_NEGATIVE_PROMPT,
     DISTILLED_SIGMA_VALUES,
@@ -52,7 +49,7 @@ from ltx_pipelines.utils.constants import (  # noqa: E402
     PipelineParams,
     detect_params,
 )
-from ltx_pipelines.utils.helpers import (  # noqa: E402
+from ltx_pipelines.utils.helpers import (
     assert_resolution,
     combined_image_conditionings,
     denoise_audio_video,
@@ -61,13 +58,14 @@ from ltx_pipelines.utils.helpers import (  # noqa: E402
     multi_modal_guider_factory_denoising_func,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import load_video_conditioning  # noqa: E402
-from ltx_pipelines.utils.types import PipelineComponents  # noqa: E402
+from ltx_pipelines.utils.media_io import load_video_conditioning
+from ltx_pipelines.utils.types import PipelineComponents
 
-from ltx2_batch.backends import random_weights  # noqa: E402
-from ltx2_batch.backends.base import LatentHandoff, PendingDecode, RenderRequest, RenderResult  # noqa: E402
-from ltx2_batch.backends.manager import DevicePolicy, ModelCache, PromptCache  # noqa: E402
-from ltx2_batch.backends.memory import (  # noqa: E402
+from ltx2_batch.backends.base import LatentHandoff, PendingDecode, RenderRequest, RenderResult
+from ltx2_batch.backends.caches import ModelCache, PromptCache
+from ltx2_batch.backends.compat import use_gemma_config
+from ltx2_batch.backends.device import DevicePolicy
+from ltx2_batch.backends.memory import (
     ACTIVATION_BYTES,
     REFERENCE_JOB,
     MemoryPlan,
@@ -75,9 +73,10 @@ from ltx2_batch.backends.memory import (  # noqa: E402
     choose_memory_policy,
     decode_peak_bytes,
 )
-from ltx2_batch.backends.models import ModelFiles  # noqa: E402
-from ltx2_batch.errors import FatalBackendError  # noqa: E402
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
+from ltx2_batch.backends.models import ModelFiles
+from ltx2_batch.backends.weights import WeightsSource
+from ltx2_batch.errors import FatalBackendError
+from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
 
 SHARED_MODULES = (
     "text_encoder",
@@ -116,24 +115,24 @@ class Ltx2Backend:
         self,
         files: ModelFiles,
         policy: DevicePolicy,
+        weights: WeightsSource,
         *,
-        random_seed: int | None = None,
         force_fp8: bool = False,
         prompt_cache_size: int = 64,
         free_bytes: int | None = None,
     ) -> None:
-        """`random_seed` set: `files` is the header-only full-size set (random_weights.py) and every weight is
-        generated on the device from that seed. `free_bytes`: device memory free at start (None: host memory),
-        from which the memory policy is chosen."""
+        """`weights`: where the tensors come from (read from `files`, or generated for a header-only set).
+        `free_bytes`: device memory free at start (None: host memory), from which the memory policy is
+        chosen. Build it with backends.factory.create_backend, which applies the compat shims first."""
         if files.checkpoint is None or files.gemma_root is None:
             files.require(("checkpoint", "gemma_root"))
         self.files = files
         self.policy = policy
-        self.random_seed = random_seed
+        self.weights = weights
         self.free_bytes = free_bytes
         self.device = torch.device(policy.device)
         self.dtype = getattr(torch, policy.dtype)
-        compat.use_gemma_config(files.gemma_root)  # the Gemma folder describes itself (tiny or 12B)
+        use_gemma_config(files.gemma_root)  # the Gemma folder describes itself (tiny or 12B)
         fp8 = (files.is_fp8 or force_fp8) and policy.allow_fp8
         self.quantization = QuantizationPolicy.fp8_cast() if fp8 else None
         self.params: PipelineParams = detect_params(str(files.checkpoint))
@@ -156,13 +155,7 @@ class Ltx2Backend:
             ),
             quantization=self.quantization,
         )
-        return self._randomized(ledger)
-
-    def _randomized(self, ledger_or_builder: Any) -> Any:
-        """Random source: the same official builders, with weights generated instead of read."""
-        if self.random_seed is None:
-            return ledger_or_builder
-        return random_weights.install_random_loaders(ledger_or_builder, self.random_seed, self.dtype)
+        return self.weights.loading(ledger, self.dtype)
 
     @property
     def temporal_scale(self) -> int:
@@ -198,7 +191,7 @@ class Ltx2Backend:
 
     def _transformer_builder(self, loras: Loras) -> Any:
         def build() -> Any:
-            model = self._randomized(self._ledger.with_loras(loras)).transformer()
+            model = self.weights.loading(self._ledger.with_loras(loras), self.dtype).transformer()
             # ltx-core's LoRA fusion (DummyRegistry path) leaves weights no LoRA touches in the checkpoint's
             # dtype (bf16) whatever dtype was asked for; casting them is exact, as in the no-LoRA path.
             return model.to(self.dtype) if loras and self.quantization is None else model
@@ -208,11 +201,12 @@ class Ltx2Backend:
     def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
-        builder = self._randomized(
+        builder = self.weights.loading(
             SingleGPUModelBuilder(
                 model_path=str(self.files.temporal_upsampler),
                 model_class_configurator=LatentUpsamplerConfigurator,
-            )
+            ),
+            self.dtype,
         )
         return self.cache.ensure(
             "temporal_upsampler",
@@ -241,36 +235,18 @@ class Ltx2Backend:
         self.memory_plan = plan
 
     def _footprint(self, n_transformers: int) -> ModelFootprint:
-        """Bytes per group: parameter counts for the random set, file sizes for real checkpoints."""
+        """Bytes per group, as the weights source sizes them, plus the activation and decode estimates."""
         elem = torch.empty((), dtype=self.dtype).element_size()
-        activations = ACTIVATION_BYTES * elem // 2  # the estimate is for bf16 activations
-        decode = decode_peak_bytes(*REFERENCE_JOB) * elem // 2
-        fp8_ok = self.policy.allow_fp8
-        if self.random_seed is not None:
-            counts = random_weights.footprint_params(n_transformers)
-            transformer = counts["transformer"] * elem
-            return ModelFootprint(
-                transformer=transformer if self.quantization is None else counts["transformer"],
-                text_encoder=counts["text_encoder"] * elem,
-                other=counts["other"] * elem,
-                activations=activations,
-                decode=decode,
-                transformer_fp8=counts["transformer"] if fp8_ok else None,
-            )
-        ckpt = self.files.checkpoint.stat().st_size if self.files.checkpoint else 0
-        gemma = sum(p.stat().st_size for p in self.files.gemma_root.rglob("*.safetensors"))
-        uppers = [self.files.spatial_upsampler, self.files.temporal_upsampler]
-        other = sum(p.stat().st_size for p in uppers if p is not None)
-        transformer = ckpt * n_transformers  # the file also holds VAE/vocoder/connectors: on the safe side
+        sizes = self.weights.sizes(
+            self.files, n_transformers, elem, self.quantization is not None, self.policy.allow_fp8
+        )
         return ModelFootprint(
-            transformer=transformer,
-            text_encoder=gemma,
-            other=other,
-            activations=activations,
-            decode=decode,
-            transformer_fp8=(transformer if self.files.is_fp8 else transformer // 2 + transformer // 10)
-            if fp8_ok
-            else None,
+            transformer=sizes.transformer,
+            text_encoder=sizes.text_encoder,
+            other=sizes.other,
+            activations=ACTIVATION_BYTES * elem // 2,  # the estimates are for bf16 activations
+            decode=decode_peak_bytes(*REFERENCE_JOB) * elem // 2,
+            transformer_fp8=sizes.transformer_fp8,
         )
 
     def _kind_plan(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> _KindPlan:
@@ -383,32 +359,19 @@ class Ltx2Backend:
         handoff: LatentHandoff | None,
         timings: dict[str, float],
     ) -> _Denoised:
+        """The official recipe as a sequence of stages: text encode, stage 1 (half size when two-stage),
+        spatial upsample + stage 2 (two-stage), temporal upsample (optional). Decoding is `_decode`'s."""
         clock = _Clock(timings, self.device)
         generator = torch.Generator(device=self.device).manual_seed(job.seed)
         noiser = GaussianNoiser(generator=generator)
-        stepper = EulerDiffusionStep()
         images = [
             ImageConditioningInput(path=i.path, frame_idx=i.frame_idx, strength=i.strength)
             for i in job.images
         ]
-
         with clock("text_encode"):
-            prompt = job.prompt
-            if job.enhance_prompt:
-                image = images[0].path if images else None
-                prompt = self.prompts.get_or_make(
-                    ("enhanced", job.prompt, image, job.seed),
-                    lambda: generate_enhanced_prompt(
-                        self.cache.get("text_encoder"), job.prompt, image, seed=job.seed
-                    ),
-                )
-            negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
-            contexts = [self._encoded(text) for text in ([prompt, negative] if plan.guided else [prompt])]
-            self.cache.park("text_encoder")  # memory policy offload_text_encoder: off the device until needed
-        v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
-
+            prompt, contexts = self._text_stage(job, plan, images)
         scale = 2 if two_stage else 1
-        shape1 = VideoPixelShape(
+        shape = VideoPixelShape(
             batch=1,
             frames=job.num_frames,
             width=job.width // scale,
@@ -417,48 +380,11 @@ class Ltx2Backend:
         )
         video_encoder = self.cache.get("video_encoder")
         with clock("stage1"):
-            conds1 = self._image_conditionings(plan, images, shape1, video_encoder)
-            if plan.reference_videos:
-                conds1 += self._reference_conditionings(job, shape1, video_encoder)
-            conds1 += _handoff_conditioning(
-                handoff.stage1 if handoff else None, handoff, self.dtype, self.device
-            )
-            transformer = self.cache.get(_transformer_name(plan.stage1_loras))
-            if plan.guided:
-                steps = job.num_inference_steps or self.params.num_inference_steps
-                sigmas1 = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
-                denoise_fn = multi_modal_guider_factory_denoising_func(
-                    video_guider_factory=create_multimodal_guider_factory(
-                        params=_guider(self.params.video_guider_params, job.video_guider_params),
-                        negative_context=contexts[1].video_encoding,
-                    ),
-                    audio_guider_factory=create_multimodal_guider_factory(
-                        params=_guider(self.params.audio_guider_params, job.audio_guider_params),
-                        negative_context=contexts[1].audio_encoding,
-                    ),
-                    v_context=v_ctx,
-                    a_context=a_ctx,
-                    transformer=transformer,
-                )
-            else:
-                sigmas1 = torch.Tensor(DISTILLED_SIGMA_VALUES).to(self.device)
-                denoise_fn = simple_denoising_func(
-                    video_context=v_ctx, audio_context=a_ctx, transformer=transformer
-                )
-            video_state, audio_state = denoise_audio_video(
-                output_shape=shape1,
-                conditionings=conds1,
-                noiser=noiser,
-                sigmas=sigmas1,
-                stepper=stepper,
-                denoising_loop_fn=_loop(denoise_fn),
-                components=self.components,
-                dtype=self.dtype,
-                device=self.device,
+            video_state, audio_state, sigmas1 = self._stage1(
+                job, plan, images, shape, contexts, noiser, handoff, video_encoder
             )
         stage1_latent = video_state.latent
         sigmas = {"stage1": [float(s) for s in sigmas1]}
-
         if two_stage:
             with clock("upsample"):
                 upscaled = upsample_video(
@@ -467,57 +393,27 @@ class Ltx2Backend:
                     upsampler=self.cache.get("spatial_upsampler"),
                 )
             with clock("stage2"):
-                shape2 = shape1._replace(width=job.width, height=job.height)
-                conds2 = self._image_conditionings(plan, images, shape2, video_encoder)
-                conds2 += _handoff_conditioning(
-                    handoff.final if handoff else None, handoff, self.dtype, self.device
-                )
-                transformer = self.cache.get(_transformer_name(plan.stage2_loras))
-                sigmas2 = torch.Tensor(STAGE_2_DISTILLED_SIGMA_VALUES).to(self.device)
-                video_state, audio_state = denoise_audio_video(
-                    output_shape=shape2,
-                    conditionings=conds2,
-                    noiser=noiser,
-                    sigmas=sigmas2,
-                    stepper=stepper,
-                    denoising_loop_fn=_loop(
-                        simple_denoising_func(
-                            video_context=v_ctx, audio_context=a_ctx, transformer=transformer
-                        )
-                    ),
-                    components=self.components,
-                    dtype=self.dtype,
-                    device=self.device,
-                    noise_scale=sigmas2[0],
-                    initial_video_latent=upscaled,
-                    initial_audio_latent=audio_state.latent,
+                shape = shape._replace(width=job.width, height=job.height)
+                video_state, audio_state, sigmas2 = self._stage2(
+                    plan,
+                    images,
+                    shape,
+                    contexts,
+                    noiser,
+                    handoff,
+                    video_encoder,
+                    upscaled,
+                    audio_state.latent,
                 )
             sigmas["stage2"] = [float(s) for s in sigmas2]
         final_latent = video_state.latent
-
-        frame_rate = job.frame_rate
-        to_decode = final_latent
+        to_decode, frame_rate = final_latent, job.frame_rate
         if job.upscale.temporal:
             with clock("upsample"):
                 to_decode = upsample_video(
                     latent=final_latent[:1], video_encoder=video_encoder, upsampler=self._temporal_upsampler()
                 )
             frame_rate = job.frame_rate * 2
-        info = {  # read here, on the rendering thread: the decode may run on another one
-            "device": str(self.device),
-            "dtype": self.policy.dtype,
-            "prompt": prompt,
-            "pipeline": job.pipeline.value,
-            "two_stage": two_stage,
-            "sigmas": sigmas,
-            "offload": self.cache.offload,
-            "resident_bytes": self.cache.resident_bytes(),
-            "fp8": self.quantization is not None,
-            "temporal_upsampled": job.upscale.temporal,
-            "weights": "random" if self.random_seed is not None else self.files.source,
-            "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
-            **(self.memory_plan.as_info() if self.memory_plan else {}),
-        }
         return _Denoised(
             job=job,
             prompt=prompt,
@@ -530,8 +426,148 @@ class Ltx2Backend:
             frame_rate=frame_rate,
             generator=generator,
             timings=timings,
-            info=info,
+            info=self._info(
+                job, prompt, two_stage, sigmas
+            ),  # read here: the decode may run on another thread
         )
+
+    def _text_stage(
+        self, job: RenderJob, plan: _KindPlan, images: list[ImageConditioningInput]
+    ) -> tuple[str, list[Any]]:
+        """The prompt as rendered (enhanced when asked) and its encodings: [prompt] or, guided, [prompt,
+        negative]. Parks the text encoder afterwards when the memory policy offloads it."""
+        prompt = job.prompt
+        if job.enhance_prompt:
+            image = images[0].path if images else None
+            prompt = self.prompts.get_or_make(
+                ("enhanced", job.prompt, image, job.seed),
+                lambda: generate_enhanced_prompt(
+                    self.cache.get("text_encoder"), job.prompt, image, seed=job.seed
+                ),
+            )
+        negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
+        contexts = [self._encoded(text) for text in ([prompt, negative] if plan.guided else [prompt])]
+        self.cache.park("text_encoder")  # memory policy offload_text_encoder: off the device until needed
+        return prompt, contexts
+
+    def _stage1(
+        self,
+        job: RenderJob,
+        plan: _KindPlan,
+        images: list[ImageConditioningInput],
+        shape: VideoPixelShape,
+        contexts: list[Any],
+        noiser: GaussianNoiser,
+        handoff: LatentHandoff | None,
+        video_encoder: Any,
+    ) -> tuple[Any, Any, torch.Tensor]:
+        """Stage 1 from noise: guided (CFG/STG over the LTX2 schedule) or the distilled sigmas."""
+        conds = self._image_conditionings(plan, images, shape, video_encoder)
+        if plan.reference_videos:
+            conds += self._reference_conditionings(job, shape, video_encoder)
+        conds += _handoff_conditioning(handoff.stage1 if handoff else None, handoff, self.dtype, self.device)
+        transformer = self.cache.get(_transformer_name(plan.stage1_loras))
+        v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
+        if plan.guided:
+            steps = job.num_inference_steps or self.params.num_inference_steps
+            sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+            denoise_fn = multi_modal_guider_factory_denoising_func(
+                video_guider_factory=create_multimodal_guider_factory(
+                    params=_guider(self.params.video_guider_params, job.video_guider_params),
+                    negative_context=contexts[1].video_encoding,
+                ),
+                audio_guider_factory=create_multimodal_guider_factory(
+                    params=_guider(self.params.audio_guider_params, job.audio_guider_params),
+                    negative_context=contexts[1].audio_encoding,
+                ),
+                v_context=v_ctx,
+                a_context=a_ctx,
+                transformer=transformer,
+            )
+        else:
+            sigmas = torch.Tensor(DISTILLED_SIGMA_VALUES).to(self.device)
+            denoise_fn = simple_denoising_func(
+                video_context=v_ctx, audio_context=a_ctx, transformer=transformer
+            )
+        video_state, audio_state = self._run_stage(shape, conds, noiser, sigmas, denoise_fn)
+        return video_state, audio_state, sigmas
+
+    def _stage2(
+        self,
+        plan: _KindPlan,
+        images: list[ImageConditioningInput],
+        shape: VideoPixelShape,
+        contexts: list[Any],
+        noiser: GaussianNoiser,
+        handoff: LatentHandoff | None,
+        video_encoder: Any,
+        upscaled: torch.Tensor,
+        audio_latent: torch.Tensor,
+    ) -> tuple[Any, Any, torch.Tensor]:
+        """Stage 2 at full size: the upsampled stage-1 latents refined over the stage-2 distilled sigmas."""
+        conds = self._image_conditionings(plan, images, shape, video_encoder)
+        conds += _handoff_conditioning(handoff.final if handoff else None, handoff, self.dtype, self.device)
+        transformer = self.cache.get(_transformer_name(plan.stage2_loras))
+        sigmas = torch.Tensor(STAGE_2_DISTILLED_SIGMA_VALUES).to(self.device)
+        denoise_fn = simple_denoising_func(
+            video_context=contexts[0].video_encoding,
+            audio_context=contexts[0].audio_encoding,
+            transformer=transformer,
+        )
+        video_state, audio_state = self._run_stage(
+            shape,
+            conds,
+            noiser,
+            sigmas,
+            denoise_fn,
+            noise_scale=sigmas[0],
+            initial_video_latent=upscaled,
+            initial_audio_latent=audio_latent,
+        )
+        return video_state, audio_state, sigmas
+
+    def _run_stage(
+        self,
+        shape: VideoPixelShape,
+        conditionings: list[Any],
+        noiser: GaussianNoiser,
+        sigmas: torch.Tensor,
+        denoise_fn: Any,
+        **initial: Any,
+    ) -> tuple[Any, Any]:
+        """One official `denoise_audio_video` call with the Euler loop (`initial`: the stage-2 start)."""
+        return denoise_audio_video(
+            output_shape=shape,
+            conditionings=conditionings,
+            noiser=noiser,
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=_loop(denoise_fn),
+            components=self.components,
+            dtype=self.dtype,
+            device=self.device,
+            **initial,
+        )
+
+    def _info(
+        self, job: RenderJob, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
+    ) -> dict[str, Any]:
+        """What the sidecar records about how the job ran (`backend.*`)."""
+        return {
+            "device": str(self.device),
+            "dtype": self.policy.dtype,
+            "prompt": prompt,
+            "pipeline": job.pipeline.value,
+            "two_stage": two_stage,
+            "sigmas": sigmas,
+            "offload": self.cache.offload,
+            "resident_bytes": self.cache.resident_bytes(),
+            "fp8": self.quantization is not None,
+            "temporal_upsampled": job.upscale.temporal,
+            "weights": self.weights.kind,
+            "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
+            **(self.memory_plan.as_info() if self.memory_plan else {}),
+        }
 
     def _decode(self, state: _Denoised) -> RenderResult:
         """Video and audio decode of a denoised job. Reads only the decoders (resident whenever a decode

@@ -1,18 +1,16 @@
-"""Where the model files are, and a cheap fingerprint of them. Torch-free: runs on the driver.
+"""Where Lightricks' model files are on disk. Torch-free: runs on the driver.
 
-Owns: checkpoint discovery in the seed's layout (<root>/checkpoints, <root>/upscalers,
-<root>/text_encoders/gemma3) with Lightricks' published names, the full-precision-before-fp8 preference (seed
-8.2/8.6), the missing-weights message (every expected path plus the exact download command), and
-`model_fingerprint`, which hashes file names, sizes and safetensors headers (never the tensor bytes of a 40 GB
-checkpoint). For `source=tiny` the tiny set is built on first use (that lazy import of torch is the one
-exception to "torch-free").
-Must not: import torch, ltx_core or ltx_pipelines at module level; read tensor data.
+Owns: discovery in the documented layout (<root>/checkpoints, <root>/upscalers, <root>/text_encoders/gemma3)
+with Lightricks' published names; full precision preferred over fp8 (fp8 dropped where it cannot run); the
+missing-weights message (every expected path plus the exact download command); `file_header_digest`, which
+hashes a safetensors header (never the tensor bytes of a 40 GB checkpoint). Which weights a run uses, and
+their fingerprint, is weights.py's (this module serves its checkpoint and tiny sources).
+Must not: import torch, ltx_core or ltx_pipelines; read tensor data; build anything.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,6 @@ ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsample
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
 GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
 _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
-_DEFAULTS = ModelConfig()
 
 
 @dataclass(frozen=True)
@@ -83,12 +80,6 @@ def fp8_variant(name: str) -> str:
     return name if stem.endswith("-fp8") else f"{stem}-fp8.safetensors"
 
 
-def tiny_root(cfg: ModelConfig, project_root: Path) -> Path:
-    """`root` itself when it is a folder named tiny (conf/model/tiny.yaml), else `<root>/tiny`."""
-    root = _abs(cfg.root, project_root)
-    return root if root.name == "tiny" else root / "tiny"
-
-
 def resolve_model_files(
     cfg: ModelConfig,
     project_root: Path,
@@ -98,54 +89,34 @@ def resolve_model_files(
 ) -> ModelFiles:
     """Find every model file for `cfg`; raise MissingWeightsError when a role in `require` is absent.
 
-    `allow_fp8` overrides cfg.allow_fp8 (the manager passes False on MPS, where fp8 cannot run).
+    `allow_fp8` overrides cfg.allow_fp8 (the factory passes False on MPS, where fp8 cannot run).
     """
     if cfg.source is ModelSource.random:
         raise ConfigError("model.source=random has no files to resolve: it builds full-size random weights")
-    fp8_ok = cfg.allow_fp8 if allow_fp8 is None else allow_fp8
-    if cfg.source is ModelSource.tiny:
-        root = tiny_root(cfg, project_root)
-        from ltx2_batch.backends import tiny
-
-        tiny.ensure_tiny_models(root, seed=cfg.seed)
-        files = _discover(root, _tiny_names(cfg), fp8_ok, cfg.hf_repo, "tiny")
-        files = _with_ic_lora(files, root / tiny.TINY_LAYOUT["ic_lora"])
-    else:
-        files = _discover(_abs(cfg.root, project_root), _names(cfg), fp8_ok, cfg.hf_repo, cfg.source.value)
+    files = discover_model_files(
+        cfg, project_root, allow_fp8=cfg.allow_fp8 if allow_fp8 is None else allow_fp8
+    )
     files.require(require)
     return files
 
 
-def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
-    """A short stable id of the weights a job will run on; cheap (headers only) and torch-free.
-
-    For `source=tiny` it hashes the tiny recipe (version + seed), which fully determines the bytes, so the
-    driver never has to build the set to compute job ids.
-    """
-    digest = hashlib.sha256()
-    if cfg.source is ModelSource.tiny:
-        from ltx2_batch.backends.tiny import TINY_RECIPE_VERSION
-
-        digest.update(json.dumps({"tiny": TINY_RECIPE_VERSION, "seed": cfg.seed}).encode())
-        return digest.hexdigest()[:16]
-    if cfg.source is ModelSource.random:
-        from ltx2_batch.backends.random_weights import RANDOM_RECIPE_VERSION  # torch-free module
-
-        recipe = {"random": cfg.name, "seed": cfg.seed, "fp8": cfg.fp8, "recipe": RANDOM_RECIPE_VERSION}
-        digest.update(json.dumps(recipe, sort_keys=True).encode())
-        return digest.hexdigest()[:16]
-    files = _discover(_abs(cfg.root, project_root), _names(cfg), cfg.allow_fp8, cfg.hf_repo, cfg.source.value)
-    files.require(("checkpoint", "gemma_root"))
-    for role in ROLES:
-        path = getattr(files, role)
-        if path is None:
-            digest.update(f"{role}:absent\n".encode())
-            continue
-        for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if item.is_file():
-                rel = item.relative_to(path) if path.is_dir() else Path(item.name)
-                digest.update(f"{role}:{rel}:{item.stat().st_size}:{file_header_digest(item)}\n".encode())
-    return digest.hexdigest()[:16]
+def discover_model_files(
+    cfg: ModelConfig,
+    project_root: Path,
+    *,
+    allow_fp8: bool,
+    root: Path | None = None,
+    names: dict[str, list[str]] | None = None,
+) -> ModelFiles:
+    """What exists of `cfg`'s files (under `root`, default `model.root`; `names`, default the config's),
+    without requiring any of them."""
+    return _discover(
+        root if root is not None else models_path(cfg.root, project_root),
+        names if names is not None else model_names(cfg),
+        allow_fp8,
+        cfg.hf_repo,
+        cfg.source.value,
+    )
 
 
 def file_header_digest(path: Path) -> str:
@@ -159,12 +130,13 @@ def file_header_digest(path: Path) -> str:
         return hashlib.sha256(handle.read(_HEADER_LIMIT)).hexdigest()
 
 
-def _abs(path: str, project_root: Path) -> Path:
+def models_path(path: str, project_root: Path) -> Path:
+    """A configured models path: absolute as given, else under the project root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else (Path(project_root) / p)
 
 
-def _names(cfg: ModelConfig) -> dict[str, list[str]]:
+def model_names(cfg: ModelConfig) -> dict[str, list[str]]:
     """Role -> paths relative to the root, as the config spells them (e.g. checkpoints/x.safetensors)."""
     return {
         "checkpoint": list(cfg.checkpoints),
@@ -175,21 +147,14 @@ def _names(cfg: ModelConfig) -> dict[str, list[str]]:
     }
 
 
-def _tiny_names(cfg: ModelConfig) -> dict[str, list[str]]:
-    """cfg names, except that a role left at its real-weights default maps to the tiny set's file."""
-    from ltx2_batch.backends.tiny import TINY_LAYOUT
-
-    names, defaults = _names(cfg), _names(_DEFAULTS)
-    return {role: [TINY_LAYOUT[role]] if names[role] == defaults[role] else names[role] for role in names}
-
-
 def _is_fp8(name: str) -> bool:
     return Path(name).name.removesuffix(".safetensors").endswith("-fp8")
 
 
 def checkpoint_candidates(names: list[str], allow_fp8: bool) -> list[str]:
-    """Full precision before fp8 (seed 8.2): the configured names in order, each fp8 file after every full
-    one; the fp8 twin of a listed full-precision name is looked for too. fp8 is dropped when it cannot run."""
+    """Full precision before fp8 (docs/behaviour.md, "Model files"): the configured names in order, each
+    fp8 file after every full one; the fp8 twin of a listed full-precision name is looked for too. fp8 is
+    dropped when it cannot run."""
     full = [n for n in names if not _is_fp8(n)]
     fp8 = [n for n in names if _is_fp8(n)] + [str(Path(n).with_name(fp8_variant(Path(n).name))) for n in full]
     return list(dict.fromkeys(full + (fp8 if allow_fp8 else [])))
@@ -231,12 +196,6 @@ def _discover(
         expected=tuple(expected),
         fetch_sources=tuple(sources),
     )
-
-
-def _with_ic_lora(files: ModelFiles, path: Path) -> ModelFiles:
-    import dataclasses
-
-    return dataclasses.replace(files, ic_lora=path if path.is_file() else None)
 
 
 def _display(root: Path) -> str:

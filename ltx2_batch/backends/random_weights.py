@@ -37,12 +37,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from ltx2_batch.config import ModelConfig
-
-if TYPE_CHECKING:
-    from ltx2_batch.backends.models import ModelFiles
+from typing import Any
 
 RANDOM_RECIPE_VERSION = "random-1"
 MARKER_KEY = "ltx2_batch_random"  # metadata key that marks a header-only placeholder file
@@ -128,34 +123,6 @@ class ComponentSize:
     name: str
     params: int
     buffers: int
-
-
-def random_model_files(cfg: ModelConfig, project_root: Path) -> ModelFiles:
-    """The header-only set under `<root>/random` (written if absent), as ModelFiles the backend loads from.
-    The tokenizer comes from the tiny set under `<root>/tiny` (built with seed 0 if absent: its tokenizer does
-    not depend on the seed)."""
-    from ltx2_batch.backends.models import ModelFiles, tiny_root
-    from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
-
-    base = Path(cfg.root).expanduser()
-    base = base if base.is_absolute() else Path(project_root) / base
-    root = base if base.name == "random" else base / "random"
-    tiny = tiny_root(replace(cfg, root=str(root.parent)), Path(project_root))
-    ensure_tiny_models(tiny, seed=0)
-    ensure_random_set(root, tokenizer_source=tiny / GEMMA_ROOT)
-    return ModelFiles(
-        root=root,
-        source="random",
-        checkpoint=root / RANDOM_LAYOUT["checkpoint"],
-        is_fp8=False,
-        gemma_root=root / RANDOM_LAYOUT["gemma_root"],
-        distilled_lora=None,
-        spatial_upsampler=root / RANDOM_LAYOUT["spatial_upsampler"],
-        temporal_upsampler=root / RANDOM_LAYOUT["temporal_upsampler"],
-        ic_lora=None,
-        expected=tuple((role, root / rel) for role, rel in RANDOM_LAYOUT.items()),
-        fetch_sources=(),
-    )
 
 
 def footprint_params(n_transformers: int) -> dict[str, int]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ltx2_batch.backends.factory import create_backend  # cheap: torch is imported when a backend is made
 from ltx2_batch.config import ModelConfig, OutputConfig
 from ltx2_batch.execute import JobExecutor, WorkerIdentity
 from ltx2_batch.layout import OutputLayout
@@ -25,8 +26,6 @@ class ExecutorSpec:
 
 
 def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None) -> JobExecutor:
-    from ltx2_batch.backends.manager import create_backend  # heavy (torch): only inside a worker
-
     backend = create_backend(spec.model, Path(spec.project_root))
     output = spec.output.resolved(cuda=str(getattr(backend, "device", "cpu")).startswith("cuda"))
     return JobExecutor(

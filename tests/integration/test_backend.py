@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest
-from ltx2_batch.backends.manager import create_backend
+from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models, tiny_transformer_shapes, write_tiny_lora
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError

@@ -147,7 +147,7 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
 
 def test_planner_temporal_scale_matches_the_loaded_vae() -> None:
     """The driver plans chunks before any model is loaded; the worker re-plans with the VAE's factor."""
-    from ltx2_batch.backends.manager import create_backend
+    from ltx2_batch.backends.factory import create_backend
     from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
     from tests.conftest import compose_app
 

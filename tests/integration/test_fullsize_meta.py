@@ -17,11 +17,12 @@ from safetensors import safe_open
 
 from ltx2_batch.backends import random_weights as rw
 from ltx2_batch.backends.base import RenderRequest
-from ltx2_batch.backends.ltx2 import Ltx2Backend
-from ltx2_batch.backends.manager import DevicePolicy, create_backend
+from ltx2_batch.backends.device import DevicePolicy
+from ltx2_batch.backends.factory import adapter, create_backend
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.tiny import FULL_CONFIG as TINY_CONFIG
 from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT, ensure_tiny_models
+from ltx2_batch.backends.weights import RandomWeights
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
@@ -78,7 +79,7 @@ def test_random_model_files_resolve_under_the_model_root(tmp_path: Path, tiny_ro
     shutil.copytree(tiny_root, tmp_path / "models" / "tiny")
     cfg = compose_app("model=ltx2_random").model
     assert cfg.source is ModelSource.random
-    files = rw.random_model_files(cfg, tmp_path)
+    files = RandomWeights(cfg, tmp_path).resolve(allow_fp8=False)
     assert files.source == "random" and files.root == tmp_path / "models" / "random"
     assert files.checkpoint is not None and rw.is_placeholder(files.checkpoint)
     assert files.missing == ("distilled_lora",)  # random weights have no distilled LoRA (distilled only)
@@ -153,7 +154,8 @@ def test_backend_renders_on_random_weights(tiny_root: Path, tmp_path: Path) -> N
     policy = DevicePolicy(device="cpu", dtype="float32", allow_fp8=False)
 
     def render(seed: int, job_seed: int, two_stage: bool) -> object:
-        backend = Ltx2Backend(files, policy, random_seed=seed)
+        weights = RandomWeights(ModelConfig(source=ModelSource.random, seed=seed), tmp_path)
+        backend = adapter()(files, policy, weights)
         try:
             job = RenderJob(
                 name="r",

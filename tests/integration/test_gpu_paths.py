@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltx2_batch.backends.manager import create_backend
+from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.execute import JobExecutor, WorkerIdentity

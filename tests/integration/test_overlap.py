@@ -52,7 +52,9 @@ def test_overlapped_and_sequential_runs_write_identical_files(
 ) -> None:
     """overlap_encode: MP4s written on the encode thread; overlap_decode: the VAE/audio decode runs there too,
     beside the next job's denoise. Either way every file equals the sequential run's, byte for byte."""
-    from ltx2_batch.backends.ltx2 import Ltx2Backend
+    from ltx2_batch.backends.factory import adapter
+
+    Ltx2Backend = adapter()  # noqa: N806 (the class, patched for this test)
 
     decode_threads: list[str] = []
     real_decode = Ltx2Backend._decode

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from ltx2_batch.backends.base import RenderRequest
-from ltx2_batch.backends.ltx2 import Ltx2Backend
-from ltx2_batch.backends.manager import PromptCache, create_backend
+from ltx2_batch.backends.caches import PromptCache
+from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
@@ -47,7 +48,7 @@ def _job(**kw: object) -> RenderJob:
 class _CountedBackend:
     """A real backend whose text encoder's `encode` calls are counted (the real method still runs)."""
 
-    def __init__(self, backend: Ltx2Backend) -> None:
+    def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.encoded: list[str] = []
         backend.prepare(PipelineKind.DISTILLED, ())

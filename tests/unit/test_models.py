@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ltx2_batch.backends.models import checkpoint_candidates, model_fingerprint, resolve_model_files
+from ltx2_batch.backends.models import checkpoint_candidates, resolve_model_files
+from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import MissingWeightsError
 
@@ -130,7 +131,7 @@ def test_fingerprint_reads_headers_only(tmp_path: Path) -> None:
 def test_tiny_fingerprint_needs_no_build_and_no_torch(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from ltx2_batch.config import ModelConfig;"
-        "from ltx2_batch.backends.models import model_fingerprint;"
+        "from ltx2_batch.backends.weights import model_fingerprint;"
         f"fp = model_fingerprint(ModelConfig(root={str(tmp_path)!r}), Path('.'));"
         "print(fp, 'torch' in sys.modules)"
     )

@@ -1,12 +1,11 @@
-"""The per-process model manager: device/dtype policy and the cache of built models (seed 8.2, made faster).
+"""The caches of one backend: built models by name (`ModelCache`) and text encodings (`PromptCache`).
 
-Owns: choosing the device (cuda > mps > cpu) and dtypes (bf16 on CUDA, float32 on CPU where bf16 convolutions
-are ~60x slower, float32 on MPS where bf16 gives black frames and fp8 cannot run); holding every built module
-so that a later job never reads a checkpoint again; evicting what the next pipeline kind does not need (gc +
-the device's empty_cache) before building what it does; parking large idle modules on the CPU when the device
-cannot hold them all (which ones: the memory policy, memory.py); the prompt-encoding LRU. `create_backend`
-wires files, policy and cache into an `Ltx2Backend` and refuses fp8 where it cannot run.
-Must not: import ltx_core / ltx_pipelines (builders are passed in as callables by ltx2.py), keep global state.
+Owns: holding every built module so a later job never reads a checkpoint again; evicting what the next
+pipeline kind does not need (gc + the device's empty_cache) before building what it does, so a pipeline switch
+never holds two transformer sets; parking large idle modules on the CPU when the device cannot hold them all
+(which ones is the memory policy's choice, memory.py); and a bounded LRU of prompt encodings.
+Must not: import ltx_core / ltx_pipelines (builders arrive as callables), choose devices (device.py).
+Both caches belong to one backend instance and die with it; nothing here is process-global.
 """
 
 from __future__ import annotations
@@ -15,69 +14,7 @@ import gc
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from ltx2_batch.config import ModelConfig, ModelSource
-from ltx2_batch.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ltx2_batch.backends.ltx2 import Ltx2Backend
-
-_DTYPES = {
-    "bf16": "bfloat16",
-    "bfloat16": "bfloat16",
-    "fp32": "float32",
-    "float32": "float32",
-    "fp16": "float16",
-    "float16": "float16",
-}
-
-
-@dataclass(frozen=True)
-class DevicePolicy:
-    """Where and in what precision models run. Plain strings so it can be logged and compared."""
-
-    device: str  # "cuda" | "mps" | "cpu" (or "cuda:N")
-    dtype: str  # torch dtype name for every model, e.g. "bfloat16"
-    allow_fp8: bool
-
-    @property
-    def kind(self) -> str:
-        return self.device.split(":")[0]
-
-
-def choose_device_policy(cfg: ModelConfig) -> DevicePolicy:
-    """cuda > mps > cpu unless cfg.device names one; bf16 on CUDA, float32 elsewhere unless cfg.dtype says."""
-    import torch
-
-    if cfg.device == "auto":
-        mps = getattr(torch.backends, "mps", None)
-        device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
-    else:
-        device = cfg.device
-    kind = device.split(":")[0]
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
-    }
-    if not available.get(kind, False):
-        raise ConfigError(
-            f"model.device={cfg.device!r} is not available in this worker (torch {torch.__version__}, "
-            f"CUDA available: {available['cuda']}); use model.device=auto or one of "
-            f"{sorted(k for k, ok in available.items() if ok)}"
-        )
-    if cfg.dtype == "auto":
-        dtype = "bfloat16" if kind == "cuda" else "float32"
-    elif cfg.dtype in _DTYPES:
-        dtype = _DTYPES[cfg.dtype]
-    else:
-        raise ConfigError(f"model.dtype={cfg.dtype!r}: expected auto, bf16, fp16 or fp32")
-    if kind == "mps":
-        dtype = "float32"  # seed 8.8: bf16 matmuls fail and the bf16 VAE decodes black frames on MPS
-    return DevicePolicy(device=device, dtype=dtype, allow_fp8=cfg.allow_fp8 and kind == "cuda")
+from typing import Any
 
 
 class ModelCache:
@@ -194,67 +131,6 @@ def _module_device(module: Any) -> str:
         return "cpu"
     first = next(iter(params()), None)
     return "cpu" if first is None else first.device.type
-
-
-def device_memory_bytes(device: str) -> int | None:
-    """Total memory of a CUDA device, None elsewhere (CPU and MPS share host memory)."""
-    import torch
-
-    if device.split(":")[0] != "cuda" or not torch.cuda.is_available():
-        return None
-    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
-
-
-def device_free_bytes(device: str) -> int | None:
-    """Free memory of a CUDA device now (what the memory policy plans with); None for host memory."""
-    import torch
-
-    if device.split(":")[0] != "cuda" or not torch.cuda.is_available():
-        return None
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    return int(free)
-
-
-def wants_fp8(cfg: ModelConfig) -> bool:
-    """model.fp8, or a checkpoint list made only of fp8 files (model=ltx2_fp8)."""
-    from ltx2_batch.backends.models import fp8_variant
-
-    names = [Path(n).name for n in cfg.checkpoints]
-    return cfg.fp8 or (bool(names) and all(fp8_variant(n) == n for n in names))
-
-
-def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
-    """Resolve files (building the tiny set, or the header-only random set, if needed), choose the device
-    policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name."""
-    from ltx2_batch.backends.ltx2 import Ltx2Backend
-    from ltx2_batch.backends.models import resolve_model_files
-
-    policy = choose_device_policy(cfg)
-    fp8 = wants_fp8(cfg)
-    if fp8 and policy.kind != "cuda":
-        raise ConfigError(
-            f"model={cfg.name} runs the fp8 transformer, which needs a CUDA GPU (fp8 weights with upcast "
-            f"matmuls); this worker's device is {policy.device}. Use model=ltx2_distilled (bf16) or a CUDA "
-            "machine."
-        )
-    if fp8 and not policy.allow_fp8:
-        raise ConfigError(f"model={cfg.name} needs fp8 but model.allow_fp8=false")
-    if cfg.source is ModelSource.random:
-        from ltx2_batch.backends.random_weights import random_model_files
-
-        files = random_model_files(cfg, Path(project_root))
-    else:
-        files = resolve_model_files(
-            cfg, Path(project_root), require=("checkpoint", "gemma_root"), allow_fp8=policy.allow_fp8
-        )
-    return Ltx2Backend(
-        files=files,
-        policy=policy,
-        random_seed=cfg.seed if cfg.source is ModelSource.random else None,
-        force_fp8=fp8,
-        prompt_cache_size=cfg.prompt_cache_size,
-        free_bytes=device_free_bytes(policy.device),
-    )
 
 
 class PromptCache:

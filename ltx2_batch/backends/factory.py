@@ -1,0 +1,63 @@
+"""Builds a cold backend from a `ModelConfig`: the one way into the LTX adapter.
+
+Owns the order of things that must happen before the official packages are imported (the compat shims:
+torchaudio on a CPU torch, `torch.cuda.synchronize` without CUDA), then wiring the device policy, the weights
+source and the memory figures into an `Ltx2Backend`; and refusing fp8 where it cannot run, by name, before any
+file is read. Importing this module is cheap: torch and the adapter are imported when a backend is made.
+Must not: hold state, render, or be imported by the adapter (the adapter is below it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ltx2_batch.backends.device import choose_device_policy, device_free_bytes
+from ltx2_batch.backends.models import fp8_variant
+from ltx2_batch.backends.weights import weights_source
+from ltx2_batch.config import ModelConfig
+from ltx2_batch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ltx2_batch.backends.ltx2 import Ltx2Backend
+
+
+def adapter() -> type[Ltx2Backend]:
+    """The adapter class, imported after the shims it needs (idempotent)."""
+    from ltx2_batch.backends import compat
+
+    compat.prepare()
+    from ltx2_batch.backends.ltx2 import Ltx2Backend
+
+    return Ltx2Backend
+
+
+def wants_fp8(cfg: ModelConfig) -> bool:
+    """model.fp8, or a checkpoint list made only of fp8 files (model=ltx2_fp8)."""
+    names = [Path(n).name for n in cfg.checkpoints]
+    return cfg.fp8 or (bool(names) and all(fp8_variant(n) == n for n in names))
+
+
+def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
+    """Resolve the files (building the tiny set, or the header-only random set, if needed), choose the device
+    policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name."""
+    policy = choose_device_policy(cfg)
+    fp8 = wants_fp8(cfg)
+    if fp8 and policy.kind != "cuda":
+        raise ConfigError(
+            f"model={cfg.name} runs the fp8 transformer, which needs a CUDA GPU (fp8 weights with upcast "
+            f"matmuls); this worker's device is {policy.device}. Use model=ltx2_distilled (bf16) or a CUDA "
+            "machine."
+        )
+    if fp8 and not policy.allow_fp8:
+        raise ConfigError(f"model={cfg.name} needs fp8 but model.allow_fp8=false")
+    source = weights_source(cfg, Path(project_root))
+    files = source.resolve(allow_fp8=policy.allow_fp8)
+    return adapter()(
+        files=files,
+        weights=source,
+        policy=policy,
+        force_fp8=fp8,
+        prompt_cache_size=cfg.prompt_cache_size,
+        free_bytes=device_free_bytes(policy.device),
+    )

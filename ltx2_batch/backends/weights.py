@@ -1,0 +1,248 @@
+"""Where a backend's weights come from: three sources behind one small interface. Torch-free at import.
+
+Owns the seam between "which weights" and "how they are run":
+- `TinyWeights`: the embedded tiny set, built locally on first use (tiny.py), read from its files.
+- `CheckpointWeights`: Lightricks' published files, discovered under the models root (models.py).
+- `RandomWeights`: the full-size official configurations as header-only files, with every tensor generated
+  on the device by a seeded loader (random_weights.py) instead of read.
+Each source gives the cheap identity of its weights (`fingerprint`, torch-free, on the driver: it feeds job
+ids), the files to build from (`resolve`, which may build the tiny set), the official builders wrapped so they
+yield its weights (`loading`: files load unchanged, random weights are swapped in), and the sizes the memory
+policy plans with (`sizes`: file sizes, or parameter counts for weights that exist only as configs).
+Must not: import ltx_pipelines, build models, choose devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from ltx2_batch.backends.models import (
+    ROLES,
+    ModelFiles,
+    discover_model_files,
+    file_header_digest,
+    model_names,
+    models_path,
+    resolve_model_files,
+)
+from ltx2_batch.config import ModelConfig, ModelSource
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WeightSizes:
+    """Bytes per memory-policy group for one backend's resident set (memory.ModelFootprint's inputs)."""
+
+    transformer: int  # every transformer the pipeline kind needs, as stored
+    text_encoder: int
+    other: int  # VAEs, vocoder, upsamplers
+    transformer_fp8: int | None  # the transformers stored in fp8, None where fp8 cannot run
+
+
+class WeightsSource(Protocol):
+    """One kind of weights. `kind` is what sidecars record as `backend.weights`."""
+
+    kind: str
+
+    def fingerprint(self) -> str:
+        """A short stable id of the weights, cheap and torch-free (never builds or reads tensor data)."""
+        ...
+
+    def resolve(self, allow_fp8: bool) -> ModelFiles:
+        """The files the official builders read (building the tiny set first if needed)."""
+        ...
+
+    def loading(self, builder: T, dtype: object) -> T:
+        """An official ModelLedger or model builder, made to yield this source's weights in `dtype`."""
+        ...
+
+    def sizes(
+        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+    ) -> WeightSizes:
+        """What the resident set weighs in `elem`-byte floats (`quantized`: transformer stored in fp8)."""
+        ...
+
+
+def weights_source(cfg: ModelConfig, project_root: Path) -> WeightsSource:
+    """The source `model.source` names."""
+    if cfg.source is ModelSource.tiny:
+        return TinyWeights(cfg, Path(project_root))
+    if cfg.source is ModelSource.random:
+        return RandomWeights(cfg, Path(project_root))
+    return CheckpointWeights(cfg, Path(project_root))
+
+
+def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
+    """The fingerprint of `cfg`'s weights (what job ids are computed with)."""
+    return weights_source(cfg, project_root).fingerprint()
+
+
+def _digest(payload: dict[str, object], *, sort_keys: bool = False) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=sort_keys).encode()).hexdigest()[:16]
+
+
+def _file_sizes(files: ModelFiles, n_transformers: int, fp8_ok: bool) -> WeightSizes:
+    """Sizes of real files. The checkpoint also holds the VAEs, vocoder and connectors: counting all of it as
+    transformer, once per transformer, errs on the safe side."""
+    ckpt = files.checkpoint.stat().st_size if files.checkpoint else 0
+    gemma = sum(p.stat().st_size for p in files.gemma_root.rglob("*.safetensors")) if files.gemma_root else 0
+    other = sum(
+        p.stat().st_size for p in (files.spatial_upsampler, files.temporal_upsampler) if p is not None
+    )
+    transformer = ckpt * n_transformers
+    fp8 = transformer if files.is_fp8 else transformer // 2 + transformer // 10
+    return WeightSizes(transformer, gemma, other, fp8 if fp8_ok else None)
+
+
+@dataclass(frozen=True)
+class CheckpointWeights:
+    """Lightricks' files under `model.root`. The fingerprint hashes names, sizes and safetensors headers."""
+
+    cfg: ModelConfig
+    project_root: Path
+    kind: str = "checkpoint"
+
+    def fingerprint(self) -> str:
+        files = discover_model_files(self.cfg, self.project_root, allow_fp8=self.cfg.allow_fp8)
+        files.require(("checkpoint", "gemma_root"))
+        digest = hashlib.sha256()
+        for role in ROLES:
+            path = getattr(files, role)
+            if path is None:
+                digest.update(f"{role}:absent\n".encode())
+                continue
+            for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+                if item.is_file():
+                    rel = item.relative_to(path) if path.is_dir() else Path(item.name)
+                    digest.update(f"{role}:{rel}:{item.stat().st_size}:{file_header_digest(item)}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def resolve(self, allow_fp8: bool) -> ModelFiles:
+        return resolve_model_files(
+            self.cfg, self.project_root, require=("checkpoint", "gemma_root"), allow_fp8=allow_fp8
+        )
+
+    def loading(self, builder: T, dtype: object) -> T:
+        return builder
+
+    def sizes(
+        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+    ) -> WeightSizes:
+        return _file_sizes(files, n_transformers, fp8_ok)
+
+
+@dataclass(frozen=True)
+class TinyWeights:
+    """The embedded tiny set. Its recipe (version + seed) fully determines its bytes, so the fingerprint needs
+    no build: the driver computes job ids without torch."""
+
+    cfg: ModelConfig
+    project_root: Path
+    kind: str = "tiny"
+
+    @property
+    def root(self) -> Path:
+        """`model.root` itself when it is a folder named tiny (conf/model/tiny.yaml), else `<root>/tiny`."""
+        root = models_path(self.cfg.root, self.project_root)
+        return root if root.name == "tiny" else root / "tiny"
+
+    def fingerprint(self) -> str:
+        from ltx2_batch.backends.tiny import TINY_RECIPE_VERSION  # torch-free constants
+
+        return _digest({"tiny": TINY_RECIPE_VERSION, "seed": self.cfg.seed})
+
+    def resolve(self, allow_fp8: bool) -> ModelFiles:
+        from ltx2_batch.backends import tiny
+
+        tiny.ensure_tiny_models(self.root, seed=self.cfg.seed)
+        names, defaults = model_names(self.cfg), model_names(ModelConfig())
+        # a role left at its real-weights default maps to the tiny set's file
+        tiny_names = {
+            role: [tiny.TINY_LAYOUT[role]] if names[role] == defaults[role] else names[role] for role in names
+        }
+        files = discover_model_files(
+            self.cfg, self.project_root, allow_fp8=allow_fp8, root=self.root, names=tiny_names
+        )
+        ic_lora = self.root / tiny.TINY_LAYOUT["ic_lora"]
+        files = dataclasses.replace(files, ic_lora=ic_lora if ic_lora.is_file() else None)
+        files.require(("checkpoint", "gemma_root"))
+        return files
+
+    def loading(self, builder: T, dtype: object) -> T:
+        return builder
+
+    def sizes(
+        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+    ) -> WeightSizes:
+        return _file_sizes(files, n_transformers, fp8_ok)
+
+
+@dataclass(frozen=True)
+class RandomWeights:
+    """Full-size official configurations, weights generated on the device from `model.seed`."""
+
+    cfg: ModelConfig
+    project_root: Path
+    kind: str = "random"
+
+    def fingerprint(self) -> str:
+        from ltx2_batch.backends.random_weights import RANDOM_RECIPE_VERSION  # torch-free constants
+
+        recipe = {
+            "random": self.cfg.name,
+            "seed": self.cfg.seed,
+            "fp8": self.cfg.fp8,
+            "recipe": RANDOM_RECIPE_VERSION,
+        }
+        return _digest(recipe, sort_keys=True)
+
+    def resolve(self, allow_fp8: bool) -> ModelFiles:
+        """The header-only set under `<root>/random` (written if absent). Its tokenizer is the tiny set's
+        (built with seed 0 if absent: the tokenizer does not depend on the seed)."""
+        from ltx2_batch.backends import random_weights as rw
+        from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
+
+        base = models_path(self.cfg.root, self.project_root)
+        root = base if base.name == "random" else base / "random"
+        tiny_cfg = dataclasses.replace(self.cfg, root=str(root.parent))
+        tiny_root = TinyWeights(tiny_cfg, self.project_root).root
+        ensure_tiny_models(tiny_root, seed=0)
+        rw.ensure_random_set(root, tokenizer_source=tiny_root / GEMMA_ROOT)
+        layout = rw.RANDOM_LAYOUT
+        return ModelFiles(
+            root=root,
+            source="random",
+            checkpoint=root / layout["checkpoint"],
+            is_fp8=False,
+            gemma_root=root / layout["gemma_root"],
+            distilled_lora=None,
+            spatial_upsampler=root / layout["spatial_upsampler"],
+            temporal_upsampler=root / layout["temporal_upsampler"],
+            ic_lora=None,
+            expected=tuple((role, root / rel) for role, rel in layout.items()),
+            fetch_sources=(),
+        )
+
+    def loading(self, builder: T, dtype: object) -> T:
+        from ltx2_batch.backends import random_weights as rw
+
+        return rw.install_random_loaders(builder, self.cfg.seed, dtype)
+
+    def sizes(
+        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+    ) -> WeightSizes:
+        from ltx2_batch.backends.random_weights import footprint_params
+
+        counts = footprint_params(n_transformers)
+        return WeightSizes(
+            transformer=counts["transformer"] * (1 if quantized else elem),
+            text_encoder=counts["text_encoder"] * elem,
+            other=counts["other"] * elem,
+            transformer_fp8=counts["transformer"] if fp8_ok else None,
+        )

@@ -1,0 +1,112 @@
+"""The package's import graph: no cycles, and the layer rules of backends/ (read from the source, not run).
+
+Every `import` statement counts, including those inside functions and under TYPE_CHECKING: a lazy import
+hides a cycle from Python's import machinery but not from a reader.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "ltx2_batch"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """Every module of the package (in `known`) that `path` imports, and every outside top-level package."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            # `from ltx2_batch.backends import compat` imports the module ltx2_batch.backends.compat
+            found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known)
+    return {name if name in known else name.split(".")[0] for name in found}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(path, known) & known for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in sorted(graph[node]):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph[node]:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle() -> None:
+    graph = _graph()
+    graph["ltx2_batch.backends.models"] = graph["ltx2_batch.backends.models"] | {
+        "ltx2_batch.backends.weights"
+    }
+    assert ["ltx2_batch.backends.models", "ltx2_batch.backends.weights"] in _cycles(graph)
+
+
+def test_only_the_adapter_imports_ltx_pipelines() -> None:
+    modules = _modules()
+    known = set(modules)
+    importers = sorted(name for name, path in modules.items() if "ltx_pipelines" in _imports(path, known))
+    assert importers == ["ltx2_batch.backends.ltx2"]
+
+
+def test_nothing_but_the_factory_imports_the_adapter() -> None:
+    """The factory applies the compat shims first; any other importer could load ltx_core without them."""
+    importers = sorted(name for name, deps in _graph().items() if "ltx2_batch.backends.ltx2" in deps)
+    assert importers == ["ltx2_batch.backends.factory"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["ltx2_batch.backends.device", "ltx2_batch.backends.caches", "ltx2_batch.backends.weights"],
+)
+def test_lower_backend_layers_do_not_reach_up(module: str) -> None:
+    """device/caches/weights sit below the adapter and the factory."""
+    deps = _graph()[module]
+    assert not deps & {"ltx2_batch.backends.ltx2", "ltx2_batch.backends.factory"}
