@@ -7,7 +7,7 @@ One command, about 5-7 minutes on one H200 (266 s for the tiny row + 4 bf16/fp8 
 Rows, in this order: the tiny model, official pipeline class built and called per job vs our warm job (same
 dtype); then model=ltx2_random in bf16 at distilled 768x512x121 (one stage) and two-stage 1536x1024x121
 (distilled stage 1 at half size, spatial x2 upsampler, distilled stage 2), each with the decode in line and
-then overlapped (output.overlap_decode forced on: job n's decode on the encode thread and a side CUDA stream
+then overlapped (output.overlap=decode: job n's decode on the encode thread and a side CUDA stream
 beside job n+1's denoise; its MP4 hashes are compared with the in-line row's); then fp8 at both sizes.
 Per row: seconds per phase (warm median), peak GPU memory, the memory policy chosen, steady-state seconds per
 clip (interval between finished clips) and clips/hour (through JobExecutor with overlapped encode, MP4 files
@@ -132,8 +132,11 @@ def engine_row(
     import torch
 
     from ltx2_batch.backends.factory import create_backend
-    from ltx2_batch.execute import JobExecutor, WorkerIdentity
+    from ltx2_batch.execute import JobExecutor
+    from ltx2_batch.job_files import JobFiles
     from ltx2_batch.layout import OutputLayout
+    from ltx2_batch.outcome import WorkerIdentity
+    from ltx2_batch.overlap import Overlap
 
     name, width, height, frames, two_stage = size
     cuda = torch.cuda.is_available()
@@ -148,11 +151,9 @@ def engine_row(
     row["create_backend_s"] = round(time.perf_counter() - t0, 2)
     executor = JobExecutor(
         backend,
-        OutputLayout(out_dir / label / name),
+        JobFiles(OutputLayout(out_dir / label / name), {}),
         WorkerIdentity("bench", "local"),
-        {},
-        overlap_encode=True,
-        overlap_decode=overlap_decode,
+        overlap=Overlap.DECODE if overlap_decode else Overlap.ENCODE,
     )
     timer = ForwardTimer(cuda)
     jobs: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ DictConfig into these dataclasses with `OmegaConf.to_object`; nothing downstream
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -16,6 +16,13 @@ class ModelSource(str, Enum):
     tiny = "tiny"  # embedded default: built locally, cached under models/tiny/
     checkpoint = "checkpoint"  # real Lightricks weights under models/
     random = "random"  # full-size official configs, random weights built on the device (benchmarks)
+
+
+class OverlapMode(str, Enum):
+    auto = "auto"
+    off = "off"
+    encode = "encode"
+    decode = "decode"
 
 
 class EngineKind(str, Enum):
@@ -30,7 +37,7 @@ class ModelConfig:
     name: str = "tiny"
     source: ModelSource = ModelSource.tiny
     root: str = "models"
-    # Checkpoint preference in order; the first file that exists wins (seed 8.2: full > fp8).
+    # Checkpoint preference in order; the first file that exists wins (full precision before fp8).
     checkpoints: list[str] = field(
         default_factory=lambda: [
             "checkpoints/ltx-2-19b-distilled.safetensors",
@@ -72,25 +79,11 @@ class OutputConfig:
     video_crf: int = 18
     thumbnail_width: int = 320
     keep_chunk_frames: bool = False  # keep chunks' decoded frames (npz) after stitching; latents always stay
-    # Encode job n's MP4 on a worker thread while job n+1 renders (same bytes). null (auto): on for a worker
-    # that renders on a CUDA GPU (the encode is CPU work the GPU need not wait for), off on a CPU worker
-    # (the render already uses every core).
-    overlap_encode: bool | None = None
-    # ... and decode job n's latents there too (CUDA: on its own stream), when the memory policy leaves room
-    # for a decode beside the next denoise (resident weights); implies overlap_encode. Same bytes.
-    # null (auto): on where overlap_encode resolves on and the worker is on CUDA.
-    overlap_decode: bool | None = None
-
-    def resolved(self, cuda: bool) -> OutputConfig:
-        """The auto (null) overlap settings settled for a worker that renders on CUDA or not."""
-        encode = cuda if self.overlap_encode is None else self.overlap_encode
-        decode = (cuda and encode) if self.overlap_decode is None else self.overlap_decode
-        return replace(self, overlap_encode=encode or decode, overlap_decode=decode)
-
-    @property
-    def overlaps(self) -> bool:
-        """Whether a worker keeps a second job in flight (its files written while the next one renders)."""
-        return bool(self.overlap_encode or self.overlap_decode)
+    # What a worker does beside the next job's render (overlap.py; the files are the same bytes):
+    # auto = on a CUDA worker, write job n's files and, when it shortens the cycle, decode job n while
+    # job n+1 renders; nothing on a CPU worker (its render already uses every core). off | encode (files
+    # only) | decode (files and decode, whenever the memory policy leaves room) force one on any device.
+    overlap: OverlapMode = OverlapMode.auto
 
 
 @dataclass

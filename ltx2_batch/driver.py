@@ -23,19 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
-from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
+from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.manifest.load import (
     ManifestPlan,
     parse_yaml,
     resolve_manifest_path,
 )
+from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.base import Runner
@@ -76,57 +75,21 @@ class LedgerEvents:
         self._progress.job_started(job.name, worker, attempt)
 
     def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
-        self._store.append(
-            chunk_row(
-                self._ctx,
-                job,
-                JobStatus.DONE,
-                chunk.index,
-                chunk.count,
-                attempt=attempt,
-                latent_path=chunk.latent_path,
-                render_s=chunk.render_s,
-                frames_written=chunk.frames,
-                finished_at=_now(),
-                error="resumed from an earlier attempt" if chunk.status == "resumed" else None,
-            )
-        )
-        self._progress.chunk_finished(
-            job.name, chunk.index, chunk.count, chunk.render_s, chunk.status == "resumed"
-        )
+        self._store.append(chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=_now()))
+        resumed = chunk.status is OutcomeStatus.RESUMED
+        self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, resumed)
 
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
-        t0, started_at = self._started.get(job.job_id, (time.monotonic(), _now()))
-        status = JobStatus.RETRIED if outcome.status == "retrying" else JobStatus(outcome.status)
-        self._store.append(
-            job_row(
-                self._ctx,
-                job,
-                status,
-                attempt=attempt,
-                worker=outcome.worker,
-                node=outcome.node,
-                device=outcome.device,
-                memory_policy=outcome.memory_policy or None,
-                load_s=outcome.load_s,
-                render_s=outcome.render_s,
-                encode_s=outcome.encode_s,
-                total_s=outcome.total_s,
-                started_at=started_at,
-                finished_at=_now(),
-                output_path=outcome.output_path,
-                thumbnail_path=outcome.thumbnail_path,
-                sidecar_path=outcome.sidecar_path,
-                frames_written=outcome.frames_written,
-                duration_s=outcome.duration_s,
-                error=outcome.error,
-            )
-        )
-        if outcome.status != "retrying":
-            self._stats.statuses[outcome.status] += 1
+        # a retried attempt keeps its start for the next one's row; a final outcome releases it
+        get = self._started.get if not outcome.is_final else self._started.pop
+        t0, started_at = get(job.job_id, None) or (time.monotonic(), _now())
+        row = outcome_row(self._ctx, job, outcome, attempt=attempt, started_at=started_at, finished_at=_now())
+        self._store.append(row)
+        if outcome.is_final:
+            self._stats.statuses[outcome.status.value] += 1
             self._stats.render_s += outcome.render_s
             self._stats.frames += outcome.frames_written
-        self._progress.job_finished(job.name, outcome.status, time.monotonic() - t0, outcome.error)
+        self._progress.job_finished(job.name, outcome.status.value, time.monotonic() - t0, outcome.error)
 
 
 @dataclass
@@ -229,13 +192,7 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
         output=cfg.output,
         project_root=str(project_root),
         output_dir=str(output_dir),
-        run_info={
-            "run_id": run_id,
-            "model_name": cfg.model.name,
-            "model_fingerprint": fingerprint,
-            "manifest": source.manifest_source,
-            "manifest_sha256": source.manifest_sha256,
-        },
+        run=ctx,
     )
     layout = OutputLayout(output_dir)
     stats = RunStats()

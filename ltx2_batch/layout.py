@@ -1,4 +1,4 @@
-"""Where a run's files go (the seed's section 8.9, under one output dir per run name).
+"""Where a run's files go, under one output dir per run name (docs/behaviour.md, "Output layout").
 
     <output_dir>/generated/<job_id>.mp4 (.png for one-frame jobs)
     <output_dir>/thumbnails/<job_id>.jpg
@@ -40,6 +40,15 @@ class OutputLayout:
 
     def chunk_media(self, job: RenderJob, index: int) -> Path:
         return self.chunk_dir(job) / f"chunk_{index:03d}.npz"
+
+    def chunk_last_frame(self, job: RenderJob, index: int) -> Path:
+        """Chunk `index`'s last kept frame, the image condition of chunk index+1 (condition_on_last_frame)."""
+        return self.chunk_dir(job) / f"chunk_{index:03d}_last.png"
+
+    def previous_shot_outputs(self, job: RenderJob) -> tuple[Path, Path]:
+        """Where the storyboard shot `job` follows (`job.after`, a job id) wrote its file: MP4, or PNG."""
+        generated = self.root / "generated"
+        return generated / f"{job.after}.mp4", generated / f"{job.after}.png"
 
     def conditioning(self, job: RenderJob) -> Path:
         """Derived conditioning images (a storyboard shot's previous last frame)."""

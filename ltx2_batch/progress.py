@@ -82,7 +82,7 @@ class Progress:
         self._write(f"{self._prefix()}   chunk {index + 1}/{count} of {name} ({how})")
 
     def job_finished(self, name: str, status: str, seconds: float, error: str | None = None) -> None:
-        if status != "retrying":
+        if status != "retried":
             self._finished += 1
         detail = f" - {error.splitlines()[0][:160]}" if error and status != "done" else ""
         self._write(f"{self._prefix()} {status:<9}{name} ({_fmt_s(seconds)}) {self._eta()}{detail}")

@@ -23,20 +23,7 @@ from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.write import Mp4Writer, atomic_target, write_png
-
-
-@dataclass(frozen=True)
-class ChunkOutcome:
-    index: int
-    count: int
-    status: str  # done (rendered now) | resumed (loaded from an earlier attempt)
-    latent_path: str
-    media_path: str
-    render_s: float
-    frames: int  # frames this chunk contributes to the stitched video
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+from ltx2_batch.outcome import ChunkOutcome, OutcomeStatus
 
 
 @dataclass
@@ -150,7 +137,7 @@ def run_chained(
             outcome = ChunkOutcome(
                 chunk.index,
                 plan.chunk_count,
-                "resumed",
+                OutcomeStatus.RESUMED,
                 str(latent_path),
                 str(media_path),
                 0.0,
@@ -180,7 +167,7 @@ def run_chained(
             outcome = ChunkOutcome(
                 chunk.index,
                 plan.chunk_count,
-                "done",
+                OutcomeStatus.DONE,
                 str(latent_path),
                 str(media_path),
                 elapsed,
@@ -209,6 +196,6 @@ def _last_frame_condition(
     """
     with np.load(layout.chunk_media(job, chunk.index - 1)) as data:
         last = np.array(data["frames"][-1])
-    png = layout.chunk_dir(job) / f"chunk_{chunk.index - 1:03d}_last.png"
+    png = layout.chunk_last_frame(job, chunk.index - 1)
     write_png(png, last)
     return ImageCondition(path=str(png), frame_idx=chunk.keep_start - 1, strength=1.0)

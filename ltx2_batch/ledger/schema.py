@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ltx2_batch.errors import LedgerError
 from ltx2_batch.jobs import RenderJob, canonical_json
+from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 
 SCHEMA_VERSION = 2  # 2: memory_policy
 
@@ -32,7 +33,6 @@ class RowKind(str, enum.Enum):
 
 
 class JobStatus(str, enum.Enum):
-    QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
@@ -183,6 +183,16 @@ class RunContext:
     manifest_path: str | None = None
     manifest_sha256: str | None = None
 
+    def sidecar_fields(self) -> dict[str, str | None]:
+        """What every sidecar of the run records about it (the same facts, sidecar key names)."""
+        return {
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "model_fingerprint": self.model_fingerprint,
+            "manifest": self.manifest_path,
+            "manifest_sha256": self.manifest_sha256,
+        }
+
 
 def job_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, **fields: object) -> LedgerRow:
     """A job-level row: identity and parameters from `job`, outcome fields (timings, paths...) as keywords.
@@ -192,17 +202,57 @@ def job_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, **fields: 
     return dataclasses.replace(_base_row(ctx, job, status, RowKind.JOB), **fields)
 
 
-def chunk_row(
+def outcome_row(
     ctx: RunContext,
     job: RenderJob,
-    status: JobStatus | str,
-    chunk_index: int,
-    chunk_count: int,
-    **fields: object,
+    outcome: JobOutcome,
+    *,
+    attempt: int,
+    started_at: datetime,
+    finished_at: datetime,
 ) -> LedgerRow:
-    """A chunk-level row of a chained job (put the chunk's latent file in `latent_path`)."""
-    base = _base_row(ctx, job, status, RowKind.CHUNK, chunk_index=chunk_index, chunk_count=chunk_count)
-    return dataclasses.replace(base, **fields)
+    """The one mapping from a job attempt's outcome to its final ledger row."""
+    return job_row(
+        ctx,
+        job,
+        JobStatus(outcome.status.value),
+        attempt=attempt,
+        worker=outcome.worker,
+        node=outcome.node,
+        device=outcome.device,
+        memory_policy=outcome.memory_policy or None,
+        load_s=outcome.load_s,
+        render_s=outcome.render_s,
+        encode_s=outcome.encode_s,
+        total_s=outcome.total_s,
+        started_at=started_at,
+        finished_at=finished_at,
+        output_path=outcome.output_path,
+        thumbnail_path=outcome.thumbnail_path,
+        sidecar_path=outcome.sidecar_path,
+        frames_written=outcome.frames_written,
+        duration_s=outcome.duration_s,
+        error=outcome.error,
+    )
+
+
+def chunk_outcome_row(
+    ctx: RunContext, job: RenderJob, chunk: ChunkOutcome, *, attempt: int, finished_at: datetime
+) -> LedgerRow:
+    """A chunk row of a chained job: its latent file is what makes the job resumable. A resumed chunk is
+    `done` (its files are complete) with the resumption noted in `error`."""
+    base = _base_row(
+        ctx, job, JobStatus.DONE, RowKind.CHUNK, chunk_index=chunk.index, chunk_count=chunk.count
+    )
+    return dataclasses.replace(
+        base,
+        attempt=attempt,
+        latent_path=chunk.latent_path,
+        render_s=chunk.render_s,
+        frames_written=chunk.frames,
+        finished_at=finished_at,
+        error="resumed from an earlier attempt" if chunk.status is OutcomeStatus.RESUMED else None,
+    )
 
 
 def _base_row(

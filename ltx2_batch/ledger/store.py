@@ -51,7 +51,6 @@ from ltx2_batch.ledger.schema import (
     SCHEMA_VERSION,
     LedgerRow,
     conform,
-    row_from_record,
     row_to_record,
 )
 
@@ -227,21 +226,6 @@ def completed_job_ids(output_dir: Path) -> set[str]:
     """Jobs whose latest job row is `done`: what a resumed run must not render again."""
     latest = latest_rows(output_dir, columns=())
     return set(latest.filter(pc.equal(latest["status"], "done"))["job_id"].to_pylist())
-
-
-def chunk_rows(output_dir: Path, job_id: str) -> list[LedgerRow]:
-    """The latest row of each chunk of a chained job, by chunk_index (for resuming mid-chain)."""
-    return latest_chunk_rows(read_rows(output_dir), job_id)
-
-
-def latest_chunk_rows(table: pa.Table, job_id: str) -> list[LedgerRow]:
-    """`chunk_rows` on a table already read: a driver resuming many chained jobs reads the ledger once."""
-    mask = pc.and_(
-        pc.and_(pc.equal(table["job_id"], job_id), pc.equal(table["row_kind"], "chunk")),
-        pc.not_equal(table["status"], "skipped"),
-    )
-    latest = _last_per_key(table.filter(mask), ["chunk_index"]).sort_by("chunk_index")
-    return [row_from_record(record) for record in latest.to_pylist()]
 
 
 def _last_per_key(table: pa.Table, keys: list[str]) -> pa.Table:

@@ -11,9 +11,8 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from ltx2_batch.chaining.run import ChunkOutcome
-from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
+from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.scheduler import WorkQueue
 
 
@@ -42,7 +41,7 @@ def release_dependents(
     queue: WorkQueue, job: RenderJob, outcome: JobOutcome, events: RunEvents, worker: str
 ) -> None:
     """After `job` finished: release the shots that follow it, or fail them if it did not finish."""
-    for blocked in queue.finished(job.job_id, ok=outcome.status == "done"):
+    for blocked in queue.finished(job.job_id, ok=outcome.status is OutcomeStatus.DONE):
         events.job_finished(blocked, unrunnable(blocked, job, worker), 1)
 
 
@@ -50,7 +49,7 @@ def unrunnable(job: RenderJob, predecessor: RenderJob, worker: str) -> JobOutcom
     """The outcome of a storyboard shot whose previous shot did not finish: it cannot be conditioned."""
     return JobOutcome(
         job_id=job.job_id,
-        status="failed",
+        status=OutcomeStatus.FAILED,
         worker=worker,
         error=f"not rendered: the previous shot {predecessor.name!r} did not finish; rerun to retry both",
     )

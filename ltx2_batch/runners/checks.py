@@ -34,10 +34,13 @@ def check_engine(engine: EngineConfig) -> None:
 
 
 def check_output(output: OutputConfig) -> None:
-    """A decode on the encode thread needs that thread: asking for it while forbidding the thread is a
-    contradiction we refuse rather than settle silently."""
-    if output.overlap_decode and output.overlap_encode is False:
-        raise ConfigError(
-            "output.overlap_decode=true runs the decode on the encode thread, but "
-            "output.overlap_encode=false forbids that thread: drop one of them (null = auto: on for CUDA)"
+    """Output settings an encode would only refuse after rendering."""
+    problems = []
+    if not 0 <= output.video_crf <= 51:
+        problems.append(
+            f"output.video_crf must be 0..51 (libx264; 18 is visually lossless), got {output.video_crf}"
         )
+    if output.thumbnail_width < 1:
+        problems.append(f"output.thumbnail_width must be >= 1, got {output.thumbnail_width}")
+    if problems:
+        raise ConfigError("invalid output config:\n  " + "\n  ".join(problems))

@@ -6,14 +6,17 @@ actor unchanged; `build_executor` runs inside the worker and is the only place a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ltx2_batch.backends.factory import create_backend  # cheap: torch is imported when a backend is made
 from ltx2_batch.config import ModelConfig, OutputConfig
-from ltx2_batch.execute import JobExecutor, WorkerIdentity
+from ltx2_batch.execute import JobExecutor
+from ltx2_batch.job_files import JobFiles
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.ledger.schema import RunContext
+from ltx2_batch.outcome import WorkerIdentity
+from ltx2_batch.overlap import settle
 
 
 @dataclass(frozen=True)
@@ -22,21 +25,22 @@ class ExecutorSpec:
     output: OutputConfig
     project_root: str
     output_dir: str
-    run_info: dict[str, Any] = field(default_factory=dict)
+    run: RunContext
 
 
 def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None) -> JobExecutor:
     backend = create_backend(spec.model, Path(spec.project_root))
-    output = spec.output.resolved(cuda=str(getattr(backend, "device", "cpu")).startswith("cuda"))
+    cuda = str(getattr(backend, "device", "cpu")).startswith("cuda")
+    files = JobFiles(
+        layout=OutputLayout(Path(spec.output_dir)),
+        run_fields=spec.run.sidecar_fields(),
+        video_crf=spec.output.video_crf,
+        thumbnail_width=spec.output.thumbnail_width,
+    )
     return JobExecutor(
         backend=backend,
-        layout=OutputLayout(Path(spec.output_dir)),
+        files=files,
         identity=WorkerIdentity(worker_name, node) if node else WorkerIdentity.here(worker_name),
-        run_info=spec.run_info,
-        video_crf=output.video_crf,
-        thumbnail_width=output.thumbnail_width,
-        keep_chunk_frames=output.keep_chunk_frames,
-        overlap_encode=output.overlaps,
-        overlap_decode=bool(output.overlap_decode),
-        adaptive_decode=spec.output.overlap_decode is None,  # auto: per job, whichever cycle is shorter
+        overlap=settle(spec.output.overlap, cuda=cuda),
+        keep_chunk_frames=spec.output.keep_chunk_frames,
     )

@@ -4,7 +4,7 @@ The same executor as the Ray actor, so outputs are identical; useful on a laptop
 The executor (and its models) is built on the first `run` and kept until `close`, so a streaming run's
 batches share it. Ctrl-C interrupts the render in progress (the driver raises KeyboardInterrupt only while
 `interruptible` is set, i.e. inside a render): that job is reported cancelled and the rest are not started.
-With `output.overlap_encode` job n is encoded on the executor's encode thread while job n+1 renders; job n is
+With an `output.overlap` job n is encoded on the executor's encode thread while job n+1 renders; job n is
 reported when its files are complete (so `job_started(n+1)` may come before `job_finished(n)`).
 """
 
@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from ltx2_batch.chaining.run import ChunkOutcome
-from ltx2_batch.execute import JobExecutor, JobOutcome
+from ltx2_batch.execute import JobExecutor
 from ltx2_batch.jobs import RenderJob
+from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.scheduler import WorkQueue, affinity_key
 
@@ -96,7 +96,10 @@ class LocalRunner:
                 future = Future()
                 future.set_result(
                     JobOutcome(
-                        job_id=job.job_id, status="cancelled", error="interrupted", worker=self._worker
+                        job_id=job.job_id,
+                        status=OutcomeStatus.CANCELLED,
+                        error="interrupted",
+                        worker=self._worker,
                     )
                 )
         return future

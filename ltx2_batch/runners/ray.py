@@ -27,8 +27,8 @@ from ray.util.queue import Empty, Queue
 
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.errors import FatalBackendError
-from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
+from ltx2_batch.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
@@ -45,8 +45,8 @@ class RenderWorker:
         # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
         node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
         self._executor = build_executor(spec, name, node=node)
-        # With overlap_encode/decode the actor takes two calls at once (max_concurrency=2): renders never
-        # overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
+        # With an overlap (output.overlap) the actor takes two calls at once (max_concurrency=2): renders
+        # never overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
         self._render_lock = threading.Lock()
 
     def where(self) -> dict[str, str]:
@@ -230,7 +230,9 @@ class RayRunner:
                 if flight.slot in self._slots:
                     self._slots.remove(flight.slot)
                 events.job_finished(
-                    flight.job, self._outcome(flight, "cancelled", "run cancelled"), flight.attempt
+                    flight.job,
+                    self._outcome(flight, OutcomeStatus.CANCELLED, "run cancelled"),
+                    flight.attempt,
                 )
 
     def close(self) -> None:
@@ -273,20 +275,28 @@ class RayRunner:
             if flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)
                 message = f"worker died (will retry): {error}"
-                events.job_finished(flight.job, self._outcome(flight, "retrying", message), flight.attempt)
+                events.job_finished(
+                    flight.job, self._outcome(flight, OutcomeStatus.RETRIED, message), flight.attempt
+                )
                 return freed
-            outcome = self._outcome(flight, "failed", f"worker died {flight.attempt} times; last: {error}")
-            events.job_finished(flight.job, outcome, flight.attempt)
-            release_dependents(queue, flight.job, outcome, events, flight.slot.name)
+            outcome = self._outcome(
+                flight, OutcomeStatus.FAILED, f"worker died {flight.attempt} times; last: {error}"
+            )
+            self._finished(flight, outcome, queue, events)
             return freed
         except ray.exceptions.RayError as exc:
-            outcome = self._outcome(flight, "failed", f"{type(exc).__name__}: {str(exc)[:2000]}")
-        events.job_finished(flight.job, outcome, flight.attempt)
-        release_dependents(queue, flight.job, outcome, events, flight.slot.name)
+            outcome = self._outcome(flight, OutcomeStatus.FAILED, f"{type(exc).__name__}: {str(exc)[:2000]}")
+        self._finished(flight, outcome, queue, events)
         return [flight.slot]
 
+    def _finished(self, flight: _InFlight, outcome: JobOutcome, queue: WorkQueue, events: RunEvents) -> None:
+        """A job's final outcome: recorded, its attempt count forgotten, its dependent shots released."""
+        self._attempts.pop(flight.job.job_id, None)
+        events.job_finished(flight.job, outcome, flight.attempt)
+        release_dependents(queue, flight.job, outcome, events, flight.slot.name)
+
     @staticmethod
-    def _outcome(flight: _InFlight, status: str, error: str) -> JobOutcome:
+    def _outcome(flight: _InFlight, status: OutcomeStatus, error: str) -> JobOutcome:
         return JobOutcome(job_id=flight.job.job_id, status=status, worker=flight.slot.name, error=error)
 
     def _drain(self, by_id: dict[str, RenderJob], events: RunEvents) -> None:

@@ -502,12 +502,14 @@ def test_a_job_the_model_cannot_render_fails_before_anything_is_loaded(
 ) -> None:
     """A size the official pipelines refuse (not a multiple of 32) that slipped past the manifest checks fails
     in the executor with the backend's message, and the cold backend has built no model for it."""
-    from ltx2_batch.execute import JobExecutor, WorkerIdentity
+    from ltx2_batch.execute import JobExecutor
+    from ltx2_batch.job_files import JobFiles
     from ltx2_batch.jobs import with_job_id
     from ltx2_batch.layout import OutputLayout
+    from ltx2_batch.outcome import WorkerIdentity
 
     cold = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
-    executor = JobExecutor(cold, OutputLayout(tmp_path / "out"), WorkerIdentity("t", "local"), {})
+    executor = JobExecutor(cold, JobFiles(OutputLayout(tmp_path / "out"), {}), WorkerIdentity("t", "local"))
     try:
         bad = with_job_id(job(width=100), "bad-width")
         outcome = executor.execute(bad)

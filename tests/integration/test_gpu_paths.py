@@ -13,9 +13,12 @@ import torch
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.execute import JobExecutor, WorkerIdentity
+from ltx2_batch.execute import JobExecutor
+from ltx2_batch.job_files import JobFiles
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.outcome import WorkerIdentity
+from ltx2_batch.overlap import Overlap
 
 pytestmark = [
     pytest.mark.gpu,
@@ -49,11 +52,9 @@ def _run(root: Path, out: Path, overlap_decode: bool) -> list[dict]:
     assert backend.device.type == "cuda"
     executor = JobExecutor(
         backend,
-        OutputLayout(out),
+        JobFiles(OutputLayout(out), {}),
         WorkerIdentity("gpu-test", "local"),
-        {},
-        overlap_encode=True,
-        overlap_decode=overlap_decode,
+        overlap=Overlap.DECODE if overlap_decode else Overlap.ENCODE,
     )
     try:
         futures = [executor.submit(job) for job in _jobs()]

@@ -1,4 +1,4 @@
-"""output.overlap_encode, overlap_decode: job n's files (and decode) beside job n+1's render, same bytes."""
+"""output.overlap=encode|decode: job n's files (and decode) beside job n+1's render, same bytes."""
 
 from __future__ import annotations
 
@@ -46,11 +46,11 @@ def _files(out: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("overlap", ["overlap_encode", "overlap_decode"])
+@pytest.mark.parametrize("overlap", ["encode", "decode"])
 def test_overlapped_and_sequential_runs_write_identical_files(
     tmp_path: Path, app_factory, monkeypatch: pytest.MonkeyPatch, overlap: str
 ) -> None:
-    """overlap_encode: MP4s written on the encode thread; overlap_decode: the VAE/audio decode runs there too,
+    """encode: MP4s written on the encode thread; decode: the VAE/audio decode runs there too,
     beside the next job's denoise. Either way every file equals the sequential run's, byte for byte."""
     from ltx2_batch.backends.factory import adapter
 
@@ -67,7 +67,7 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     manifest = write_manifest(tmp_path / "m", SWEEP)
     seq_out = tmp_path / "outputs" / "seq"
     ovl_out = tmp_path / "outputs" / "ovl"
-    off = ("output.overlap_encode=false", "output.overlap_decode=false")  # explicit: a CUDA host too
+    off = ("output.overlap=off",)  # explicit: a CUDA host too
     assert run(app_factory(f"manifest={manifest}", "output.run_name=seq", *off), REPO_ROOT) == 0
     assert decode_threads and all(name == "MainThread" for name in decode_threads)
     decode_threads.clear()
@@ -81,18 +81,12 @@ def test_overlapped_and_sequential_runs_write_identical_files(
         encode_threads.add(threading.current_thread().name)
         return real_write_mp4(*args, **kwargs)
 
-    import ltx2_batch.execute as execute_module
+    import ltx2_batch.job_files as job_files_module
 
-    original = execute_module.write_mp4
-    execute_module.write_mp4 = recording_write_mp4  # records which thread encodes; the real encoder runs
-    try:
-        flags = ("output.overlap_encode=true", "output.overlap_decode=false")
-        if overlap == "overlap_decode":
-            flags = ("output.overlap_decode=true",)
-        app = app_factory(f"manifest={manifest}", "output.run_name=ovl", *flags)
-        assert run(app, REPO_ROOT) == 0
-    finally:
-        execute_module.write_mp4 = original
+    # records which thread encodes; the real encoder runs
+    monkeypatch.setattr(job_files_module, "write_mp4", recording_write_mp4)
+    app = app_factory(f"manifest={manifest}", "output.run_name=ovl", f"output.overlap={overlap}")
+    assert run(app, REPO_ROOT) == 0
 
     seq_rows, ovl_rows = _rows(seq_out), _rows(ovl_out)
     assert set(seq_rows.index) == set(ovl_rows.index)
@@ -107,17 +101,17 @@ def test_overlapped_and_sequential_runs_write_identical_files(
     # the one-window videos were decoded on the encode thread only with overlap_decode; the image job
     # (mode image) always decodes in the render loop
     on_thread = [name for name in decode_threads if name.startswith("encode")]
-    assert len(on_thread) == (4 if overlap == "overlap_decode" else 0)
+    assert len(on_thread) == (4 if overlap == "decode" else 0)
     assert len(decode_threads) == 5
     sidecars = [json.loads(Path(p).read_text()) for p in ovl_rows.sidecar_path]
     overlapped = sorted(sc["backend"]["decode_overlapped"] for sc in sidecars)
-    assert overlapped == ([False, True, True, True, True] if overlap == "overlap_decode" else [False] * 5)
+    assert overlapped == ([False, True, True, True, True] if overlap == "decode" else [False] * 5)
     # each outcome is reported complete: its sidecar (written last) exists
     assert all(Path(p).is_file() for p in ovl_rows.sidecar_path)
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("overlap", ["overlap_encode", "overlap_decode"])
+@pytest.mark.parametrize("overlap", ["encode", "decode"])
 def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_files(
     tmp_path: Path, app_factory, overlap: str
 ) -> None:
@@ -128,14 +122,10 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     manifest = write_manifest(tmp_path / "m", SWEEP)
     start_test_ray(num_cpus=3, num_gpus=1)
     try:
-        ovl = ("output.overlap_decode=true",)
-        if overlap == "overlap_encode":
-            ovl = ("output.overlap_encode=true", "output.overlap_decode=false")
-        for name, flags in (
-            ("seq", ("output.overlap_encode=false", "output.overlap_decode=false")),
-            ("ovl", ovl),
-        ):
-            app = app_factory(f"manifest={manifest}", f"output.run_name={name}", "engine=ray", *flags)
+        for name, mode in (("seq", "off"), ("ovl", overlap)):
+            app = app_factory(
+                f"manifest={manifest}", f"output.run_name={name}", "engine=ray", f"output.overlap={mode}"
+            )
             assert run(app, REPO_ROOT) == 0
     finally:
         ray.shutdown()
@@ -151,6 +141,4 @@ def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_fil
     decoded_on_thread = [
         json.loads(Path(p).read_text())["backend"]["decode_overlapped"] for p in rows.sidecar_path
     ]
-    assert sum(decoded_on_thread) == (
-        4 if overlap == "overlap_decode" else 0
-    )  # the image job decodes in line
+    assert sum(decoded_on_thread) == (4 if overlap == "decode" else 0)  # the image job decodes in line

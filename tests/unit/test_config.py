@@ -106,31 +106,35 @@ def test_impossible_engine_settings_are_rejected_before_ray_starts(override: str
 
 
 @pytest.mark.parametrize(
-    ("overrides", "cuda", "expected"),
+    ("mode", "cuda", "expected"),
     [
-        ((), False, (False, False)),  # auto on a CPU worker: the render already uses every core
-        ((), True, (True, True)),  # auto on a CUDA worker: files and decode beside the next denoise
-        (("output.overlap_encode=true",), False, (True, False)),
-        (("output.overlap_encode=false",), True, (False, False)),  # auto decode follows encode
-        (("output.overlap_decode=true",), False, (True, True)),  # decode on the thread implies the thread
-        (("output.overlap_decode=false",), True, (True, False)),
+        ("auto", False, "OFF"),  # a CPU worker: the render already uses every core
+        ("auto", True, "ADAPTIVE"),  # a CUDA worker: files, and the decode when it shortens the cycle
+        ("off", True, "OFF"),
+        ("encode", False, "ENCODE"),
+        ("decode", False, "DECODE"),  # forced on any device: the decode on the files' thread
+        ("decode", True, "DECODE"),
     ],
 )
-def test_overlap_settings_resolve_per_worker_device(
-    overrides: tuple[str, ...], cuda: bool, expected: tuple[bool, bool]
-) -> None:
-    output = _compose(*overrides).output
-    resolved = output.resolved(cuda=cuda)
-    assert (resolved.overlap_encode, resolved.overlap_decode) == expected
-    assert resolved.overlaps is expected[0]
-    assert resolved.resolved(cuda=not cuda) == resolved  # settled values stay settled
+def test_overlap_setting_settles_per_worker_device(mode: str, cuda: bool, expected: str) -> None:
+    from ltx2_batch.overlap import Overlap, settle
+
+    output = _compose(f"output.overlap={mode}").output
+    settled = settle(output.overlap, cuda=cuda)
+    assert settled is Overlap[expected]
+    assert settled.encodes is (expected != "OFF")
+    assert settled.decodes is (expected in ("DECODE", "ADAPTIVE"))
 
 
-def test_decode_overlap_without_the_encode_thread_is_refused() -> None:
+def test_an_unknown_overlap_setting_is_refused_by_the_schema() -> None:
+    with pytest.raises(Exception, match="overlap"):
+        _compose("output.overlap=sometimes")
+
+
+def test_output_settings_an_encode_would_refuse_are_refused_before_rendering() -> None:
     from ltx2_batch.errors import ConfigError
     from ltx2_batch.runners.checks import check_output
 
-    with pytest.raises(ConfigError, match="overlap_encode=false"):
-        check_output(_compose("output.overlap_decode=true", "output.overlap_encode=false").output)
-    check_output(_compose("output.overlap_decode=true").output)
-    check_output(_compose("output.overlap_decode=false", "output.overlap_encode=false").output)
+    with pytest.raises(ConfigError, match="video_crf"):
+        check_output(_compose("output.video_crf=99").output)
+    check_output(_compose("output.video_crf=0").output)

@@ -30,17 +30,16 @@ from ltx2_batch.ledger.schema import (
     LedgerRow,
     RowKind,
     RunContext,
-    chunk_row,
+    chunk_outcome_row,
     job_row,
+    outcome_row,
     row_from_record,
 )
 from ltx2_batch.ledger.store import (
     LedgerStore,
-    chunk_rows,
     compact,
     completed_job_ids,
     journal_path,
-    latest_chunk_rows,
     latest_job_rows,
     latest_rows,
     new_run_id,
@@ -48,6 +47,7 @@ from ltx2_batch.ledger.store import (
     read_rows,
     read_rows_many,
 )
+from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
@@ -137,7 +137,7 @@ def test_append_then_read_returns_every_field(tmp_path: Path) -> None:
     with LedgerStore(tmp_path, run_id) as store:
         written.append(store.append(job_row(ctx, job, JobStatus.RUNNING, attempt=1, started_at=T0)))
         written.append(
-            store.append(chunk_row(ctx, job, "done", 0, 3, latent_path="/c/0.safetensors", render_s=2.0))
+            store.append(chunk_outcome_row(ctx, job, _chunk(0, 3, render_s=2.0), attempt=1, finished_at=T0))
         )
         done = job_row(
             ctx, job, "done", attempt=1, worker="w0", node="n0", device="cpu", queue_s=0.1, load_s=0.2,
@@ -273,17 +273,16 @@ def test_sigkill_during_appends_leaves_only_whole_rows(tmp_path: Path) -> None:
 
 # --- resume rule --------------------------------------------------------------------------------------
 
-D, F, R, S, Q, C = (JobStatus.DONE, JobStatus.FAILED, JobStatus.RUNNING, JobStatus.SKIPPED,
-                    JobStatus.QUEUED, JobStatus.CANCELLED)  # fmt: skip
+D, F, R, S, C = JobStatus.DONE, JobStatus.FAILED, JobStatus.RUNNING, JobStatus.SKIPPED, JobStatus.CANCELLED
 
 
 @pytest.mark.parametrize(
     ("history", "complete"),
     [
         ([[D]], True),
-        ([[Q, R, D]], True),
+        ([[R, D]], True),
         ([[D], [F]], False),  # a later failed re-attempt (force) wins: render again
-        ([[F], [Q, R, D]], True),
+        ([[F], [R, D]], True),
         ([[D], [R]], False),  # the later run crashed mid-render
         ([[D], [S], [S]], True),  # skip rows record a decision, not a state
         ([[S]], False),
@@ -302,29 +301,52 @@ def test_a_job_is_complete_iff_its_latest_non_skip_job_row_is_done(
     assert completed_job_ids(tmp_path) == ({job.job_id} if complete else set()) | {other.job_id}
 
 
-def test_chunk_rows_give_the_latest_state_of_each_chunk(tmp_path: Path) -> None:
+def _chunk(
+    index: int, count: int, status: OutcomeStatus = OutcomeStatus.DONE, render_s: float = 0.5
+) -> ChunkOutcome:
+    return ChunkOutcome(index, count, status, f"/c/{index}.safetensors", f"/c/{index}.npz", render_s, 97)
+
+
+def test_chunk_rows_never_complete_a_job_and_note_a_resumed_chunk(tmp_path: Path) -> None:
     job = make_job(7, RenderMode.CHAINED)
-    ctx1, ctx2 = ctx_for("run1"), ctx_for("run2")
+    ctx = ctx_for("run1")
     with LedgerStore(tmp_path, "run1") as store:
-        store.append(job_row(ctx1, job, "running"))
-        for i in (0, 1):
-            store.append(chunk_row(ctx1, job, "done", i, 3, latent_path=f"/run1/{i}.safetensors"))
-        store.append(chunk_row(ctx1, job, "failed", 2, 3, error="boom"))
-        store.append(job_row(ctx1, job, "failed", error="boom"))
-    compact(tmp_path)
-    with LedgerStore(tmp_path, "run2") as store:
-        store.append(chunk_row(ctx2, job, "done", 2, 3, latent_path="/run2/2.safetensors"))
-        store.append(chunk_row(ctx2, job, "skipped", 0, 3))
-    rows = chunk_rows(tmp_path, job.job_id)
-    assert [(r.chunk_index, r.status, r.latent_path) for r in rows] == [
-        (0, JobStatus.DONE, "/run1/0.safetensors"),
-        (1, JobStatus.DONE, "/run1/1.safetensors"),
-        (2, JobStatus.DONE, "/run2/2.safetensors"),
-    ]
-    assert chunk_rows(tmp_path, "0" * 16) == []
-    assert latest_chunk_rows(read_rows(tmp_path), job.job_id) == rows
+        store.append(job_row(ctx, job, "running"))
+        store.append(
+            chunk_outcome_row(ctx, job, _chunk(0, 3, OutcomeStatus.RESUMED), attempt=1, finished_at=T0)
+        )
+        row = store.append(chunk_outcome_row(ctx, job, _chunk(1, 3), attempt=1, finished_at=T0))
+    assert (row.row_kind, row.status, row.chunk_index, row.chunk_count) == (RowKind.CHUNK, D, 1, 3)
+    assert (row.latent_path, row.frames_written, row.render_s, row.error) == (
+        "/c/1.safetensors",
+        97,
+        0.5,
+        None,
+    )
+    rows = read_rows(tmp_path).to_pylist()
+    assert rows[1]["status"] == "done" and rows[1]["error"] == "resumed from an earlier attempt"
     assert completed_job_ids(tmp_path) == set()  # chunk rows never complete a job
-    assert latest_rows(tmp_path)["status"].to_pylist() == ["failed"]
+
+
+@pytest.mark.parametrize("status", list(OutcomeStatus))
+def test_one_function_maps_a_job_outcome_to_its_row(status: OutcomeStatus) -> None:
+    job = make_job(3)
+    outcome = JobOutcome(
+        job_id=job.job_id, status=status, output_path="/o.mp4", thumbnail_path="/t.jpg",
+        sidecar_path="/m.json", frames_written=9, duration_s=0.375, load_s=0.1, render_s=1.5,
+        encode_s=0.2, total_s=1.9, error="e", worker="w", node="n", device="cpu", memory_policy="resident",
+    )  # fmt: skip
+    if status is OutcomeStatus.RESUMED:  # a chunk status: a job outcome never carries it
+        with pytest.raises(ValueError, match="resumed"):
+            outcome_row(ctx_for("r"), job, outcome, attempt=2, started_at=T0, finished_at=T0)
+        return
+    row = outcome_row(ctx_for("r"), job, outcome, attempt=2, started_at=T0, finished_at=T0)
+    assert row.status is JobStatus(status.value) and row.row_kind is RowKind.JOB and row.attempt == 2
+    fields = ("output_path", "thumbnail_path", "sidecar_path", "frames_written", "duration_s",
+              "load_s", "render_s", "encode_s", "total_s", "error", "worker", "node", "device",
+              "memory_policy")  # fmt: skip
+    for name in fields:
+        assert getattr(row, name) == getattr(outcome, name), name
 
 
 # --- compaction ---------------------------------------------------------------------------------------

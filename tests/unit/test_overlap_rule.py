@@ -1,10 +1,10 @@
-"""output.overlap_decode on auto: each job takes the shorter steady-state cycle (pure arithmetic)."""
+"""output.overlap=auto on CUDA: each job takes the shorter steady-state cycle (pure arithmetic)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ltx2_batch.execute import overlapped_decode_is_shorter
+from ltx2_batch.overlap import overlapped_decode_is_shorter
 
 
 @pytest.mark.parametrize(

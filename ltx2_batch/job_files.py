@@ -1,0 +1,127 @@
+"""A job's files: the MP4 (or PNG), thumbnail and sidecar, written from decoded arrays. No model involved.
+
+Owns the order that makes completion observable: each file is written to a temporary name and renamed into
+place, and the sidecar comes last, so a job whose sidecar exists has every file. Also removes the temporaries
+a killed earlier attempt of the same job left behind. Safe to call on a background thread (it touches no
+model), which is how the executor overlaps one job's writing with the next job's render.
+Must not: render, or write the ledger (the driver does).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltx2_batch.backends.base import RenderResult
+from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
+from ltx2_batch.layout import OutputLayout
+from ltx2_batch.media.sidecar import write_sidecar
+from ltx2_batch.media.write import partials_of, write_mp4, write_png, write_thumbnail
+from ltx2_batch.outcome import ChunkOutcome
+
+
+@dataclass(frozen=True)
+class WrittenFiles:
+    """What `JobFiles` wrote for one job: paths, the frame count read back from the file, timings."""
+
+    output_path: str
+    thumbnail_path: str
+    sidecar_path: str
+    frames_written: int
+    duration_s: float
+    render_s: float
+    encode_s: float
+    device: str
+    memory_policy: str
+    phases: dict[str, float]
+    chunks: tuple[ChunkOutcome, ...]
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Writes jobs' files under `layout`; `run_fields` go into every sidecar (run id, model, manifest)."""
+
+    layout: OutputLayout
+    run_fields: dict[str, Any]
+    video_crf: int = 18
+    thumbnail_width: int = 320
+
+    def remove_partials(self, job: RenderJob) -> None:
+        """Temporaries left by an earlier attempt of this job that was killed (SIGKILL skips `finally`).
+        Only this job's own targets: another worker's in-flight temporaries are never touched."""
+        for target in (self.layout.video(job), self.layout.thumbnail(job), self.layout.sidecar(job)):
+            for leftover in partials_of(target):
+                leftover.unlink(missing_ok=True)
+
+    def write_window(self, job: RenderJob, result: RenderResult, render_s: float) -> WrittenFiles:
+        """The files of a one-window job (a video, or a PNG for one frame); the sidecar last."""
+        t0 = time.perf_counter()
+        out = self.layout.video(job)
+        if job.mode is RenderMode.IMAGE:
+            write_png(out, result.frames[0])
+            frames = 1
+        else:
+            info = write_mp4(
+                out,
+                result.frames,
+                result.frame_rate,
+                audio=result.audio if job.audio else None,
+                sample_rate=result.sample_rate if job.audio else None,
+                crf=self.video_crf,
+            )
+            frames = info.frame_count
+        write_thumbnail(self.layout.thumbnail(job), result.frames[0], width=self.thumbnail_width)
+        return self.finish(job, result, frames, render_s, time.perf_counter() - t0, ())
+
+    def write_thumbnail(self, job: RenderJob, first_frame: np.ndarray) -> None:
+        write_thumbnail(self.layout.thumbnail(job), first_frame, width=self.thumbnail_width)
+
+    def finish(
+        self,
+        job: RenderJob,
+        result: RenderResult,
+        frames: int,
+        render_s: float,
+        encode_s: float,
+        chunks: tuple[ChunkOutcome, ...],
+    ) -> WrittenFiles:
+        """Write the sidecar (last: its presence marks the job's files complete) and describe the files."""
+        sidecar = self.layout.sidecar(job)
+        payload = {
+            "job_id": job.job_id,
+            "name": job.name,
+            "params": canonical_json(job),
+            "tags": dict(job.tags),
+            "frames_written": frames,
+            "duration_s": frames / job.frame_rate,
+            "output": os.path.relpath(self.layout.video(job), self.layout.root),
+            "thumbnail": os.path.relpath(self.layout.thumbnail(job), self.layout.root),
+            "timings": {"render_s": render_s, "encode_s": encode_s, **result.timings},
+            "backend": result.info,
+            "chunks": [chunk.as_dict() for chunk in chunks],
+            **self.run_fields,
+        }
+        write_sidecar(sidecar, payload)
+        return WrittenFiles(
+            output_path=str(self.layout.video(job)),
+            thumbnail_path=str(self.layout.thumbnail(job)),
+            sidecar_path=str(sidecar),
+            frames_written=frames,
+            duration_s=frames / job.frame_rate,
+            render_s=render_s,
+            encode_s=encode_s,
+            device=str(result.info.get("device", "")),
+            memory_policy=str(result.info.get("memory_policy", "")),
+            phases=dict(result.timings),
+            chunks=chunks,
+        )
+
+    def remove_chunk_media(self, chunks: tuple[ChunkOutcome, ...]) -> None:
+        """The stitched file is complete: the chunks' decoded frames are disposable (latents stay)."""
+        for chunk in chunks:
+            Path(chunk.media_path).unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""What a worker reports for one job attempt and for each chunk of a chained job: one typed shape each.
+
+Workers build these; the driver maps them to ledger rows in one place (ledger/schema.py `outcome_row`,
+`chunk_outcome_row`) and to progress lines. Pure: no torch, Ray or files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class OutcomeStatus(str, Enum):
+    """How an attempt (or a chunk) ended. Jobs: done, failed, cancelled, retried; chunks: done, resumed."""
+
+    DONE = "done"  # files complete (a chunk: rendered in this attempt)
+    FAILED = "failed"  # the job's own error; not retried
+    CANCELLED = "cancelled"  # stopped by a signal or by the run stopping
+    RETRIED = "retried"  # the worker died; the job is resubmitted and a later outcome follows
+    RESUMED = "resumed"  # chunks only: loaded from an earlier attempt's files, not rendered again
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    index: int  # 0-based
+    count: int
+    status: OutcomeStatus  # DONE or RESUMED
+    latent_path: str
+    media_path: str
+    render_s: float
+    frames: int  # frames this chunk contributes to the stitched video
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "status": self.status.value}
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One job attempt, as the worker saw it. Timings are seconds; paths are absolute."""
+
+    job_id: str
+    status: OutcomeStatus
+    output_path: str | None = None
+    thumbnail_path: str | None = None
+    sidecar_path: str | None = None
+    frames_written: int = 0
+    duration_s: float = 0.0
+    load_s: float = 0.0
+    render_s: float = 0.0
+    encode_s: float = 0.0
+    total_s: float = 0.0
+    error: str | None = None
+    worker: str = ""
+    node: str = ""
+    device: str = ""
+    memory_policy: str = ""  # what the backend's memory policy chose for this job (resident, offload...)
+    phases: dict[str, float] = field(default_factory=dict)
+    chunks: tuple[ChunkOutcome, ...] = ()
+
+    @property
+    def is_final(self) -> bool:
+        """Every status but RETRIED ends the job's life in this run."""
+        return self.status is not OutcomeStatus.RETRIED
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    worker: str
+    node: str
+
+    @classmethod
+    def here(cls, worker: str) -> WorkerIdentity:
+        return cls(worker=worker, node=socket.gethostname())
