@@ -1,7 +1,7 @@
 """`ltx2-batch`: the Hydra app. A thin shell: compose config -> typed dataclasses -> plan or run.
 
 `main` only converts the DictConfig; `run(cfg)` does the work and is what tests call (calling a
-`@hydra.main` function from a test misbehaves, FIELD_NOTES).
+`@hydra.main` function from a test misbehaves).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class PipelineKind(str, enum.Enum):
 
 
 class RenderMode(str, enum.Enum):
-    """How a job is executed once its pipeline is known (seed section 8.3)."""
+    """How a job is executed once its pipeline is known (docs/behaviour.md, "Pipeline auto-selection")."""
 
     VIDEO = "video"  # one pipeline call, <= 121 frames
     CHAINED = "chained"  # overlapping chunks with a latent handoff, stitched

@@ -1,4 +1,6 @@
-"""Pure chunk arithmetic for chained (longer than one window) jobs: the seed's section 8.6.
+"""Pure chunk arithmetic for chained (longer than one window) jobs.
+
+The rules: docs/behaviour.md, "Chunk arithmetic and quantum alignment".
 
 A long video is rendered as overlapping windows. Chunk i > 0 is conditioned on the last
 `latent_slice_count` latent frames of chunk i-1, placed at its latent frame 0; those latent frames decode to
@@ -58,7 +60,8 @@ class ChunkPlan:
 
 
 def latent_alignment(overlap_frames: int, temporal_scale: int) -> LatentAlignment:
-    """`latent_slice_count = ceil((overlap - 1) / t) + 1`, `effective = (count - 1) * t + 1` (seed 8.6)."""
+    """`latent_slice_count = ceil((overlap - 1) / t) + 1`, `effective = (count - 1) * t + 1`
+    (docs/behaviour.md, "Chunk arithmetic and quantum alignment")."""
     if overlap_frames < 1:
         raise ConfigError(f"chaining.overlap_frames must be >= 1, got {overlap_frames}")
     if temporal_scale < 1:
@@ -73,7 +76,7 @@ def latent_alignment(overlap_frames: int, temporal_scale: int) -> LatentAlignmen
 
 
 def seed_chunk_count(total_frames: int, chunk_frames: int, overlap_frames: int) -> int:
-    """The seed's StoryboardManager formula: `1 + ceil((total - chunk) / (chunk - overlap))`.
+    """The textbook chunk-count formula: `1 + ceil((total - chunk) / (chunk - overlap))`.
 
     Kept for reference and reporting. With an overlap that is not on the latent grid (24 -> 25 trimmed) it
     can come up one chunk short (218 frames: 2 chunks give at most 121 + 96 = 217), so the plan counts with

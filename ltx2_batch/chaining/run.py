@@ -189,7 +189,7 @@ def run_chained(
 def _last_frame_condition(
     layout: OutputLayout, job: RenderJob, chunk: ChunkRange, plan: ChunkPlan
 ) -> ImageCondition:
-    """The seed's `prepare_next_chunk`: the previous chunk's last frame as an image condition.
+    """`chaining.condition_on_last_frame`: the previous chunk's last frame as an image condition.
 
     It is placed where that frame lands in the new chunk (the end of the trimmed overlap), not at frame 0,
     which the latent handoff already fixes.

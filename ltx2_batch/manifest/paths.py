@@ -1,4 +1,4 @@
-"""Input-file path resolution for manifests (seed section 8.5), with a sandbox.
+"""Input-file path resolution for manifests, with a sandbox (docs/behaviour.md, "Input file paths").
 
 Owns how a path string written in a manifest (image, LoRA, reference video) becomes an absolute, real
 file path, and the rule that the file must lie under an allowed root after symlinks are followed. URLs are

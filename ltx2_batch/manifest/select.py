@@ -1,9 +1,9 @@
 """Pipeline auto-selection, render-mode arithmetic and the value rules tied to them: pure functions only.
 
 Owns the rules that turn a job's conditioning (images, LoRA kinds) and length into a concrete
-`PipelineKind` and `RenderMode` (seed section 8.3), the chunk count of a chained job, and the size, frame
-and per-pipeline requirements (with the nearest valid values to suggest). Must not touch files, configs or
-models: the loader passes plain values in, so every rule is testable on its own.
+`PipelineKind` and `RenderMode` (docs/behaviour.md, "Pipeline auto-selection"), the chunk count of a
+chained job, and the size, frame and per-pipeline requirements (with the nearest valid values to
+suggest). Must not touch files, configs or models: the loader passes plain values in, so every rule is testable on its own.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def select_pipeline(
 ) -> PipelineKind:
     """Resolve `auto`; an explicit request is returned unchanged (the validator judges it).
 
-    Order follows the seed: 2+ conditioning images at *different* frames mean keyframe interpolation;
+    docs/behaviour.md, "Pipeline auto-selection": 2+ conditioning images at *different* frames mean
+    keyframe interpolation;
     otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video.
     """
     if requested is not PipelineKind.AUTO:
@@ -52,7 +53,7 @@ def chunk_count(
 ) -> int:
     """Chunks the executor will render for `num_frames`: the chaining planner's own count.
 
-    It equals the seed's `1 + ceil((n - chunk) / (chunk - overlap))` whenever the overlap lies on the latent
+    It equals the textbook `1 + ceil((n - chunk) / (chunk - overlap))` whenever the overlap lies on the latent
     grid (8m + 1); otherwise the planner trims the overlap rounded up to that grid and may need one chunk
     more (218 frames, overlap 24: 3, not 2). Counting with the planner keeps `chunk_prompts` validation
     and execution in agreement. Raises ConfigError for an impossible chaining config.

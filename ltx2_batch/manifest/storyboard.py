@@ -1,4 +1,5 @@
-"""Storyboard manifests (the seed's section 8.7): scenes of ordered shots, turned into ordinary jobs.
+"""Storyboard manifests: scenes of ordered shots, turned into ordinary jobs (docs/behaviour.md, "Storyboard
+prompts").
 
     elements: [{name: Max, trigger: "max_corgi", description: "a corgi with a red collar"}]
     defaults: {width: 768, height: 512, pipeline: ti2vid}
@@ -8,7 +9,7 @@
           - {prompt: "@Max runs across the park", action: "Max chases a ball", num_frames: 97}
           - {prompt: "@Max catches the ball mid-air", action: "Max catches the ball"}
 
-Each shot after the first of its scene gets the seed's narrative prefix, "Following the previous shot
+Each shot after the first of its scene gets the narrative prefix, "Following the previous shot
 where {previous action}. {prompt}", and is linked to the previous shot (`RenderJob.after`): the executor
 conditions its frame 0 on that shot's last frame, and the scheduler runs it only after that shot is done.
 Scenes are independent, so they run in parallel. Element trigger words replace `@Name` mentions; elements

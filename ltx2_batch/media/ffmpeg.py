@@ -4,7 +4,8 @@ Owns: which flags we pass (raw rgb24 piped into one libx264 encoder, which is fr
 a second mux-only pass that stream-copies the video and encodes AAC from raw float32 on stdin), and running
 the binary with its stderr captured so that a failure raises `MediaError` carrying ffmpeg's own words.
 Must not: decide file names, rename outputs, or decode media (see write.py and probe.py). Nothing here
-trims or concatenates with `-ss`/concat: those are not frame-exact (FIELD_NOTES "ffmpeg").
+trims or concatenates with `-ss`/concat: those are not frame-exact (a stream copy after
+`-ss` hides frames behind an edit list; the concat filter duplicated a frame).
 The binary is the one shipped in the imageio-ffmpeg wheel; there is no ffprobe (probing uses PyAV).
 """
 

@@ -105,7 +105,7 @@ def _init(engine: EngineConfig, temp_dir: str | None) -> bool:
     if engine.address:
         ray.init(address=engine.address, log_to_driver=False, _node_ip_address=engine.node_ip_address)
         return True
-    # Token auth would write ~/.ray/auth_token; a private local Ray does not need it (FIELD_NOTES).
+    # Token auth would write ~/.ray/auth_token; a private local Ray does not need it.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     temp_dir = engine.temp_dir or temp_dir  # the runner makes a short one (socket path limit) and removes it
     ray.init(

@@ -1,4 +1,4 @@
-"""Exhaustive checks of the pure chunk arithmetic (seed section 8.6), no model involved."""
+"""Exhaustive checks of the pure chunk arithmetic (docs/behaviour.md), no model involved."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_quantum_alignment_matches_seed_formula() -> None:
 
 
 def test_unaligned_overlap_needs_one_more_chunk_than_the_seed_formula_at_218() -> None:
-    # Two 121-frame chunks trimmed by 25 give 217 frames: the seed's count (2) cannot reach 218.
+    # Two 121-frame chunks trimmed by 25 give 217 frames: the textbook count (2) cannot reach 218.
     assert seed_chunk_count(218, 121, 24) == 2
     plan = plan_chunks(218, 121, 24, 8)
     assert plan.chunk_count == 3
@@ -67,7 +67,7 @@ def test_every_length_stitches_to_exactly_the_requested_frames(chunk: int, overl
                 assert c.num_frames - c.keep_end < 8
             covered += c.kept_frames
         assert covered == total
-        # never more chunks than needed, never fewer than the seed's formula
+        # never more chunks than needed, never fewer than the textbook formula
         assert plan.chunk_count >= seed_chunk_count(total, chunk, overlap)
         if total > chunk:
             assert plan.chunk_count == 1 + math.ceil((total - chunk) / (chunk - trim))

@@ -1,4 +1,4 @@
-"""Input path resolution (seed 8.5): URLs, /projects, manifest-relative paths and the sandbox."""
+"""Input path resolution (docs/behaviour.md): URLs, /projects, manifest-relative paths, the sandbox."""
 
 from __future__ import annotations
 

@@ -69,16 +69,16 @@ def test_mode(pipeline: PipelineKind, frames: int, mode: RenderMode) -> None:
 
 
 def test_chunk_count_matches_seed_examples_and_the_planner() -> None:
-    assert chunk_count(300, 121, 24) == 3  # seed 8.6 worked example
+    assert chunk_count(300, 121, 24) == 3  # the worked example in docs/behaviour.md
     assert chunk_count(145, 121, 24) == 2
     assert chunk_count(121, 121, 24) == 1
     assert chunk_count(9, 121, 24) == 1
     # overlap 24 is trimmed as 25 (latent grid): 2 chunks give 121 + 96 = 217 frames, so 218 needs 3
-    # where the seed's formula says 2; validation counts like the executor does
+    # where the textbook formula says 2; validation counts like the executor does
     assert chunk_count(217, 121, 24) == 2
     assert chunk_count(218, 121, 24) == 3
     for n in range(122, 2001):
-        # an overlap on the latent grid (8m + 1): the seed's formula holds exactly
+        # an overlap on the latent grid (8m + 1): the textbook formula holds exactly
         assert chunk_count(n, 121, 25) == 1 + math.ceil((n - 121) / 96)
         # and with the default overlap, the chunks really cover n frames and one fewer would not
         chunks = chunk_count(n, 121, 24)
