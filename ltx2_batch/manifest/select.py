@@ -3,7 +3,8 @@
 Owns the rules that turn a job's conditioning (images, LoRA kinds) and length into a concrete
 `PipelineKind` and `RenderMode` (docs/behaviour.md, "Pipeline auto-selection"), the chunk count of a
 chained job, and the size, frame and per-pipeline requirements (with the nearest valid values to
-suggest). Must not touch files, configs or models: the loader passes plain values in, so every rule is testable on its own.
+suggest). Must not touch files, configs or models: the loader passes plain values in, so every rule is
+testable on its own.
 """
 
 from __future__ import annotations
