@@ -5,7 +5,7 @@ PYTHON ?= python3
 CONSTRAINTS ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test test-fast lint bench
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The pure unit tests (no model, no Ray): the inner loop, well under a minute.
+test-fast: install
+	$(VENV)/bin/python -m pytest tests/unit -m 'not slow' $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check ltx2_batch tests bench

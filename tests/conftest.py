@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,47 @@ def start_test_ray(num_cpus: int, num_gpus: int) -> None:
         _node_ip_address="127.0.0.1",
         _temp_dir=ray_temp_dir(),
     )
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `timeout_s` (a condition, not a sleep)."""
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        pause.wait(poll_s)
+
+
+def pids_titled(prefix: bytes) -> list[int]:
+    """Processes whose command line starts with `prefix` (Ray titles an actor `ray::Class.method`)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(prefix):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0.0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded tiny model set, built once per test session."""
+    from ltx2_batch.backends.tiny import ensure_tiny_models
+
+    root = tmp_path_factory.mktemp("models") / "tiny"
+    ensure_tiny_models(root)
+    return root
 
 
 def compose_app(*overrides: str) -> AppConfig:

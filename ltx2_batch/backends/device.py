@@ -69,15 +69,6 @@ def choose_device_policy(cfg: ModelConfig) -> DevicePolicy:
     return DevicePolicy(device=device, dtype=dtype, allow_fp8=cfg.allow_fp8 and kind == "cuda")
 
 
-def device_memory_bytes(device: str) -> int | None:
-    """Total memory of a CUDA device, None elsewhere (CPU and MPS share host memory)."""
-    import torch
-
-    if device.split(":")[0] != "cuda" or not torch.cuda.is_available():
-        return None
-    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
-
-
 def device_free_bytes(device: str) -> int | None:
     """Free memory of a CUDA device now (what the memory policy plans with); None for host memory."""
     import torch

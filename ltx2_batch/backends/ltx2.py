@@ -109,7 +109,11 @@ def _transformer_name(loras: Loras) -> str:
 
 class Ltx2Backend:
     """A warm LTX-2 model set in one process. One render at a time (one per Ray actor); the only concurrency
-    it allows is one pending decode (from `denoise`) running beside the next denoise."""
+    it allows is one pending decode (from `denoise`) running beside the next denoise.
+
+    Process-wide state: ltx-core keeps the Gemma config in a shared constant, which the constructor points
+    at this backend's Gemma folder (compat.use_gemma_config). One backend per process at a time (a worker
+    builds a new one on a model swap), so that constant always describes the live backend's encoder."""
 
     def __init__(
         self,

@@ -261,19 +261,6 @@ def write_tiny_lora(
     return path
 
 
-def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
-    """Transformer parameter shapes (module names) read from a built tiny checkpoint's header."""
-    from safetensors import safe_open
-
-    prefix = "model.diffusion_model."
-    with safe_open(str(Path(root) / TINY_LAYOUT["checkpoint"]), framework="pt") as handle:
-        return {
-            k[len(prefix) :]: tuple(handle.get_slice(k).get_shape())
-            for k in handle.keys()  # noqa: SIM118 - safe_open is not iterable
-            if k.startswith(prefix) and "embeddings_connector" not in k
-        }
-
-
 def _storage_dtype() -> Any:
     import torch
 

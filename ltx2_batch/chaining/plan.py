@@ -75,18 +75,6 @@ def latent_alignment(overlap_frames: int, temporal_scale: int) -> LatentAlignmen
     )
 
 
-def seed_chunk_count(total_frames: int, chunk_frames: int, overlap_frames: int) -> int:
-    """The textbook chunk-count formula: `1 + ceil((total - chunk) / (chunk - overlap))`.
-
-    Kept for reference and reporting. With an overlap that is not on the latent grid (24 -> 25 trimmed) it
-    can come up one chunk short (218 frames: 2 chunks give at most 121 + 96 = 217), so the plan counts with
-    the aligned overlap instead; the two agree whenever the overlap is aligned (8m + 1).
-    """
-    if total_frames <= chunk_frames:
-        return 1
-    return 1 + math.ceil((total_frames - chunk_frames) / (chunk_frames - overlap_frames))
-
-
 def round_up_frames(frames: int, temporal_scale: int) -> int:
     """Smallest legal frame count (t*k + 1) that is >= frames."""
     return math.ceil(max(frames - 1, 0) / temporal_scale) * temporal_scale + 1

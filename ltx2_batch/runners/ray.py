@@ -86,7 +86,9 @@ class _InFlight:
 
 
 def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
-    """Join a cluster (`address`) or start a local Ray. Returns True when this call started Ray.
+    """Join a cluster (`address`) or start a local Ray. Returns True when this call connected this process
+    (a cluster joined or a private Ray started), so its owner must `ray.shutdown()`; False when Ray was
+    already initialised by someone else, who keeps it.
 
     ray.init installs a C-level SIGTERM handler in the driver that aborts the process; the driver's own
     handler (stop dispatching, record cancellations, shut down cleanly) is put back afterwards.

@@ -12,7 +12,7 @@ import torch
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.backends.tiny import ensure_tiny_models, tiny_transformer_shapes, write_tiny_lora
+from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models, write_tiny_lora
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.jobs import (
@@ -30,11 +30,17 @@ pytestmark = pytest.mark.slow
 PROMPT = "A cat walks on a sunny street, soft piano music."
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_models(root)
-    return root
+def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
+    """Transformer parameter shapes (module names) read from a built tiny checkpoint's header."""
+    from safetensors import safe_open
+
+    prefix = "model.diffusion_model."
+    with safe_open(str(Path(root) / TINY_LAYOUT["checkpoint"]), framework="pt") as handle:
+        return {
+            k[len(prefix) :]: tuple(handle.get_slice(k).get_shape())
+            for k in handle.keys()  # noqa: SIM118 - safe_open is not iterable
+            if k.startswith(prefix) and "embeddings_connector" not in k
+        }
 
 
 @pytest.fixture(scope="module")

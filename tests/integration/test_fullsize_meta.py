@@ -21,19 +21,12 @@ from ltx2_batch.backends.device import DevicePolicy
 from ltx2_batch.backends.factory import adapter, create_backend
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.tiny import FULL_CONFIG as TINY_CONFIG
-from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT, ensure_tiny_models
+from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT
 from ltx2_batch.backends.weights import RandomWeights
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from tests.conftest import REPO_ROOT, compose_app
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_models(root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,11 @@ import pytest
 from ltx2_batch.backends.base import RenderRequest
 from ltx2_batch.backends.caches import PromptCache
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
 
 pytestmark = pytest.mark.slow
 PROMPT = "A cat walks on a sunny street, soft piano music."
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_models(root)
-    return root
 
 
 def _job(**kw: object) -> RenderJob:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,15 @@ import pytest
 import ray
 
 from ltx2_batch.cli import run
-from tests.conftest import REPO_ROOT, ray_temp_dir, start_test_ray, write_manifest
+from tests.conftest import (
+    REPO_ROOT,
+    cpu_seconds,
+    pids_titled,
+    ray_temp_dir,
+    start_test_ray,
+    wait_until,
+    write_manifest,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -51,21 +58,16 @@ def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory, local
 
 
 def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> None:
-    """Ray titles an actor process `ray::RenderWorker.render` while it runs that method."""
+    """Ray titles an actor process `ray::RenderWorker.render` while it runs that method; it is killed once it
+    has spent CPU time inside the render (the job is in the model, not just dispatched)."""
     while not stop.is_set() and not killed:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"ray::RenderWorker.render"):
-                time.sleep(0.3)  # let the job get into the model
-                os.kill(int(pid), signal.SIGKILL)
-                killed.append(int(pid))
-                return
-        time.sleep(0.05)
+        for pid in pids_titled(b"ray::RenderWorker.render"):
+            start = cpu_seconds(pid)
+            wait_until(lambda p=pid, s=start: cpu_seconds(p) > s + 0.2 or stop.is_set(), 120, "a render")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        stop.wait(0.05)
 
 
 def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
@@ -137,17 +139,32 @@ def test_sigterm_cancels_in_flight_jobs_shuts_ray_down_and_rerun_resumes(tmp_pat
     import sys
 
     manifest = write_manifest(tmp_path / "m", JOBS.replace("num_frames: 9", "num_frames: 121"))
-    cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={tmp_path / 'outputs'}",
-           "engine=ray", "engine.num_gpus=2", "engine.num_cpus=3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ltx2_batch",
+        f"manifest={manifest}",
+        f"output.root={tmp_path / 'outputs'}",
+        "engine=ray",
+        "engine.num_gpus=2",
+        "engine.num_cpus=3",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if " start " in f" {line}":
-            time.sleep(1.0)
+        if " start " in f" {line}":  # a job is dispatched: SIGTERM once an actor is inside its render
+            wait_until(lambda: bool(pids_titled(b"ray::RenderWorker.render")), 120, "an actor rendering")
             proc.send_signal(signal.SIGTERM)
             break
     rest, _ = proc.communicate(timeout=120)
@@ -156,21 +173,12 @@ def test_sigterm_cancels_in_flight_jobs_shuts_ray_down_and_rerun_resumes(tmp_pat
     rows = _job_rows(tmp_path / "outputs" / "m")
     assert "cancelled" in set(rows.status), log
     assert "rerun the same command to resume" in log
-    time.sleep(1.0)
-    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _is_render_worker(p)]
-    assert not leftovers, "Ray actors survived the run"
+    wait_until(lambda: not pids_titled(b"ray::RenderWorker"), 15, "the Ray actors to exit")
 
     again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
     assert len(done) == 4 and done.job_id.is_unique
-
-
-def _is_render_worker(pid: str) -> bool:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RenderWorker")
-    except OSError:
-        return False
 
 
 def test_a_worker_that_cannot_build_its_model_stops_the_run_with_its_error(
@@ -181,7 +189,7 @@ def test_a_worker_that_cannot_build_its_model_stops_the_run_with_its_error(
     err = capsys.readouterr().err
     assert code == 2
     assert "render workers could not start" in err and "model.device='cuda' is not available" in err
-    deadline = time.monotonic() + 15  # ray.kill is asynchronous
-    while [p for p in os.listdir("/proc") if p.isdigit() and _is_render_worker(p)]:
-        assert time.monotonic() < deadline, "render actors survived the failed start"
-        time.sleep(0.2)
+    # ray.kill is asynchronous
+    wait_until(
+        lambda: not pids_titled(b"ray::RenderWorker"), 15, "the render actors of the failed start to exit"
+    )

@@ -11,9 +11,20 @@ from ltx2_batch.chaining.plan import (
     latent_alignment,
     plan_chunks,
     round_up_frames,
-    seed_chunk_count,
 )
 from ltx2_batch.errors import ConfigError
+
+
+def seed_chunk_count(total_frames: int, chunk_frames: int, overlap_frames: int) -> int:
+    """The textbook chunk-count formula: `1 + ceil((total - chunk) / (chunk - overlap))`.
+
+    With an overlap that is not on the latent grid (24 -> 25 trimmed) it
+    can come up one chunk short (218 frames: 2 chunks give at most 121 + 96 = 217), so the plan counts with
+    the aligned overlap instead; the two agree whenever the overlap is aligned (8m + 1).
+    """
+    if total_frames <= chunk_frames:
+        return 1
+    return 1 + math.ceil((total_frames - chunk_frames) / (chunk_frames - overlap_frames))
 
 
 def test_seed_example_300_frames_is_three_chunks() -> None:
