@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_RECIPE_VERSION = "tiny-4"  # bump when any config or generation rule below changes (it feeds job ids)
+TINY_RECIPE_VERSION = "tiny-5"  # bump when any config or generation rule below changes (it feeds job ids)
 
 CHECKPOINT = "ltx-2-tiny-distilled.safetensors"
 DISTILLED_LORA = "ltx-2-tiny-distilled-lora.safetensors"
@@ -317,7 +317,13 @@ def _renamed(state: dict[str, Any], prefix: str, shared: dict[str, str] | None =
 
 
 def _materialize(module: Any) -> Any:
+    """Real tensors for a meta-built module: NaN first, then each submodule's own `reset_parameters` from the
+    seeded global generator; `_fill` then replaces whatever is still NaN (never initialised) from the seeded
+    generator. `to_empty` alone leaves whatever the allocator had, which depends on what the process did
+    before (a heap reused after other work gave other bytes, and finite garbage was kept)."""
     module = module.to_empty(device="cpu")
+    for tensor in [*module.parameters(), *module.buffers()]:
+        tensor.data.fill_(float("nan") if tensor.is_floating_point() else 0)
     for sub in module.modules():
         if callable(getattr(sub, "reset_parameters", None)):
             sub.reset_parameters()
