@@ -78,7 +78,7 @@ class OutputConfig:
     run_name: str | None = None  # default: the manifest's file stem
     video_crf: int = 18
     thumbnail_width: int = 320
-    keep_chunk_frames: bool = False  # keep chunks' decoded frames (npz) after stitching; latents always stay
+    keep_chunks: bool = False  # keep a chained job's chunk files (latents, lossless frames) after stitching
     # What a worker does beside the next job's render (overlap.py; the files are the same bytes):
     # auto = on a CUDA worker, write job n's files and, when it shortens the cycle, decode job n while
     # job n+1 renders; nothing on a CPU worker (its render already uses every core). off | encode (files
@@ -102,6 +102,11 @@ class ChainingConfig:
     chunk_frames: int = 121
     overlap_frames: int = 24
     condition_on_last_frame: bool = False
+    # Seam smoothing, off by default (docs/behaviour.md, "Seam smoothing"): the last `blend` handed-off latent
+    # frames are conditioned with a strength fading to 0 (a crossfade into the new chunk) instead of kept
+    # clean; `adain` matches each later chunk's per-channel latent mean/std to the first chunk's.
+    blend: int = 0
+    adain: bool = False
 
 
 @dataclass

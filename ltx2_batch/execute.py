@@ -61,13 +61,13 @@ class JobExecutor:
         files: JobFiles,
         identity: WorkerIdentity,
         overlap: Overlap = Overlap.OFF,
-        keep_chunk_frames: bool = False,
+        keep_chunks: bool = False,
     ) -> None:
         self._backend = backend
         self._files = files
         self._identity = identity
         self._overlap = overlap
-        self._keep_chunk_frames = keep_chunk_frames
+        self._keep_chunks = keep_chunks
         # the backend again, typed for denoise()/decode(), when decodes may be deferred (else None)
         self._deferrable = (
             backend if overlap.decodes and isinstance(backend, OverlappedDecodeBackend) else None
@@ -234,19 +234,22 @@ class JobExecutor:
             job,
             plan,
             self._files.layout,
+            crf=self._files.video_crf,
             on_chunk=(lambda outcome: on_chunk(job, outcome)) if on_chunk else None,
             should_stop=should_stop,
         )
-        t1 = time.perf_counter()
-        info = chained.write(self._files.layout.video(job), crf=self._files.video_crf)
         self._files.write_thumbnail(job, chained.first_frame)
-        encode_s = time.perf_counter() - t1
-        written = self._files.finish(
-            job, chained.last_result, info.frame_count, chained.render_s, encode_s, chained.chunks
+        if not self._keep_chunks:  # the stitched file is complete: the resume state is disposable
+            self._files.remove_chunks(job)
+        return self._files.finish(
+            job,
+            chained.summary,
+            chained.info.frame_count,
+            chained.render_s,
+            chained.stitch_tail_s,
+            chained.chunks,
+            chunk_files_kept=self._keep_chunks,
         )
-        if not self._keep_chunk_frames:
-            self._files.remove_chunk_media(chained.chunks)
-        return written
 
 
 def _cycle(written: WrittenFiles) -> tuple[float, float, float]:

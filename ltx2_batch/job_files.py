@@ -10,9 +10,9 @@ Must not: render, or write the ledger (the driver does).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,8 +89,12 @@ class JobFiles:
         render_s: float,
         encode_s: float,
         chunks: tuple[ChunkOutcome, ...],
+        *,
+        chunk_files_kept: bool = True,
     ) -> WrittenFiles:
-        """Write the sidecar (last: its presence marks the job's files complete) and describe the files."""
+        """Write the sidecar (last: its presence marks the job's files complete) and describe the files. A
+        chained job's sidecar describes every chunk (prompt, seed, timings, handoff sizes), and its chunk
+        files only when they are kept."""
         sidecar = self.layout.sidecar(job)
         payload = {
             "job_id": job.job_id,
@@ -103,7 +107,7 @@ class JobFiles:
             "thumbnail": os.path.relpath(self.layout.thumbnail(job), self.layout.root),
             "timings": {"render_s": render_s, "encode_s": encode_s, **result.timings},
             "backend": result.info,
-            "chunks": [chunk.as_dict() for chunk in chunks],
+            "chunks": [chunk.as_dict(files_kept=chunk_files_kept) for chunk in chunks],
             **self.run_fields,
         }
         write_sidecar(sidecar, payload)
@@ -121,7 +125,6 @@ class JobFiles:
             chunks=chunks,
         )
 
-    def remove_chunk_media(self, chunks: tuple[ChunkOutcome, ...]) -> None:
-        """The stitched file is complete: the chunks' decoded frames are disposable (latents stay)."""
-        for chunk in chunks:
-            Path(chunk.media_path).unlink(missing_ok=True)
+    def remove_chunks(self, job: RenderJob) -> None:
+        """A chained job's resume state, once its stitched file is complete (output.keep_chunks keeps it)."""
+        shutil.rmtree(self.layout.chunk_dir(job), ignore_errors=True)

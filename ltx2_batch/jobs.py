@@ -94,6 +94,8 @@ class ChunkingSpec:
     chunk_frames: int = MAX_CHUNK_FRAMES
     overlap_frames: int = 24
     condition_on_last_frame: bool = False
+    blend: int = 0  # handed-off latent frames whose conditioning fades out (a latent crossfade); 0 = hard
+    adain: bool = False  # match each chunk's latent statistics to the first chunk's (limits drift)
 
 
 @dataclass(frozen=True)

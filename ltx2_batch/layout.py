@@ -39,7 +39,8 @@ class OutputLayout:
         return self.chunk_dir(job) / f"chunk_{index:03d}.safetensors"
 
     def chunk_media(self, job: RenderJob, index: int) -> Path:
-        return self.chunk_dir(job) / f"chunk_{index:03d}.npz"
+        """A chunk's kept frames, stored lossless (resume state: fed to the stitch encoder again)."""
+        return self.chunk_dir(job) / f"chunk_{index:03d}.mkv"
 
     def chunk_last_frame(self, job: RenderJob, index: int) -> Path:
         """Chunk `index`'s last kept frame, the image condition of chunk index+1 (condition_on_last_frame)."""

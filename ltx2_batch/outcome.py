@@ -25,6 +25,9 @@ class OutcomeStatus(str, Enum):
 
 @dataclass(frozen=True)
 class ChunkOutcome:
+    """One chunk of a chained job. Its resume state: `latent_path` (latents, kept audio; written last, so it
+    marks the chunk complete) and `media_path` (its kept frames, lossless)."""
+
     index: int  # 0-based
     count: int
     status: OutcomeStatus  # DONE or RESUMED
@@ -32,9 +35,19 @@ class ChunkOutcome:
     media_path: str
     render_s: float
     frames: int  # frames this chunk contributes to the stitched video
+    prompt: str = ""
+    seed: int = 0
+    handoff_latent_frames: int = 0  # video latent frames taken from the previous chunk
+    handoff_audio_frames: int = 0  # audio latent frames taken from the previous chunk
+    resume_bytes: int = 0  # bytes of its resume state on disk
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "status": self.status.value}
+    def as_dict(self, files_kept: bool = True) -> dict[str, Any]:
+        """For the sidecar: the chunk's facts, and its files only while they exist (`files_kept`)."""
+        fields = {**dataclasses.asdict(self), "status": self.status.value}
+        if not files_kept:
+            fields.pop("latent_path")
+            fields.pop("media_path")
+        return fields
 
 
 @dataclass(frozen=True)

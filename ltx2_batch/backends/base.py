@@ -14,15 +14,20 @@ from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob
 
 @dataclass(frozen=True)
 class LatentHandoff:
-    """The tail of the previous chunk's latents, injected at latent frame 0 of the next chunk.
+    """The tail of the previous chunk's latents, kept clean at the start of the next chunk.
 
     `stage1` conditions the (half-size) first stage; `final` conditions the refinement stage of two-stage
-    pipelines. Both are torch tensors `[B, C, T, H, W]` holding exactly the frames to keep.
+    pipelines. Both are torch tensors `[B, C, T, H, W]` holding exactly the frames to keep. `audio` is the
+    previous chunk's final audio latents over the overlap, `[B, C, T, mel]`: the next chunk starts its audio
+    from them and keeps them clean in every stage, so sound runs on across the seam.
     """
 
     stage1: Any
     final: Any | None = None
+    audio: Any | None = None
     strength: float = 1.0
+    blend: int = 0  # the last `blend` handed-off video latent frames fade out instead of staying clean
+    normalize_to: tuple[Any, Any] | None = None  # (mean, std) per channel: the first chunk's, for AdaIN
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class RenderResult:
     sample_rate: int | None = None
     stage1_latent: Any | None = None  # torch [B, C, T, H, W]
     final_latent: Any | None = None  # torch [B, C, T, H, W]
+    audio_latent: Any | None = None  # torch [B, C, T, mel] (what the audio decoder decoded)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     info: dict[str, Any] = field(default_factory=dict)  # device, dtype, memory policy, prompt used...
 

@@ -37,8 +37,9 @@ from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video
 from ltx_core.model.video_vae import TilingConfig
 from ltx_core.model.video_vae import decode_video as vae_decode_video
 from ltx_core.quantization import QuantizationPolicy
-from ltx_core.types import VideoPixelShape
+from ltx_core.types import AudioLatentShape, VideoPixelShape
 from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor
+from ltx_pipelines.retake import TemporalRegionMask
 from ltx_pipelines.utils import ModelLedger, euler_denoising_loop
 from ltx_pipelines.utils.args import ImageConditioningInput
 from ltx_pipelines.utils.constants import (
@@ -56,6 +57,8 @@ from ltx_pipelines.utils.helpers import (
     generate_enhanced_prompt,
     image_conditionings_by_adding_guiding_latent,
     multi_modal_guider_factory_denoising_func,
+    noise_audio_state,
+    noise_video_state,
     simple_denoising_func,
 )
 from ltx_pipelines.utils.media_io import load_video_conditioning
@@ -160,6 +163,12 @@ class Ltx2Backend:
             quantization=self.quantization,
         )
         return self.weights.loading(ledger, self.dtype)
+
+    @property
+    def audio_latents_per_second(self) -> float:
+        """Audio latent frames per second of video time (ltx-core's audio latent grid: 25 for 16 kHz mel,
+        hop 160, downsample 4)."""
+        return AudioLatentShape.from_duration(batch=1, duration=1000.0).frames / 1000.0
 
     @property
     def temporal_scale(self) -> int:
@@ -410,7 +419,7 @@ class Ltx2Backend:
                     audio_state.latent,
                 )
             sigmas["stage2"] = [float(s) for s in sigmas2]
-        final_latent = video_state.latent
+        final_latent = _adain(video_state.latent, handoff)
         to_decode, frame_rate = final_latent, job.frame_rate
         if job.upscale.temporal:
             with clock("upsample"):
@@ -470,6 +479,7 @@ class Ltx2Backend:
         if plan.reference_videos:
             conds += self._reference_conditionings(job, shape, video_encoder)
         conds += _handoff_conditioning(handoff.stage1 if handoff else None, handoff, self.dtype, self.device)
+        audio_start = self._audio_handoff_start(shape, handoff)
         transformer = self.cache.get(_transformer_name(plan.stage1_loras))
         v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
         if plan.guided:
@@ -493,7 +503,15 @@ class Ltx2Backend:
             denoise_fn = simple_denoising_func(
                 video_context=v_ctx, audio_context=a_ctx, transformer=transformer
             )
-        video_state, audio_state = self._run_stage(shape, conds, noiser, sigmas, denoise_fn)
+        video_state, audio_state = self._run_stage(
+            shape,
+            conds,
+            noiser,
+            sigmas,
+            denoise_fn,
+            audio_kept=self._audio_kept(handoff, shape),
+            **audio_start,
+        )
         return video_state, audio_state, sigmas
 
     def _stage2(
@@ -524,6 +542,7 @@ class Ltx2Backend:
             noiser,
             sigmas,
             denoise_fn,
+            audio_kept=self._audio_kept(handoff, shape),
             noise_scale=sigmas[0],
             initial_video_latent=upscaled,
             initial_audio_latent=audio_latent,
@@ -537,21 +556,64 @@ class Ltx2Backend:
         noiser: GaussianNoiser,
         sigmas: torch.Tensor,
         denoise_fn: Any,
+        audio_kept: list[Any] | None = None,
         **initial: Any,
     ) -> tuple[Any, Any]:
-        """One official `denoise_audio_video` call with the Euler loop (`initial`: the stage-2 start)."""
-        return denoise_audio_video(
-            output_shape=shape,
-            conditionings=conditionings,
-            noiser=noiser,
-            sigmas=sigmas,
-            stepper=EulerDiffusionStep(),
-            denoising_loop_fn=_loop(denoise_fn),
-            components=self.components,
-            dtype=self.dtype,
-            device=self.device,
-            **initial,
+        """One denoising stage with the Euler loop (`initial`: a start latent and noise scale). Without an
+        audio handoff it is the official `denoise_audio_video`; with one (`audio_kept`: the conditioning
+        that keeps the handed-off audio tokens clean) the same official steps with that audio conditioning,
+        as ltx_pipelines' retake pipeline composes them (denoise_audio_video takes none for audio)."""
+        if not audio_kept:
+            return denoise_audio_video(
+                output_shape=shape,
+                conditionings=conditionings,
+                noiser=noiser,
+                sigmas=sigmas,
+                stepper=EulerDiffusionStep(),
+                denoising_loop_fn=_loop(denoise_fn),
+                components=self.components,
+                dtype=self.dtype,
+                device=self.device,
+                **initial,
+            )
+        noise_scale = initial.get("noise_scale", 1.0)
+        common = {
+            "output_shape": shape,
+            "noiser": noiser,
+            "components": self.components,
+            "dtype": self.dtype,
+            "device": self.device,
+            "noise_scale": noise_scale,
+        }
+        video_state, video_tools = noise_video_state(
+            conditionings=conditionings, initial_latent=initial.get("initial_video_latent"), **common
         )
+        audio_state, audio_tools = noise_audio_state(
+            conditionings=audio_kept, initial_latent=initial.get("initial_audio_latent"), **common
+        )
+        video_state, audio_state = _loop(denoise_fn)(sigmas, video_state, audio_state, EulerDiffusionStep())
+        video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
+        audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
+        return video_state, audio_state
+
+    def _audio_handoff_start(self, shape: VideoPixelShape, handoff: LatentHandoff | None) -> dict[str, Any]:
+        """Stage 1's start audio latent under an audio handoff: the handed-off frames first, zeros after
+        (those tokens are fully noised, exactly as a start without a handoff)."""
+        if handoff is None or handoff.audio is None:
+            return {}
+        expected = AudioLatentShape.from_video_pixel_shape(shape)
+        kept = handoff.audio.to(device=self.device, dtype=self.dtype)[:, :, : expected.frames]
+        start = torch.zeros(expected.to_torch_shape(), device=self.device, dtype=self.dtype)
+        start[:, :, : kept.shape[2]] = kept
+        return {"initial_audio_latent": start}
+
+    def _audio_kept(self, handoff: LatentHandoff | None, shape: VideoPixelShape) -> list[Any] | None:
+        """The audio conditioning of a handoff: tokens before the handed-off duration are not denoised."""
+        if handoff is None or handoff.audio is None:
+            return None
+        kept_s = handoff.audio.shape[2] / self.audio_latents_per_second
+        horizon = 2.0 * shape.frames / shape.fps + 1.0  # past the end of the window: regenerate the rest
+        return [TemporalRegionMask(start_time=kept_s, end_time=horizon, fps=shape.fps)]
 
     def _info(
         self, job: RenderJob, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
@@ -599,6 +661,7 @@ class Ltx2Backend:
             sample_rate=sample_rate,
             stage1_latent=state.stage1_latent.detach().clone(),
             final_latent=state.final_latent.detach().clone(),
+            audio_latent=state.audio_latent.detach().clone(),
             timings=timings,
             info=state.info,
         )
@@ -696,14 +759,34 @@ def _never_big(_name: str) -> bool:
 def _handoff_conditioning(
     latent: Any, handoff: LatentHandoff | None, dtype: torch.dtype, device: torch.device
 ) -> list[Any]:
-    """The chaining handoff: the previous chunk's tail latents kept clean at latent frame 0 of this stage."""
+    """The chaining handoff: the previous chunk's tail latents kept clean from latent frame 0 of this stage.
+    With `blend`, the last `blend` of them are conditioned one by one with a strength falling linearly
+    towards 0 (docs/behaviour.md, "Seam smoothing"): a crossfade from the previous chunk into this one."""
     if latent is None or handoff is None:
         return []
-    return [
-        VideoConditionByLatentIndex(
-            latent=latent.to(device=device, dtype=dtype), strength=handoff.strength, latent_idx=0
-        )
-    ]
+    latent = latent.to(device=device, dtype=dtype)
+    hard = latent.shape[2] - handoff.blend
+    conds = [VideoConditionByLatentIndex(latent=latent[:, :, :hard], strength=handoff.strength, latent_idx=0)]
+    for j in range(handoff.blend):
+        fade = handoff.strength * (handoff.blend - j) / (handoff.blend + 1)
+        frame = latent[:, :, hard + j : hard + j + 1]
+        conds.append(VideoConditionByLatentIndex(latent=frame, strength=fade, latent_idx=hard + j))
+    return conds
+
+
+def _adain(latent: torch.Tensor, handoff: LatentHandoff | None) -> torch.Tensor:
+    """AdaIN against the first chunk: the frames after the handed-off ones get that chunk's per-channel mean
+    and std (the handed-off frames are the previous chunk's, left as they are)."""
+    if handoff is None or handoff.normalize_to is None:
+        return latent
+    mean, std = (t.to(device=latent.device, dtype=latent.dtype) for t in handoff.normalize_to)
+    k = handoff.stage1.shape[2]
+    new = latent[:, :, k:]
+    own_mean = new.mean(dim=(0, 2, 3, 4), keepdim=True)
+    own_std = new.std(dim=(0, 2, 3, 4), keepdim=True, correction=0).clamp_min(1e-6)
+    out = latent.clone()
+    out[:, :, k:] = (new - own_mean) / own_std * std.view(1, -1, 1, 1, 1) + mean.view(1, -1, 1, 1, 1)
+    return out
 
 
 def _guider(defaults: MultiModalGuiderParams, spec: GuiderSpec) -> MultiModalGuiderParams:

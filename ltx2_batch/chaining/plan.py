@@ -115,6 +115,33 @@ def plan_chunks(total_frames: int, chunk_frames: int, overlap_frames: int, tempo
     return ChunkPlan(total_frames, chunk_frames, alignment, tuple(chunks))
 
 
+@dataclass(frozen=True)
+class AudioHandoff:
+    """Which audio latent frames of the previous chunk cover a chunk's overlap: `[start, start + count)` of
+    the previous chunk's audio latents become frames `[0, count)` of this chunk's, kept clean."""
+
+    start: int
+    count: int
+
+
+def audio_handoff(
+    previous: ChunkRange, chunk: ChunkRange, frame_rate: float, latents_per_second: float
+) -> AudioHandoff | None:
+    """The audio part of the latent handoff (docs/behaviour.md, "Chunk arithmetic and quantum alignment").
+
+    Chunk i's frame 0 is chunk i-1's frame `previous.num_frames - chunk.keep_start` (the overlap the video
+    latents hand over), so its audio starts that many seconds into chunk i-1's audio. The handoff is the
+    whole audio latent frames inside the overlap; the start is rounded to the audio latent grid (exact for
+    121-frame windows at 24 fps: 96 frames = 4 s = 100 audio latent frames at 25 per second).
+    """
+    if chunk.index == 0 or chunk.keep_start == 0:
+        return None
+    start = round((previous.num_frames - chunk.keep_start) / frame_rate * latents_per_second)
+    total = round(previous.num_frames / frame_rate * latents_per_second)  # ltx-core's audio latent length
+    count = min(math.floor(chunk.keep_start / frame_rate * latents_per_second), total - start)
+    return AudioHandoff(start, count) if count > 0 else None
+
+
 def audio_sample_range(chunk: ChunkRange, frame_rate: float, sample_rate: int) -> tuple[int, int, int]:
     """(local start sample, sample count, output start sample) for a chunk's kept audio.
 

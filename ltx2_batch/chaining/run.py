@@ -1,13 +1,23 @@
-"""Drive a backend through a ChunkPlan: latent handoff between chunks, per-chunk files, resume, stitch.
+"""Drive a backend through a ChunkPlan: latent handoff (picture and sound), resume state, streaming stitch.
 
-Each finished chunk leaves two files, written atomically: its latents (safetensors: `stage1`, `final`) and
-its kept frames and audio (npz, the overlap already trimmed). A rerun loads the chunks that exist and
-renders only the missing ones, so a crash costs at most one chunk. Stitching streams the kept frames into
-one encoder (frame exact by construction) and cuts the audio at the same frame boundaries in samples.
+Each rendered chunk leaves its resume state, written atomically on the stitch thread: its kept frames stored
+bit-exactly and compactly (lossless RGB H.264, `chunk_<i>.mkv`) and then its latents (`chunk_<i>.safetensors`:
+`stage1`, `final`, the final `audio` latents, and the kept audio samples), which marks the chunk complete. A
+rerun loads the chunks that are complete and renders only the rest, so a crash costs at most the chunks in
+flight. The next chunk is conditioned on the tail of this chunk's video latents and of its audio latents,
+both kept clean (docs/behaviour.md, "Chunk arithmetic and quantum alignment").
+
+The stitch streams: one H.264 encoder for the whole video is fed each chunk's kept frames in order on the
+stitch thread while the next chunk renders, so what is left after the last chunk is that chunk's frames, the
+audio mux and the check of the finished file. A resumed chunk feeds the encoder from its stored frames, which
+are the exact frames it rendered, so a resumed job gives the same file. The audio of every chunk is cut at
+the same frame boundaries, in samples, and muxed once.
+Must not: decide where the job's files go (OutputLayout) or write the ledger (`on_chunk` reports chunks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -18,58 +28,42 @@ from typing import Any
 import numpy as np
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
-from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_sample_range
+from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio_sample_range
 from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.media.write import Mp4Writer, atomic_target, write_png
+from ltx2_batch.media.probe import MediaInfo, read_frames, read_last_frame
+from ltx2_batch.media.write import Mp4Writer, atomic_target, write_lossless_frames, write_png
 from ltx2_batch.outcome import ChunkOutcome, OutcomeStatus
+from ltx2_batch.overlap import EncodeQueue
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChainedResult:
-    job: RenderJob
-    plan: ChunkPlan
-    layout: OutputLayout
+    """A stitched chained job: the verified file, its chunks, and what the sidecar says about the render."""
+
+    info: MediaInfo
     chunks: tuple[ChunkOutcome, ...]
-    render_s: float
+    render_s: float  # the chunks' renders, summed
     first_frame: np.ndarray
-    last_result: RenderResult
-
-    def write(self, path: Path, crf: int = 18) -> Any:
-        """Stitch the kept frames of every chunk into `path`; audio cut at the same boundaries."""
-        audio_parts: list[np.ndarray] = []
-        sample_rate: int | None = None
-        with Mp4Writer(path, self.job.frame_rate, crf=crf) as writer:
-            for chunk in self.chunks:
-                with np.load(chunk.media_path) as data:
-                    writer.write_frames(data["frames"])
-                    if self.job.audio and "audio" in data:
-                        audio_parts.append(data["audio"])
-                        sample_rate = int(data["sample_rate"])
-            if audio_parts and sample_rate:
-                writer.set_audio(np.concatenate(audio_parts, axis=1), sample_rate)
-        return writer.info
+    summary: (
+        RenderResult  # for the sidecar: phase seconds summed over the chunks, the last render's backend info
+    )
+    stitch_tail_s: float  # after the last render: its frames, the audio mux and the file check
 
 
-def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as tmp, tmp.open("wb") as handle:
-        np.savez(handle, **arrays)
+def load_chunk_state(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
-def _atomic_save_latents(path: Path, tensors: dict[str, Any]) -> None:
+def _save_chunk_state(path: Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}, str(tmp))
-
-
-def load_chunk_latents(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
 
 
 def _chunk_images(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange) -> tuple[ImageCondition, ...]:
@@ -100,16 +94,59 @@ def chunk_job(
     )
 
 
-def _kept_media(result: RenderResult, job: RenderJob, chunk: ChunkRange) -> dict[str, np.ndarray]:
-    arrays = {"frames": np.ascontiguousarray(result.frames[chunk.keep_start : chunk.keep_end])}
-    if job.audio and result.audio is not None and result.sample_rate:
-        start, count, _ = audio_sample_range(chunk, job.frame_rate, result.sample_rate)
-        audio = np.asarray(result.audio, dtype=np.float32)[:, start : start + count]
-        if audio.shape[1] < count:  # a vocoder may come up a few samples short of the window
-            audio = np.pad(audio, ((0, 0), (0, count - audio.shape[1])))
-        arrays["audio"] = audio
-        arrays["sample_rate"] = np.asarray(result.sample_rate)
-    return arrays
+def _kept_audio(result: RenderResult, job: RenderJob, chunk: ChunkRange) -> tuple[np.ndarray, int] | None:
+    if not (job.audio and result.audio is not None and result.sample_rate):
+        return None
+    start, count, _ = audio_sample_range(chunk, job.frame_rate, result.sample_rate)
+    audio = np.asarray(result.audio, dtype=np.float32)[:, start : start + count]
+    if audio.shape[1] < count:  # a vocoder may come up a few samples short of the window
+        audio = np.pad(audio, ((0, 0), (0, count - audio.shape[1])))
+    return audio, int(result.sample_rate)
+
+
+@dataclass
+class _Chain:
+    """The state carried from chunk to chunk."""
+
+    latents: dict[str, Any] | None = None  # the previous chunk's stage1/final/audio latents
+    reference: tuple[Any, Any] | None = None  # chaining.adain: the first chunk's per-channel latent mean/std
+    last_frame: np.ndarray | None = None  # the previous chunk's last kept frame
+    # once a chunk is re-rendered, later chunk files were conditioned on old ones: render those too
+    rendered_fresh: bool = False
+
+
+class _Stitch:
+    """The one encoder of the job's file, fed in chunk order on its own thread (one chunk in flight)."""
+
+    def __init__(self, path: Path, frame_rate: float, crf: int) -> None:
+        self._writer = Mp4Writer(path, frame_rate, crf=crf).__enter__()  # exited in finish() or abort()
+        self._queue = EncodeQueue()
+        self._audio: list[np.ndarray] = []
+        self._sample_rate: int | None = None
+
+    def feed(self, work: Callable[[], np.ndarray], audio: tuple[np.ndarray, int] | None) -> None:
+        """Run `work` (store the chunk, return its kept frames) and encode its frames, on the thread."""
+        if audio is not None:
+            self._audio.append(audio[0])
+            self._sample_rate = audio[1]
+        self._queue.submit(lambda: self._writer.write_frames(work()))
+
+    def wait(self) -> None:
+        self._queue.drain()
+
+    def finish(self) -> MediaInfo:
+        self._queue.shutdown()
+        if self._audio and self._sample_rate:
+            self._writer.set_audio(np.concatenate(self._audio, axis=1), self._sample_rate)
+        self._writer.__exit__(None, None, None)
+        if self._writer.info is None:
+            raise FatalBackendError(f"{self._writer.path}: the stitched file was not verified")
+        return self._writer.info
+
+    def abort(self, exc: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            self._queue.shutdown()
+        self._writer.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def run_chained(
@@ -117,85 +154,200 @@ def run_chained(
     job: RenderJob,
     plan: ChunkPlan,
     layout: OutputLayout,
+    crf: int = 18,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ChainedResult:
+    """Render (or resume) every chunk and stitch them into `layout.video(job)`."""
+    stitch = _Stitch(layout.video(job), job.frame_rate, crf)
+    try:
+        result = _run_chunks(backend, job, plan, layout, stitch, on_chunk, should_stop)
+    except BaseException as exc:
+        stitch.abort(exc)
+        raise
+    return result
+
+
+def _run_chunks(
+    backend: RenderBackend,
+    job: RenderJob,
+    plan: ChunkPlan,
+    layout: OutputLayout,
+    stitch: _Stitch,
+    on_chunk: Callable[[ChunkOutcome], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> ChainedResult:
+    chain = _Chain()
     outcomes: list[ChunkOutcome] = []
-    previous: dict[str, Any] | None = None  # latents of the previous chunk
-    last_result: RenderResult | None = None
+    waiting: ChunkOutcome | None = None  # rendered, its files being written on the stitch thread
+    last_info: dict[str, Any] = {"resumed": True}  # every chunk resumed: nothing rendered in this attempt
+    phases: dict[str, float] = {}
     first_frame: np.ndarray | None = None
     render_s = 0.0
-    rendered_fresh = False  # once a chunk is re-rendered, later chunk files were conditioned on old latents
+
+    def report(outcome: ChunkOutcome) -> None:
+        """A chunk whose resume state is on disk (its size is measured now)."""
+        outcome = dataclasses.replace(
+            outcome, resume_bytes=_size(Path(outcome.latent_path)) + _size(Path(outcome.media_path))
+        )
+        outcomes.append(outcome)
+        if on_chunk is not None:
+            on_chunk(outcome)
+
     for chunk in plan.chunks:
         if should_stop is not None and should_stop():
             raise JobCancelledError(
                 f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}"
             )
-        latent_path, media_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
-        if not rendered_fresh and latent_path.is_file() and media_path.is_file():
-            previous = load_chunk_latents(latent_path)
-            outcome = ChunkOutcome(
-                chunk.index,
-                plan.chunk_count,
-                OutcomeStatus.RESUMED,
-                str(latent_path),
-                str(media_path),
-                0.0,
-                chunk.kept_frames,
-            )
-        else:
-            extra: tuple[ImageCondition, ...] = ()
-            handoff = None
-            if chunk.index > 0 and previous is not None:
-                k = chunk.handoff_latent_frames
-                final = previous.get("final")
-                handoff = LatentHandoff(
-                    stage1=previous["stage1"][:, :, -k:],
-                    final=final[:, :, -k:] if final is not None else None,
-                )
-                if job.chunking.condition_on_last_frame:
-                    extra = (_last_frame_condition(layout, job, chunk, plan),)
-            t0 = time.perf_counter()
-            result = backend.render(RenderRequest(job=chunk_job(job, plan, chunk, extra), handoff=handoff))
-            elapsed = time.perf_counter() - t0
-            render_s += elapsed
-            _atomic_save_npz(media_path, **_kept_media(result, job, chunk))
-            previous = {"stage1": result.stage1_latent, "final": result.final_latent}
-            _atomic_save_latents(latent_path, previous)  # last: marks the chunk complete
-            last_result = result
-            rendered_fresh = True
-            outcome = ChunkOutcome(
-                chunk.index,
-                plan.chunk_count,
-                OutcomeStatus.DONE,
-                str(latent_path),
-                str(media_path),
-                elapsed,
-                chunk.kept_frames,
-            )
-        if first_frame is None:
-            with np.load(media_path) as data:
-                first_frame = np.array(data["frames"][0])
-        outcomes.append(outcome)
-        if on_chunk is not None:
-            on_chunk(outcome)
-    if last_result is None:  # every chunk resumed: describe the output without rendering
-        last_result = RenderResult(frames=None, frame_rate=job.frame_rate, info={"resumed": True})
+        sub_job = chunk_job(job, plan, chunk, ())
+        state_path, frames_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
+        if not chain.rendered_fresh and state_path.is_file() and frames_path.is_file():
+            chain.latents = load_chunk_state(state_path)
+            if chunk.index == 0 and job.chunking.adain:
+                chain.reference = _channel_stats(chain.latents["final"])
+            chain.last_frame = read_last_frame(frames_path)
+            if first_frame is None:
+                first_frame = read_frames(frames_path, 0, 1)[0]
+            audio = _stored_audio(chain.latents)
+            stitch.feed(lambda p=frames_path: read_frames(p), audio)
+            report(_outcome(chunk, plan, sub_job, OutcomeStatus.RESUMED, 0.0, state_path, frames_path))
+            continue
+        handoff, extra = _handoff(backend, job, plan, chunk, chain, layout)
+        t0 = time.perf_counter()
+        result = backend.render(RenderRequest(job=chunk_job(job, plan, chunk, extra), handoff=handoff))
+        elapsed = time.perf_counter() - t0
+        render_s += elapsed
+        kept = np.ascontiguousarray(result.frames[chunk.keep_start : chunk.keep_end])
+        audio = _kept_audio(result, job, chunk)
+        latents = {"stage1": result.stage1_latent, "final": result.final_latent, "audio": result.audio_latent}
+        reference = _channel_stats(result.final_latent) if chunk.index == 0 and job.chunking.adain else None
+        chain = _Chain(latents, reference or chain.reference, kept[-1], rendered_fresh=True)
+        first_frame = kept[0] if first_frame is None else first_frame
+        last_info = {k: v for k, v in result.info.items() if k != "prompt"}  # prompts are per chunk
+        for phase, seconds in result.timings.items():
+            phases[phase] = phases.get(phase, 0.0) + seconds
+
+        def store(  # on the stitch thread, while the next chunk renders
+            kept: np.ndarray = kept,
+            latents: dict[str, Any] = latents,
+            audio: Any = audio,
+            paths: tuple[Path, Path] = (state_path, frames_path),
+        ) -> np.ndarray:
+            write_lossless_frames(paths[1], kept)
+            _save_chunk_state(
+                paths[0], {**latents, **_audio_tensors(audio)}
+            )  # last: marks the chunk complete
+            return kept
+
+        stitch.feed(store, audio)  # waits for the chunk before: it is complete now
+        if waiting is not None:
+            report(waiting)
+        waiting = _outcome(
+            chunk, plan, sub_job, OutcomeStatus.DONE, elapsed, state_path, frames_path, handoff
+        )
+    t_tail = time.perf_counter()
+    stitch.wait()
+    if waiting is not None:
+        report(waiting)
+    info = stitch.finish()
     if first_frame is None:
         raise FatalBackendError(f"job {job.name}: the chunk plan was empty")
-    return ChainedResult(job, plan, layout, tuple(outcomes), render_s, first_frame, last_result)
+    summary = RenderResult(frames=None, frame_rate=job.frame_rate, timings=phases, info=last_info)
+    tail_s = time.perf_counter() - t_tail
+    return ChainedResult(info, tuple(outcomes), render_s, first_frame, summary, tail_s)
+
+
+def _handoff(
+    backend: RenderBackend,
+    job: RenderJob,
+    plan: ChunkPlan,
+    chunk: ChunkRange,
+    chain: _Chain,
+    layout: OutputLayout,
+) -> tuple[LatentHandoff | None, tuple[ImageCondition, ...]]:
+    """What chunk i > 0 is conditioned on: the previous chunk's video latent tail (stage 1 and final), its
+    audio latent tail over the overlap, and optionally its last frame."""
+    if chunk.index == 0 or chain.latents is None:
+        return None, ()
+    k = chunk.handoff_latent_frames
+    previous = chain.latents
+    final = previous.get("final")
+    audio = None
+    span = audio_handoff(
+        plan.chunks[chunk.index - 1], chunk, job.frame_rate, backend.audio_latents_per_second
+    )
+    if job.audio and span is not None and previous.get("audio") is not None:
+        audio = previous["audio"][:, :, span.start : span.start + span.count]
+    handoff = LatentHandoff(
+        stage1=previous["stage1"][:, :, -k:],
+        final=final[:, :, -k:] if final is not None else None,
+        audio=audio,
+        blend=job.chunking.blend,
+        normalize_to=chain.reference,
+    )
+    extra: tuple[ImageCondition, ...] = ()
+    if job.chunking.condition_on_last_frame and chain.last_frame is not None:
+        extra = (_last_frame_condition(layout, job, chunk, chain.last_frame),)
+    return handoff, extra
+
+
+def _channel_stats(latent: Any) -> tuple[Any, Any]:
+    """Per-channel mean and std of a video latent [B, C, T, H, W]: what chaining.adain matches chunks to."""
+    return latent.mean(dim=(0, 2, 3, 4)), latent.std(dim=(0, 2, 3, 4), correction=0)
+
+
+def _audio_tensors(audio: tuple[np.ndarray, int] | None) -> dict[str, Any]:
+    if audio is None:
+        return {}
+    import torch
+
+    return {"kept_audio": torch.from_numpy(audio[0]), "sample_rate": torch.tensor([audio[1]])}
+
+
+def _stored_audio(state: dict[str, Any]) -> tuple[np.ndarray, int] | None:
+    if "kept_audio" not in state:
+        return None
+    return state["kept_audio"].numpy(), int(state["sample_rate"][0])
+
+
+def _outcome(
+    chunk: ChunkRange,
+    plan: ChunkPlan,
+    sub_job: RenderJob,
+    status: OutcomeStatus,
+    render_s: float,
+    state_path: Path,
+    frames_path: Path,
+    handoff: LatentHandoff | None = None,
+) -> ChunkOutcome:
+    audio = handoff.audio if handoff is not None else None
+    return ChunkOutcome(
+        index=chunk.index,
+        count=plan.chunk_count,
+        status=status,
+        latent_path=str(state_path),
+        media_path=str(frames_path),
+        render_s=render_s,
+        frames=chunk.kept_frames,
+        prompt=sub_job.prompt,
+        seed=sub_job.seed,
+        handoff_latent_frames=chunk.handoff_latent_frames,
+        handoff_audio_frames=int(audio.shape[2]) if audio is not None else 0,
+    )
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
 
 
 def _last_frame_condition(
-    layout: OutputLayout, job: RenderJob, chunk: ChunkRange, plan: ChunkPlan
+    layout: OutputLayout, job: RenderJob, chunk: ChunkRange, last_frame: np.ndarray
 ) -> ImageCondition:
     """`chaining.condition_on_last_frame`: the previous chunk's last frame as an image condition.
 
     It is placed where that frame lands in the new chunk (the end of the trimmed overlap), not at frame 0,
     which the latent handoff already fixes.
     """
-    with np.load(layout.chunk_media(job, chunk.index - 1)) as data:
-        last = np.array(data["frames"][-1])
     png = layout.chunk_last_frame(job, chunk.index - 1)
-    write_png(png, last)
+    write_png(png, last_frame)
     return ImageCondition(path=str(png), frame_idx=chunk.keep_start - 1, strength=1.0)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ltx2_batch.chaining.plan import latent_alignment
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import (
     JOB_ID_LENGTH,
@@ -42,7 +43,7 @@ from ltx2_batch.manifest.schema import (
     parse_job,
     unknown_keys,
 )
-from ltx2_batch.manifest.select import chunk_count
+from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE, chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.prompts import PLACEHOLDER, PromptSource, iter_prompts, open_prompt_source
 
@@ -93,6 +94,16 @@ def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProbl
         chunk_count(chaining.chunk_frames + 1, chaining.chunk_frames, chaining.overlap_frames)
     except ConfigError as exc:
         return [FieldProblem(source, "chaining", str(exc))]
+    handed = latent_alignment(chaining.overlap_frames, LTX2_TEMPORAL_SCALE).latent_slice_count
+    if not 0 <= chaining.blend < handed:
+        return [
+            FieldProblem(
+                source,
+                "chaining.blend",
+                f"must be 0..{handed - 1} (of the {handed} handed-off latent frames the first stays clean), "
+                f"got {chaining.blend}",
+            )
+        ]
     return []
 
 
@@ -266,7 +277,11 @@ def validate_document(
         raise ManifestError(problems)
     ctx = JobContext(
         chunking=ChunkingSpec(
-            chaining.chunk_frames, chaining.overlap_frames, chaining.condition_on_last_frame
+            chaining.chunk_frames,
+            chaining.overlap_frames,
+            chaining.condition_on_last_frame,
+            chaining.blend,
+            chaining.adain,
         ),
         resolve=_InputCache(InputRoots.for_manifest(manifest_path, paths, os.getcwd())),
         base_seed=base_seed,

@@ -88,6 +88,19 @@ def ffmpeg_encode_command(
     return [*cmd, "-f", "mp4", str(output)]
 
 
+def ffmpeg_lossless_command(output: str | Path, width: int, height: int, exe: str = "ffmpeg") -> list[str]:
+    """Raw rgb24 frames on stdin -> lossless RGB H.264 (libx264rgb, qp 0) in Matroska at `output`: a compact,
+    bit-exact store of frames that must be fed to an encoder again later (a chained job's kept frames)."""
+    if width <= 0 or height <= 0:
+        raise MediaError(f"frame size must be positive, got {width}x{height}")
+    return [
+        exe, *_COMMON,
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", "24", "-i", "pipe:0",
+        "-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-an", "-map_metadata", "-1",
+        "-f", "matroska", str(output),
+    ]  # fmt: skip
+
+
 def ffmpeg_mux_command(
     video: str | Path,
     output: str | Path,

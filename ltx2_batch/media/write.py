@@ -28,6 +28,7 @@ from ltx2_batch.media.ffmpeg import (
     FfmpegPipe,
     ffmpeg_encode_command,
     ffmpeg_exe,
+    ffmpeg_lossless_command,
     ffmpeg_mux_command,
     rate_fraction,
     run_ffmpeg,
@@ -255,6 +256,26 @@ def write_mp4(
     if writer.info is None:  # cannot happen: verify=True sets it on every clean exit
         raise MediaError(f"{path}: writer finished without verifying the file")
     return writer.info
+
+
+def write_lossless_frames(path: str | Path, frames: np.ndarray) -> Path:
+    """Frames stored bit-exactly and compactly (lossless RGB H.264 in Matroska), atomically; read them back
+    with probe.read_frames. Verified: the file decodes to exactly these frames' count."""
+    frames = _check_frames(frames)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(target) as tmp:
+        pipe = FfmpegPipe(ffmpeg_lossless_command(tmp, frames.shape[2], frames.shape[1], exe=ffmpeg_exe()))
+        try:
+            pipe.write(memoryview(frames).cast("B"))
+            pipe.finish()
+        except BaseException:
+            pipe.abort()
+            raise
+        count = probe(tmp).frame_count
+        if count != frames.shape[0]:
+            raise MediaError(f"{target}: wrote {frames.shape[0]} frames, file decodes to {count}")
+    return target
 
 
 def _one_frame(frame: np.ndarray) -> np.ndarray:

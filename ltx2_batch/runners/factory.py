@@ -42,5 +42,5 @@ def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None
         files=files,
         identity=WorkerIdentity(worker_name, node) if node else WorkerIdentity.here(worker_name),
         overlap=settle(spec.output.overlap, cuda=cuda),
-        keep_chunk_frames=spec.output.keep_chunk_frames,
+        keep_chunks=spec.output.keep_chunks,
     )

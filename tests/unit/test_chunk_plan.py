@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 
 from ltx2_batch.chaining.plan import (
+    audio_handoff,
     audio_sample_range,
     latent_alignment,
     plan_chunks,
@@ -110,3 +112,21 @@ def test_round_up_frames() -> None:
 def test_bad_chaining_config_is_a_clear_error(chunk: int, overlap: int) -> None:
     with pytest.raises(ConfigError, match="chaining"):
         plan_chunks(300, chunk, overlap, 8)
+
+
+@pytest.mark.parametrize(
+    ("fps", "expected"),
+    [(24.0, (100, 26)), (25.0, (96, 25)), (30.0, (80, 20))],  # 96 frames before the overlap, 25 in it
+)
+def test_audio_handoff_takes_the_audio_latents_under_the_overlap(
+    fps: float, expected: tuple[int, int]
+) -> None:
+    plan = plan_chunks(300, 121, 24, 8)
+    for previous, chunk in itertools.pairwise(plan.chunks):
+        span = audio_handoff(previous, chunk, fps, 25.0)
+        assert span is not None and (span.start, span.count) == expected
+        total = round(previous.num_frames / fps * 25.0)  # ltx-core's audio latent length of the window
+        assert span.start + span.count <= total
+        # the handed-off latents end where the overlap ends, within one audio latent frame
+        assert abs((span.start + span.count) / 25.0 - previous.num_frames / fps) < 1 / 25.0 + 1e-9
+    assert audio_handoff(plan.chunks[0], plan.chunks[0], fps, 25.0) is None  # the first chunk has none
