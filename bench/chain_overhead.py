@@ -72,10 +72,11 @@ def main() -> None:
         size, frames = (int(v) for v in shape.split("x"))
         row = measure(size, frames)
         print(json.dumps(row))
+        resume, raw = row["resume_bytes_per_chunk"], row["raw_kept_frame_bytes_per_chunk"]
         print(
             f"{frames} frames at {size}x{size}, {row['chunks']} chunks: chained job / sum of chunk renders "
             f"{row['ratio']:.3f} (tail after the last render {row['stitch_tail_s']:.2f}s); resume state "
-            f"{row['resume_bytes_per_chunk']:,} B per chunk (raw kept frames {row['raw_kept_frame_bytes_per_chunk']:,} B)"
+            f"{resume:,} B per chunk (raw kept frames {raw:,} B)"
         )
 
 
