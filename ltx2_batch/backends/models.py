@@ -83,6 +83,11 @@ def fp8_variant(name: str) -> str:
     return name if stem.endswith("-fp8") else f"{stem}-fp8.safetensors"
 
 
+def model_root(cfg: ModelConfig, project_root: Path) -> Path:
+    """The absolute folder `cfg.root` names (the models home when unset)."""
+    return _abs(cfg.root, project_root)
+
+
 def tiny_root(cfg: ModelConfig, project_root: Path) -> Path:
     """`root` itself when it is a folder named tiny (conf/model/tiny.yaml), else `<root>/tiny`."""
     root = _abs(cfg.root, project_root)
@@ -159,7 +164,13 @@ def file_header_digest(path: Path) -> str:
         return hashlib.sha256(handle.read(_HEADER_LIMIT)).hexdigest()
 
 
-def _abs(path: str, project_root: Path) -> Path:
+def _abs(path: str | None, project_root: Path) -> Path:
+    """A model root: unset means the models home (not the launch directory); a relative one is taken from
+    the launch directory like every other path given on the command line."""
+    if path is None:
+        from ltx2_batch.locations import models_home
+
+        return models_home()
     p = Path(path).expanduser()
     return p if p.is_absolute() else (Path(project_root) / p)
 

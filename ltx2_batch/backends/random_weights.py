@@ -134,11 +134,10 @@ def random_model_files(cfg: ModelConfig, project_root: Path) -> ModelFiles:
     """The header-only set under `<root>/random` (written if absent), as ModelFiles the backend loads from.
     The tokenizer comes from the tiny set under `<root>/tiny` (built with seed 0 if absent: its tokenizer does
     not depend on the seed)."""
-    from ltx2_batch.backends.models import ModelFiles, tiny_root
+    from ltx2_batch.backends.models import ModelFiles, model_root, tiny_root
     from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
 
-    base = Path(cfg.root).expanduser()
-    base = base if base.is_absolute() else Path(project_root) / base
+    base = model_root(cfg, Path(project_root))
     root = base if base.name == "random" else base / "random"
     tiny = tiny_root(replace(cfg, root=str(root.parent)), Path(project_root))
     ensure_tiny_models(tiny, seed=0)

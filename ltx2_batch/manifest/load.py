@@ -15,7 +15,7 @@ import difflib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -388,19 +388,21 @@ def _storyboard(
     return tuple(jobs)
 
 
-def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:
-    """`demo` -> `manifests/demo.yaml`; an existing file path is returned as given."""
+def resolve_manifest_path(name_or_path: str, manifests_dirs: Path | Sequence[Path]) -> Path:
+    """`demo` -> the first `<dir>/demo.yaml` (or `.yml`) over `manifests_dirs` in order; `examples/sweep`
+    works the same way; an existing file path is returned as given."""
+    dirs = [manifests_dirs] if isinstance(manifests_dirs, Path) else list(manifests_dirs)
     given = Path(name_or_path)
     if given.is_file():
         return given
-    if given.suffix not in MANIFEST_SUFFIXES and len(given.parts) == 1:
-        for suffix in MANIFEST_SUFFIXES:
-            candidate = manifests_dir / f"{name_or_path}{suffix}"
-            if candidate.is_file():
-                return candidate
-    known = sorted(p.stem for p in manifests_dir.glob("*.y*ml")) if manifests_dir.is_dir() else []
+    if given.suffix not in MANIFEST_SUFFIXES and not given.is_absolute():
+        for folder in dirs:
+            for suffix in MANIFEST_SUFFIXES:
+                candidate = folder / f"{name_or_path}{suffix}"
+                if candidate.is_file():
+                    return candidate
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
     close = difflib.get_close_matches(given.stem, known, n=1)
-    hint = (
-        f"did you mean {close[0]!r}?" if close else f"known manifests in {manifests_dir}: {', '.join(known)}"
-    )
+    where = ", ".join(str(d) for d in dirs)
+    hint = f"did you mean {close[0]!r}?" if close else f"known manifests in {where}: {', '.join(known)}"
     raise ManifestError([FieldProblem(name_or_path, "manifest", f"no manifest file found; {hint}")])
