@@ -21,7 +21,8 @@ def quiet_env(verbose: bool) -> dict[str, str]:
     if verbose:
         return {}
     # transformers reads its verbosity once, when its logging is first configured: set it for every process
-    return {"TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
+    # (and Ray's C++ side logs its retries while joining a cluster at WARNING)
+    return {"TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore", "RAY_BACKEND_LOG_LEVEL": "error"}
 
 
 def quiet_libraries(verbose: bool) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ltx2_batch.config import EngineConfig, OutputConfig
+from ltx2_batch.config import EngineConfig, EngineKind, OutputConfig
 from ltx2_batch.errors import ConfigError
+from ltx2_batch.runners.cluster import cluster_address, unreachable
 
 
 def engine_problems(engine: EngineConfig) -> list[str]:
@@ -28,7 +29,13 @@ def engine_problems(engine: EngineConfig) -> list[str]:
 
 
 def check_engine(engine: EngineConfig) -> None:
+    """Also, for engine=ray, that the cluster to join (engine.address or $RAY_ADDRESS) answers: before any
+    ledger row is written or model loaded, and within seconds."""
     problems = engine_problems(engine)
+    if engine.kind is EngineKind.ray and not problems:
+        problem = unreachable(cluster_address(engine))  # cluster_address raises for a malformed address
+        if problem:
+            problems.append(problem)
     if problems:
         raise ConfigError("invalid engine config:\n  " + "\n  ".join(problems))
 
