@@ -26,6 +26,7 @@ from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.noise import quiet_libraries
 from ltx2_batch.overrides import added_key_problems
 from ltx2_batch.run_record import write_run_record
+from ltx2_batch.runners.checks import check_settings
 from ltx2_batch.sweep import SweepPoint, gather_sweep, sweep_point_config, write_point
 
 CONF_DIR = str(_CONF_PATH)
@@ -68,6 +69,7 @@ def run(
 
     root = project_root or Path.cwd()
     try:
+        check_settings(app, root)  # every bad setting at once, before a manifest is read or a model loaded
         if app.plan:
             from ltx2_batch.ledger.store import completed_job_ids
 
