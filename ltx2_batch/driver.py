@@ -261,8 +261,11 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
-                    events = LedgerEvents(store, ctx, Progress(len(pending), enabled=cfg.progress), stats)
-                    runner.run(pending, events, state.stop)
+                    progress = Progress(len(pending), enabled=cfg.progress)
+                    try:
+                        runner.run(pending, LedgerEvents(store, ctx, progress, stats), state.stop)
+                    finally:  # a live display ends before anything else is printed
+                        progress.close()
                     if state.stop.is_set():
                         break
             except KeyboardInterrupt:
