@@ -1,7 +1,7 @@
 """`ltx2-batch`: the Hydra app. A thin shell: compose config -> typed dataclasses -> plan or run.
 
-`main` only converts the DictConfig; `run(cfg)` does the work and is what tests call (calling a
-`@hydra.main` function from a test misbehaves).
+`main` only converts the DictConfig (and refuses keys added with `+`/`++` that the schema lacks); `run(cfg)`
+does the work and is what tests call (a `@hydra.main` function called from a test misbehaves).
 """
 
 from __future__ import annotations
@@ -17,19 +17,31 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ltx2_batch.config import AppConfig, EngineConfig, ModelConfig
-from ltx2_batch.errors import Ltx2BatchError
+from ltx2_batch import __version__
+from ltx2_batch.config import AppConfig
+from ltx2_batch.errors import ConfigError, Ltx2BatchError
+from ltx2_batch.locations import CONF_DIR as _CONF_PATH
+from ltx2_batch.locations import manifest_dirs
+from ltx2_batch.manifest.load import resolve_manifest_path
+from ltx2_batch.noise import quiet_libraries
+from ltx2_batch.overrides import added_key_problems
+from ltx2_batch.run_record import write_run_record
+from ltx2_batch.runners.checks import check_settings
 from ltx2_batch.sweep import SweepPoint, gather_sweep, sweep_point_config, write_point
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(_CONF_PATH)
 log = logging.getLogger("ltx2_batch")
 
+
 def register_configs() -> None:
-    """The typed schema behind conf/: idempotent (Hydra tolerates re-storing the same node)."""
-    store = ConfigStore.instance()
-    store.store(name="app_schema", node=AppConfig)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="engine", name="engine_schema", node=EngineConfig)
+    """The typed schema behind conf/ (one root node: the groups' presets are typed through it, so no schema
+    entry shows up as a choice of `model=` or `engine=`), and the resolvers conf/config.yaml uses.
+    Idempotent (Hydra tolerates re-storing the same node)."""
+    ConfigStore.instance().store(name="app_schema", node=AppConfig)
+    OmegaConf.register_new_resolver(
+        "ltx2_run_name", lambda manifest, run_name: run_name or Path(str(manifest)).stem, replace=True
+    )
+    OmegaConf.register_new_resolver("ltx2_version", lambda: __version__, replace=True)
 
 
 register_configs()
@@ -42,14 +54,22 @@ def to_app_config(cfg: DictConfig) -> AppConfig:
     return app
 
 
-def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | None = None) -> int:
+def run(
+    app: AppConfig,
+    project_root: Path | None = None,
+    sweep: SweepPoint | None = None,
+    composed: DictConfig | None = None,
+    overrides: list[str] | None = None,
+) -> int:
     """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
-    `sweep_point_config`); exports the dataset when asked; returns the process exit code."""
+    `sweep_point_config`); exports the dataset when asked; returns the process exit code. `composed` and
+    `overrides` (from Hydra) are recorded beside the outputs as config.yaml / overrides.yaml."""
     from ltx2_batch.driver import format_report, plan_streaming, run_batch
     from ltx2_batch.planning import plan_batch, plan_table
 
     root = project_root or Path.cwd()
     try:
+        check_settings(app, root)  # every bad setting at once, before a manifest is read or a model loaded
         if app.plan:
             from ltx2_batch.ledger.store import completed_job_ids
 
@@ -58,7 +78,11 @@ def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | No
             return 0
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering
-        report = run_batch(app, root)
+        try:
+            report = run_batch(app, root)
+        finally:  # also after Ctrl-C or a failed job: the record says what this output dir was made with
+            if composed is not None:
+                _record(app, root, composed, overrides or [])
         print(format_report(report))
         if app.export.dataset or app.export.webdataset:
             print(_export(app, report.plan.output_dir, root))
@@ -68,6 +92,13 @@ def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | No
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return report.exit_code
+
+
+def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
+    from ltx2_batch.planning import output_dir_for
+
+    manifest = resolve_manifest_path(app.manifest, manifest_dirs(root))
+    write_run_record(output_dir_for(app, manifest, root), OmegaConf.to_yaml(composed), overrides)
 
 
 def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
@@ -97,28 +128,35 @@ def _sweep_point(app: AppConfig, root: Path) -> tuple[AppConfig, SweepPoint | No
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return app, None
-    from ltx2_batch.manifest.load import resolve_manifest_path
-
-    stem = resolve_manifest_path(app.manifest, root / "manifests").stem
+    stem = resolve_manifest_path(app.manifest, manifest_dirs(root)).stem
     return sweep_point_config(app, list(hydra_cfg.overrides.task), hydra_cfg.job.num or 0, root, stem)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> int:
     root = Path.cwd()
+    task = list(HydraConfig.get().overrides.task)
     try:
+        problems = added_key_problems(task, AppConfig())
+        if problems:
+            raise ConfigError("unknown config key(s) added on the command line:\n  " + "\n  ".join(problems))
         app, point = _sweep_point(to_app_config(cfg), root)
     except Ltx2BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    code = run(app, root, sweep=point)
+    quiet_libraries(verbose=app.verbose)
+    code = run(app, root, sweep=point, composed=cfg, overrides=task)
     if code:
         sys.exit(code)
     return code
 
 
 def main() -> None:
-    # Progress is the driver's job (one line per job/chunk); the official denoising loop's tqdm bars would
+    # Hydra's own --version prints Hydra's version; ours answers first.
+    if "--version" in sys.argv[1:]:
+        print(f"ltx2-batch {__version__}")
+        return
+    # Progress is the driver's job (bars or lines); the official denoising loop's tqdm bars would
     # interleave with it from every worker. Set at the process edge, before any worker starts.
     os.environ.setdefault("TQDM_DISABLE", "1")
     _hydra_main()

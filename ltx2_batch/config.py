@@ -13,8 +13,8 @@ from enum import Enum
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
 class ModelSource(str, Enum):
-    tiny = "tiny"  # embedded default: built locally, cached under models/tiny/
-    checkpoint = "checkpoint"  # real Lightricks weights under models/
+    tiny = "tiny"  # embedded default: built locally, cached under <models root>/tiny/
+    checkpoint = "checkpoint"  # real Lightricks weights under the models root
     random = "random"  # full-size official configs, random weights built on the device (benchmarks)
 
 
@@ -36,7 +36,9 @@ class ModelConfig:
 
     name: str = "tiny"
     source: ModelSource = ModelSource.tiny
-    root: str = "models"
+    # null: the models home ($LTX2_BATCH_MODELS, a checkout's models/, else ~/.cache/ltx2_batch/models),
+    # the same from any launch directory; a relative path is taken from the launch directory.
+    root: str | None = None
     # Checkpoint preference in order; the first file that exists wins (full precision before fp8).
     checkpoints: list[str] = field(
         default_factory=lambda: [
@@ -130,3 +132,4 @@ class AppConfig:
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
+    verbose: bool = False  # show library warnings and INFO logs (transformers, ltx-core, torch)

@@ -18,17 +18,19 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
+from ltx2_batch.backends.models import model_root
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
+from ltx2_batch.locations import manifest_dirs
 from ltx2_batch.manifest.load import (
     ManifestPlan,
     parse_yaml,
@@ -165,7 +167,7 @@ class _Source:
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
-    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     if _uses_prompt_files(manifest_path):
         source = _streaming_source(cfg, project_root, manifest_path)
     else:
@@ -188,7 +190,8 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
         manifest_sha256=source.manifest_sha256,
     )
     spec = ExecutorSpec(
-        model=cfg.model,
+        # settled here, on the driver: a Ray worker's environment and launch dir may not be the driver's
+        model=replace(cfg.model, root=str(model_root(cfg.model, project_root))),
         output=cfg.output,
         project_root=str(project_root),
         output_dir=str(output_dir),
@@ -215,8 +218,11 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
-                    events = LedgerEvents(store, ctx, Progress(len(pending), enabled=cfg.progress), stats)
-                    runner.run(pending, events, state.stop)
+                    progress = Progress(len(pending), enabled=cfg.progress)
+                    try:
+                        runner.run(pending, LedgerEvents(store, ctx, progress, stats), state.stop)
+                    finally:  # a live display ends before anything else is printed
+                        progress.close()
                     if state.stop.is_set():
                         break
             except KeyboardInterrupt:
@@ -274,7 +280,7 @@ def _batches(jobs: Iterable[RenderJob], size: int) -> Iterator[list[RenderJob]]:
 def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str | None:
     """`plan=true` for a prompt-file manifest: the first `limit` jobs and streamed totals (None for a
     manifest without prompt files: `planning.plan_table` shows those). Holds `limit` jobs, not all."""
-    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     if not _uses_prompt_files(manifest_path):
         return None
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)

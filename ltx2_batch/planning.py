@@ -15,6 +15,7 @@ from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.locations import manifest_dirs
 from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.scheduler import Shard, split_pending
@@ -55,7 +56,7 @@ def open_jobs(
 
 def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
     """Every job of this shard in memory, split into pending and already done."""
-    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     jobs = tuple(mine)
     split = split_pending(

@@ -1,16 +1,22 @@
-"""Driver-side progress: a line per job and per chunk with an ETA, and the end-of-run summary table.
+"""Driver-side progress: live bars on a terminal, plain lines elsewhere, and the end-of-run summary table.
 
-Lives in the driver only (workers report events, they never draw). Writes plain lines, not a curses bar,
-so it reads the same in a terminal, a CI log and a Slurm output file.
+Lives in the driver only (workers report events, they never draw). On a terminal (the stream is a TTY) it
+draws with `rich`: one bar for the run (jobs done/total, an ETA that leaves model loading out), one line per
+job in flight with its elapsed time, and a chunk bar under a chained job. Anywhere else (a CI log, a
+Slurm output file, a pipe) it writes one plain line per event, as before, so logs stay greppable.
+Denoising steps are not shown: they run inside the official pipeline's loop, which reports nothing to the
+driver (a per-step callback would have to cross the backend, the executor and, on Ray, the progress queue).
+Must not: touch the ledger or the runners; know anything about Ray or torch.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
+
+_STATUS_WIDTH = len("cancelled")  # the longest job status: names start after it and one space
 
 
 def _fmt_s(seconds: float) -> str:
@@ -50,45 +56,150 @@ class RunStats:
         return self.total - self.skipped - sum(self.statuses.values())
 
 
-class Progress:
-    def __init__(self, total_jobs: int, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self._total = total_jobs
-        self._stream = stream or sys.stderr
-        self._enabled = enabled
-        self._finished = 0
-        self._started_at = time.monotonic()
+@dataclass
+class EtaClock:
+    """Remaining time from job durations, leaving model loading out: a worker's first job carries its
+    model build, so only its later jobs count. Until one such job has finished, the first jobs' durations
+    stand in and the estimate is marked `~` (an upper bound)."""
+
+    total: int
+    finished: int = 0
+    _workers: set[str] = field(default_factory=set)
+    _warm: list[float] = field(default_factory=list)  # durations of jobs that found their worker warm
+    _cold: list[float] = field(default_factory=list)  # a worker's first job: includes the model build
+    _job_warm: dict[str, bool] = field(default_factory=dict)
+
+    def started(self, name: str, worker: str) -> None:
+        self._job_warm[name] = worker in self._workers
+        self._workers.add(worker)
+
+    def finished_job(self, name: str, seconds: float, counts: bool) -> None:
+        if counts:
+            self.finished += 1
+        (self._warm if self._job_warm.pop(name, False) else self._cold).append(seconds)
+
+    def eta(self) -> str:
+        samples, mark = (self._warm, "") if self._warm else (self._cold, "~")
+        remaining = self.total - self.finished
+        if not samples or remaining <= 0:
+            return "ETA --" if remaining > 0 else "ETA 0.0s"
+        parallel = max(len(self._workers), 1)
+        return f"ETA {mark}{_fmt_s(sum(samples) / len(samples) * remaining / parallel)}"
+
+
+class _Lines:
+    """One plain line per event."""
+
+    def __init__(self, clock: EtaClock, stream: TextIO) -> None:
+        self._clock = clock
+        self._stream = stream
 
     def _write(self, text: str) -> None:
-        if self._enabled:
-            print(text, file=self._stream, flush=True)
+        print(text, file=self._stream, flush=True)
 
     def _prefix(self) -> str:
-        width = len(str(self._total))
-        return f"[{self._finished:>{width}}/{self._total}]"
-
-    def _eta(self) -> str:
-        if not self._finished:
-            return "ETA --"
-        elapsed = time.monotonic() - self._started_at
-        remaining = elapsed / self._finished * (self._total - self._finished)
-        return f"ETA {_fmt_s(remaining)}"
+        width = len(str(self._clock.total))
+        return f"[{self._clock.finished:>{width}}/{self._clock.total}]"
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
         retry = f" (attempt {attempt})" if attempt > 1 else ""
-        self._write(f"{self._prefix()} start  {name} on {worker}{retry}")
+        self._write(f"{self._prefix()} {'start':<{_STATUS_WIDTH}} {name} on {worker}{retry}")
 
-    def chunk_finished(self, name: str, index: int, count: int, seconds: float, resumed: bool) -> None:
-        how = "resumed" if resumed else f"{seconds:.1f}s"
+    def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
         self._write(f"{self._prefix()}   chunk {index + 1}/{count} of {name} ({how})")
 
+    def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
+        line = f"{self._prefix()} {status:<{_STATUS_WIDTH}} {name} ({_fmt_s(seconds)}) {self._clock.eta()}"
+        self._write(line + detail)
+
+    def close(self) -> None:
+        pass
+
+
+class _Bars:
+    """rich live bars; finished jobs scroll above them as lines."""
+
+    def __init__(self, clock: EtaClock, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._clock = clock
+        self._bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+            transient=True,  # the summary table follows; the scrolled lines keep the history
+        )
+        self._run = self._bars.add_task("jobs", total=clock.total, eta="ETA --")
+        self._jobs: dict[str, Any] = {}  # job name -> its task id (one line per job in flight)
+        self._bars.start()
+
+    def job_started(self, name: str, worker: str, attempt: int) -> None:
+        retry = f" (attempt {attempt})" if attempt > 1 else ""
+        self._jobs[name] = self._bars.add_task(f"  {name} on {worker}{retry}", total=None, eta="")
+
+    def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
+        task = self._jobs.get(name)
+        if task is not None:
+            label = f"chunk {index + 1}/{count} ({how})"
+            self._bars.update(task, total=count, completed=index + 1, eta=label)
+
+    def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
+        task = self._jobs.pop(name, None)
+        if task is not None:
+            self._bars.remove_task(task)
+        self._bars.update(self._run, completed=self._clock.finished, eta=self._clock.eta())
+        colour = {"done": "green", "failed": "red", "cancelled": "yellow"}.get(status, "cyan")
+        self._bars.console.print(
+            f"[{colour}]{status:<{_STATUS_WIDTH}}[/] {name} ({_fmt_s(seconds)}){detail}",
+            markup=True,
+            highlight=False,
+        )
+
+    def close(self) -> None:
+        self._bars.stop()
+
+
+class Progress:
+    """What the driver reports to, per batch of jobs; `close()` ends a live display."""
+
+    def __init__(self, total_jobs: int, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self._clock = EtaClock(total_jobs)
+        self._enabled = enabled
+        out = stream or sys.stderr
+        self._view: _Lines | _Bars | None = None
+        if enabled:
+            tty = getattr(out, "isatty", lambda: False)()
+            self._view = _Bars(self._clock, out) if tty else _Lines(self._clock, out)
+
+    def job_started(self, name: str, worker: str, attempt: int) -> None:
+        self._clock.started(name, worker)
+        if self._view:
+            self._view.job_started(name, worker, attempt)
+
+    def chunk_finished(self, name: str, index: int, count: int, seconds: float, resumed: bool) -> None:
+        if self._view:
+            self._view.chunk_finished(name, index, count, "resumed" if resumed else f"{seconds:.1f}s")
+
     def job_finished(self, name: str, status: str, seconds: float, error: str | None = None) -> None:
-        if status != "retried":
-            self._finished += 1
+        self._clock.finished_job(name, seconds, counts=status != "retried")
         detail = f" - {error.splitlines()[0][:160]}" if error and status != "done" else ""
-        self._write(f"{self._prefix()} {status:<9}{name} ({_fmt_s(seconds)}) {self._eta()}{detail}")
+        if self._view:
+            self._view.job_finished(name, status, seconds, detail)
+        if self._clock.finished >= self._clock.total:
+            self.close()  # the last job: end a live display before the summary is printed
+
+    def close(self) -> None:
+        if self._view:
+            self._view.close()
+            self._view = None
 
 
 def summary_table(stats: RunStats) -> str:
+    """Two columns sized to their widest entries."""
     rows = [
         ("jobs", str(stats.total)),
         ("done", str(stats.done)),
@@ -101,7 +212,8 @@ def summary_table(stats: RunStats) -> str:
         ("frames written", str(stats.frames)),
         ("throughput", f"{stats.done / stats.wall_s * 3600:.1f} clips/h" if stats.wall_s > 0 else "-"),
     ]
-    width = max(len(k) for k, _ in rows)
-    line = "+" + "-" * (width + 2) + "+" + "-" * 14 + "+"
-    body = [f"| {k:<{width}} | {v:>12} |" for k, v in rows]
+    key_w = max(len(k) for k, _ in rows)
+    val_w = max(len(v) for _, v in rows)
+    line = f"+{'-' * (key_w + 2)}+{'-' * (val_w + 2)}+"
+    body = [f"| {k:<{key_w}} | {v:>{val_w}} |" for k, v in rows]
     return "\n".join([line, *body, line])

@@ -53,6 +53,7 @@ _NOT_IN_LABEL = (
     "output.run_name",
     "engine",
     "progress",
+    "verbose",
     "plan",
     "force",
     "shard",

@@ -80,6 +80,11 @@ def fp8_variant(name: str) -> str:
     return name if stem.endswith("-fp8") else f"{stem}-fp8.safetensors"
 
 
+def model_root(cfg: ModelConfig, project_root: Path) -> Path:
+    """The absolute folder `cfg.root` names (the models home when unset)."""
+    return models_path(cfg.root, project_root)
+
+
 def resolve_model_files(
     cfg: ModelConfig,
     project_root: Path,
@@ -130,8 +135,13 @@ def file_header_digest(path: Path) -> str:
         return hashlib.sha256(handle.read(_HEADER_LIMIT)).hexdigest()
 
 
-def models_path(path: str, project_root: Path) -> Path:
-    """A configured models path: absolute as given, else under the project root."""
+def models_path(path: str | None, project_root: Path) -> Path:
+    """A model root: unset means the models home (not the launch directory); a relative one is taken from
+    the launch directory like every other path given on the command line."""
+    if path is None:
+        from ltx2_batch.locations import models_home
+
+        return models_home()
     p = Path(path).expanduser()
     return p if p.is_absolute() else (Path(project_root) / p)
 

@@ -15,14 +15,13 @@ import difflib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ltx2_batch.chaining.plan import latent_alignment
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import (
     JOB_ID_LENGTH,
@@ -43,7 +42,7 @@ from ltx2_batch.manifest.schema import (
     parse_job,
     unknown_keys,
 )
-from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE, chunk_count
+from ltx2_batch.manifest.select import chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.prompts import PLACEHOLDER, PromptSource, iter_prompts, open_prompt_source
 
@@ -94,16 +93,6 @@ def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProbl
         chunk_count(chaining.chunk_frames + 1, chaining.chunk_frames, chaining.overlap_frames)
     except ConfigError as exc:
         return [FieldProblem(source, "chaining", str(exc))]
-    handed = latent_alignment(chaining.overlap_frames, LTX2_TEMPORAL_SCALE).latent_slice_count
-    if not 0 <= chaining.blend < handed:
-        return [
-            FieldProblem(
-                source,
-                "chaining.blend",
-                f"must be 0..{handed - 1} (of the {handed} handed-off latent frames the first stays clean), "
-                f"got {chaining.blend}",
-            )
-        ]
     return []
 
 
@@ -403,19 +392,21 @@ def _storyboard(
     return tuple(jobs)
 
 
-def resolve_manifest_path(name_or_path: str, manifests_dir: Path) -> Path:
-    """`demo` -> `manifests/demo.yaml`; an existing file path is returned as given."""
+def resolve_manifest_path(name_or_path: str, manifests_dirs: Path | Sequence[Path]) -> Path:
+    """`demo` -> the first `<dir>/demo.yaml` (or `.yml`) over `manifests_dirs` in order; `examples/sweep`
+    works the same way; an existing file path is returned as given."""
+    dirs = [manifests_dirs] if isinstance(manifests_dirs, Path) else list(manifests_dirs)
     given = Path(name_or_path)
     if given.is_file():
         return given
-    if given.suffix not in MANIFEST_SUFFIXES and len(given.parts) == 1:
-        for suffix in MANIFEST_SUFFIXES:
-            candidate = manifests_dir / f"{name_or_path}{suffix}"
-            if candidate.is_file():
-                return candidate
-    known = sorted(p.stem for p in manifests_dir.glob("*.y*ml")) if manifests_dir.is_dir() else []
+    if given.suffix not in MANIFEST_SUFFIXES and not given.is_absolute():
+        for folder in dirs:
+            for suffix in MANIFEST_SUFFIXES:
+                candidate = folder / f"{name_or_path}{suffix}"
+                if candidate.is_file():
+                    return candidate
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
     close = difflib.get_close_matches(given.stem, known, n=1)
-    hint = (
-        f"did you mean {close[0]!r}?" if close else f"known manifests in {manifests_dir}: {', '.join(known)}"
-    )
+    where = ", ".join(str(d) for d in dirs)
+    hint = f"did you mean {close[0]!r}?" if close else f"known manifests in {where}: {', '.join(known)}"
     raise ManifestError([FieldProblem(name_or_path, "manifest", f"no manifest file found; {hint}")])

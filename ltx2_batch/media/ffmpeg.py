@@ -1,4 +1,4 @@
-"""ffmpeg command lines (pure builders) and the one place that runs the ffmpeg binary.
+"""ffmpeg command lines (pure builders, composed with ffmpeg-python) and the one place that runs ffmpeg.
 
 Owns: which flags we pass (raw rgb24 piped into one libx264 encoder, which is frame-exact by construction;
 a second mux-only pass that stream-copies the video and encodes AAC from raw float32 on stdin), and running
@@ -16,6 +16,8 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
+
+import ffmpeg  # ffmpeg-python: builds the argument lists (it never runs or probes anything here)
 
 from ltx2_batch.errors import MediaError
 
@@ -74,18 +76,19 @@ def ffmpeg_encode_command(
         filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
     # Convert with the BT.709 matrix and say so in the stream, so players and PyAV agree on colours.
     filters.append("scale=out_color_matrix=bt709:out_range=tv")
-    cmd = [
-        exe, *_COMMON,
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-        "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-        "-vf", ",".join(filters),
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        "-an", "-map_metadata", "-1",
-    ]  # fmt: skip
+    frames = ffmpeg.input(
+        "pipe:0", f="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",  # not video_size=(w, h): py3.10+
+        framerate=f"{rate.numerator}/{rate.denominator}",
+    )  # fmt: skip
+    options: dict[str, object] = {
+        "vf": ",".join(filters),
+        "c:v": "libx264", "preset": preset, "crf": crf, "pix_fmt": "yuv420p",
+        "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv",
+        "an": None, "map_metadata": -1,
+    }  # fmt: skip
     if faststart:
-        cmd += ["-movflags", "+faststart"]
-    return [*cmd, "-f", "mp4", str(output)]
+        options["movflags"] = "+faststart"
+    return _compile(ffmpeg.output(frames, str(output), format="mp4", **options), exe)
 
 
 def ffmpeg_lossless_command(output: str | Path, width: int, height: int, exe: str = "ffmpeg") -> list[str]:
@@ -119,15 +122,20 @@ def ffmpeg_mux_command(
         raise MediaError(f"sample rate must be positive, got {sample_rate}")
     if channels not in (1, 2):
         raise MediaError(f"audio must be mono or stereo, got {channels} channels")
-    return [
-        exe, *_COMMON,
-        "-i", str(video),
-        "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
-        "-map", "0:v:0", "-map", "1:a:0",
-        "-c:v", "copy", "-c:a", "aac", "-b:a", audio_bitrate,
-        "-map_metadata", "-1", "-movflags", "+faststart",
-        "-f", "mp4", str(output),
-    ]  # fmt: skip
+    video_in = ffmpeg.input(str(video))
+    audio_in = ffmpeg.input("pipe:0", f="f32le", ar=sample_rate, ac=channels)
+    out = ffmpeg.output(
+        video_in["v:0"], audio_in["a:0"], str(output), format="mp4",
+        **{"c:v": "copy", "c:a": "aac", "b:a": audio_bitrate, "map_metadata": -1, "movflags": "+faststart"},
+    )  # fmt: skip
+    return _compile(out, exe)
+
+
+def _compile(node: ffmpeg.nodes.OutputStream, exe: str) -> list[str]:
+    """The argument list for one output, our global flags (quiet, no stdin, overwrite) first: ffmpeg-python
+    appends global args after the output name, where ffmpeg warns about trailing options."""
+    exe_arg, *rest = node.compile(cmd=exe)
+    return [exe_arg, *_COMMON, *rest]
 
 
 def _tail(stream: IO[bytes]) -> str:

@@ -1,9 +1,25 @@
-"""Engine and output settings the typed config cannot rule out, checked before Ray or a model is touched."""
+"""Settings the typed config cannot rule out, checked before Ray, a ledger row or a model is touched.
+
+`check_settings` reports every bad setting of a launch at once (each message names the setting, the value
+and a value that works); `check_engine` / `check_output` are the engine and output parts the driver calls
+again before it runs (the engine part also probes the cluster to join).
+Must not: import torch, Ray or Hydra, create folders, or settle auto values (workers do that).
+"""
 
 from __future__ import annotations
 
-from ltx2_batch.config import EngineConfig, OutputConfig
+import os
+import re
+from enum import Enum
+from pathlib import Path
+
+from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
+from ltx2_batch.runners.cluster import cluster_address, unreachable
+
+CRF_RANGE = (0, 51)  # libx264's constant-rate-factor scale (8-bit)
+DTYPES = ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def engine_problems(engine: EngineConfig) -> list[str]:
@@ -20,27 +36,139 @@ def engine_problems(engine: EngineConfig) -> list[str]:
         problems.append(f"engine.cpus_per_worker must be > 0, got {engine.cpus_per_worker}")
     if engine.max_attempts < 1:
         problems.append(f"engine.max_attempts must be >= 1, got {engine.max_attempts}")
+    if engine.start_timeout_s <= 0:
+        problems.append(f"engine.start_timeout_s must be > 0 seconds, got {engine.start_timeout_s}")
     for name in ("num_cpus", "num_gpus"):
         value = getattr(engine, name)
         if value is not None and value < 0:
             problems.append(f"engine.{name} must be >= 0, got {value}")
+    if engine.kind is EngineKind.ray:
+        try:
+            cluster_address(engine)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 
+def output_problems(output: OutputConfig) -> list[str]:
+    problems = []
+    low, high = CRF_RANGE
+    if not low <= output.video_crf <= high:
+        problems.append(
+            f"output.video_crf={output.video_crf} is outside libx264's {low}..{high} (lower is better and "
+            "bigger; 18 is near transparent, 23 is libx264's default): e.g. output.video_crf=18"
+        )
+    if output.thumbnail_width < 1:
+        problems.append(f"output.thumbnail_width must be >= 1 pixel, got {output.thumbnail_width}: e.g. 320")
+    if output.run_name is not None and (
+        not output.run_name.strip() or output.run_name in (".", "..") or re.search(r"[/\\]", output.run_name)
+    ):
+        problems.append(
+            f"output.run_name={output.run_name!r} must be a plain folder name (no '/', not '.' or '..'); "
+            "put folders in output.root instead"
+        )
+    return problems
+
+
+class FolderUse(Enum):
+    written = "written"  # created if absent: the folder it goes in must be writable
+    read = "read"  # may be absent (nothing found there then)
+    read_required = "read_required"  # must exist
+
+
+def _path_problems(setting: str, value: str | None, root: Path, use: FolderUse) -> list[str]:
+    """A folder setting: refused when it names a file, when it must exist and does not, or when a folder
+    to be written cannot be."""
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else root / path
+    if path.exists() and not path.is_dir():
+        return [f"{setting}={value} is a file ({path}); give a folder"]
+    if use is FolderUse.read_required and not path.is_dir():
+        return [f"{setting}={value} does not exist ({path}): create it or drop it"]
+    if use is FolderUse.written:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            return [f"{setting}={value}: cannot write under {existing}; choose a folder you can write"]
+    return []
+
+
+def model_problems(model: ModelConfig) -> list[str]:
+    problems = []
+    if not _DEVICE.match(model.device):
+        problems.append(f"model.device={model.device!r}: expected auto, cpu, cuda, cuda:N or mps")
+    if model.dtype not in DTYPES:
+        problems.append(f"model.dtype={model.dtype!r}: expected auto, bf16, fp16 or fp32")
+    if model.prompt_cache_size < 0:
+        problems.append(f"model.prompt_cache_size must be >= 0 (0: no cache), got {model.prompt_cache_size}")
+    return problems
+
+
+def chaining_problems(app: AppConfig) -> list[str]:
+    """The chunk arithmetic's own refusals, asked up front (a manifest with no long job would never ask)."""
+    from ltx2_batch.chaining.plan import plan_chunks
+    from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
+
+    chaining = app.chaining
+    try:
+        plan = plan_chunks(
+            2 * chaining.chunk_frames, chaining.chunk_frames, chaining.overlap_frames, LTX2_TEMPORAL_SCALE
+        )
+    except ConfigError as exc:
+        return [str(exc)]
+    handed = plan.alignment.latent_slice_count
+    if not 0 <= chaining.blend < handed:
+        return [
+            f"chaining.blend must be 0..{handed - 1} (of the {handed} handed-off latent frames the first "
+            f"stays clean), got {chaining.blend}: e.g. chaining.blend=2"
+        ]
+    return []
+
+
+def settings_problems(app: AppConfig, root: Path) -> list[str]:
+    """Every setting of `app` that cannot work, launched from `root`."""
+    problems = [*engine_problems(app.engine), *output_problems(app.output), *model_problems(app.model)]
+    problems += chaining_problems(app)
+    problems += _path_problems("output.root", app.output.root, root, FolderUse.written)
+    problems += _path_problems("export.dir", app.export.dir, root, FolderUse.written)
+    problems += _path_problems("paths.projects_root", app.paths.projects_root, root, FolderUse.read)
+    problems += _path_problems("model.root", app.model.root, root, FolderUse.read)
+    for i, extra in enumerate(app.paths.allowed_roots):
+        problems += _path_problems(f"paths.allowed_roots[{i}]", extra, root, FolderUse.read_required)
+    if app.export.samples_per_shard < 1:
+        problems.append(f"export.samples_per_shard must be >= 1, got {app.export.samples_per_shard}")
+    if app.batch_jobs < 1:
+        problems.append(f"batch_jobs must be >= 1, got {app.batch_jobs}: e.g. batch_jobs=10000")
+    if app.shard is not None:
+        from ltx2_batch.scheduler import Shard
+
+        try:
+            Shard.parse(app.shard)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_settings(app: AppConfig, root: Path) -> None:
+    problems = settings_problems(app, root)
+    if problems:
+        raise ConfigError(f"{len(problems)} invalid setting(s):\n  " + "\n  ".join(problems))
+
+
 def check_engine(engine: EngineConfig) -> None:
+    """Also, for engine=ray, that the cluster to join (engine.address or $RAY_ADDRESS) answers: before any
+    ledger row is written or model loaded, and within seconds."""
     problems = engine_problems(engine)
+    if engine.kind is EngineKind.ray and not problems:
+        problem = unreachable(cluster_address(engine))
+        if problem:
+            problems.append(problem)
     if problems:
         raise ConfigError("invalid engine config:\n  " + "\n  ".join(problems))
 
 
 def check_output(output: OutputConfig) -> None:
-    """Output settings an encode would only refuse after rendering."""
-    problems = []
-    if not 0 <= output.video_crf <= 51:
-        problems.append(
-            f"output.video_crf must be 0..51 (libx264; 18 is visually lossless), got {output.video_crf}"
-        )
-    if output.thumbnail_width < 1:
-        problems.append(f"output.thumbnail_width must be >= 1, got {output.thumbnail_width}")
+    problems = output_problems(output)
     if problems:
         raise ConfigError("invalid output config:\n  " + "\n  ".join(problems))

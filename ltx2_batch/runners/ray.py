@@ -30,6 +30,7 @@ from ltx2_batch.errors import FatalBackendError
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
+from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
 
@@ -86,9 +87,8 @@ class _InFlight:
 
 
 def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
-    """Join a cluster (`address`) or start a local Ray. Returns True when this call connected this process
-    (a cluster joined or a private Ray started), so its owner must `ray.shutdown()`; False when Ray was
-    already initialised by someone else, who keeps it.
+    """Join a cluster (`engine.address`, else `$RAY_ADDRESS`, as `ray job submit` sets it) or start a
+    private local Ray. Returns True when this call initialised Ray (and so must shut it down).
 
     ray.init installs a C-level SIGTERM handler in the driver that aborts the process; the driver's own
     handler (stop dispatching, record cancellations, shut down cleanly) is put back afterwards.
@@ -104,8 +104,18 @@ def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
 
 
 def _init(engine: EngineConfig, temp_dir: str | None) -> bool:
-    if engine.address:
-        ray.init(address=engine.address, log_to_driver=False, _node_ip_address=engine.node_ip_address)
+    address = cluster_address(engine)
+    if address.kind is not AddressKind.private:
+        problem = unreachable(address)
+        if problem:
+            raise FatalBackendError(problem)
+        try:
+            ray.init(address=address.text, log_to_driver=False, _node_ip_address=engine.node_ip_address)
+        except (ConnectionError, RuntimeError, TimeoutError) as exc:  # Ray's own words, without its traceback
+            raise FatalBackendError(
+                f"cannot join the Ray cluster at {address.text} (from {address.origin}): "
+                f"{str(exc).strip().splitlines()[0][:300]}"
+            ) from None
         return True
     # Token auth would write ~/.ray/auth_token; a private local Ray does not need it.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -159,7 +169,8 @@ class RayRunner:
         """Connect once, then top the pool up to min(workers, jobs): a resumed streaming run whose first
         batch is small still gets every GPU for its later batches, and actors killed by a cancel come back."""
         if self._progress is None:
-            if not (ray.is_initialized() or self._engine.address or self._engine.temp_dir):
+            private = cluster_address(self._engine).kind is AddressKind.private
+            if not (ray.is_initialized() or not private or self._engine.temp_dir):
                 self._own_temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
             self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
             self._progress = Queue(actor_options={"num_cpus": 0})

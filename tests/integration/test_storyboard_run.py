@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ltx2_batch.cli import run
+from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.media.probe import read_frames
 from tests.conftest import REPO_ROOT
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_storyboard_chain_of_conditioning(app_factory, tmp_path: Path) -> None:
-    manifest = REPO_ROOT / "manifests/examples/storyboard.yaml"
+    manifest = BUNDLED_MANIFESTS / "examples/storyboard.yaml"
     assert run(app_factory(f"manifest={manifest}", "output.run_name=sb"), REPO_ROOT) == 0
     out = tmp_path / "outputs" / "sb"
     rows = pq.read_table(out / "ledger.parquet").to_pandas().query("row_kind == 'job' and status == 'done'")

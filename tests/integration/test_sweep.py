@@ -64,7 +64,8 @@ def test_multirun_points_share_one_sweep_ledger(tmp_path: Path, app_factory) -> 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep_dir = outputs / "sweeps" / "pair"
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["seed=1", "seed=2"]
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [".hydra", "seed=1", "seed=2"]
+    assert (sweep_dir / ".hydra" / "multirun.yaml").is_file()  # this sweep's own Hydra record
     for point in ("seed=1", "seed=2"):
         assert (sweep_dir / point / "ledger.parquet").is_file()
         assert (sweep_dir / point / "contact_sheet.html").is_file()

@@ -11,11 +11,12 @@ import pytest
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.jobs import PipelineKind, RenderMode
+from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = REPO / "manifests"
+MANIFESTS = BUNDLED_MANIFESTS
 
 
 def _load(path: Path) -> ManifestPlan:

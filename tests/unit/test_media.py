@@ -127,7 +127,11 @@ def test_mux_command_copies_video_and_encodes_aac_from_stdin() -> None:
     joined = " ".join(cmd)
     assert "-c:v copy" in joined
     assert "-c:a aac" in joined
-    assert "-f f32le -ar 48000 -ac 2 -i pipe:0" in joined
+    audio_in = cmd.index("pipe:0")
+    options = cmd[cmd.index("v.mp4") + 1 : audio_in - 1]  # those of the second input, in flag/value pairs
+    given = dict(zip(options[::2], options[1::2], strict=True))
+    assert given == {"-f": "f32le", "-ar": "48000", "-ac": "2"} and cmd[audio_in - 1] == "-i"
+    assert cmd[1:7] == ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]  # global: first
     assert "-shortest" not in cmd
     assert cmd[-1] == "av.mp4"
     with pytest.raises(MediaError, match="mono or stereo"):

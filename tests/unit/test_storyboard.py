@@ -9,11 +9,10 @@ import pytest
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
+from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import load_manifest
 from ltx2_batch.manifest.storyboard import Element, inject_elements
 from ltx2_batch.scheduler import Shard, WorkQueue, select_shard
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _load(path: Path):
@@ -21,7 +20,7 @@ def _load(path: Path):
 
 
 def test_example_storyboard_links_shots_and_prefixes_prompts() -> None:
-    plan = _load(REPO / "manifests/examples/storyboard.yaml")
+    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     park1, park2, harb1, harb2 = plan.jobs
     assert (park1.scene, park2.scene, harb1.scene) == ("park", "park", "harbour")
     assert park1.after == "" and harb1.after == ""
@@ -37,8 +36,8 @@ def test_example_storyboard_links_shots_and_prefixes_prompts() -> None:
 
 
 def test_changing_a_shot_changes_every_later_shot_of_its_scene_only(tmp_path: Path) -> None:
-    text = (REPO / "manifests/examples/storyboard.yaml").read_text()
-    before = _load(REPO / "manifests/examples/storyboard.yaml")
+    text = (BUNDLED_MANIFESTS / "examples/storyboard.yaml").read_text()
+    before = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     edited = tmp_path / "sb.yaml"
     edited.write_text(text.replace("runs across a green park", "runs across a brown park"))
     after = _load(edited)
@@ -73,7 +72,7 @@ def test_bad_storyboard_reports_every_problem(tmp_path: Path) -> None:
 
 
 def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
-    plan = _load(REPO / "manifests/examples/storyboard.yaml")
+    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     queue = WorkQueue(plan.jobs)
     first = [queue.take(), queue.take()]
     assert {j.name for j in first if j} == {"park__shot01", "harbour__shot01"}
@@ -87,7 +86,7 @@ def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
 
 
 def test_a_scene_never_spans_shards() -> None:
-    plan = _load(REPO / "manifests/examples/storyboard.yaml")
+    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     for n in (2, 3, 5):
         for i in range(n):
             part = select_shard(plan.jobs, Shard(i, n))
@@ -96,7 +95,7 @@ def test_a_scene_never_spans_shards() -> None:
 
 
 def test_jobs_keep_scene_out_of_identity() -> None:
-    plan = _load(REPO / "manifests/examples/storyboard.yaml")
+    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     from ltx2_batch.jobs import compute_job_id
 
     job = plan.jobs[0]
