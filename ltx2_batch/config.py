@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from ltx2_batch.families import CheckpointKind, ModelFamily
+
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
 class ModelSource(str, Enum):
@@ -29,6 +31,11 @@ class ModelConfig:
 
     name: str = "tiny"
     source: ModelSource = ModelSource.tiny
+    # The family the preset is for (file names, download hints, window length); a checkpoint whose
+    # `model_version` metadata names another family is refused when its files are resolved.
+    family: ModelFamily = ModelFamily.ltx2
+    # Distilled or dev when the checkpoint's file name does not say (a user's own file); null: from the name.
+    checkpoint_kind: CheckpointKind | None = None
     root: str = "models"
     # Checkpoint preference in order; the first file that exists wins (seed 8.2: full > fp8).
     checkpoints: list[str] = field(
