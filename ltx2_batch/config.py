@@ -113,9 +113,20 @@ class ExportConfig:
 
 @dataclass
 class ChainingConfig:
-    chunk_frames: int = 121
+    # Frames of one window (8k+1). null: the model family's window (LTX-2: 121, LTX-2.3: 481); a larger
+    # value than the family's window is refused before any model work.
+    chunk_frames: int | None = None
     overlap_frames: int = 24
     condition_on_last_frame: bool = False
+
+    def with_window(self, window_frames: int) -> ChainingConfig:
+        """This config with an unset `chunk_frames` filled in as `window_frames`."""
+        return self if self.chunk_frames is not None else replace(self, chunk_frames=window_frames)
+
+    @property
+    def window(self) -> int:
+        """`chunk_frames`, or LTX-2's 121 when it was never resolved against a model family."""
+        return 121 if self.chunk_frames is None else self.chunk_frames
 
 
 @dataclass

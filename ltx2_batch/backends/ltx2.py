@@ -77,7 +77,8 @@ from ltx2_batch.backends.memory import (  # noqa: E402
 )
 from ltx2_batch.backends.models import ModelFiles  # noqa: E402
 from ltx2_batch.errors import FatalBackendError  # noqa: E402
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
+from ltx2_batch.families import spec as family_spec  # noqa: E402
+from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob  # noqa: E402
 
 SHARED_MODULES = (
     "text_encoder",
@@ -360,9 +361,10 @@ class Ltx2Backend:
             raise FatalBackendError(str(exc)) from exc
         if not one_window:
             return
-        if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= MAX_CHUNK_FRAMES:
+        window = family_spec(self.files.family).window_frames  # the family's window (LTX-2: 121)
+        if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= window:
             raise FatalBackendError(
-                f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {MAX_CHUNK_FRAMES}"
+                f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {window}"
             )
 
     def _denoise_request(self, request: RenderRequest) -> _Denoised:

@@ -90,7 +90,7 @@ def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
 def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
     """The chunk planner's own checks (8k+1 chunks, an overlap that leaves new frames), as problems."""
     try:
-        chunk_count(chaining.chunk_frames + 1, chaining.chunk_frames, chaining.overlap_frames)
+        chunk_count(chaining.window + 1, chaining.window, chaining.overlap_frames)
     except ConfigError as exc:
         return [FieldProblem(source, "chaining", str(exc))]
     return []
@@ -265,9 +265,7 @@ def validate_document(
     if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
         raise ManifestError(problems)
     ctx = JobContext(
-        chunking=ChunkingSpec(
-            chaining.chunk_frames, chaining.overlap_frames, chaining.condition_on_last_frame
-        ),
+        chunking=ChunkingSpec(chaining.window, chaining.overlap_frames, chaining.condition_on_last_frame),
         resolve=_InputCache(InputRoots.for_manifest(manifest_path, paths, os.getcwd())),
         base_seed=base_seed,
         seed_override=seed_override,

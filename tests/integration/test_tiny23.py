@@ -6,6 +6,7 @@ checked on the output files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -126,3 +127,36 @@ def test_cli_renders_distilled_and_two_stage_with_48khz_audio(models_root: Path,
         sidecar = json.loads(Path(row.sidecar_path).read_text())
         assert sidecar["model_name"] == "tiny23"
         assert sidecar["backend"]["pipeline"] == row.job_name.replace("two_stage", "ti2vid")
+
+
+def test_backend_check_uses_the_family_window(models_root: Path, tmp_path: Path) -> None:
+    """A cold backend (nothing loaded) accepts a 241-frame window on LTX-2.3 and refuses it on LTX-2."""
+    from ltx2_batch.backends.manager import create_backend
+    from ltx2_batch.errors import FatalBackendError
+    from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
+
+    job = RenderJob(
+        name="w",
+        prompt="p",
+        width=64,
+        height=64,
+        num_frames=241,
+        frame_rate=24.0,
+        seed=1,
+        pipeline=PipelineKind.DISTILLED,
+        mode=RenderMode.VIDEO,
+        upscale=UpscaleSpec(spatial=False),
+    )
+    on_23 = create_backend(compose_app("model=tiny23", f"model.root={models_root}").model, REPO_ROOT)
+    try:
+        on_23.check(job)
+        with pytest.raises(FatalBackendError, match="at most 481"):
+            on_23.check(dataclasses.replace(job, num_frames=489))
+    finally:
+        on_23.close()
+    on_2 = create_backend(compose_app("model=tiny", f"model.root={tmp_path / 'models'}").model, REPO_ROOT)
+    try:
+        with pytest.raises(FatalBackendError, match="at most 121"):
+            on_2.check(job)
+    finally:
+        on_2.close()
