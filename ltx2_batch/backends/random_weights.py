@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.families import ModelFamily
+from ltx2_batch.families import CheckpointKind, ModelFamily
 
 if TYPE_CHECKING:
     from ltx2_batch.backends.models import ModelFiles
@@ -160,6 +160,7 @@ def random_model_files(cfg: ModelConfig, project_root: Path) -> ModelFiles:
         ic_lora=None,
         expected=tuple((role, root / rel) for role, rel in RANDOM_LAYOUT.items()),
         fetch_sources=(),
+        checkpoint_kind=cfg.checkpoint_kind or CheckpointKind.distilled,  # no distilled LoRA: distilled only
     )
 
 

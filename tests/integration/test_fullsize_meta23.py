@@ -77,7 +77,9 @@ def test_preset_resolves_under_random23(tmp_path: Path, random23_root: Path) -> 
     assert files.checkpoint_kind is CheckpointKind.distilled
     assert files.missing == ("distilled_lora",)
     ltx2 = compose_app("model=ltx2_random", f"model.root={random23_root.parent}").model
-    assert rw.random_model_files(ltx2, tmp_path).root == random23_root.parent / "random"
+    ltx2_files = rw.random_model_files(ltx2, tmp_path)
+    assert ltx2_files.root == random23_root.parent / "random"
+    assert (ltx2_files.family, ltx2_files.checkpoint_kind) == (ModelFamily.ltx2, CheckpointKind.distilled)
 
 
 @pytest.mark.slow
