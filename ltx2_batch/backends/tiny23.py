@@ -30,7 +30,7 @@ from typing import Any
 from ltx2_batch.backends import tiny
 from ltx2_batch.backends.tiny import GEMMA_HIDDEN, TinyBuildReport
 
-TINY_RECIPE_VERSION = "tiny23-1"  # bump when any config or generation rule below changes (it feeds job ids)
+TINY_RECIPE_VERSION = "tiny23-2"  # bump when any config or generation rule below changes (it feeds job ids)
 TINY_DIR_NAME = "tiny23"
 MODEL_VERSION = "2.3.0"  # the `model_version` metadata: "2.3..." selects ltx-pipelines' LTX_2_3_PARAMS
 AUDIO_SAMPLE_RATE = 48_000
@@ -145,9 +145,11 @@ def _build_checkpoint(path: Path, gen: Any) -> Any:
     from ltx_core.text_encoders.gemma import EmbeddingsProcessorConfigurator
 
     tensors: dict[str, Any] = {}
-    transformer = tiny._materialize(LTXModelConfigurator.from_config(FULL_CONFIG))
+    transformer = _seed_unreset(tiny._materialize(LTXModelConfigurator.from_config(FULL_CONFIG)), gen)
     tensors.update(tiny._renamed(tiny._fill(transformer.state_dict(), gen), "model.diffusion_model."))
-    processor = tiny._materialize(EmbeddingsProcessorConfigurator.from_config(FULL_CONFIG))
+    processor = _seed_unreset(
+        tiny._materialize(EmbeddingsProcessorConfigurator.from_config(FULL_CONFIG)), gen
+    )
     tensors.update(
         tiny._renamed(
             tiny._fill(processor.state_dict(), gen),
@@ -178,6 +180,21 @@ def _build_checkpoint(path: Path, gen: Any) -> Any:
     metadata = {"config": json.dumps(FULL_CONFIG), "model_version": MODEL_VERSION}
     write_safetensors_sorted(tensors, path, metadata)
     return transformer
+
+
+def _seed_unreset(module: Any, gen: Any) -> Any:
+    """Parameters of submodules without `reset_parameters` (the connectors' learnable registers, the
+    scale-shift tables) are left as uninitialised memory by `to_empty`: whatever bytes the allocator hands
+    out, so a build would differ from the next. Draw them from `gen` instead."""
+    import torch
+
+    with torch.no_grad():
+        for sub in module.modules():
+            if callable(getattr(sub, "reset_parameters", None)):
+                continue
+            for param in sub.parameters(recurse=False):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    return module
 
 
 def _set_stft_bases(vocoder: Any, gen: Any) -> None:

@@ -160,3 +160,20 @@ def test_backend_check_uses_the_family_window(models_root: Path, tmp_path: Path)
             on_2.check(job)
     finally:
         on_2.close()
+
+
+def test_x1_5_upsampler_file_upsamples_by_one_and_a_half(models_root: Path) -> None:
+    """The set ships an x1.5 spatial upsampler (rational resampler) for the x1.5 upscale to come."""
+    compat.prepare()
+    import torch
+    from ltx_core.model.upsampler import LatentUpsamplerConfigurator
+    from safetensors.torch import load_file
+
+    path = models_root / "tiny23" / t23.TINY_LAYOUT["spatial_upsampler_x1_5"]
+    config = json.loads(read_safetensors_metadata(path)["config"])
+    module = LatentUpsamplerConfigurator.from_config(config)
+    module.load_state_dict(load_file(str(path)), strict=True)
+    with torch.inference_mode():
+        out = module.float()(torch.randn(1, 128, 2, 4, 4, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (1, 128, 2, 6, 6)
+    assert torch.isfinite(out).all()
