@@ -517,6 +517,8 @@ class Ltx2Backend:
             "fp8": self.quantization is not None,
             "temporal_upsampled": job.upscale.temporal,
             "weights": "random" if self.random_seed is not None else self.files.source,
+            "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
+            "model_version": self.files.model_version,
             "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
             **(self.memory_plan.as_info() if self.memory_plan else {}),
         }

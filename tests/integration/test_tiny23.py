@@ -126,6 +126,7 @@ def test_cli_renders_distilled_and_two_stage_with_48khz_audio(models_root: Path,
         assert info.audio_duration_s == pytest.approx(17 / 24, abs=1e-3)
         sidecar = json.loads(Path(row.sidecar_path).read_text())
         assert sidecar["model_name"] == "tiny23"
+        assert (sidecar["backend"]["model_family"], sidecar["backend"]["model_version"]) == ("ltx23", "2.3.0")
         assert sidecar["backend"]["pipeline"] == row.job_name.replace("two_stage", "ti2vid")
 
 
