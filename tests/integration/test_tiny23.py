@@ -178,3 +178,16 @@ def test_x1_5_upsampler_file_upsamples_by_one_and_a_half(models_root: Path) -> N
         out = module.float()(torch.randn(1, 128, 2, 4, 4, generator=torch.Generator().manual_seed(0)))
     assert out.shape == (1, 128, 2, 6, 6)
     assert torch.isfinite(out).all()
+
+
+def test_a_missing_tiny23_file_names_its_builder(models_root: Path) -> None:
+    from ltx2_batch.errors import MissingWeightsError
+
+    cfg = compose_app(
+        "model=tiny23", f"model.root={models_root}", "model.distilled_lora=checkpoints/absent.safetensors"
+    ).model
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_model_files(cfg, REPO_ROOT)
+    text = str(err.value)
+    assert str(models_root / "tiny23" / "checkpoints/absent.safetensors") in text
+    assert f"python -m ltx2_batch.backends.tiny23 {models_root / 'tiny23'}" in text
