@@ -196,6 +196,7 @@ def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
         _abs(cfg.root, project_root), _names(cfg), cfg.allow_fp8, cfg.hf_repo, cfg.source.value, cfg.family
     )
     files.require(("checkpoint", "gemma_root"))
+    with_checkpoint_info(files, cfg)  # a checkpoint of another family is refused here, on the driver
     for role in ROLES:
         path = getattr(files, role)
         if path is None:

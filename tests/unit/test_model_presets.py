@@ -150,6 +150,8 @@ def test_a_checkpoint_of_another_family_is_refused_by_name(tmp_path: Path) -> No
     assert "no model_version" in text
     assert "model=ltx23_dev" in text
     assert "model.family=ltx2" in text
+    with pytest.raises(ConfigError, match="no model_version"):  # at planning time too (the job-id hash)
+        model_fingerprint(preset("ltx23_dev", tmp_path), tmp_path)
     # and the other way round: a 2.3 checkpoint given to an LTX-2 preset
     header_only(tmp_path / "checkpoints/ltx-2-19b-dev.safetensors", V23)
     with pytest.raises(ConfigError, match=r"model_version '2\.3\.1'.*model\.family=ltx23"):
