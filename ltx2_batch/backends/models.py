@@ -1,8 +1,10 @@
 """Where the model files are, and a cheap fingerprint of them. Torch-free: runs on the driver.
 
 Owns: checkpoint discovery in the seed's layout (<root>/checkpoints, <root>/upscalers,
-<root>/text_encoders/gemma3) with Lightricks' published names, the full-precision-before-fp8 preference (seed
-8.2/8.6), the missing-weights message (every expected path plus the exact download command), and
+<root>/text_encoders/gemma3) with Lightricks' published names (each configured name followed by its earlier
+published versions, from `ltx2_batch.families`), the full-precision-before-fp8 preference (seed
+8.2/8.6), the missing-weights message (every expected path plus the exact `hf download` command, from the
+repository that publishes the file), the check that the checkpoint header's family is the preset's, and
 `model_fingerprint`, which hashes file names, sizes and safetensors headers (never the tensor bytes of a 40 GB
 checkpoint). For `source=tiny` the tiny set is built on first use (that lazy import of torch is the one
 exception to "torch-free").
