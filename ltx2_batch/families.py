@@ -24,9 +24,11 @@ Where the facts come from (each was read, not guessed):
   with 8 predefined sigmas and no guidance ("8 steps, CFG=1" on the model card) and needs no distilled
   LoRA; TI2VidTwoStagesPipeline takes the dev checkpoint, guided stage 1, the distilled LoRA in stage 2.
 - Window length: LTX-2's 121 frames is the product's original requirement and the official default
-  `num_frames`. LTX-2.3 is published for single generations of up to 20 seconds; ltx-core bounds the
-  temporal position of a token by `positional_embedding_max_pos[0]` = 20 *seconds* (it divides pixel-frame
-  positions by the fps before normalising), so at the default 24 fps the longest 8k+1 window is 481 frames.
+  `num_frames`. LTX-2.3 is released for single generations of up to 20 seconds (Lightricks' release
+  material; the 1.0.0 package itself states no maximum and keeps 121 as its default). That agrees with the
+  model: ltx-core bounds a token's temporal position by `positional_embedding_max_pos[0]` = 20 *seconds* (it
+  divides pixel-frame positions by the fps before normalising), so at the default 24 fps the longest 8k+1
+  window is 481 frames. Memory, not the model, is what makes integrators cap it lower.
 """
 
 from __future__ import annotations
