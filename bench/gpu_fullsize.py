@@ -16,6 +16,7 @@ prompt cache encodes it once), as a sweep would run.
 
   python bench/gpu_fullsize.py --meta    # any CPU, seconds: the full-size set on the meta device, official
                                          # parameter counts checked (18.88B transformer); exit 1 on mismatch
+  python bench/gpu_fullsize.py --meta --family ltx23   # the same for LTX-2.3 (22.16B diffusion model)
   python bench/gpu_fullsize.py --smoke   # any CPU or GPU (then the CUDA paths): every path, tiny model
 """
 
@@ -39,6 +40,8 @@ from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, wi
 
 PROMPT = "A drone flight over snowy mountains at sunset, wind and distant birds."
 TRANSFORMER_19B = 18_876_174_592  # the published "19B"
+# the published "22B": the diffusion model as stored (transformer + text connectors and V2 aggregate embeds)
+DIFFUSION_MODEL_22B = 22_161_065_728
 FULL_SIZES = (
     ("distilled_768x512x121", 768, 512, 121, False),
     ("two_stage_1536x1024x121", 1536, 1024, 121, True),
@@ -46,18 +49,30 @@ FULL_SIZES = (
 SMOKE_SIZES = (("distilled_64x64x9", 64, 64, 9, False), ("two_stage_128x128x9", 128, 128, 9, True))
 
 
-def meta_check() -> dict[str, Any]:
-    """Build every full-size component on the meta device and compare with the recorded official counts."""
-    from ltx2_batch.backends.random_weights import PARAM_COUNTS, component_sizes
+def meta_check(family: str = "ltx2") -> dict[str, Any]:
+    """Build every full-size component on the meta device and compare with the recorded official counts
+    (family ltx2: the 19B set; ltx23: the 22B set)."""
+    if family == "ltx23":
+        from ltx2_batch.backends.random_weights23 import PARAM_COUNTS, component_sizes
+    else:
+        from ltx2_batch.backends.random_weights import PARAM_COUNTS, component_sizes
 
     t0 = time.perf_counter()
     counted = {size.name: size.params for size in component_sizes()}
     mismatched = {k: (counted.get(k), v) for k, v in PARAM_COUNTS.items() if counted.get(k) != v}
+    diffusion_model = counted["transformer"] + counted["embeddings_processor"]
+    published = (
+        diffusion_model == DIFFUSION_MODEL_22B
+        if family == "ltx23"
+        else counted["transformer"] == TRANSFORMER_19B
+    )
     return {
+        "family": family,
         "meta_build_s": round(time.perf_counter() - t0, 2),
         "params": counted,
         "transformer_b": round(counted["transformer"] / 1e9, 2),
-        "ok": not mismatched and counted["transformer"] == TRANSFORMER_19B,
+        "diffusion_model_b": round(diffusion_model / 1e9, 2),
+        "ok": not mismatched and published,
         "mismatched": mismatched,
     }
 
@@ -291,6 +306,9 @@ def main() -> int:
     parser.add_argument(
         "--meta", action="store_true", help="CPU check of the full-size configs (meta device)"
     )
+    parser.add_argument(
+        "--family", choices=("ltx2", "ltx23"), default="ltx2", help="with --meta: the 19B or the 22B set"
+    )
     parser.add_argument("--smoke", action="store_true", help="every path of this script on the tiny model")
     parser.add_argument("--warm-jobs", type=int, default=5)
     parser.add_argument("--fp8-warm-jobs", type=int, default=5)
@@ -300,7 +318,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     if args.meta:
-        report = meta_check()
+        report = meta_check(args.family)
         print(json.dumps(report, indent=1))
         return 0 if report["ok"] else 1
 

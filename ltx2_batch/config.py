@@ -7,8 +7,10 @@ DictConfig into these dataclasses with `OmegaConf.to_object`; nothing downstream
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+
+from ltx2_batch.families import CheckpointKind, ModelFamily
 
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
@@ -36,6 +38,11 @@ class ModelConfig:
 
     name: str = "tiny"
     source: ModelSource = ModelSource.tiny
+    # The family the preset is for (file names, download hints, window length); a checkpoint whose
+    # `model_version` metadata names another family is refused when its files are resolved.
+    family: ModelFamily = ModelFamily.ltx2
+    # Distilled or dev when the checkpoint's file name does not say (a user's own file); null: from the name.
+    checkpoint_kind: CheckpointKind | None = None
     # null: the models home ($LTX2_BATCH_MODELS, a checkout's models/, else ~/.cache/ltx2_batch/models),
     # the same from any launch directory; a relative path is taken from the launch directory.
     root: str | None = None
@@ -101,7 +108,9 @@ class ExportConfig:
 
 @dataclass
 class ChainingConfig:
-    chunk_frames: int = 121
+    # Frames of one window (8k+1). null: the model family's window (LTX-2: 121, LTX-2.3: 481); a larger
+    # value than the family's window is refused before any model work.
+    chunk_frames: int | None = None
     overlap_frames: int = 24
     condition_on_last_frame: bool = False
     # Seam smoothing, off by default (docs/behaviour.md, "Seam smoothing"): the last `blend` handed-off latent
@@ -109,6 +118,15 @@ class ChainingConfig:
     # clean; `adain` matches each later chunk's per-channel latent mean/std to the first chunk's.
     blend: int = 0
     adain: bool = False
+
+    def with_window(self, window_frames: int) -> ChainingConfig:
+        """This config with an unset `chunk_frames` filled in as `window_frames`."""
+        return self if self.chunk_frames is not None else replace(self, chunk_frames=window_frames)
+
+    @property
+    def window(self) -> int:
+        """`chunk_frames`, or LTX-2's 121 when it was never resolved against a model family."""
+        return 121 if self.chunk_frames is None else self.chunk_frames
 
 
 @dataclass

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2_batch.backends.weights import model_fingerprint
-from ltx2_batch.config import AppConfig
+from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig
+from ltx2_batch.errors import ConfigError
+from ltx2_batch.families import check_chunk_frames, spec
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.locations import manifest_dirs
@@ -44,7 +46,7 @@ def open_jobs(
     """The validated manifest, this shard's jobs (produced lazily) and the output dir."""
     stream = open_manifest(
         manifest_path,
-        chaining=cfg.chaining,
+        chaining=family_chaining(cfg.chaining, cfg.model),
         paths=cfg.paths,
         model_fingerprint=model_fingerprint(cfg.model, project_root),
         seed_override=cfg.seed,
@@ -52,6 +54,16 @@ def open_jobs(
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
     return stream, mine, output_dir_for(cfg, manifest_path, project_root)
+
+
+def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingConfig:
+    """`chaining` with its window taken from the model's family when unset, and refused (ConfigError naming
+    the field, the family's window and the fix) when it is set beyond that window or off the latent grid."""
+    resolved = chaining.with_window(spec(model.family).window_frames)
+    problem = check_chunk_frames(model.family, resolved.window)
+    if problem is not None:
+        raise ConfigError(f"chaining.chunk_frames={resolved.window} with model={model.name}: {problem}")
+    return resolved
 
 
 def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:

@@ -79,7 +79,8 @@ from ltx2_batch.backends.memory import (
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.weights import WeightsSource
 from ltx2_batch.errors import FatalBackendError
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.families import spec as family_spec
+from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
 
 SHARED_MODULES = (
     "text_encoder",
@@ -349,9 +350,10 @@ class Ltx2Backend:
             raise FatalBackendError(str(exc)) from exc
         if not one_window:
             return
-        if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= MAX_CHUNK_FRAMES:
+        window = family_spec(self.files.family).window_frames  # the family's window (LTX-2: 121)
+        if (job.num_frames - 1) % self.temporal_scale or not 1 <= job.num_frames <= window:
             raise FatalBackendError(
-                f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {MAX_CHUNK_FRAMES}"
+                f"num_frames={job.num_frames}: one window takes 8k+1 frames, at most {window}"
             )
 
     def _denoise_request(self, request: RenderRequest) -> _Denoised:
@@ -631,6 +633,8 @@ class Ltx2Backend:
             "fp8": self.quantization is not None,
             "temporal_upsampled": job.upscale.temporal,
             "weights": self.weights.kind,
+            "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
+            "model_version": self.files.model_version,
             "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
             **(self.memory_plan.as_info() if self.memory_plan else {}),
         }

@@ -1,10 +1,12 @@
 """Where Lightricks' model files are on disk. Torch-free: runs on the driver.
 
 Owns: discovery in the documented layout (<root>/checkpoints, <root>/upscalers, <root>/text_encoders/gemma3)
-with Lightricks' published names; full precision preferred over fp8 (fp8 dropped where it cannot run); the
-missing-weights message (every expected path plus the exact download command); `file_header_digest`, which
-hashes a safetensors header (never the tensor bytes of a 40 GB checkpoint). Which weights a run uses, and
-their fingerprint, is weights.py's (this module serves its checkpoint and tiny sources).
+with Lightricks' published names (each configured name followed by its earlier published versions, from
+`ltx2_batch.families`); full precision preferred over fp8 (fp8 dropped where it cannot run); the
+missing-weights message (every expected path plus the exact `hf download` command, from the repository that
+publishes the file); the check that the checkpoint header's family is the preset's (`with_checkpoint_info`);
+where each family's embedded tiny set lives; `file_header_digest`, which hashes a safetensors header (never
+the tensor bytes of a 40 GB checkpoint). Which weights a run uses, and their fingerprint, is weights.py's.
 Must not: import torch, ltx_core or ltx_pipelines; read tensor data; build anything.
 """
 
@@ -14,14 +16,26 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError, MissingWeightsError
+from ltx2_batch.families import (
+    CheckpointKind,
+    ModelFamily,
+    earlier_versions,
+    family_of_file,
+    hf_download_command,
+    kind_from_name,
+    repo_for_file,
+    spec,
+)
 
 ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsampler", "gemma_root")
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
 GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
 _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+_DEFAULTS = ModelConfig()
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class ModelFiles:
     ic_lora: Path | None  # only the tiny set ships one (real IC-LoRAs are user files)
     expected: tuple[tuple[str, Path], ...]  # (role, path) looked for, in preference order
     fetch_sources: tuple[tuple[str, str, str, str], ...]  # (role, hf repo or "tiny", file or "", local dir)
+    family: ModelFamily = ModelFamily.ltx2  # read from the checkpoint's metadata when it has one
+    model_version: str = ""  # the checkpoint's `model_version` metadata ("" when absent)
+    checkpoint_kind: CheckpointKind | None = None  # from the file name, else model.checkpoint_kind
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -58,7 +75,7 @@ class ModelFiles:
         raise MissingWeightsError("\n".join(lines))
 
     def fetch_commands(self, roles: tuple[str, ...] | list[str]) -> list[str]:
-        """One `huggingface-cli download` per (repo, folder), listing every file that goes there."""
+        """One `hf download` per (repo, folder), listing every file that goes there."""
         grouped: dict[tuple[str, str], list[str]] = {}
         for role, repo, filename, local_dir in self.fetch_sources:
             if role in roles:
@@ -67,10 +84,10 @@ class ModelFiles:
         for (repo, local_dir), files in grouped.items():
             if repo == "tiny":
                 commands.append(f"python -m ltx2_batch.backends.tiny {local_dir}")
+            elif repo.startswith("tiny:"):  # another embedded set's builder module
+                commands.append(f"python -m {repo.removeprefix('tiny:')} {local_dir}")
             else:
-                commands.append(
-                    " ".join(["huggingface-cli download", repo, *files, "--local-dir", local_dir])
-                )
+                commands.append(hf_download_command(repo, files, local_dir))
         return list(dict.fromkeys(commands))
 
 
@@ -102,7 +119,7 @@ def resolve_model_files(
         cfg, project_root, allow_fp8=cfg.allow_fp8 if allow_fp8 is None else allow_fp8
     )
     files.require(require)
-    return files
+    return with_checkpoint_info(files, cfg)
 
 
 def discover_model_files(
@@ -112,6 +129,7 @@ def discover_model_files(
     allow_fp8: bool,
     root: Path | None = None,
     names: dict[str, list[str]] | None = None,
+    source: str | None = None,
 ) -> ModelFiles:
     """What exists of `cfg`'s files (under `root`, default `model.root`; `names`, default the config's),
     without requiring any of them."""
@@ -120,7 +138,51 @@ def discover_model_files(
         names if names is not None else model_names(cfg),
         allow_fp8,
         cfg.hf_repo,
-        cfg.source.value,
+        source or cfg.source.value,
+        cfg.family,
+    )
+
+
+def embedded_root(cfg: ModelConfig, project_root: Path) -> Path:
+    """Where the embedded set of cfg's family lives: `root` itself when its folder has the set's name
+    (tiny, tiny23), else `<root>/<that name>`."""
+    root = models_path(cfg.root, project_root)
+    name = embedded_builder(cfg.family).TINY_DIR_NAME
+    return root if root.name == name else root / name
+
+
+def embedded_builder(family: ModelFamily) -> Any:
+    """The module that builds the family's embedded tiny set (imported lazily: it is torch-free at import,
+    but the build itself loads torch)."""
+    if family is ModelFamily.ltx23:
+        from ltx2_batch.backends import tiny23
+
+        return tiny23
+    from ltx2_batch.backends import tiny
+
+    return tiny
+
+
+def with_checkpoint_info(files: ModelFiles, cfg: ModelConfig) -> ModelFiles:
+    """`files` with the family, version and kind read from the checkpoint's header; ConfigError naming the
+    file, what it is and the fix when the header names another family than the preset is for."""
+    import dataclasses
+
+    if files.checkpoint is None:
+        return files
+    from ltx2_batch.backends.checkpoint_info import checkpoint_info
+
+    info = checkpoint_info(files.checkpoint, cfg.checkpoint_kind)
+    if info.family is not cfg.family:
+        version = f"model_version {info.model_version!r}" if info.model_version else "no model_version"
+        raise ConfigError(
+            f"{files.checkpoint}: its metadata says {spec(info.family).display_name} ({version}), but "
+            f"model={cfg.name} is a {spec(cfg.family).display_name} preset "
+            f"(model.family={cfg.family.value}); use a {spec(info.family).display_name} preset or set "
+            f"model.family={info.family.value}"
+        )
+    return dataclasses.replace(
+        files, family=info.family, model_version=info.model_version, checkpoint_kind=info.kind
     )
 
 
@@ -163,23 +225,45 @@ def _is_fp8(name: str) -> bool:
 
 def checkpoint_candidates(names: list[str], allow_fp8: bool) -> list[str]:
     """Full precision before fp8 (docs/behaviour.md, "Model files"): the configured names in order, each
-    fp8 file after every full one; the fp8 twin of a listed full-precision name is looked for too. fp8 is
-    dropped when it cannot run."""
-    full = [n for n in names if not _is_fp8(n)]
-    fp8 = [n for n in names if _is_fp8(n)] + [str(Path(n).with_name(fp8_variant(Path(n).name))) for n in full]
+    followed by its published earlier versions, each fp8 file after every full one; the fp8 twin of a listed
+    full-precision name is looked for too (the family's published fp8 name where there is one, else `X-fp8`).
+    fp8 is dropped when it cannot run."""
+    with_earlier = [m for n in names for m in (n, *_siblings(n, earlier_versions(n)))]
+    full = [n for n in with_earlier if not _is_fp8(n)]
+    fp8 = [n for n in with_earlier if _is_fp8(n)] + [_fp8_twin(n) for n in full]
     return list(dict.fromkeys(full + (fp8 if allow_fp8 else [])))
 
 
+def _siblings(rel: str, names: tuple[str, ...]) -> list[str]:
+    return [str(Path(rel).with_name(n)) for n in names]
+
+
+def _fp8_twin(rel: str) -> str:
+    """LTX-2 publishes `X-fp8` beside `X`; LTX-2.3's fp8 files drop the version (`...-distilled-fp8`)."""
+    name = Path(rel).name
+    family, kind = family_of_file(name), kind_from_name(name)
+    if family is not None and kind is not None:
+        return str(Path(rel).with_name(spec(family).files.fp8_names(kind)[0]))
+    return str(Path(rel).with_name(fp8_variant(name)))
+
+
 def _discover(
-    root: Path, names: dict[str, list[str]], allow_fp8: bool, hf_repo: str, source: str
+    root: Path,
+    names: dict[str, list[str]],
+    allow_fp8: bool,
+    hf_repo: str,
+    source: str,
+    family: ModelFamily = ModelFamily.ltx2,
 ) -> ModelFiles:
     candidates = [root / n for n in checkpoint_candidates(names["checkpoint"], allow_fp8)]
     checkpoint = next((c for c in candidates if c.is_file()), None)
     expected: list[tuple[str, Path]] = [("checkpoint", c) for c in candidates]
-    singles = {
-        role: root / names[role][0] for role in ("distilled_lora", "spatial_upsampler", "temporal_upsampler")
-    }
-    expected += list(singles.items())
+    singles: dict[str, Path | None] = {}
+    for role in ("distilled_lora", "spatial_upsampler", "temporal_upsampler"):
+        rel = names[role][0]
+        looked = [root / r for r in (rel, *_siblings(rel, earlier_versions(rel)))]
+        expected += [(role, p) for p in looked]
+        singles[role] = next((p for p in looked if p.is_file()), None)
     gemma = root / names["gemma_root"][0]
     expected.append(("gemma_root", gemma))
     gemma_ok = (
@@ -188,11 +272,14 @@ def _discover(
     shown = _display(root)
 
     def source_of(role: str, rel: str) -> tuple[str, str, str, str]:
-        if source == "tiny":
-            return (role, "tiny", "", str(root))
+        if source == "tiny":  # built, not downloaded: the command is the family's builder
+            builder = "tiny" if family is ModelFamily.ltx2 else f"tiny:{embedded_builder(family).__name__}"
+            return (role, builder, "", str(root))
         if role == "gemma_root":
             return (role, GEMMA_HF_REPO, "", str(Path(shown) / rel))
-        return (role, hf_repo, Path(rel).name, str(Path(shown) / Path(rel).parent))
+        published = family_of_file(rel)  # Lightricks' name: its own repository; a user's name: model.hf_repo
+        repo = hf_repo if published is None else repo_for_file(published, rel)
+        return (role, repo, Path(rel).name, str(Path(shown) / Path(rel).parent))
 
     sources = [source_of(role, names[role][0]) for role in ("checkpoint", *singles, "gemma_root")]
     return ModelFiles(
@@ -201,10 +288,11 @@ def _discover(
         checkpoint=checkpoint,
         is_fp8=checkpoint is not None and _is_fp8(checkpoint.name),
         gemma_root=gemma if gemma_ok else None,
-        **{role: (p if p.is_file() else None) for role, p in singles.items()},
+        **singles,
         ic_lora=None,
         expected=tuple(expected),
         fetch_sources=tuple(sources),
+        family=family,
     )
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+RANDOM_DIR_NAME = "random"  # the folder the header-only set is written into, under the models root
 RANDOM_RECIPE_VERSION = "random-1"
 MARKER_KEY = "ltx2_batch_random"  # metadata key that marks a header-only placeholder file
 INIT_STD_SCALE = 0.5  # weights ~ N(0, (0.5/sqrt(fan_in))^2): activations stay O(1) through 48 layers
@@ -244,6 +245,10 @@ class RandomStateDictLoader:
             value = random_tensor(key, shape, self._dtype if dtype.is_floating_point else dtype, device, gen)
             pairs = sd_ops.apply_to_key_value(key, value) if sd_ops is not None else [(key, value)]
             for out_key, out_value in pairs:
+                if out_key != key and out_key not in shapes:
+                    # a rename from checkpoint to model key names (the 2.3 vocoder's `vocoder.` strip): `key`
+                    # already is the model's name, so keep it and take only the operation's value
+                    out_key = key
                 if out_key in sd and out_key != key:
                     continue
                 sd[out_key] = out_value
@@ -309,8 +314,16 @@ def _with_loader(builder: Any, seed: int, dtype: Any) -> Any:
     return replace(builder, model_loader=loader)
 
 
-def component_sizes() -> list[ComponentSize]:
-    """Every full-size component built on the meta device (no memory, seconds): parameter/buffer counts."""
+def component_sizes(
+    full_config: dict[str, Any] | None = None,
+    spatial_upsampler: dict[str, Any] | None = None,
+    temporal_upsampler: dict[str, Any] | None = None,
+) -> list[ComponentSize]:
+    """Every full-size component built on the meta device (no memory, seconds): parameter/buffer counts.
+    The configs default to the 19B set's (random_weights23 passes the 22B set's)."""
+    full_config = FULL_CONFIG if full_config is None else full_config
+    spatial_upsampler = SPATIAL_UPSAMPLER if spatial_upsampler is None else spatial_upsampler
+    temporal_upsampler = TEMPORAL_UPSAMPLER if temporal_upsampler is None else temporal_upsampler
     from ltx2_batch.backends import compat
 
     compat.prepare()
@@ -328,15 +341,15 @@ def component_sizes() -> list[ComponentSize]:
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     parts: list[tuple[str, Any, dict[str, Any]]] = [
-        ("transformer", LTXModelConfigurator, FULL_CONFIG),
-        ("embeddings_processor", EmbeddingsProcessorConfigurator, FULL_CONFIG),
-        ("video_encoder", VideoEncoderConfigurator, FULL_CONFIG),
-        ("video_decoder", VideoDecoderConfigurator, FULL_CONFIG),
-        ("audio_encoder", AudioEncoderConfigurator, FULL_CONFIG),
-        ("audio_decoder", AudioDecoderConfigurator, FULL_CONFIG),
-        ("vocoder", VocoderConfigurator, FULL_CONFIG),
-        ("spatial_upsampler", LatentUpsamplerConfigurator, SPATIAL_UPSAMPLER),
-        ("temporal_upsampler", LatentUpsamplerConfigurator, TEMPORAL_UPSAMPLER),
+        ("transformer", LTXModelConfigurator, full_config),
+        ("embeddings_processor", EmbeddingsProcessorConfigurator, full_config),
+        ("video_encoder", VideoEncoderConfigurator, full_config),
+        ("video_decoder", VideoDecoderConfigurator, full_config),
+        ("audio_encoder", AudioEncoderConfigurator, full_config),
+        ("audio_decoder", AudioDecoderConfigurator, full_config),
+        ("vocoder", VocoderConfigurator, full_config),
+        ("spatial_upsampler", LatentUpsamplerConfigurator, spatial_upsampler),
+        ("temporal_upsampler", LatentUpsamplerConfigurator, temporal_upsampler),
     ]
     sizes = []
     for name, configurator, config in parts:

@@ -20,10 +20,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+TINY_DIR_NAME = "tiny"  # the folder the set is built into, under the models root
 TINY_RECIPE_VERSION = "tiny-5"  # bump when any config or generation rule below changes (it feeds job ids)
 
 CHECKPOINT = "ltx-2-tiny-distilled.safetensors"
@@ -160,8 +162,15 @@ def is_built(root: Path, seed: int = 0) -> bool:
 def ensure_tiny_models(root: Path, seed: int = 0) -> TinyBuildReport:
     """Build the tiny set into `root` unless it is already there. Concurrent builders are safe: each builds in
     its own temporary sibling folder and renames it into place; a loser of that race discards its copy."""
-    root = Path(root)
-    if is_built(root, seed):
+    return build_atomically(Path(root), lambda r: is_built(r, seed), lambda tmp: _build_into(tmp, seed))
+
+
+def build_atomically(
+    root: Path, complete: Callable[[Path], bool], build: Callable[[Path], None]
+) -> TinyBuildReport:
+    """Run `build` into a temporary sibling of `root` and rename it into place, unless `complete(root)`
+    already holds (shared by every embedded set's builder)."""
+    if complete(root):
         return TinyBuildReport(root, 0.0, built=False, bytes_by_file=_sizes(root))
     t0 = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -169,13 +178,13 @@ def ensure_tiny_models(root: Path, seed: int = 0) -> TinyBuildReport:
     tmp.chmod(0o755)  # mkdtemp makes it private; the set is shared read-only data
     stale = root.parent / f".{root.name}.stale-{tmp.name.rsplit('-', 1)[-1]}"
     try:
-        _build_into(tmp, seed)
-        if root.exists() and not is_built(root, seed):
+        build(tmp)
+        if root.exists() and not complete(root):
             os.replace(root, stale)  # an incomplete set or another recipe's: move aside, delete below
         try:
             os.replace(tmp, root)
         except OSError:
-            if not is_built(root, seed):  # not a lost race to an identical build: surface the error
+            if not complete(root):  # not a lost race to an identical build: surface the error
                 raise
     finally:
         for leftover in (tmp, stale):

@@ -19,18 +19,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ltx2_batch.backends.models import (
     ROLES,
     ModelFiles,
     discover_model_files,
+    embedded_builder,
+    embedded_root,
     file_header_digest,
     model_names,
     models_path,
     resolve_model_files,
+    with_checkpoint_info,
 )
 from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.families import CheckpointKind, ModelFamily
 
 T = TypeVar("T")
 
@@ -111,6 +115,7 @@ class CheckpointWeights:
     def fingerprint(self) -> str:
         files = discover_model_files(self.cfg, self.project_root, allow_fp8=self.cfg.allow_fp8)
         files.require(("checkpoint", "gemma_root"))
+        with_checkpoint_info(files, self.cfg)  # a checkpoint of another family is refused here, on the driver
         digest = hashlib.sha256()
         for role in ROLES:
             path = getattr(files, role)
@@ -139,8 +144,9 @@ class CheckpointWeights:
 
 @dataclass(frozen=True)
 class TinyWeights:
-    """The embedded tiny set. Its recipe (version + seed) fully determines its bytes, so the fingerprint needs
-    no build: the driver computes job ids without torch."""
+    """The embedded tiny set of the preset's family (tiny.py for LTX-2, tiny23.py for LTX-2.3). Its recipe
+    (version + seed) fully determines its bytes, so the fingerprint needs no build: the driver computes job
+    ids without torch."""
 
     cfg: ModelConfig
     project_root: Path
@@ -148,31 +154,28 @@ class TinyWeights:
 
     @property
     def root(self) -> Path:
-        """`model.root` itself when it is a folder named tiny (conf/model/tiny.yaml), else `<root>/tiny`."""
-        root = models_path(self.cfg.root, self.project_root)
-        return root if root.name == "tiny" else root / "tiny"
+        """`model.root` itself when its folder has the set's name (tiny, tiny23), else `<root>/<name>`."""
+        return embedded_root(self.cfg, self.project_root)
 
     def fingerprint(self) -> str:
-        from ltx2_batch.backends.tiny import TINY_RECIPE_VERSION  # torch-free constants
-
-        return _digest({"tiny": TINY_RECIPE_VERSION, "seed": self.cfg.seed})
+        return _digest({"tiny": embedded_builder(self.cfg.family).TINY_RECIPE_VERSION, "seed": self.cfg.seed})
 
     def resolve(self, allow_fp8: bool) -> ModelFiles:
-        from ltx2_batch.backends import tiny
-
-        tiny.ensure_tiny_models(self.root, seed=self.cfg.seed)
+        builder = embedded_builder(self.cfg.family)
+        builder.ensure_tiny_models(self.root, seed=self.cfg.seed)
         names, defaults = model_names(self.cfg), model_names(ModelConfig())
         # a role left at its real-weights default maps to the tiny set's file
+        layout = builder.TINY_LAYOUT
         tiny_names = {
-            role: [tiny.TINY_LAYOUT[role]] if names[role] == defaults[role] else names[role] for role in names
+            role: [layout[role]] if names[role] == defaults[role] else names[role] for role in names
         }
         files = discover_model_files(
-            self.cfg, self.project_root, allow_fp8=allow_fp8, root=self.root, names=tiny_names
+            self.cfg, self.project_root, allow_fp8=allow_fp8, root=self.root, names=tiny_names, source="tiny"
         )
-        ic_lora = self.root / tiny.TINY_LAYOUT["ic_lora"]
+        ic_lora = self.root / layout["ic_lora"]
         files = dataclasses.replace(files, ic_lora=ic_lora if ic_lora.is_file() else None)
         files.require(("checkpoint", "gemma_root"))
-        return files
+        return with_checkpoint_info(files, self.cfg)
 
     def loading(self, builder: T, dtype: object) -> T:
         return builder
@@ -203,18 +206,19 @@ class RandomWeights:
         return _digest(recipe, sort_keys=True)
 
     def resolve(self, allow_fp8: bool) -> ModelFiles:
-        """The header-only set under `<root>/random` (written if absent). Its tokenizer is the tiny set's
-        (built with seed 0 if absent: the tokenizer does not depend on the seed)."""
-        from ltx2_batch.backends import random_weights as rw
-        from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
+        """The family's header-only set under `<root>/random` (LTX-2) or `<root>/random23` (LTX-2.3),
+        written if absent. Its tokenizer is the LTX-2 tiny set's (built with seed 0 if absent: the tokenizer
+        does not depend on the seed). No distilled LoRA ships with it: the distilled recipe only."""
+        from ltx2_batch.backends.tiny import GEMMA_ROOT
 
+        module = self._configs()
         base = models_path(self.cfg.root, self.project_root)
-        root = base if base.name == "random" else base / "random"
-        tiny_cfg = dataclasses.replace(self.cfg, root=str(root.parent))
-        tiny_root = TinyWeights(tiny_cfg, self.project_root).root
-        ensure_tiny_models(tiny_root, seed=0)
-        rw.ensure_random_set(root, tokenizer_source=tiny_root / GEMMA_ROOT)
-        layout = rw.RANDOM_LAYOUT
+        root = base if base.name == module.RANDOM_DIR_NAME else base / module.RANDOM_DIR_NAME
+        tiny_cfg = dataclasses.replace(self.cfg, root=str(root.parent), family=ModelFamily.ltx2)
+        tiny = TinyWeights(tiny_cfg, self.project_root)
+        embedded_builder(ModelFamily.ltx2).ensure_tiny_models(tiny.root, seed=0)
+        module.ensure_random_set(root, tokenizer_source=tiny.root / GEMMA_ROOT)
+        layout = module.RANDOM_LAYOUT
         return ModelFiles(
             root=root,
             source="random",
@@ -227,7 +231,20 @@ class RandomWeights:
             ic_lora=None,
             expected=tuple((role, root / rel) for role, rel in layout.items()),
             fetch_sources=(),
+            family=self.cfg.family,
+            model_version=getattr(module, "MODEL_VERSION", ""),
+            checkpoint_kind=self.cfg.checkpoint_kind or CheckpointKind.distilled,
         )
+
+    def _configs(self) -> Any:
+        """The module holding the family's full-size configurations (random_weights / random_weights23)."""
+        if self.cfg.family is ModelFamily.ltx23:
+            from ltx2_batch.backends import random_weights23
+
+            return random_weights23
+        from ltx2_batch.backends import random_weights
+
+        return random_weights
 
     def loading(self, builder: T, dtype: object) -> T:
         from ltx2_batch.backends import random_weights as rw
@@ -237,9 +254,7 @@ class RandomWeights:
     def sizes(
         self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
     ) -> WeightSizes:
-        from ltx2_batch.backends.random_weights import footprint_params
-
-        counts = footprint_params(n_transformers)
+        counts = self._configs().footprint_params(n_transformers)
         return WeightSizes(
             transformer=counts["transformer"] * (1 if quantized else elem),
             text_encoder=counts["text_encoder"] * elem,

@@ -90,7 +90,7 @@ def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
 def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
     """The chunk planner's own checks (8k+1 chunks, an overlap that leaves new frames), as problems."""
     try:
-        chunk_count(chaining.chunk_frames + 1, chaining.chunk_frames, chaining.overlap_frames)
+        chunk_count(chaining.window + 1, chaining.window, chaining.overlap_frames)
     except ConfigError as exc:
         return [FieldProblem(source, "chaining", str(exc))]
     return []
@@ -266,7 +266,7 @@ def validate_document(
         raise ManifestError(problems)
     ctx = JobContext(
         chunking=ChunkingSpec(
-            chaining.chunk_frames,
+            chaining.window,
             chaining.overlap_frames,
             chaining.condition_on_last_frame,
             chaining.blend,

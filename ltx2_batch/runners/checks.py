@@ -108,13 +108,15 @@ def model_problems(model: ModelConfig) -> list[str]:
 def chaining_problems(app: AppConfig) -> list[str]:
     """The chunk arithmetic's own refusals, asked up front (a manifest with no long job would never ask)."""
     from ltx2_batch.chaining.plan import plan_chunks
+    from ltx2_batch.families import check_chunk_frames, spec
     from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
 
-    chaining = app.chaining
+    chaining = app.chaining.with_window(spec(app.model.family).window_frames)
+    problem = check_chunk_frames(app.model.family, chaining.window)
+    if problem is not None:
+        return [f"chaining.chunk_frames={chaining.window} with model={app.model.name}: {problem}"]
     try:
-        plan = plan_chunks(
-            2 * chaining.chunk_frames, chaining.chunk_frames, chaining.overlap_frames, LTX2_TEMPORAL_SCALE
-        )
+        plan = plan_chunks(2 * chaining.window, chaining.window, chaining.overlap_frames, LTX2_TEMPORAL_SCALE)
     except ConfigError as exc:
         return [str(exc)]
     handed = plan.alignment.latent_slice_count

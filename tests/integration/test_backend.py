@@ -266,7 +266,7 @@ def test_missing_weights_lists_paths_and_command(tmp_path: Path) -> None:
     text = str(err.value)
     assert str(tmp_path / "models/checkpoints/ltx-2-19b-distilled.safetensors") in text
     assert "fp8" not in text  # a CPU cannot run the fp8 checkpoint, so it is not offered
-    assert "huggingface-cli download Lightricks/LTX-2 ltx-2-19b-distilled.safetensors" in text
+    assert "hf download Lightricks/LTX-2 ltx-2-19b-distilled.safetensors" in text
 
 
 # ----------------------------------------------------------------------------- parity with ltx_pipelines

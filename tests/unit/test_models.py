@@ -90,7 +90,7 @@ def test_missing_weights_message_lists_every_path_and_the_fetch_commands(tmp_pat
     for rel in (FULL, FP8, *OTHERS, "text_encoders/gemma3"):
         assert str(tmp_path / "models" / rel) in text
     assert (
-        f"huggingface-cli download Lightricks/LTX-2 ltx-2-19b-distilled.safetensors "
+        f"hf download Lightricks/LTX-2 ltx-2-19b-distilled.safetensors "
         f"ltx-2-19b-distilled-lora-384.safetensors --local-dir {tmp_path / 'models' / 'checkpoints'}"
     ) in text
     assert "ltx-2-spatial-upscaler-x2-1.0.safetensors --local-dir" in text
