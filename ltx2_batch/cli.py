@@ -46,15 +46,11 @@ def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | No
     """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
     `sweep_point_config`); exports the dataset when asked; returns the process exit code."""
     from ltx2_batch.driver import format_report, plan_streaming, run_batch
-    from ltx2_batch.planning import plan_batch, plan_table
 
     root = project_root or Path.cwd()
     try:
         if app.plan:
-            from ltx2_batch.ledger.store import completed_job_ids
-
-            streamed = plan_streaming(app, root)  # prompt-file manifests: never all jobs at once
-            print(streamed or plan_table(plan_batch(app, root, completed=completed_job_ids)))
+            print(plan_streaming(app, root))  # streamed: a prompts file is never held in memory
             return 0
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering

@@ -7,17 +7,16 @@ reads only file headers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.layout import OutputLayout
-from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
+from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest
 from ltx2_batch.manifest.select import chunk_count as count_chunks
-from ltx2_batch.scheduler import Shard, split_pending
+from ltx2_batch.shard import Shard
 
 
 @dataclass(frozen=True)
@@ -49,20 +48,7 @@ def open_jobs(
         seed_override=cfg.seed,
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
-    mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
-    return stream, mine, output_dir_for(cfg, manifest_path, project_root)
-
-
-def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
-    """Every job of this shard in memory, split into pending and already done."""
-    manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
-    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
-    jobs = tuple(mine)
-    split = split_pending(
-        jobs, completed(output_dir), OutputLayout(output_dir).outputs_exist, force=cfg.force
-    )
-    manifest = ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=jobs)
-    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, stream.model_fingerprint)
+    return stream, stream.iter_jobs(shard), output_dir_for(cfg, manifest_path, project_root)
 
 
 def chunk_count(job: RenderJob) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,11 +24,11 @@ import yaml
 
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import (
-    JOB_ID_LENGTH,
     ChunkingSpec,
+    JobIdentity,
     RenderJob,
     file_sha256,
-    identity_payload,
+    varied_job,
     with_job_id,
 )
 from ltx2_batch.manifest.expand import NAME_SEPARATOR, ExpandedJob, expand_manifest
@@ -38,13 +38,15 @@ from ltx2_batch.manifest.schema import (
     JobContext,
     ResolvedInput,
     expect,
-    job_seed,
-    parse_job,
+    job_varying,
+    parse_template,
+    prompt_seeds,
     unknown_keys,
 )
 from ltx2_batch.manifest.select import chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.prompts import PLACEHOLDER, PromptSource, iter_prompts, open_prompt_source
+from ltx2_batch.shard import Shard, ShardDealer
 
 if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import ChainingConfig, PathsConfig
@@ -171,42 +173,45 @@ def _duplicate_renders(
 class PromptTemplate:
     """A validated job entry (one sweep point of it) whose prompts come from a file: one job per row.
 
-    Validated once with a placeholder prompt; each row then only swaps prompt, name, seed and id in, so a
-    million rows cost a million cheap copies, not a million validations.
+    Validated once (`schema.parse_template`); each row then only swaps prompt, name, seed and id in, so
+    a million rows cost a million cheap copies, not a million validations.
     """
 
     name: str  # the expanded entry name; each job is `<name>__p<row>`
     fields: dict[str, Any]  # the entry's raw fields without `prompts`
     template: str  # `prompt` with PLACEHOLDER where each row's text goes
     source: PromptSource
-    job: RenderJob  # the entry validated with a placeholder prompt (no id)
+    job: RenderJob  # the entry's template (no name, prompt, seed or id)
     ctx: JobContext  # for the seed rule
     explicit_seed: int | None
 
 
-def template_jobs(tpl: PromptTemplate, model_fingerprint: str, first_index: int = 0) -> Iterator[RenderJob]:
+def template_jobs(
+    tpl: PromptTemplate,
+    model_fingerprint: str,
+    positions: Iterator[int] | None = None,
+    dealer: ShardDealer | None = None,
+) -> Iterator[RenderJob]:
     """The entry's jobs, one per prompt row, lazily, each with its id. A row's job equals (same id) the
-    job a hand-written entry with that prompt would give."""
-    # Only prompt and seed differ between rows: canonicalise the template's identity once and hash it
-    # with those two swapped in (3x faster than `with_job_id` per row; a unit test pins the equality).
-    payload = identity_payload(tpl.job, model_fingerprint)
-    params = payload["params"]
-    index = first_index
+    job a hand-written entry with that prompt would give. `positions` numbers the rows in the expanded
+    manifest (`index`); with a `dealer`, rows another launch owns are read but not built."""
+    identity = JobIdentity(tpl.job, model_fingerprint)
+    seed_of = prompt_seeds(tpl.fields, tpl.explicit_seed, tpl.ctx)
+    positions = positions if positions is not None else itertools.count()
     for row in iter_prompts(tpl.source):
+        index = next(positions)
+        if dealer is not None and not dealer.take():
+            continue
         prompt = tpl.template.replace(PLACEHOLDER, row.text)
-        params["prompt"] = prompt
-        params["seed"] = seed = job_seed({**tpl.fields, "prompt": prompt}, tpl.explicit_seed, tpl.ctx)
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        job_id = hashlib.sha256(text.encode()).hexdigest()[:JOB_ID_LENGTH]
-        yield dataclasses.replace(
+        seed = seed_of(prompt)
+        yield varied_job(
             tpl.job,
             name=f"{tpl.name}{NAME_SEPARATOR}p{row.row}",
             prompt=prompt,
             seed=seed,
             index=index,
-            job_id=job_id,
+            job_id=identity.job_id(prompt, seed),
         )
-        index += 1
 
 
 def _prompt_template(
@@ -224,8 +229,9 @@ def _prompt_template(
             f"goes (or leave it out), got {template!r}",
         )
         return None
-    job = parse_job({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
-    if job is None or source is None:
+    varying = job_varying({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
+    job = parse_template(fields, ctx, report)
+    if job is None or varying is None or source is None:
         return None
     seed = fields.get("seed")
     explicit = seed if isinstance(seed, int) else None
@@ -234,7 +240,7 @@ def _prompt_template(
 
 @dataclass(frozen=True)
 class ValidatedJobs:
-    """Expanded, validated jobs without ids yet; `sources[i]` is job i's index in the manifest's `jobs`.
+    """Expanded, validated jobs (with ids when asked); `sources[i]` is job i's index in the manifest's `jobs`.
 
     Entries with a `prompts` file are not expanded here: they are `templates`, streamed later.
     """
@@ -251,8 +257,10 @@ def validate_document(
     chaining: ChainingConfig,
     paths: PathsConfig,
     seed_override: int | None = None,
+    model_fingerprint: str | None = None,
 ) -> ValidatedJobs:
-    """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError."""
+    """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
+    With a `model_fingerprint` every job also gets its id."""
     source = str(manifest_path)
     problems = _chaining_problems(chaining, source)
     problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP_KEYS)]
@@ -275,18 +283,38 @@ def validate_document(
     jobs: list[RenderJob] = []
     sources: list[int] = []
     templates: list[PromptTemplate] = []
+    # One validation per template: expanded jobs of an entry that differ only in name, prompt or seed
+    # (a sweep over seeds) share it; its problems are reported again for each job that shares it.
+    shapes: dict[tuple[Any, ...], tuple[RenderJob | None, list[tuple[str, str]], JobIdentity | None]] = {}
     for expanded in expansion.jobs:
 
         def report(field: str, message: str, _e: Any = expanded) -> None:
             problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
 
         if "prompts" in expanded.fields:
-            template = _prompt_template(expanded, ctx, report, Path(manifest_path).parent)
-            templates += [template] if template is not None else []
+            rows = _prompt_template(expanded, ctx, report, Path(manifest_path).parent)
+            templates += [rows] if rows is not None else []
             continue
-        job = parse_job(expanded.fields, ctx, report, index=len(jobs))
-        if job is not None:
-            jobs.append(job)
+        known = shapes.get(expanded.shape) if expanded.shape else None
+        if known is None:
+            found: list[tuple[str, str]] = []
+            template = parse_template(expanded.fields, ctx, lambda f, m, _out=found: _out.append((f, m)))
+            identity = None
+            if template is not None and model_fingerprint is not None:
+                identity = JobIdentity(template, model_fingerprint)
+            known = template, found, identity
+            if expanded.shape:
+                shapes[expanded.shape] = known
+        template, template_problems, identity = known
+        for field, message in template_problems:
+            report(field, message)
+        varying = job_varying(expanded.fields, ctx, report)
+        if template is not None and varying is not None:
+            name, prompt, seed = varying
+            job_id = identity.job_id(prompt, seed) if identity is not None else ""
+            jobs.append(
+                varied_job(template, name=name, prompt=prompt, seed=seed, index=len(jobs), job_id=job_id)
+            )
             sources.append(expanded.source_index)
     problems += _duplicate_names(expansion.jobs, source)
     if problems:
@@ -296,8 +324,12 @@ def validate_document(
 
 @dataclass(frozen=True)
 class ManifestStream:
-    """A validated manifest whose jobs are produced on demand: hand-written jobs are held (they are as
-    many as the YAML file has entries); prompt-file entries are streamed row by row by `iter_jobs`."""
+    """A validated manifest whose jobs are produced on demand: the one way every manifest reaches a run.
+
+    Hand-written (and storyboard) jobs are held: they are as many as the YAML file expands to, they were
+    validated one template at a time and got their ids up front (two entries rendering the same clip
+    are an error). Prompt-file entries are streamed row by row by `iter_jobs`.
+    """
 
     source: str
     sha256: str
@@ -305,17 +337,31 @@ class ManifestStream:
     templates: tuple[PromptTemplate, ...]
     model_fingerprint: str
 
-    def iter_jobs(self) -> Iterator[RenderJob]:
-        """Every job with its id: the held ones, then each prompt file's rows in manifest order.
+    def iter_jobs(self, shard: Shard | None = None) -> Iterator[RenderJob]:
+        """Every job with its id (or this launch's share of them, see `ltx2_batch.shard`): the held ones,
+        then each prompt file's rows in manifest order.
 
         Duplicate rows (the same prompt twice in a file) give the same id; the scheduler renders it once.
         """
-        yield from self.jobs
-        index = len(self.jobs)
+        dealer = shard.dealer() if shard is not None and shard.count > 1 else None
+        yield from self.jobs if dealer is None else dealer.share(self.jobs)
+        positions = itertools.count(len(self.jobs))
         for tpl in self.templates:
-            for job in template_jobs(tpl, self.model_fingerprint, index):
-                yield job
-                index += 1
+            yield from template_jobs(tpl, self.model_fingerprint, positions, dealer)
+
+    def batches(self, shard: Shard | None, size: int) -> Iterator[list[RenderJob]]:
+        """`iter_jobs` in batches: the held jobs (this launch's share) are one batch, as a hand-written
+        manifest is planned as a whole; prompt-file rows follow `size` at a time."""
+        held = len(self.jobs)
+        batch: list[RenderJob] = []
+        for job in self.iter_jobs(shard):
+            streamed = job.index >= held
+            if batch and (streamed != (batch[-1].index >= held) or (streamed and len(batch) >= size)):
+                yield batch
+                batch = []
+            batch.append(job)
+        if batch:
+            yield batch
 
 
 def open_manifest(
@@ -338,8 +384,15 @@ def open_manifest(
     if is_storyboard(doc):
         jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override)
         return ManifestStream(source, sha, jobs, (), model_fingerprint)
-    valid = validate_document(doc, path, chaining=chaining, paths=paths, seed_override=seed_override)
-    jobs = tuple(with_job_id(job, model_fingerprint) for job in valid.jobs)
+    valid = validate_document(
+        doc,
+        path,
+        chaining=chaining,
+        paths=paths,
+        seed_override=seed_override,
+        model_fingerprint=model_fingerprint,
+    )
+    jobs = valid.jobs
     problems = _duplicate_renders(jobs, valid.sources, source)
     if problems:
         raise ManifestError(_dedupe(problems))
