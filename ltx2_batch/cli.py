@@ -52,6 +52,14 @@ def run(app: AppConfig, project_root: Path | None = None, sweep: SweepPoint | No
         if app.plan:
             print(plan_streaming(app, root))  # streamed: a prompts file is never held in memory
             return 0
+        if app.status:
+            from ltx2_batch.manifest.load import resolve_manifest_path
+            from ltx2_batch.planning import output_dir_for
+            from ltx2_batch.status import status_text
+
+            manifest_path = resolve_manifest_path(app.manifest, root / "manifests")
+            print(status_text(output_dir_for(app, manifest_path, root)))
+            return 0
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering
         report = run_batch(app, root)
@@ -117,4 +125,6 @@ def main() -> None:
     # Progress is the driver's job (one line per job/chunk); the official denoising loop's tqdm bars would
     # interleave with it from every worker. Set at the process edge, before any worker starts.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    if sys.argv[1:2] == ["status"]:  # `ltx2-batch status manifest=...`: the verb form of status=true
+        sys.argv[1] = "status=true"
     _hydra_main()

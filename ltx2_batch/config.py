@@ -132,3 +132,5 @@ class AppConfig:
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
+    ledger_refresh_s: float = 5.0  # how often jobs.parquet (one row per job) is refreshed during a run
+    status: bool = False  # print the output dir's job states (jobs.parquet) instead of running

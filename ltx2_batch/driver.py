@@ -29,6 +29,7 @@ from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.ledger.live import LiveJobTable, write_job_table
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.manifest.load import ManifestPlan, resolve_manifest_path
@@ -54,7 +55,7 @@ class LedgerEvents:
         self._progress = progress
         self._stats = stats
         self._started: dict[str, tuple[float, datetime]] = {}
-        self._run_started = time.monotonic()
+        self._ready_at = time.monotonic()  # built as its batch goes to the runner: jobs are ready now
 
     def job_started(self, job: RenderJob, attempt: int, worker: str) -> None:
         now = _now()
@@ -67,7 +68,7 @@ class LedgerEvents:
                 attempt=attempt,
                 worker=worker,
                 started_at=now,
-                queue_s=time.monotonic() - self._run_started,
+                queue_s=self._queue_s(job),
             )
         )
         self._progress.job_started(job.name, worker, attempt)
@@ -92,6 +93,11 @@ class LedgerEvents:
             job.name, chunk.index, chunk.count, chunk.render_s, chunk.status == "resumed"
         )
 
+    def _queue_s(self, job: RenderJob) -> float:
+        """Seconds from when the job was ready to dispatch (its batch reached the runner) to its start."""
+        started = self._started.get(job.job_id, (time.monotonic(), None))[0]
+        return started - self._ready_at
+
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
         t0, started_at = self._started.get(job.job_id, (time.monotonic(), _now()))
         status = JobStatus.RETRIED if outcome.status == "retrying" else JobStatus(outcome.status)
@@ -109,6 +115,7 @@ class LedgerEvents:
                 render_s=outcome.render_s,
                 encode_s=outcome.encode_s,
                 total_s=outcome.total_s,
+                queue_s=self._queue_s(job),
                 started_at=started_at,
                 finished_at=_now(),
                 output_path=outcome.output_path,
@@ -233,6 +240,7 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     started = time.monotonic()
     runner: Runner | None = None
     store: LedgerStore | None = None
+    live: LiveJobTable | None = None
     try:
         with _interrupts(state):
             try:
@@ -243,6 +251,8 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                         continue  # nothing to render: no rows, no Ray, no model
                     if store is None:
                         store = LedgerStore(output_dir, run_id)
+                        live = LiveJobTable(output_dir, cfg.ledger_refresh_s)
+                        live.start()
                     for job in skipped:
                         store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
                     if cfg.force:
@@ -260,11 +270,15 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                 if runner is not None:
                     runner.close()
     finally:
+        if live is not None:
+            live.stop()
         if store is not None:
             store.close()
         stats.wall_s = time.monotonic() - started
     has_ledger = (output_dir / "ledger").exists()
     ledger_path = compact(output_dir) if has_ledger else None  # journals stay readable if never reached
+    if has_ledger:
+        write_job_table(output_dir)  # the one-row-per-job table, exact after the compaction
     sheet = write_contact_sheet(output_dir) if has_ledger else None  # every done job of the output dir
     return RunReport(
         source.plan,
