@@ -86,6 +86,8 @@ def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
         webdataset=app.export.webdataset,
         samples_per_shard=app.export.samples_per_shard,
         link=app.export.link,
+        thumbnails=app.export.thumbnails,
+        stills=app.export.stills,
     )
     shards = ""
     if app.export.webdataset:

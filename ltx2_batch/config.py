@@ -93,6 +93,14 @@ class OutputConfig:
         return bool(self.overlap_encode or self.overlap_decode)
 
 
+class StillsPolicy(str, Enum):
+    """Where dataset export puts one-frame jobs (HF's webdataset loader needs one kind per dataset)."""
+
+    separate = "separate"  # image/ and webdataset/image/, never next to a video (names are what
+    # Hydra matches: `export.stills=exclude`)
+    exclude = "exclude"  # not exported
+
+
 @dataclass
 class ExportConfig:
     """Dataset export after the run (ltx2_batch.dataset): `export.dataset=true`, `export.webdataset=true`."""
@@ -102,6 +110,8 @@ class ExportConfig:
     dir: str | None = None  # default: <output dir>/dataset
     samples_per_shard: int = 1000
     link: bool = True  # hard-link clips into the dataset when on the same file system, else copy
+    thumbnails: bool = False  # also <dir>/thumbnails/<job_id>.jpg, named in the metadata
+    stills: StillsPolicy = StillsPolicy.separate  # one-frame jobs: own folder and shards, or exclude
 
 
 @dataclass
