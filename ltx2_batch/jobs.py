@@ -3,7 +3,9 @@
 A RenderJob is fully resolved: absolute input paths, the concrete pipeline kind, an explicit seed. Its id
 is a content hash of the normalized render parameters, the model fingerprint and the bytes of its input
 files, never of clock times or run ids, so the same manifest always maps to the same ids (and outputs).
-This module is pure: no torch, no Ray, no Hydra.
+The identity rule lives here once: `JobIdentity` (and `compute_job_id`, which goes through it) computes
+the canonical text with the prompt and seed left open, so the planner hashes a 100,000-job sweep or a
+million-row prompts file at one join and one hash per job. This module is pure: no torch, Ray or Hydra.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from pathlib import Path
 from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest
+from ltx2_batch.manifest.load import ManifestPlan, open_manifest
 from ltx2_batch.manifest.select import chunk_count as count_chunks
+from ltx2_batch.manifest.stream import ManifestStream
 from ltx2_batch.shard import Shard
 
 

@@ -157,7 +157,10 @@ class LiveJobTable:
                     self._states = job_states(rows)
                 else:
                     new_rows = pa.concat_tables(parts) if parts else LEDGER_SCHEMA.empty_table()
-                    self._states, self._offsets = fold(self._states, new_rows), offsets
+                    self._offsets = offsets
+                    if new_rows.num_rows == 0 and jobs_path(self._output_dir).exists():
+                        return jobs_path(self._output_dir)  # nothing new: the file is current
+                    self._states = fold(self._states, new_rows)
             target = jobs_path(self._output_dir)
             write_parquet_atomically(self._states, target)
             return target
