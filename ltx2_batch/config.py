@@ -138,7 +138,7 @@ class AppConfig:
     manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir
-    shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
+    shard: str | None = None  # "i/n": this launch renders floor/ceil(N/n) jobs, dealt by position (shard.py)
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
