@@ -65,16 +65,20 @@ def run(
     `sweep_point_config`); exports the dataset when asked; returns the process exit code. `composed` and
     `overrides` (from Hydra) are recorded beside the outputs as config.yaml / overrides.yaml."""
     from ltx2_batch.driver import format_report, plan_streaming, run_batch
-    from ltx2_batch.planning import plan_batch, plan_table
 
     root = project_root or Path.cwd()
     try:
         check_settings(app, root)  # every bad setting at once, before a manifest is read or a model loaded
         if app.plan:
-            from ltx2_batch.ledger.store import completed_job_ids
+            print(plan_streaming(app, root))  # streamed: a prompts file is never held in memory
+            return 0
+        if app.status:
+            from ltx2_batch.manifest.load import resolve_manifest_path
+            from ltx2_batch.planning import output_dir_for
+            from ltx2_batch.status import status_text
 
-            streamed = plan_streaming(app, root)  # prompt-file manifests: never all jobs at once
-            print(streamed or plan_table(plan_batch(app, root, completed=completed_job_ids)))
+            manifest_path = resolve_manifest_path(app.manifest, root / "manifests")
+            print(status_text(output_dir_for(app, manifest_path, root)))
             return 0
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering
@@ -113,6 +117,8 @@ def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
         webdataset=app.export.webdataset,
         samples_per_shard=app.export.samples_per_shard,
         link=app.export.link,
+        thumbnails=app.export.thumbnails,
+        stills=app.export.stills,
     )
     shards = ""
     if app.export.webdataset:
@@ -159,4 +165,6 @@ def main() -> None:
     # Progress is the driver's job (bars or lines); the official denoising loop's tqdm bars would
     # interleave with it from every worker. Set at the process edge, before any worker starts.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    if sys.argv[1:2] == ["status"]:  # `ltx2-batch status manifest=...`: the verb form of status=true
+        sys.argv[1] = "status=true"
     _hydra_main()

@@ -95,6 +95,14 @@ class OutputConfig:
     overlap: OverlapMode = OverlapMode.auto
 
 
+class StillsPolicy(str, Enum):
+    """Where dataset export puts one-frame jobs (HF's webdataset loader needs one kind per dataset)."""
+
+    separate = "separate"  # image/ and webdataset/image/, never next to a video (names are what
+    # Hydra matches: `export.stills=exclude`)
+    exclude = "exclude"  # not exported
+
+
 @dataclass
 class ExportConfig:
     """Dataset export after the run (ltx2_batch.dataset): `export.dataset=true`, `export.webdataset=true`."""
@@ -104,6 +112,8 @@ class ExportConfig:
     dir: str | None = None  # default: <output dir>/dataset
     samples_per_shard: int = 1000
     link: bool = True  # hard-link clips into the dataset when on the same file system, else copy
+    thumbnails: bool = False  # also <dir>/thumbnails/<job_id>.jpg, named in the metadata
+    stills: StillsPolicy = StillsPolicy.separate  # one-frame jobs: own folder and shards, or exclude
 
 
 @dataclass
@@ -146,8 +156,10 @@ class AppConfig:
     manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir
-    shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
+    shard: str | None = None  # "i/n": this launch renders floor/ceil(N/n) jobs, dealt by position (shard.py)
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
     verbose: bool = False  # show library warnings and INFO logs (transformers, ltx-core, torch)
+    ledger_refresh_s: float = 5.0  # how often jobs.parquet (one row per job) is refreshed during a run
+    status: bool = False  # print the output dir's job states (jobs.parquet) instead of running

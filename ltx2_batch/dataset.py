@@ -1,17 +1,32 @@
-"""Dataset export: a run's done clips as a training dataset, idempotent and resumable.
+"""Dataset export: a run's done clips as a training dataset in the layouts readers expect, idempotent
+and resumable.
 
-    <dest>/clips/<job_id>.mp4                 hard link to (or copy of) the rendered clip (.png for stills)
-    <dest>/metadata.parquet                   one row per sample: caption, every parameter, sha256, ...
-    <dest>/webdataset/shard-000000.tar        optional: <job_id>.mp4 + <job_id>.json per sample
-    <dest>/webdataset/index.json              each shard's content digest (what makes re-export skip it)
+    <dest>/metadata.parquet                     every sample, one row each (HF `parquet`; `file_name`)
+    <dest>/video/<job_id>.mp4                   clips: hard links to (or copies of) the rendered files
+    <dest>/video/metadata.parquet               HF `videofolder` metadata (`file_name` relative to video/)
+    <dest>/image/<job_id>.png                   one-frame jobs, apart from the videos (HF `imagefolder`)
+    <dest>/image/metadata.parquet
+    <dest>/thumbnails/<job_id>.jpg              with `thumbnails=True`
+    <dest>/webdataset/video/shard-000000.tar    <job_id>.mp4 + <job_id>.txt (caption) + <job_id>.json
+    <dest>/webdataset/video/shard-000000.parquet        that shard's samples (as video2dataset writes it)
+    <dest>/webdataset/video/shard-000000_stats.json     that shard's counts, frames, seconds and bytes
+    <dest>/webdataset/image/shard-000000.tar    the stills' own shards: a shard holds one kind only
+    <dest>/webdataset/index.json                each shard's content digest (what makes re-export skip it)
+
+Every path written into the dataset is relative to `<dest>` (or, in a folder's own metadata, to that
+folder), so the folder can be moved or uploaded as is. A sample's `.json` holds its parameters as JSON
+objects (`params`, `tags`), not as strings. Stills never share a shard or a folder with videos (HF's
+`webdataset` loader needs every sample to have the same extensions); `stills=StillsPolicy.exclude`
+leaves them out altogether.
 
 Samples are the jobs whose latest ledger state is `done` with their file present. Order is stable:
 samples already in metadata.parquet keep their `sample_index`, new ones are appended (by finish time),
-so adding jobs only adds samples (and rewrites only the last, partial tar shard). Re-exporting an
-unchanged run writes nothing but the metadata; a killed export redoes only what it had not finished:
-clips land under a temporary name and are renamed, a clip already in place is kept (same inode, or same
-bytes), tar shards are written whole and renamed, and metadata.parquet is written last. Tars are
-byte-deterministic (fixed mtime/owner). Must not render, and reads the ledger without changing it.
+so adding jobs only adds samples (and rewrites only the last, partial shard of their kind). Re-exporting
+an unchanged run writes nothing but the metadata; a killed export redoes only what it had not finished:
+files land under a temporary name and are renamed, a clip already in place is kept (same inode, or same
+bytes), shards are written whole and renamed, and metadata.parquet is written last. Tars are
+byte-deterministic (fixed mtime/owner), and so are the shard metadata files. Must not render, and reads
+the ledger without changing it. Just over 300 lines: the three reader layouts share one sample list.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +45,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ltx2_batch.config import StillsPolicy
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import file_sha256
 from ltx2_batch.ledger.store import latest_rows
 
 METADATA_NAME = "metadata.parquet"
+KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image
+THUMBNAILS = "thumbnails"
+
+
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 DATASET_SCHEMA = pa.schema(
     [
         ("sample_index", _I),
+        ("file_name", _S),  # relative to the dataset folder: video/<job_id>.mp4 or image/<job_id>.png
+        ("kind", _S),  # video | image
         ("job_id", _S),
         ("job_name", _S),
         ("caption", _S),
@@ -56,12 +79,11 @@ DATASET_SCHEMA = pa.schema(
         ("audio", pa.bool_()),
         ("params_json", _S),
         ("tags_json", _S),
-        ("clip_path", _S),
         ("clip_sha256", _S),
         ("clip_bytes", _I),
-        ("source_path", _S),
+        ("thumbnail", _S),  # relative, when thumbnails are exported
+        ("source_path", _S),  # the rendered file, relative to the dataset folder (what re-export checks)
         ("source_mtime_ns", _I),
-        ("thumbnail_path", _S),
         ("model_name", _S),
         ("model_fingerprint", _S),
         ("run_id", _S),
@@ -69,6 +91,8 @@ DATASET_SCHEMA = pa.schema(
         ("wds_shard", _S),
     ]
 )
+# Bookkeeping of the export itself: in the top-level metadata only, not in a folder's or a sample's.
+_PRIVATE = ("source_path", "source_mtime_ns", "wds_shard", "params_json", "tags_json")
 _LEDGER_COLUMNS = (
     "job_name",
     "prompt",
@@ -110,26 +134,30 @@ def export_dataset(
     webdataset: bool = False,
     samples_per_shard: int = 1000,
     link: bool = True,
+    thumbnails: bool = False,
+    stills: StillsPolicy = StillsPolicy.separate,
 ) -> ExportReport:
     """Export `output_dir`'s done clips to `dest` (default `<output_dir>/dataset`); see the module doc."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
     output_dir = Path(output_dir)
     dest = Path(dest) if dest else output_dir / "dataset"
-    (dest / "clips").mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
     previous = _previous(dest / METADATA_NAME)
-    rows = _done_rows(output_dir, previous)
+    rows = _done_rows(output_dir, dest, previous, StillsPolicy(stills), thumbnails)
     placed = 0
     for row in rows:
         placed += _place_clip(row, dest, previous.get(row["job_id"]), link)
-    keep = {Path(r["clip_path"]).name for r in rows}
-    for stale in (dest / "clips").iterdir():  # a job no longer done (re-render failed, ledger reset)
-        if stale.name not in keep:
-            stale.unlink()
+        if row["thumbnail"]:
+            _place_file(_abs(dest, row.pop("_thumbnail_source")), dest / row["thumbnail"], link)
+        row.pop("_thumbnail_source", None)
+    _remove_stale(dest, rows)
     written = kept = 0
     if webdataset:
         written, kept = _write_shards(rows, dest, samples_per_shard)
     table = pa.Table.from_pylist(rows, schema=DATASET_SCHEMA)
+    for kind in KINDS:
+        _write_folder_metadata(dest, kind, table)
     _atomic(dest / METADATA_NAME, lambda tmp: pq.write_table(table, tmp))  # last: it marks the export done
     return ExportReport(dest, dest / METADATA_NAME, len(rows), placed, len(rows) - placed, written, kept)
 
@@ -137,25 +165,42 @@ def export_dataset(
 def _previous(path: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
-    return {row["job_id"]: row for row in pq.read_table(path).to_pylist()}
+    table = pq.read_table(path)
+    if "file_name" not in table.column_names:  # an export in the earlier layout: start afresh
+        return {}
+    return {row["job_id"]: row for row in table.to_pylist()}
 
 
-def _done_rows(output_dir: Path, previous: dict[str, dict]) -> list[dict]:
+def _done_rows(
+    output_dir: Path, dest: Path, previous: dict[str, dict], stills: StillsPolicy, thumbnails: bool
+) -> list[dict]:
     table = latest_rows(output_dir, columns=_LEDGER_COLUMNS)
     table = table.filter(pc.equal(table["status"], "done"))
     rows = [r for r in table.to_pylist() if r["output_path"] and Path(r["output_path"]).is_file()]
+    if stills is StillsPolicy.exclude:
+        rows = [r for r in rows if _kind(r) == "video"]
     old = [r for r in rows if r["job_id"] in previous]
     old.sort(key=lambda r: previous[r["job_id"]]["sample_index"])
     new = [r for r in rows if r["job_id"] not in previous]
     new.sort(key=lambda r: (r["finished_at"], r["job_id"]))
-    return [_sample(i, r) for i, r in enumerate(old + new)]
+    return [_sample(i, r, dest, thumbnails) for i, r in enumerate(old + new)]
 
 
-def _sample(index: int, r: dict) -> dict:
+def _kind(r: dict) -> str:
+    return "image" if r["mode"] == "image" else "video"
+
+
+def _sample(index: int, r: dict, dest: Path, thumbnails: bool) -> dict:
     params = json.loads(r["params_json"] or "{}")
     source = Path(r["output_path"])
+    kind = _kind(r)
+    thumb = r["thumbnail_path"] if thumbnails and r["thumbnail_path"] else None
+    if thumb and not Path(thumb).is_file():
+        thumb = None
     return {
         "sample_index": index,
+        "file_name": f"{kind}/{r['job_id']}{source.suffix}",
+        "kind": kind,
         "job_id": r["job_id"],
         "job_name": r["job_name"],
         "caption": r["prompt"],
@@ -174,12 +219,12 @@ def _sample(index: int, r: dict) -> dict:
         "audio": params.get("audio"),
         "params_json": r["params_json"],
         "tags_json": r["tags_json"],
-        "clip_path": f"clips/{r['job_id']}{source.suffix}",
         "clip_sha256": None,
         "clip_bytes": None,
-        "source_path": str(source),
+        "thumbnail": f"{THUMBNAILS}/{r['job_id']}{Path(thumb).suffix}" if thumb else None,
+        "_thumbnail_source": os.path.relpath(thumb, dest) if thumb else None,
+        "source_path": os.path.relpath(source, dest),
         "source_mtime_ns": None,
-        "thumbnail_path": r["thumbnail_path"],
         "model_name": r["model_name"],
         "model_fingerprint": r["model_fingerprint"],
         "run_id": r["run_id"],
@@ -188,9 +233,13 @@ def _sample(index: int, r: dict) -> dict:
     }
 
 
+def _abs(dest: Path, relative: str) -> Path:
+    return Path(os.path.normpath(dest / relative))
+
+
 def _place_clip(row: dict, dest: Path, before: dict | None, link: bool) -> bool:
     """Fill the row's sha256/size and put the clip in place; True when a file was linked or copied."""
-    source, target = Path(row["source_path"]), dest / row["clip_path"]
+    source, target = _abs(dest, row["source_path"]), dest / row["file_name"]
     stat = source.stat()
     row["clip_bytes"], row["source_mtime_ns"] = stat.st_size, stat.st_mtime_ns
     unchanged = bool(
@@ -199,11 +248,20 @@ def _place_clip(row: dict, dest: Path, before: dict | None, link: bool) -> bool:
         and before["clip_bytes"] == stat.st_size
         and before["clip_sha256"]
     )
-    row["clip_sha256"] = before["clip_sha256"] if unchanged else file_sha256(str(source))
+    row["clip_sha256"] = before["clip_sha256"] if unchanged and before else file_sha256(str(source))
     if target.exists() and (
         target.samefile(source) or _same(target, stat.st_size, row["clip_sha256"], unchanged)
     ):
         return False
+    _place_file(source, target, link, check=False)
+    return True
+
+
+def _place_file(source: Path, target: Path, link: bool, check: bool = True) -> None:
+    """Hard-link (or copy) `source` to `target` under a temporary name, then rename it into place."""
+    if check and _in_place(source, target):
+        return  # a thumbnail already there
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     try:
@@ -213,64 +271,127 @@ def _place_clip(row: dict, dest: Path, before: dict | None, link: bool) -> bool:
     except OSError:  # another file system, or links not allowed: copy
         shutil.copyfile(source, tmp)
     os.replace(tmp, target)
-    return True
+
+
+def _in_place(source: Path, target: Path) -> bool:
+    """Same inode, or a copy of the same size (thumbnails are rewritten only with their clip)."""
+    return target.exists() and (target.samefile(source) or target.stat().st_size == source.stat().st_size)
 
 
 def _same(path: Path, size: int, sha256: str, trust_size: bool) -> bool:
-    """A copied clip matches: same size, and same bytes unless the source is unchanged since last export."""
+    """A copied file matches: same size, and same bytes unless the source is unchanged since last export."""
     return path.stat().st_size == size and (trust_size or file_sha256(str(path)) == sha256)
 
 
+def _remove_stale(dest: Path, rows: list[dict]) -> None:
+    """Files of jobs no longer done (a re-render failed, the ledger was reset), or left out now."""
+    keep = {r["file_name"] for r in rows} | {r["thumbnail"] for r in rows if r["thumbnail"]}
+    for folder in (*KINDS, THUMBNAILS):
+        if not (dest / folder).is_dir():
+            continue
+        for path in (dest / folder).iterdir():
+            if path.name != METADATA_NAME and f"{folder}/{path.name}" not in keep:
+                path.unlink()
+
+
+def _write_folder_metadata(dest: Path, kind: str, table: pa.Table) -> None:
+    """`<dest>/<kind>/metadata.parquet` for HF's videofolder/imagefolder: `file_name` relative to it."""
+    mine = table.filter(pc.equal(table["kind"], kind))
+    target = dest / kind / METADATA_NAME
+    if mine.num_rows == 0:
+        target.unlink(missing_ok=True)
+        return
+    names = pc.utf8_slice_codeunits(mine["file_name"], len(kind) + 1)
+    public = mine.drop_columns(list(_PRIVATE)).set_column(1, "file_name", names)
+    _atomic(target, lambda tmp: pq.write_table(public, tmp))
+
+
 def _write_shards(rows: list[dict], dest: Path, per_shard: int) -> tuple[int, int]:
-    folder = dest / "webdataset"
-    folder.mkdir(exist_ok=True)
-    index_path = folder / "index.json"
+    root = dest / "webdataset"
+    root.mkdir(exist_ok=True)
+    index_path = root / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     new_index: dict[str, str] = {}
     written = kept = 0
-    for start in range(0, len(rows), per_shard):
-        name = f"shard-{start // per_shard:06d}.tar"
-        members = rows[start : start + per_shard]
-        for row in members:
-            row["wds_shard"] = f"webdataset/{name}"
-        payloads = [(row, _sample_json(row)) for row in members]
-        digest = hashlib.sha256(
-            json.dumps(
-                [(r["job_id"], r["clip_sha256"], hashlib.sha256(j).hexdigest()) for r, j in payloads]
-            ).encode()
-        ).hexdigest()
-        new_index[name] = digest
-        if index.get(name) == digest and (folder / name).is_file():
-            kept += 1
-            continue
-        _atomic(folder / name, lambda tmp, p=payloads: _tar(tmp, p, dest))
-        written += 1
-    for stale in folder.glob("shard-*.tar"):
-        if stale.name not in new_index:
-            stale.unlink()
+    for kind in KINDS:
+        samples = [row for row in rows if row["kind"] == kind]
+        folder = root / kind
+        if samples:
+            folder.mkdir(exist_ok=True)
+        for start in range(0, len(samples), per_shard):
+            stem = f"shard-{start // per_shard:06d}"
+            members = samples[start : start + per_shard]
+            for row in members:
+                row["wds_shard"] = f"webdataset/{kind}/{stem}.tar"
+            payloads = [(row, _sample_json(row)) for row in members]
+            digest = hashlib.sha256(
+                json.dumps(
+                    [(r["job_id"], r["clip_sha256"], hashlib.sha256(j).hexdigest()) for r, j in payloads]
+                ).encode()
+            ).hexdigest()
+            name = f"{kind}/{stem}"
+            new_index[name] = digest
+            files = [folder / f"{stem}{suffix}" for suffix in (".tar", ".parquet", "_stats.json")]
+            if index.get(name) == digest and all(f.is_file() for f in files):
+                kept += 1
+                continue
+            _atomic(files[0], lambda tmp, p=payloads: _tar(tmp, p, dest))
+            shard_rows = pa.Table.from_pylist(members, schema=DATASET_SCHEMA).drop_columns(list(_PRIVATE))
+            _atomic(files[1], lambda tmp, t=shard_rows: pq.write_table(t, tmp))
+            stats = json.dumps(_stats(members), indent=1, sort_keys=True) + "\n"
+            _atomic(files[2], lambda tmp, s=stats: tmp.write_text(s))
+            written += 1
+        stems = {name.split("/")[1] for name in new_index if name.startswith(f"{kind}/")}
+        for stale in folder.iterdir() if folder.is_dir() else ():
+            if stale.name.split(".")[0].removesuffix("_stats") not in stems:
+                stale.unlink()
+    for stale in root.glob("shard-*.tar"):  # shards of the earlier one-folder layout
+        stale.unlink()
     _atomic(index_path, lambda tmp: tmp.write_text(json.dumps(new_index, indent=1, sort_keys=True) + "\n"))
     return written, kept
 
 
+def _stats(members: list[dict]) -> dict[str, object]:
+    """Per-shard stats in the shape video2dataset's `<shard>_stats.json` has (counts and totals)."""
+    return {
+        "count": len(members),
+        "successes": len(members),
+        "failed_to_download": 0,
+        "failed_to_subsample": 0,
+        "status_dict": {"success": len(members)},
+        "frames": sum(r["frames"] or 0 for r in members),
+        "duration": sum(r["duration_s"] or 0.0 for r in members),
+        "bytes": sum(r["clip_bytes"] or 0 for r in members),
+    }
+
+
 def _sample_json(row: dict) -> bytes:
-    """The sample's metadata as its tar member `<job_id>.json` (paths as in the dataset folder)."""
-    skip = {"source_path", "source_mtime_ns", "thumbnail_path", "wds_shard"}
-    plain = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in skip}
+    """The sample's `<job_id>.json`: parameters and tags as objects, paths relative to the dataset."""
+    plain = {
+        k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in _PRIVATE
+    }
+    plain["params"] = json.loads(row["params_json"] or "{}")
+    plain["tags"] = json.loads(row["tags_json"] or "{}")
     return json.dumps(plain, sort_keys=True, ensure_ascii=False).encode()
 
 
 def _tar(path: Path, payloads: list[tuple[dict, bytes]], dest: Path) -> None:
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row, meta in payloads:
-            clip = dest / row["clip_path"]
-            members = ((f"{row['job_id']}{clip.suffix}", clip.read_bytes()), (f"{row['job_id']}.json", meta))
+            clip = dest / row["file_name"]
+            key = row["job_id"]
+            members = (
+                (f"{key}{clip.suffix}", clip.read_bytes()),
+                (f"{key}.txt", (row["caption"] or "").encode()),
+                (f"{key}.json", meta),
+            )
             for member, data in members:
                 info = tarfile.TarInfo(member)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
 
 
-def _atomic(target: Path, write: object) -> None:
+def _atomic(target: Path, write: Callable[[Path], object]) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    write(tmp)  # type: ignore[operator]
+    write(tmp)
     os.replace(tmp, target)

@@ -28,21 +28,19 @@ from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.ledger.live import LiveJobTable, write_job_table
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.locations import manifest_dirs
-from ltx2_batch.manifest.load import (
-    ManifestPlan,
-    parse_yaml,
-    resolve_manifest_path,
-)
+from ltx2_batch.manifest.load import ManifestPlan, resolve_manifest_path
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
-from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
+from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
+from ltx2_batch.shard import Shard
 
 
 def _now() -> datetime:
@@ -58,7 +56,7 @@ class LedgerEvents:
         self._progress = progress
         self._stats = stats
         self._started: dict[str, tuple[float, datetime]] = {}
-        self._run_started = time.monotonic()
+        self._ready_at = time.monotonic()  # built as its batch goes to the runner: jobs are ready now
 
     def job_started(self, job: RenderJob, attempt: int, worker: str) -> None:
         now = _now()
@@ -71,7 +69,7 @@ class LedgerEvents:
                 attempt=attempt,
                 worker=worker,
                 started_at=now,
-                queue_s=time.monotonic() - self._run_started,
+                queue_s=self._queue_s(job),
             )
         )
         self._progress.job_started(job.name, worker, attempt)
@@ -81,11 +79,24 @@ class LedgerEvents:
         resumed = chunk.status is OutcomeStatus.RESUMED
         self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, resumed)
 
+    def _queue_s(self, job: RenderJob) -> float:
+        """Seconds from when the job was ready to dispatch (its batch reached the runner) to its start."""
+        started = self._started.get(job.job_id, (time.monotonic(), None))[0]
+        return started - self._ready_at
+
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
         # a retried attempt keeps its start for the next one's row; a final outcome releases it
         get = self._started.get if not outcome.is_final else self._started.pop
         t0, started_at = get(job.job_id, None) or (time.monotonic(), _now())
-        row = outcome_row(self._ctx, job, outcome, attempt=attempt, started_at=started_at, finished_at=_now())
+        row = outcome_row(
+            self._ctx,
+            job,
+            outcome,
+            attempt=attempt,
+            started_at=started_at,
+            finished_at=_now(),
+            queue_s=self._queue_s(job),
+        )
         self._store.append(row)
         if outcome.is_final:
             self._stats.statuses[outcome.status.value] += 1
@@ -168,14 +179,7 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
-    if _uses_prompt_files(manifest_path):
-        source = _streaming_source(cfg, project_root, manifest_path)
-    else:
-        batch = plan_batch(cfg, project_root, completed=completed_job_ids)
-        source = _Source(
-            batch, str(batch.manifest.source), batch.manifest.sha256, [(batch.pending, batch.skipped)]
-        )
-    return _execute(cfg, project_root, source)
+    return _execute(cfg, project_root, _streaming_source(cfg, project_root, manifest_path))
 
 
 def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
@@ -203,6 +207,7 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     started = time.monotonic()
     runner: Runner | None = None
     store: LedgerStore | None = None
+    live: LiveJobTable | None = None
     try:
         with _interrupts(state):
             try:
@@ -213,6 +218,8 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                         continue  # nothing to render: no rows, no Ray, no model
                     if store is None:
                         store = LedgerStore(output_dir, run_id)
+                        live = LiveJobTable(output_dir, cfg.ledger_refresh_s)
+                        live.start()
                     for job in skipped:
                         store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
                     if cfg.force:
@@ -233,11 +240,15 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                 if runner is not None:
                     runner.close()
     finally:
+        if live is not None:
+            live.stop()
         if store is not None:
             store.close()
         stats.wall_s = time.monotonic() - started
     has_ledger = (output_dir / "ledger").exists()
     ledger_path = compact(output_dir) if has_ledger else None  # journals stay readable if never reached
+    if has_ledger:
+        write_job_table(output_dir)  # the one-row-per-job table, exact after the compaction
     sheet = write_contact_sheet(output_dir) if has_ledger else None  # every done job of the output dir
     return RunReport(
         source.plan,
@@ -256,33 +267,10 @@ def _discard_chunks(layout: OutputLayout, jobs: Iterable[RenderJob]) -> None:
             shutil.rmtree(layout.chunk_dir(job), ignore_errors=True)
 
 
-def _uses_prompt_files(manifest_path: Path) -> bool:
-    """A cheap look (YAML only, no validation): does any job entry read its prompts from a file?"""
-    try:
-        doc = parse_yaml(manifest_path.read_bytes(), str(manifest_path))
-    except OSError:
-        return False  # the regular path reports the unreadable file
-    jobs = doc.get("jobs")
-    return isinstance(jobs, list) and any(isinstance(job, dict) and "prompts" in job for job in jobs)
-
-
-def _batches(jobs: Iterable[RenderJob], size: int) -> Iterator[list[RenderJob]]:
-    batch: list[RenderJob] = []
-    for job in jobs:
-        batch.append(job)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str | None:
-    """`plan=true` for a prompt-file manifest: the first `limit` jobs and streamed totals (None for a
-    manifest without prompt files: `planning.plan_table` shows those). Holds `limit` jobs, not all."""
+def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str:
+    """`plan=true`: the first `limit` jobs of this shard and streamed totals. Holds `limit` jobs, not
+    all (a prompts file is read once, row by row)."""
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
-    if not _uses_prompt_files(manifest_path):
-        return None
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
     completed = set() if cfg.force else completed_job_ids(output_dir)
@@ -307,23 +295,27 @@ def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str |
     table = plan_table(first, limit).rsplit("\n", 1)[0]
     more = f"\n... {total - len(head)} more jobs" if total > len(head) else ""
     totals = f"{total} jobs ({total - done} pending, {done} already done), {chunks} pipeline calls"
-    return f"{table}{more}\n{totals}, {frames} frames -> {output_dir} (streamed; repeats count per row)"
+    streamed = " (streamed; repeats count per row)" if stream.templates else ""
+    return f"{table}{more}\n{totals}, {frames} frames -> {output_dir}{streamed}"
 
 
 def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -> _Source:
-    """Prompt-file manifests: validate up front, then shard, split and hand out `batch_jobs` at a time.
+    """Every manifest: validate up front, then this shard's jobs as batches (`ManifestStream.batches`:
+    the held jobs are one batch, prompt-file rows come `batch_jobs` at a time), each split into pending
+    and already done.
 
     `skipped` rows are written only for batches that render something, so rerunning a finished
     million-job dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
     """
-    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
+    stream, _, output_dir = open_jobs(cfg, project_root, manifest_path)
+    shard = Shard.parse(cfg.shard) if cfg.shard else None
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
 
     dispatched: set[str] = set()  # a prompt repeated across batches renders once, `force` or not
 
     def batches() -> Iterator[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]:
-        for batch in _batches(mine, max(cfg.batch_jobs, 1)):
+        for batch in stream.batches(shard, max(cfg.batch_jobs, 1)):
             fresh = [job for job in batch if job.job_id not in dispatched]
             split = split_pending(fresh, completed, layout.outputs_exist, force=cfg.force)
             dispatched.update(job.job_id for job in split.pending)

@@ -3,7 +3,9 @@
 A RenderJob is fully resolved: absolute input paths, the concrete pipeline kind, an explicit seed. Its id
 is a content hash of the normalized render parameters, the model fingerprint and the bytes of its input
 files, never of clock times or run ids, so the same manifest always maps to the same ids (and outputs).
-This module is pure: no torch, no Ray, no Hydra.
+The identity rule lives here once: `JobIdentity` (and `compute_job_id`, which goes through it) computes
+the canonical text with the prompt and seed left open, so the planner hashes a 100,000-job sweep or a
+million-row prompts file at one join and one hash per job. This module is pure: no torch, Ray or Hydra.
 """
 
 from __future__ import annotations
@@ -157,22 +159,24 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):  # hot path: most leaves
+    # Checked in the order leaves occur (scalars, then known dataclasses), so `is_dataclass`, the slow
+    # test, runs once per dataclass type rather than for every float and tuple.
+    if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):
         return value
     names = _FIELD_NAMES.get(type(value))
     if names is not None:
         return {name: _plain(getattr(value, name)) for name in names}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value  # 24.0 and 24 are the same frame rate
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # 24.0 and 24 are the same frame rate
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+        return _plain(value)
     return value
 
 
@@ -203,19 +207,102 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
     return {"params": params, "model": model_fingerprint}
 
 
+def identity_text(job: RenderJob, model_fingerprint: str) -> str:
+    """The canonical text a job id hashes (see `identity_payload`)."""
+    return canonical_json(identity_payload(job, model_fingerprint))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:JOB_ID_LENGTH]
+
+
+# Stand-ins for the two fields that vary between the jobs of one template (sweep point or prompt-file
+# row). NUL characters are escaped by JSON, so the encoded stand-in cannot come from a plain manifest
+# string; `JobIdentity` checks that each occurs once and falls back to the full text if not.
+_PROMPT_SLOT = "\x00ltx2-prompt\x00"
+_SEED_SLOT = "\x00ltx2-seed\x00"
+_encode_string = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) uses for str
+
+
+class JobIdentity:
+    """The identity text of one job with its prompt and seed left open: the job ids of every job that
+    differs from it only in name, prompt, seed or index, at the cost of one string join and one hash
+    each. `compute_job_id` goes through it too, so there is one identity rule."""
+
+    __slots__ = ("_head", "_job", "_model", "_parts")
+
+    def __init__(self, job: RenderJob, model_fingerprint: str) -> None:
+        self._job, self._model = job, model_fingerprint
+        payload = identity_payload(job, model_fingerprint)
+        payload["params"]["prompt"], payload["params"]["seed"] = _PROMPT_SLOT, _SEED_SLOT
+        text = canonical_json(payload)
+        prompt_slot, seed_slot = _encode_string(_PROMPT_SLOT), _encode_string(_SEED_SLOT)
+        self._parts: tuple[str, str] | None = None
+        if text.count(prompt_slot) == 1 and text.count(seed_slot) == 1:
+            head, _, rest = text.partition(prompt_slot)
+            middle, _, tail = rest.partition(seed_slot)
+            if seed_slot not in head:  # sorted keys put `prompt` before `seed`
+                self._parts = (middle, tail)
+                self._head = hashlib.sha256(head.encode())  # hashed once, copied per job
+
+    def job_id(self, prompt: str, seed: int) -> str:
+        if self._parts is None:
+            varied = dataclasses.replace(self._job, prompt=prompt, seed=seed)
+            return _digest(identity_text(varied, self._model))
+        middle, tail = self._parts
+        digest = self._head.copy()
+        digest.update(f"{_encode_string(prompt)}{middle}{int(seed)}{tail}".encode())
+        return digest.hexdigest()[:JOB_ID_LENGTH]
+
+
 def compute_job_id(job: RenderJob, model_fingerprint: str) -> str:
-    digest = hashlib.sha256(canonical_json(identity_payload(job, model_fingerprint)).encode())
-    return digest.hexdigest()[:JOB_ID_LENGTH]
+    return JobIdentity(job, model_fingerprint).job_id(job.prompt, job.seed)
 
 
 def with_job_id(job: RenderJob, model_fingerprint: str) -> RenderJob:
     return dataclasses.replace(job, job_id=compute_job_id(job, model_fingerprint))
 
 
+def varied_job(template: RenderJob, **changes: Any) -> RenderJob:
+    """`dataclasses.replace` for the planner's hot loop (one call per expanded job): a copy of the
+    template's attributes with `changes` applied, without re-running `__init__` (the template was
+    validated, and the changed fields are plain values the caller has checked)."""
+    job = object.__new__(RenderJob)
+    job.__dict__.update(template.__dict__, **changes)
+    return job
+
+
 def derive_seed(base_seed: int, job_params: dict[str, Any]) -> int:
     """A seed for a job that did not name one: stable across runs, different across jobs."""
     payload = canonical_json({"base_seed": base_seed, "job": job_params})
-    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:4], "big") & 0x7FFFFFFF
+    return _seed_of(hashlib.sha256(payload.encode()))
+
+
+def _seed_of(digest: Any) -> int:
+    return int.from_bytes(digest.digest()[:4], "big") & 0x7FFFFFFF
+
+
+class SeedRule:
+    """`derive_seed` for jobs whose parameters differ only in `prompt` (a prompts file's rows): the
+    canonical text is built once with the prompt left open, as `JobIdentity` does for ids."""
+
+    __slots__ = ("_base", "_head", "_params", "_tail")
+
+    def __init__(self, base_seed: int, job_params: dict[str, Any]) -> None:
+        self._base, self._params = base_seed, job_params
+        text = canonical_json({"base_seed": base_seed, "job": {**job_params, "prompt": _PROMPT_SLOT}})
+        slot = _encode_string(_PROMPT_SLOT)
+        self._head, self._tail = None, ""
+        if text.count(slot) == 1:
+            head, _, self._tail = text.partition(slot)
+            self._head = hashlib.sha256(head.encode())
+
+    def seed(self, prompt: str) -> int:
+        if self._head is None:
+            return derive_seed(self._base, {**self._params, "prompt": prompt})
+        digest = self._head.copy()
+        digest.update(f"{_encode_string(prompt)}{self._tail}".encode())
+        return _seed_of(digest)
 
 
 def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:

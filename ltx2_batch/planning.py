@@ -7,7 +7,7 @@ reads only file headers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +16,10 @@ from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.families import check_chunk_frames, spec
 from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.layout import OutputLayout
-from ltx2_batch.locations import manifest_dirs
-from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
+from ltx2_batch.manifest.load import ManifestPlan, open_manifest
 from ltx2_batch.manifest.select import chunk_count as count_chunks
-from ltx2_batch.scheduler import Shard, split_pending
+from ltx2_batch.manifest.stream import ManifestStream
+from ltx2_batch.shard import Shard
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,7 @@ def open_jobs(
         seed_override=cfg.seed,
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
-    mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
-    return stream, mine, output_dir_for(cfg, manifest_path, project_root)
+    return stream, stream.iter_jobs(shard), output_dir_for(cfg, manifest_path, project_root)
 
 
 def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingConfig:
@@ -64,18 +62,6 @@ def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingCon
     if problem is not None:
         raise ConfigError(f"chaining.chunk_frames={resolved.window} with model={model.name}: {problem}")
     return resolved
-
-
-def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], set[str]]) -> BatchPlan:
-    """Every job of this shard in memory, split into pending and already done."""
-    manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
-    stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
-    jobs = tuple(mine)
-    split = split_pending(
-        jobs, completed(output_dir), OutputLayout(output_dir).outputs_exist, force=cfg.force
-    )
-    manifest = ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=jobs)
-    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, stream.model_fingerprint)
 
 
 def chunk_count(job: RenderJob) -> int:

@@ -7,13 +7,12 @@ while any job is left, it only prefers jobs that match what it already has loade
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import RenderJob
+from ltx2_batch.shard import Shard
 
 AffinityKey = tuple[object, ...]
 
@@ -23,31 +22,11 @@ def affinity_key(job: RenderJob) -> AffinityKey:
     return (job.pipeline.value, job.upscale.spatial, job.upscale.temporal, job.lora_set)
 
 
-@dataclass(frozen=True)
-class Shard:
-    index: int  # 0-based
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """`"i/n"` with 0 <= i < n."""
-        try:
-            left, right = text.split("/")
-            shard = cls(int(left), int(right))
-        except ValueError:
-            raise ConfigError(f"shard must look like 'i/n' (e.g. shard=0/4), got {text!r}") from None
-        if shard.count < 1 or not 0 <= shard.index < shard.count:
-            raise ConfigError(f"shard={text!r}: need 0 <= i < n, e.g. shard=0/{max(shard.count, 1)}")
-        return shard
-
-    def owns(self, job: RenderJob) -> bool:
-        """Deterministic and disjoint. Storyboard shots shard by scene: a scene never spans launches."""
-        key = int(hashlib.sha256(job.scene.encode()).hexdigest(), 16) if job.scene else int(job.job_id, 16)
-        return key % self.count == self.index
-
-
 def select_shard(jobs: Iterable[RenderJob], shard: Shard | None) -> list[RenderJob]:
-    return [job for job in jobs if shard is None or shard.owns(job)]
+    """This launch's share of `jobs` (the rule is `ltx2_batch.shard`'s: balanced, scenes kept whole)."""
+    if shard is None or shard.count == 1:
+        return list(jobs)
+    return list(shard.dealer().share(list(jobs)))
 
 
 @dataclass(frozen=True)

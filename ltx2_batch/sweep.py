@@ -123,6 +123,33 @@ def column_name(key: str) -> str:
     return "sweep_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
 
 
+def _scalar(text: str) -> object:
+    """An override's value as Hydra reads it: `1` an int, `0.5` a float, `true` a bool, else the text."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def typed_column(texts: list[str | None]) -> pa.Array:
+    """One sweep column, typed by its values: ints stay ints (`sweep_seed = 1`), numbers mixed with ints
+    become floats, booleans bools; anything else, or a mix, stays text. A point without the key is null."""
+    values = [None if t is None else _scalar(t) for t in texts]
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {bool}:
+        return pa.array(values, pa.bool_())
+    if kinds == {int}:
+        return pa.array(values, pa.int64())
+    if kinds and kinds <= {int, float}:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    return pa.array(texts, pa.string())
+
+
 def gather_sweep(sweep_dir: Path) -> Path:
     """Every point's ledger in `<sweep_dir>/sweep_ledger.parquet`, with the points' overrides as columns."""
     sweep_dir = Path(sweep_dir)
@@ -135,7 +162,7 @@ def gather_sweep(sweep_dir: Path) -> Path:
     table = table.append_column("sweep_point", pc.take(pa.array([points[d]["label"] for d in dirs]), where))
     keys = sorted({k for p in points.values() for k in p["overrides"]})
     for key in keys:
-        values = pa.array([points[d]["overrides"].get(key) for d in dirs], pa.string())
+        values = typed_column([points[d]["overrides"].get(key) for d in dirs])
         table = table.append_column(column_name(key), pc.take(values, where))
     target = sweep_dir / SWEEP_LEDGER
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -210,8 +210,10 @@ def outcome_row(
     attempt: int,
     started_at: datetime,
     finished_at: datetime,
+    queue_s: float | None = None,
 ) -> LedgerRow:
-    """The one mapping from a job attempt's outcome to its final ledger row."""
+    """The one mapping from a job attempt's outcome to its final ledger row (`queue_s`: the driver's
+    measure of how long the job waited for a worker)."""
     return job_row(
         ctx,
         job,
@@ -225,6 +227,7 @@ def outcome_row(
         render_s=outcome.render_s,
         encode_s=outcome.encode_s,
         total_s=outcome.total_s,
+        queue_s=queue_s,
         started_at=started_at,
         finished_at=finished_at,
         output_path=outcome.output_path,

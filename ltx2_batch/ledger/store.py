@@ -174,6 +174,50 @@ def read_rows(output_dir: Path, columns: Iterable[str] | None = None) -> pa.Tabl
     return _merge(_read_parquet(parquet_path(output_dir), schema), parts, schema)
 
 
+def list_journals(output_dir: Path) -> list[Path]:
+    """The journals of `output_dir`, oldest run first."""
+    return sorted((Path(output_dir) / LEDGER_DIR).glob(_JOURNAL_GLOB))
+
+
+def read_journal_span(path: Path, start: int) -> tuple[pa.Table | None, int]:
+    """The whole lines of a journal from byte `start` on, and the offset after the last one read (a
+    live reader's next `start`); (None, start) if the journal vanished (folded by a compaction)."""
+    try:
+        source = pa.memory_map(str(path))
+    except FileNotFoundError:
+        return None, start
+    with source:
+        data = source.read_buffer()
+        if data.size <= start:
+            return LEDGER_SCHEMA.empty_table(), start
+        tail = data.slice(start)
+        end = _end_of_last_line(tail)
+        if end == 0:
+            return LEDGER_SCHEMA.empty_table(), start
+        try:
+            table = _parse_jsonl(tail.slice(0, end), _JSON_BLOCK, LEDGER_SCHEMA)
+        except pa.ArrowInvalid:
+            table = _parse_jsonl_lenient(tail.slice(0, end).to_pybytes(), path, LEDGER_SCHEMA)
+        return conform(table), start + end
+
+
+def read_rows_upto(output_dir: Path) -> tuple[pa.Table, dict[Path, int]]:
+    """`read_rows`, and for each journal read the byte offset reading stopped at (see `read_journal_span`)."""
+    offsets: dict[Path, int] = {}
+    parts = []
+    for path in list_journals(output_dir):  # listed BEFORE the parquet is read: see module doc
+        table, end = read_journal_span(path, 0)
+        if table is not None:
+            parts.append(table)
+            offsets[path] = end
+    return _merge(_read_parquet(parquet_path(output_dir)), parts), offsets
+
+
+def write_parquet_atomically(table: pa.Table, target: Path) -> None:
+    """Write `target` so readers see the old file or the whole new one (temp file, fsync, rename)."""
+    _write_parquet_atomically(table, target)
+
+
 def read_rows_many(output_dirs: Iterable[Path]) -> pa.Table:
     """Several output dirs' ledgers in one table (a sweep), with an `output_dir` column appended."""
     field = pa.field("output_dir", pa.string())

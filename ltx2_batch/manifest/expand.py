@@ -13,13 +13,14 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ltx2_batch.manifest.schema import (
     JOB_FIELDS,
     NESTED_KEYS,
     NOT_IN_DEFAULTS,
     SWEEP_KEYS,
+    VARYING_FIELDS,
     sweep_key_problem,
     type_name,
     unknown_keys,
@@ -37,13 +38,16 @@ def valid_name(name: object) -> bool:
     return isinstance(name, str) and name not in (".", "..") and bool(_VALID_NAME.match(name))
 
 
-@dataclass(frozen=True)
-class ExpandedJob:
-    """One job after defaults and sweeps: `fields` holds raw manifest values (no `sweep` key)."""
+class ExpandedJob(NamedTuple):
+    """One job after defaults and sweeps: `fields` holds raw manifest values (no `sweep` key). A named
+    tuple, not a dataclass: a 100,000-job sweep builds one per job, and tuples are the cheapest to make."""
 
     source_index: int  # position in the manifest's `jobs` list (0-based)
     name: str
     fields: dict[str, Any]
+    # Equal for two expanded jobs of one entry whose fields differ at most in name, prompt and seed
+    # (`schema.VARYING_FIELDS`): the loader validates such jobs once, as one template.
+    shape: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,21 @@ class Variant:
 
     assignments: tuple[tuple[str, Any], ...]
     labels: tuple[str, ...]
+    shape: tuple[Any, ...] = ()  # the assignments outside VARYING_FIELDS, hashable (see `frozen`)
+
+
+def frozen(value: Any) -> Any:
+    """A hashable stand-in for a manifest value that is equal only for equal values of equal types
+    (`1`, `1.0` and `true` stay apart: the validator judges them differently)."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (list, tuple(frozen(v) for v in value))
+    return (type(value), value)
+
+
+def _shape(assignments: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+    return tuple((k, frozen(v)) for k, v in assignments if k not in VARYING_FIELDS)
 
 
 def _label(key: str, value: object, position: int) -> str:
@@ -95,7 +114,7 @@ def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
                 str(v) if k == "name" else _label(short[k], v, i)
                 for k, (i, v) in zip(keys, combo, strict=True)
             )
-        out.append(Variant(assignments, labels))
+        out.append(Variant(assignments, labels, _shape(assignments)))
     return out
 
 
@@ -138,7 +157,11 @@ def sweep_variants(sweep: object) -> tuple[list[Variant], list[tuple[str, str]]]
         return [], problems
     grid_v = _block_variants(grid, zipped=False) if grid else [Variant((), ())]
     zip_v = _block_variants(zipped, zipped=True) if zipped else [Variant((), ())]
-    return [Variant(g.assignments + z.assignments, g.labels + z.labels) for g in grid_v for z in zip_v], []
+    return [
+        Variant(g.assignments + z.assignments, g.labels + z.labels, g.shape + z.shape)
+        for g in grid_v
+        for z in zip_v
+    ], []
 
 
 def _merge(defaults: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,6 +207,11 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
         raw_jobs = []
     top_keys = {k for v in top_variants[:1] for k, _ in v.assignments}
     jobs: list[ExpandedJob] = []
+    numbers: dict[tuple[Any, ...], int] = {}
+
+    def shapes(shape: tuple[Any, ...]) -> int:
+        return numbers.setdefault(shape, len(numbers))
+
     for index, raw in enumerate(raw_jobs):
         if not isinstance(raw, dict):
             problems.append((index, None, "<job>", f"must be a mapping of job fields, got {type_name(raw)}"))
@@ -204,10 +232,13 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
             break
         base = _merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
         base["name"] = name
+        # Shapes are numbered once per variant, so the loader's per-job lookup hashes three ints.
+        own_parts = [(own, NAME_SEPARATOR.join(own.labels), shapes(own.shape)) for own in job_variants]
         for top in top_variants:
-            for own in job_variants:
-                fields = _apply(base, top.assignments + own.assignments)
-                labels = top.labels + own.labels
-                fields["name"] = NAME_SEPARATOR.join((name, *labels)) if labels else name
-                jobs.append(ExpandedJob(index, fields["name"], fields))
+            top_base = _apply(base, top.assignments)  # once per manifest-level point, not per job
+            prefix, top_shape = NAME_SEPARATOR.join((name, *top.labels)), shapes(top.shape)
+            for own, suffix, own_shape in own_parts:
+                fields = _apply(top_base, own.assignments) if own.assignments else dict(top_base)
+                fields["name"] = job_name = f"{prefix}{NAME_SEPARATOR}{suffix}" if suffix else prefix
+                jobs.append(ExpandedJob(index, job_name, fields, (index, top_shape, own_shape)))
     return Expansion(tuple(jobs), tuple(problems))

@@ -4,8 +4,8 @@ Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejec
 hashing input files (once per distinct path), job ids, the checks across jobs (duplicate names,
 duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
 Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
-Just over 400 lines because the three entry shapes (jobs, prompt-file templates, storyboards) share the
-one validation pass and its error gathering; splitting them would duplicate that pass.
+Jobs of one entry that differ only in name, prompt or seed are validated once, as one template, and get
+their ids through that template's `jobs.JobIdentity`. The validated manifest is a `stream.ManifestStream`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,27 +23,28 @@ import yaml
 
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.jobs import (
-    JOB_ID_LENGTH,
     ChunkingSpec,
+    JobIdentity,
     RenderJob,
     file_sha256,
-    identity_payload,
+    varied_job,
     with_job_id,
 )
-from ltx2_batch.manifest.expand import NAME_SEPARATOR, ExpandedJob, expand_manifest
+from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.schema import (
     TOP_KEYS,
     JobContext,
     ResolvedInput,
     expect,
-    job_seed,
-    parse_job,
+    job_varying,
+    parse_template,
     unknown_keys,
 )
 from ltx2_batch.manifest.select import chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
-from ltx2_batch.prompts import PLACEHOLDER, PromptSource, iter_prompts, open_prompt_source
+from ltx2_batch.manifest.stream import ManifestStream, PromptTemplate
+from ltx2_batch.prompts import PLACEHOLDER, open_prompt_source
 
 if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import ChainingConfig, PathsConfig
@@ -167,48 +167,6 @@ def _duplicate_renders(
     return out
 
 
-@dataclass(frozen=True)
-class PromptTemplate:
-    """A validated job entry (one sweep point of it) whose prompts come from a file: one job per row.
-
-    Validated once with a placeholder prompt; each row then only swaps prompt, name, seed and id in, so a
-    million rows cost a million cheap copies, not a million validations.
-    """
-
-    name: str  # the expanded entry name; each job is `<name>__p<row>`
-    fields: dict[str, Any]  # the entry's raw fields without `prompts`
-    template: str  # `prompt` with PLACEHOLDER where each row's text goes
-    source: PromptSource
-    job: RenderJob  # the entry validated with a placeholder prompt (no id)
-    ctx: JobContext  # for the seed rule
-    explicit_seed: int | None
-
-
-def template_jobs(tpl: PromptTemplate, model_fingerprint: str, first_index: int = 0) -> Iterator[RenderJob]:
-    """The entry's jobs, one per prompt row, lazily, each with its id. A row's job equals (same id) the
-    job a hand-written entry with that prompt would give."""
-    # Only prompt and seed differ between rows: canonicalise the template's identity once and hash it
-    # with those two swapped in (3x faster than `with_job_id` per row; a unit test pins the equality).
-    payload = identity_payload(tpl.job, model_fingerprint)
-    params = payload["params"]
-    index = first_index
-    for row in iter_prompts(tpl.source):
-        prompt = tpl.template.replace(PLACEHOLDER, row.text)
-        params["prompt"] = prompt
-        params["seed"] = seed = job_seed({**tpl.fields, "prompt": prompt}, tpl.explicit_seed, tpl.ctx)
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        job_id = hashlib.sha256(text.encode()).hexdigest()[:JOB_ID_LENGTH]
-        yield dataclasses.replace(
-            tpl.job,
-            name=f"{tpl.name}{NAME_SEPARATOR}p{row.row}",
-            prompt=prompt,
-            seed=seed,
-            index=index,
-            job_id=job_id,
-        )
-        index += 1
-
-
 def _prompt_template(
     expanded: ExpandedJob, ctx: JobContext, report: Any, base_dir: Path
 ) -> PromptTemplate | None:
@@ -224,8 +182,9 @@ def _prompt_template(
             f"goes (or leave it out), got {template!r}",
         )
         return None
-    job = parse_job({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
-    if job is None or source is None:
+    varying = job_varying({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
+    job = parse_template(fields, ctx, report)
+    if job is None or varying is None or source is None:
         return None
     seed = fields.get("seed")
     explicit = seed if isinstance(seed, int) else None
@@ -234,7 +193,7 @@ def _prompt_template(
 
 @dataclass(frozen=True)
 class ValidatedJobs:
-    """Expanded, validated jobs without ids yet; `sources[i]` is job i's index in the manifest's `jobs`.
+    """Expanded, validated jobs (with ids when asked); `sources[i]` is job i's index in the manifest's `jobs`.
 
     Entries with a `prompts` file are not expanded here: they are `templates`, streamed later.
     """
@@ -251,8 +210,10 @@ def validate_document(
     chaining: ChainingConfig,
     paths: PathsConfig,
     seed_override: int | None = None,
+    model_fingerprint: str | None = None,
 ) -> ValidatedJobs:
-    """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError."""
+    """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
+    With a `model_fingerprint` every job also gets its id."""
     source = str(manifest_path)
     problems = _chaining_problems(chaining, source)
     problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP_KEYS)]
@@ -279,47 +240,43 @@ def validate_document(
     jobs: list[RenderJob] = []
     sources: list[int] = []
     templates: list[PromptTemplate] = []
+    # One validation per template: expanded jobs of an entry that differ only in name, prompt or seed
+    # (a sweep over seeds) share it; its problems are reported again for each job that shares it.
+    shapes: dict[tuple[Any, ...], tuple[RenderJob | None, list[tuple[str, str]], JobIdentity | None]] = {}
     for expanded in expansion.jobs:
 
         def report(field: str, message: str, _e: Any = expanded) -> None:
             problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
 
         if "prompts" in expanded.fields:
-            template = _prompt_template(expanded, ctx, report, Path(manifest_path).parent)
-            templates += [template] if template is not None else []
+            rows = _prompt_template(expanded, ctx, report, Path(manifest_path).parent)
+            templates += [rows] if rows is not None else []
             continue
-        job = parse_job(expanded.fields, ctx, report, index=len(jobs))
-        if job is not None:
-            jobs.append(job)
+        known = shapes.get(expanded.shape) if expanded.shape else None
+        if known is None:
+            found: list[tuple[str, str]] = []
+            template = parse_template(expanded.fields, ctx, lambda f, m, _out=found: _out.append((f, m)))
+            identity = None
+            if template is not None and model_fingerprint is not None:
+                identity = JobIdentity(template, model_fingerprint)
+            known = template, found, identity
+            if expanded.shape:
+                shapes[expanded.shape] = known
+        template, template_problems, identity = known
+        for field, message in template_problems:
+            report(field, message)
+        varying = job_varying(expanded.fields, ctx, report)
+        if template is not None and varying is not None:
+            name, prompt, seed = varying
+            job_id = identity.job_id(prompt, seed) if identity is not None else ""
+            jobs.append(
+                varied_job(template, name=name, prompt=prompt, seed=seed, index=len(jobs), job_id=job_id)
+            )
             sources.append(expanded.source_index)
     problems += _duplicate_names(expansion.jobs, source)
     if problems:
         raise ManifestError(_dedupe(problems))
     return ValidatedJobs(tuple(jobs), tuple(sources), tuple(templates))
-
-
-@dataclass(frozen=True)
-class ManifestStream:
-    """A validated manifest whose jobs are produced on demand: hand-written jobs are held (they are as
-    many as the YAML file has entries); prompt-file entries are streamed row by row by `iter_jobs`."""
-
-    source: str
-    sha256: str
-    jobs: tuple[RenderJob, ...]  # hand-written (and storyboard) jobs, each with job_id set
-    templates: tuple[PromptTemplate, ...]
-    model_fingerprint: str
-
-    def iter_jobs(self) -> Iterator[RenderJob]:
-        """Every job with its id: the held ones, then each prompt file's rows in manifest order.
-
-        Duplicate rows (the same prompt twice in a file) give the same id; the scheduler renders it once.
-        """
-        yield from self.jobs
-        index = len(self.jobs)
-        for tpl in self.templates:
-            for job in template_jobs(tpl, self.model_fingerprint, index):
-                yield job
-                index += 1
 
 
 def open_manifest(
@@ -342,8 +299,15 @@ def open_manifest(
     if is_storyboard(doc):
         jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override)
         return ManifestStream(source, sha, jobs, (), model_fingerprint)
-    valid = validate_document(doc, path, chaining=chaining, paths=paths, seed_override=seed_override)
-    jobs = tuple(with_job_id(job, model_fingerprint) for job in valid.jobs)
+    valid = validate_document(
+        doc,
+        path,
+        chaining=chaining,
+        paths=paths,
+        seed_override=seed_override,
+        model_fingerprint=model_fingerprint,
+    )
+    jobs = valid.jobs
     problems = _duplicate_renders(jobs, valid.sources, source)
     if problems:
         raise ManifestError(_dedupe(problems))

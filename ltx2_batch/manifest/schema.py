@@ -27,9 +27,11 @@ from ltx2_batch.jobs import (
     PipelineKind,
     RenderJob,
     RenderMode,
+    SeedRule,
     UpscaleSpec,
     VideoCondition,
     derive_seed,
+    varied_job,
 )
 from ltx2_batch.manifest.select import (
     LTX2_TEMPORAL_SCALE,
@@ -426,28 +428,40 @@ def _seed(reader: _Reader, ctx: JobContext) -> int | None:
 def job_seed(fields: Mapping[str, Any], explicit: int | None, ctx: JobContext) -> int:
     """The seed rule on a job's raw fields (shared with prompt-file expansion, which reuses a validated
     template and so must derive each row's seed exactly as a hand-written job with that prompt would)."""
-    if ctx.seed_override is not None:
-        params = {k: v for k, v in fields.items() if k not in ("name", "tags")}
-        return derive_seed(ctx.seed_override, params)
-    if explicit is not None:
+    if ctx.seed_override is None and explicit is not None:
         return explicit
-    params = {k: v for k, v in fields.items() if k not in ("name", "tags", "seed")}
-    return derive_seed(ctx.base_seed, params)
+    return derive_seed(*_seed_inputs(fields, ctx))
 
 
-def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index: int = 0) -> RenderJob | None:
-    """Type-check, validate and convert one expanded job (at `index` in the expanded manifest); None when
-    anything was reported."""
+def _seed_inputs(fields: Mapping[str, Any], ctx: JobContext) -> tuple[int, dict[str, Any]]:
+    if ctx.seed_override is not None:
+        return ctx.seed_override, {k: v for k, v in fields.items() if k not in ("name", "tags")}
+    return ctx.base_seed, {k: v for k, v in fields.items() if k not in ("name", "tags", "seed")}
+
+
+def prompt_seeds(fields: Mapping[str, Any], explicit: int | None, ctx: JobContext) -> Callable[[str], int]:
+    """`job_seed` for jobs whose `fields` differ only in `prompt`, as a function of the prompt."""
+    if ctx.seed_override is None and explicit is not None:
+        return lambda _prompt: explicit
+    return SeedRule(*_seed_inputs(fields, ctx)).seed
+
+
+# The fields that may differ between jobs sharing one validated template (a sweep over seeds or prompts,
+# a prompts file's rows): they are checked per job by `job_varying`; everything else by `parse_template`.
+VARYING_FIELDS = frozenset({"name", "prompt", "seed"})
+
+
+def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> RenderJob | None:
+    """Type-check, validate and convert every field of one expanded job except name, prompt and seed;
+    None when anything was reported. The result has an empty name and prompt and seed 0: `job_varying`
+    supplies those, so jobs that differ only in them share one template (validated once)."""
     reader = _Reader(fields, report)
-    name, prompt = reader.scalar("name", "str"), reader.scalar("prompt", "str")
     negative = reader.scalar("negative_prompt", "str")
     width, height = reader.scalar("width", "int"), reader.scalar("height", "int")
     num_frames, frame_rate = reader.scalar("num_frames", "int"), reader.scalar("frame_rate", "number")
     steps = reader.scalar("num_inference_steps", "int?")
     audio, enhance = reader.scalar("audio", "bool"), reader.scalar("enhance_prompt", "bool")
     pipeline_text = reader.scalar("pipeline", "str")
-    if isinstance(prompt, str) and not prompt.strip():
-        reader.report("prompt", "is empty; describe the clip to render")
     if steps is not None and steps < 1:
         reader.report("num_inference_steps", f"must be >= 1, got {steps}")
     upscale = _upscale(reader)
@@ -492,17 +506,16 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index:
     for field, message in frame_problems(num_frames, frame_rate, chained=mode is RenderMode.CHAINED):
         reader.report(field, message)
     chunk_prompts, chunk_images = _chunk_rules(reader, mode, frames, ctx.chunking, ctx.resolve)
-    seed = _seed(reader, ctx)
-    if reader.bad or seed is None:
+    if reader.bad:
         return None
     return RenderJob(
-        name=name,
-        prompt=prompt,
+        name="",
+        prompt="",
         width=width,
         height=height,
         num_frames=num_frames,
         frame_rate=float(frame_rate),
-        seed=seed,
+        seed=0,
         pipeline=pipeline,
         mode=mode,
         negative_prompt=negative,
@@ -519,5 +532,37 @@ def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index:
         chunk_prompts=chunk_prompts,
         chunk_images=chunk_images,
         tags=tags,
-        index=index,
     )
+
+
+def job_varying(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> tuple[str, str, int] | None:
+    """Check one job's name, prompt and seed and derive the seed (the seed rule reads all `fields`);
+    (name, prompt, seed), or None when anything was reported."""
+    name, prompt, seed = fields.get("name"), fields.get("prompt"), fields.get("seed")
+    if (  # the common case, checked without the reader (this runs once per expanded job)
+        isinstance(name, str)
+        and isinstance(prompt, str)
+        and prompt.strip()
+        and (seed is None or (is_int(seed) and 0 <= seed <= MAX_SEED))
+        and ctx.seed_override is None
+    ):
+        return name, prompt, seed if seed is not None else job_seed(fields, None, ctx)
+    reader = _Reader(fields, report)
+    name, prompt = reader.scalar("name", "str"), reader.scalar("prompt", "str")
+    if isinstance(prompt, str) and not prompt.strip():
+        reader.report("prompt", "is empty; describe the clip to render")
+    seed = _seed(reader, ctx)
+    if reader.bad or seed is None:
+        return None
+    return name, prompt, seed
+
+
+def parse_job(fields: Mapping[str, Any], ctx: JobContext, report: Report, index: int = 0) -> RenderJob | None:
+    """Type-check, validate and convert one expanded job (at `index` in the expanded manifest); None when
+    anything was reported."""
+    varying = job_varying(fields, ctx, report)
+    template = parse_template(fields, ctx, report)
+    if template is None or varying is None:
+        return None
+    name, prompt, seed = varying
+    return varied_job(template, name=name, prompt=prompt, seed=seed, index=index)

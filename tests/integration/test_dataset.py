@@ -78,7 +78,8 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     rows = sorted(table.to_pylist(), key=lambda r: r["job_name"])
     assert [r["caption"] for r in rows] == [f"{c}, soft ambient sound" for c in CAPTIONS]
     for row in rows:
-        clip = dest / row["clip_path"]
+        clip = dest / row["file_name"]
+        assert row["file_name"] == f"video/{row['job_id']}.mp4" and not row["source_path"].startswith("/")
         assert clip.is_file() and _sha(clip) == row["clip_sha256"]
         assert clip.stat().st_size == row["clip_bytes"]
         assert (row["frames"], row["fps"], row["resolution"]) == (9, 24.0, "64x64")
@@ -88,18 +89,20 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
         assert json.loads(row["params_json"])["seed"] == row["seed"]
     by_sample = sorted(table.to_pylist(), key=lambda r: r["sample_index"])
     assert [r["sample_index"] for r in by_sample] == [0, 1, 2]
-    shards = sorted((dest / "webdataset").glob("shard-*.tar"))
+    shards = sorted((dest / "webdataset" / "video").glob("shard-*.tar"))
     assert [s.name for s in shards] == ["shard-000000.tar", "shard-000001.tar"]
     with tarfile.open(shards[0]) as tar:
         names = tar.getnames()
         first = by_sample[0]
-        assert names == [f"{r['job_id']}{suffix}" for r in by_sample[:2] for suffix in (".mp4", ".json")]
+        suffixes = (".mp4", ".txt", ".json")
+        assert names == [f"{r['job_id']}{suffix}" for r in by_sample[:2] for suffix in suffixes]
         meta = json.loads(tar.extractfile(f"{first['job_id']}.json").read())  # type: ignore[union-attr]
         assert meta["caption"] == first["caption"] and meta["clip_sha256"] == first["clip_sha256"]
+        assert meta["params"]["seed"] == first["seed"]  # an object, not a JSON string
         assert hashlib.sha256(tar.extractfile(names[0]).read()).hexdigest() == first["clip_sha256"]  # type: ignore[union-attr]
 
     # Idempotent: rerunning (every job skipped) re-exports nothing, byte for byte
-    before = {p: (p.stat().st_mtime_ns, _sha(p)) for p in [*shards, *(dest / "clips").iterdir()]}
+    before = {p: (p.stat().st_mtime_ns, _sha(p)) for p in [*shards, *(dest / "video").glob("*.mp4")]}
     assert run(app, REPO_ROOT) == 0
     again = export_dataset(out, webdataset=True, samples_per_shard=2)
     assert (again.samples, again.clips_placed, again.shards_written, again.shards_kept) == (3, 0, 0, 2)
@@ -107,7 +110,7 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     assert pq.read_table(dest / "metadata.parquet").equals(table)
 
     # Resumable: a clip lost from the dataset is put back, and only that one
-    lost = dest / by_sample[1]["clip_path"]
+    lost = dest / by_sample[1]["file_name"]
     lost.unlink()
     assert export_dataset(out, webdataset=True, samples_per_shard=2).clips_placed == 1 and lost.is_file()
 
@@ -126,5 +129,5 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     assert grown[3]["caption"].startswith("A paper boat") and grown[3]["sample_index"] == 3
     assert shards[0].stat().st_mtime_ns == before[shards[0]][0]
     with tarfile.open(shards[1]) as tar:
-        assert len(tar.getnames()) == 4
+        assert len(tar.getnames()) == 2 * 3  # two samples: .mp4 + .txt + .json each
     assert "caps__p3" in (out / "contact_sheet.html").read_text()

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ltx2_batch.cli import run
-from ltx2_batch.sweep import parse_overrides, point_label, sweep_point_config
+from ltx2_batch.sweep import parse_overrides, point_label, sweep_point_config, typed_column
 from tests.conftest import REPO_ROOT, write_manifest
 
 MANIFEST = """
@@ -39,6 +40,13 @@ def test_point_labels_keep_what_changes_the_render() -> None:
     assert point_label(parse_overrides(["prompt_note=a/b c"])) == "prompt_note=a_b_c"
     long = point_label(parse_overrides([f"k{i}=value{i}" for i in range(40)]))
     assert len(long) <= 120 and long != point_label(parse_overrides([f"k{i}=value{i}" for i in range(41)]))
+
+
+def test_sweep_columns_keep_the_override_types() -> None:
+    assert typed_column(["1", "2", None]).type == pa.int64()
+    assert typed_column(["1", "2.5"]).to_pylist() == [1.0, 2.5]
+    assert typed_column(["true", "False"]).to_pylist() == [True, False]
+    assert typed_column(["tiny", "3"]).to_pylist() == ["tiny", "3"]  # a mix stays text
 
 
 @pytest.mark.slow
@@ -74,7 +82,7 @@ def test_multirun_points_share_one_sweep_ledger(tmp_path: Path, app_factory) -> 
         f"SELECT sweep_seed, sweep_point, count(*), count(DISTINCT seed), list(job_name ORDER BY job_name) "
         f"FROM '{ledger}' WHERE row_kind = 'job' AND status = 'done' GROUP BY ALL ORDER BY 1"
     ).fetchall()
-    assert rows == [("1", "seed=1", 2, 2, ["fox", "sea"]), ("2", "seed=2", 2, 2, ["fox", "sea"])]
+    assert rows == [(1, "seed=1", 2, 2, ["fox", "sea"]), (2, "seed=2", 2, 2, ["fox", "sea"])]  # ints
     # The CLI seed re-derives every job's seed, explicit ones included: the points render different clips
     query = f"SELECT count(DISTINCT job_id) FROM '{ledger}' WHERE row_kind = 'job'"
     assert duckdb.sql(query).fetchall() == [(4,)]

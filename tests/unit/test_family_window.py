@@ -14,7 +14,7 @@ import pytest
 from ltx2_batch.config import ChainingConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import RenderMode
-from ltx2_batch.planning import family_chaining, plan_batch
+from ltx2_batch.planning import family_chaining, open_jobs
 from tests.conftest import REPO_ROOT, compose_app, write_manifest
 
 LONG = """
@@ -75,9 +75,10 @@ def test_planner_chains_by_the_family_window(
         f"model.root={tmp_path / 'models'}",
         f"output.root={tmp_path}",
     )
-    plan = plan_batch(app, REPO_ROOT, completed=lambda _dir: set())
-    assert {job.name: job.mode for job in plan.jobs} == modes
-    assert {job.chunking.chunk_frames for job in plan.jobs} == {chunks}
+    _stream, jobs, _out = open_jobs(app, REPO_ROOT, manifest)
+    jobs = list(jobs)
+    assert {job.name: job.mode for job in jobs} == modes
+    assert {job.chunking.chunk_frames for job in jobs} == {chunks}
     assert not (tmp_path / "models").exists()  # planning built no model set
 
 
@@ -87,7 +88,7 @@ def test_an_ltx23_window_job_is_refused_on_ltx2_before_model_work(tmp_path: Path
         f"manifest={manifest}", "model=tiny", "chaining.chunk_frames=481", f"output.root={tmp_path}"
     )
     with pytest.raises(ConfigError, match="at most 121"):
-        plan_batch(dataclasses.replace(app), REPO_ROOT, completed=lambda _dir: set())
+        open_jobs(dataclasses.replace(app), REPO_ROOT, manifest)
 
 
 def test_cli_plan_reports_the_refusal(tmp_path: Path) -> None:

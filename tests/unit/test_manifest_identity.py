@@ -11,7 +11,10 @@ import yaml
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.jobs import derive_seed
+from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
+
+REPO = Path(__file__).resolve().parents[2]
 
 BASE: dict[str, Any] = {
     "name": "j",
@@ -167,3 +170,50 @@ def test_index_is_position_and_ids_unique_over_a_sweep(folder: Path) -> None:
     assert [j.index for j in jobs] == list(range(6))
     assert len({j.job_id for j in jobs}) == 6
     assert jobs[0].images[0].sha256 == jobs[5].images[0].sha256
+
+
+def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
+    """Output files are named by job id and resume finds done jobs by it: the fast planner must give
+    the ids the one-job-at-a-time hashing gave (pinned from before it), and equal the reference text."""
+    import hashlib
+
+    from ltx2_batch.jobs import JOB_ID_LENGTH, identity_text
+
+    plan = load_manifest(
+        BUNDLED_MANIFESTS / "demo.yaml",
+        chaining=ChainingConfig(),
+        paths=PathsConfig(),
+        model_fingerprint="fp",
+    )
+    assert [(j.name, j.job_id) for j in plan.jobs] == [
+        ("sunrise__seed=1", "f62b3304b614cf49"),
+        ("sunrise__seed=2", "55627ea9f08d5da2"),
+        ("orange_disc", "ee8ed70ac0089657"),
+        (
+            "long_walk",
+            "46426e5c37c29184",
+        ),  # chained: its chunking gained blend/adain (audio handoff: new output)
+        ("still_life", "ff6422b8fdacb461"),
+    ]
+    sweep = load_manifest(
+        BUNDLED_MANIFESTS / "examples/sweep.yaml",
+        chaining=ChainingConfig(),
+        paths=PathsConfig(),
+        model_fingerprint="fp",
+    )
+    for job in plan.jobs + sweep.jobs:
+        reference = hashlib.sha256(identity_text(job, "fp").encode()).hexdigest()[:JOB_ID_LENGTH]
+        assert job.job_id == reference
+
+
+def test_a_prompt_holding_the_slot_text_still_gets_its_own_id(tmp_path: Path) -> None:
+    """The template's stand-ins are NUL-delimited: a prompt containing them falls back to the full text."""
+    from ltx2_batch.jobs import JobIdentity, RenderJob, compute_job_id
+    from ltx2_batch.jobs import PipelineKind as Kind
+    from ltx2_batch.jobs import RenderMode as Mode
+
+    slot = "\x00ltx2-prompt\x00"
+    job = RenderJob("n", "x", 64, 64, 9, 24.0, 1, Kind.DISTILLED, Mode.VIDEO, chunk_prompts=(slot,))
+    identity = JobIdentity(job, "fp")
+    assert identity.job_id("x", 1) == compute_job_id(job, "fp")
+    assert identity.job_id("y", 1) != identity.job_id("x", 1)

@@ -17,7 +17,7 @@ from ltx2_batch.errors import ManifestError
 from ltx2_batch.jobs import compute_job_id
 from ltx2_batch.manifest.load import ManifestStream, load_manifest, open_manifest
 from ltx2_batch.prompts import PromptRow, iter_prompts, open_prompt_source
-from ltx2_batch.scheduler import Shard
+from ltx2_batch.shard import Shard
 
 CAPTIONS = ["a red fox, in snow", "", "a blue bird", "a red fox, in snow", "  a quiet lake  "]
 EXPECTED = [
@@ -167,7 +167,27 @@ def test_streaming_shards_are_disjoint_cover_and_hold_no_jobs(tmp_path: Path) ->
         tracemalloc.stop()
     assert count == rows
     assert peak < 1 << 20  # one job at a time (~0.03 MiB measured); holding the 8k jobs takes ~4.4 MiB
-    per_shard = [{job.job_id for job in stream.iter_jobs() if Shard(i, 4).owns(job)} for i in range(4)]
+    per_shard = [{job.job_id for job in stream.iter_jobs(Shard(i, 3))} for i in range(3)]
     assert sum(len(s) for s in per_shard) == rows  # disjoint (distinct prompts: distinct ids) ...
     assert set().union(*per_shard) == {j.job_id for j in stream.iter_jobs()}  # ... and covering
-    assert all(rows / 4 * 0.9 < len(s) < rows / 4 * 1.1 for s in per_shard)
+    assert sorted(len(s) for s in per_shard) == [2666, 2667, 2667]  # ... and balanced: floor/ceil of N/n
+    everything = {job.job_id: job for job in stream.iter_jobs()}
+    for job in stream.iter_jobs(Shard(1, 3)):  # a launch's jobs are the very jobs of the whole stream
+        assert job == everything[job.job_id] and job.index == everything[job.job_id].index
+
+
+def test_batches_hold_the_hand_written_jobs_together_then_stream_rows(tmp_path: Path) -> None:
+    """One iterator for every manifest: the held jobs are one batch, rows follow `size` at a time, and a
+    shard's batches are its share of the same stream."""
+    _write(tmp_path, "txt", CAPTIONS)
+    body = (
+        "jobs:\n"
+        "  - {name: a, prompt: one, seed: 1}\n  - {name: b, prompt: two, seed: 2}\n"
+        "  - {name: c, prompt: three, seed: 3}\n"
+        "  - {name: ds, prompts: {path: caps.txt}}\n"
+    )
+    stream = _open(_manifest(tmp_path, body))
+    sizes = [[job.name for job in batch] for batch in stream.batches(None, 2)]
+    assert sizes == [["a", "b", "c"], ["ds__p0", "ds__p2"], ["ds__p3", "ds__p4"]]  # row 1 is blank
+    halves = [[job.name for batch in stream.batches(Shard(i, 2), 2) for job in batch] for i in (0, 1)]
+    assert halves == [["a", "c", "ds__p2", "ds__p4"], ["b", "ds__p0", "ds__p3"]]

@@ -37,8 +37,16 @@ def test_shards_are_disjoint_and_cover_everything() -> None:
         ids = [job.job_id for part in parts for job in part]
         assert sorted(ids) == sorted(job.job_id for job in jobs)
         assert len(set(ids)) == len(ids)
-        if n > 1:
-            assert all(0 < len(p) < len(jobs) for p in parts)
+        assert {len(p) for p in parts} <= {len(jobs) // n, -(-len(jobs) // n)}  # floor or ceil of N/n
+
+
+def test_a_24_job_sweep_splits_12_and_12() -> None:
+    """The case that split 6/18 under hashing: balanced by position, each launch gets half."""
+    jobs = [make_job(i) for i in range(24)]
+    assert [len(select_shard(jobs, Shard(i, 2))) for i in range(2)] == [12, 12]
+    assert [len(select_shard(jobs, Shard(i, 5))) for i in range(5)] == [5, 5, 5, 5, 4]
+    again = [job.job_id for job in select_shard(jobs, Shard(1, 5))]
+    assert again == [job.job_id for job in select_shard(jobs, Shard(1, 5))]  # deterministic
 
 
 @pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "0/0"])

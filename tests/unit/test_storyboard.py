@@ -88,10 +88,12 @@ def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
 def test_a_scene_never_spans_shards() -> None:
     plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     for n in (2, 3, 5):
-        for i in range(n):
-            part = select_shard(plan.jobs, Shard(i, n))
+        parts = [select_shard(plan.jobs, Shard(i, n)) for i in range(n)]
+        for part in parts:
             scenes = {j.scene for j in part}
             assert all(sum(j.scene == s for j in part) == 2 for s in scenes)
+        assert sorted(j.job_id for part in parts for j in part) == sorted(j.job_id for j in plan.jobs)
+        assert [len(part) for part in parts][:2] == [2, 2]  # two scenes of two shots: one per launch
 
 
 def test_jobs_keep_scene_out_of_identity() -> None:
