@@ -26,18 +26,22 @@ from types import FrameType
 from ltx2_batch.chaining.run import ChunkOutcome
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
+from ltx2_batch.errors import ManifestError
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
+from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import (
     ManifestPlan,
     parse_yaml,
+    read_manifest_bytes,
     resolve_manifest_path,
 )
 from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
+from ltx2_batch.prompts import check_prompts
 from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
@@ -203,7 +207,7 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
-    if _uses_prompt_files(manifest_path):
+    if _uses_prompt_files(cfg, manifest_path):
         source = _streaming_source(cfg, project_root, manifest_path)
     else:
         batch = plan_batch(cfg, project_root, completed=completed_job_ids)
@@ -293,12 +297,13 @@ def _discard_chunks(layout: OutputLayout, jobs: Iterable[RenderJob]) -> None:
             shutil.rmtree(layout.chunk_dir(job), ignore_errors=True)
 
 
-def _uses_prompt_files(manifest_path: Path) -> bool:
+def _uses_prompt_files(cfg: AppConfig, manifest_path: Path) -> bool:
     """A cheap look (YAML only, no validation): does any job entry read its prompts from a file?"""
+    limits = limits_from(cfg.limits)
     try:
-        doc = parse_yaml(manifest_path.read_bytes(), str(manifest_path))
-    except OSError:
-        return False  # the regular path reports the unreadable file
+        doc = parse_yaml(read_manifest_bytes(manifest_path, limits), str(manifest_path), limits)
+    except ManifestError:
+        return False  # the regular path reports the unreadable, oversized or invalid file
     jobs = doc.get("jobs")
     return isinstance(jobs, list) and any(isinstance(job, dict) and "prompts" in job for job in jobs)
 
@@ -318,7 +323,7 @@ def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str |
     """`plan=true` for a prompt-file manifest: the first `limit` jobs and streamed totals (None for a
     manifest without prompt files: `planning.plan_table` shows those). Holds `limit` jobs, not all."""
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
-    if not _uses_prompt_files(manifest_path):
+    if not _uses_prompt_files(cfg, manifest_path):
         return None
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
@@ -354,6 +359,8 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     million-job dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
     """
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
+    for template in stream.templates:  # every row read once before the first render, as plan=true does
+        check_prompts(template.source)
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
 

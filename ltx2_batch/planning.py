@@ -15,6 +15,7 @@ from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.config import AppConfig
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.scheduler import Shard, split_pending
@@ -47,6 +48,7 @@ def open_jobs(
         paths=cfg.paths,
         model_fingerprint=model_fingerprint(cfg.model, project_root),
         seed_override=cfg.seed,
+        limits=limits_from(cfg.limits),
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     mine = (job for job in stream.iter_jobs() if shard is None or shard.owns(job))
