@@ -13,11 +13,13 @@ from pathlib import Path
 
 from ltx2_batch.backends.models import model_fingerprint
 from ltx2_batch.config import AppConfig
+from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.layout import OutputLayout, run_name_problem
 from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count as count_chunks
+from ltx2_batch.runners.checks import check_output_dir
 from ltx2_batch.scheduler import Shard, split_pending
 
 
@@ -32,10 +34,20 @@ class BatchPlan:
 
 
 def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
+    """`<output.root>/<run name>`, refused (ConfigError) unless it is a real folder inside the root."""
     root = Path(cfg.output.root)
     if not root.is_absolute():
         root = project_root / root
-    return root / (cfg.output.run_name or manifest_path.stem)
+    name = cfg.output.run_name or manifest_path.stem
+    problem = run_name_problem(name)
+    if problem:
+        where = (
+            "output.run_name" if cfg.output.run_name else f"the manifest's file stem ({manifest_path.name})"
+        )
+        raise ConfigError(f"run name from {where} {problem}; set output.run_name=<one folder name>")
+    output_dir = root / name
+    check_output_dir(root, output_dir)
+    return output_dir
 
 
 def open_jobs(
