@@ -20,6 +20,13 @@ class ModelSource(str, Enum):
     random = "random"  # full-size official configs, random weights built on the device (benchmarks)
 
 
+class VerifyMode(str, Enum):
+    """How a resumed run checks a job recorded done before skipping it (and the export before packing it)."""
+
+    cheap = "cheap"  # the container is whole (MP4 boxes, PNG end), the sidecar parses and agrees: no decoding
+    full = "full"  # cheap, then decode the file and count its frames
+
+
 class EngineKind(str, Enum):
     local = "local"
     ray = "ray"
@@ -151,6 +158,7 @@ class AppConfig:
     manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir
+    verify: VerifyMode = VerifyMode.cheap  # how done jobs are checked before they are skipped or exported
     shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time

@@ -12,11 +12,12 @@ completed job ids (from the ledger, plus those done by this run) and one batch o
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,6 +47,9 @@ from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
+from ltx2_batch.verify import ResumeCheck
+
+_log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -201,6 +205,7 @@ class _Source:
     manifest_source: str
     manifest_sha256: str
     batches: Iterable[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]
+    rejected: Mapping[str, str] = field(default_factory=dict)  # done jobs whose files failed verification
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
@@ -212,7 +217,11 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     else:
         batch = plan_batch(cfg, project_root, completed=completed_job_ids)
         source = _Source(
-            batch, str(batch.manifest.source), batch.manifest.sha256, [(batch.pending, batch.skipped)]
+            batch,
+            str(batch.manifest.source),
+            batch.manifest.sha256,
+            [(batch.pending, batch.skipped)],
+            batch.rejected,
         )
     return _execute(cfg, project_root, source)
 
@@ -259,6 +268,7 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                         store = LedgerStore(output_dir, run_id)
                     for job in skipped:
                         store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
+                    _record_rejected(store, ctx, pending, source.rejected)
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
@@ -288,6 +298,19 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
         contact_sheet=sheet,
         signal_exit_code=state.exit_code,
     )
+
+
+def _record_rejected(
+    store: LedgerStore, ctx: RunContext, pending: Iterable[RenderJob], rejected: Mapping[str, str]
+) -> None:
+    """A job recorded done whose files failed verification gets a `retried` row saying why, before it is
+    rendered again (so the ledger tells why a done job was done twice)."""
+    for job in pending:
+        reason = rejected.get(job.job_id)
+        if reason:
+            _log.warning("re-rendering %s (%s): %s", job.name, job.job_id, reason)
+            error = f"recorded done, but its files failed verification: {reason}; rendering again"
+            store.append(job_row(ctx, job, JobStatus.RETRIED, error=error))
 
 
 def _discard_chunks(layout: OutputLayout, jobs: Iterable[RenderJob]) -> None:
@@ -327,17 +350,18 @@ def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str |
         return None
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
+    check = ResumeCheck(layout, cfg.verify)
     completed = set() if cfg.force else completed_job_ids(output_dir)
     head: list[RenderJob] = []
     total = done = chunks = frames = 0
     for job in mine:
         total += 1
-        done += job.job_id in completed and layout.outputs_exist(job)
+        done += job.job_id in completed and check(job)
         chunks += chunk_count(job)
         frames += job.num_frames
         if len(head) < limit:
             head.append(job)
-    split = split_pending(head, completed, layout.outputs_exist, force=cfg.force)
+    split = split_pending(head, completed, check, force=cfg.force)
     first = BatchPlan(
         ManifestPlan(stream.source, stream.sha256, ()),
         tuple(head),
@@ -363,13 +387,14 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
         check_prompts(template.source)
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
+    check = ResumeCheck(layout, cfg.verify)
 
     dispatched: set[str] = set()  # a prompt repeated across batches renders once, `force` or not
 
     def batches() -> Iterator[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]:
         for batch in _batches(mine, max(cfg.batch_jobs, 1)):
             fresh = [job for job in batch if job.job_id not in dispatched]
-            split = split_pending(fresh, completed, layout.outputs_exist, force=cfg.force)
+            split = split_pending(fresh, completed, check, force=cfg.force)
             dispatched.update(job.job_id for job in split.pending)
             yield split.pending, split.skipped
             completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
@@ -377,7 +402,7 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     plan = BatchPlan(
         ManifestPlan(stream.source, stream.sha256, ()), (), (), (), output_dir, stream.model_fingerprint
     )
-    return _Source(plan, stream.source, stream.sha256, batches())
+    return _Source(plan, stream.source, stream.sha256, batches(), check.rejected)
 
 
 def format_report(report: RunReport) -> str:

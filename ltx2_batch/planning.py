@@ -7,8 +7,8 @@ reads only file headers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltx2_batch.backends.models import model_fingerprint
@@ -21,6 +21,7 @@ from ltx2_batch.manifest.load import ManifestPlan, ManifestStream, open_manifest
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.runners.checks import check_output_dir
 from ltx2_batch.scheduler import Shard, split_pending
+from ltx2_batch.verify import ResumeCheck
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class BatchPlan:
     skipped: tuple[RenderJob, ...]
     output_dir: Path
     model_fingerprint: str
+    rejected: Mapping[str, str] = field(default_factory=dict)  # done jobs whose files failed verification
 
 
 def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
@@ -72,11 +74,12 @@ def plan_batch(cfg: AppConfig, project_root: Path, completed: Callable[[Path], s
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     jobs = tuple(mine)
-    split = split_pending(
-        jobs, completed(output_dir), OutputLayout(output_dir).outputs_exist, force=cfg.force
-    )
+    check = ResumeCheck(OutputLayout(output_dir), cfg.verify)  # a done job is skipped only if it verifies
+    split = split_pending(jobs, completed(output_dir), check, force=cfg.force)
     manifest = ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=jobs)
-    return BatchPlan(manifest, jobs, split.pending, split.skipped, output_dir, stream.model_fingerprint)
+    return BatchPlan(
+        manifest, jobs, split.pending, split.skipped, output_dir, stream.model_fingerprint, check.rejected
+    )
 
 
 def chunk_count(job: RenderJob) -> int:
