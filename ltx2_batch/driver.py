@@ -17,7 +17,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +48,7 @@ from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
 from ltx2_batch.verify import ResumeCheck
+from ltx2_batch.writer_lock import hold_output_dir
 
 _log = logging.getLogger(__name__)
 
@@ -59,8 +60,16 @@ def _now() -> datetime:
 class LedgerEvents:
     """RunEvents implementation: ledger rows + progress lines + run statistics."""
 
-    def __init__(self, store: LedgerStore, ctx: RunContext, progress: Progress, stats: RunStats) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        ctx: RunContext,
+        progress: Progress,
+        stats: RunStats,
+        after_done: Callable[[RenderJob], None] | None = None,
+    ) -> None:
         self._store = store
+        self._after_done = after_done  # runs once the job's done row is durable (fsynced)
         self._ctx = ctx
         self._progress = progress
         self._stats = stats
@@ -130,6 +139,8 @@ class LedgerEvents:
                 error=outcome.error,
             )
         )
+        if outcome.status == "done" and self._after_done is not None:
+            self._after_done(job)
         if outcome.status != "retrying":
             self._stats.statuses[outcome.status] += 1
             self._stats.render_s += outcome.render_s
@@ -227,6 +238,12 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
 
 
 def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
+    """`_render_all` while holding the output dir's writer lock: a second launch into it is refused."""
+    with hold_output_dir(source.plan.output_dir, cfg.shard):
+        return _render_all(cfg, project_root, source)
+
+
+def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     """Render every batch through one runner (warm across batches); the ledger records as jobs finish."""
     output_dir, fingerprint = source.plan.output_dir, source.plan.model_fingerprint
     run_id = new_run_id()
@@ -259,7 +276,14 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     try:
         with _interrupts(state):
             try:
+                # Read again under the writer lock: a run that finished while this one planned is not
+                # rendered twice (its done jobs move to skipped; ones that failed verification stay).
+                finished = set() if cfg.force else completed_job_ids(output_dir)
                 for pending, skipped in source.batches:
+                    late = {j.job_id for j in pending if j.job_id in finished} - set(source.rejected)
+                    if late:
+                        skipped = (*skipped, *(j for j in pending if j.job_id in late))
+                        pending = tuple(j for j in pending if j.job_id not in late)
                     stats.total += len(pending) + len(skipped)
                     stats.skipped += len(skipped)
                     if not pending:
@@ -272,7 +296,10 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
-                    events = LedgerEvents(store, ctx, Progress(len(pending), enabled=cfg.progress), stats)
+                    tidy = None if cfg.output.keep_chunk_frames else layout.discard_chunk_frames
+                    events = LedgerEvents(
+                        store, ctx, Progress(len(pending), enabled=cfg.progress), stats, after_done=tidy
+                    )
                     runner.run(pending, events, state.stop)
                     if state.stop.is_set():
                         break

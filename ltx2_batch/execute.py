@@ -29,7 +29,6 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ltx2_batch.backends.base import OverlappedDecodeBackend, RenderBackend, RenderRequest, RenderResult
@@ -311,9 +310,8 @@ class JobExecutor:
         finished = self._finish(
             job, chained.last_result, info.frame_count, chained.render_s, encode_s, chained.chunks
         )
-        if not self._keep_chunk_frames:  # the stitched file is complete: decoded chunk frames are disposable
-            for chunk in chained.chunks:
-                Path(chunk.media_path).unlink(missing_ok=True)
+        # Decoded chunk frames are removed by the driver once the done row is durable (a crash before it
+        # would otherwise leave a job that is neither recorded done nor resumable from its chunks).
         return finished
 
     def _finish(

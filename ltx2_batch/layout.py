@@ -67,6 +67,13 @@ class OutputLayout:
         """Derived conditioning images (a storyboard shot's previous last frame)."""
         return self.root / "conditioning" / f"{job.job_id}_previous_last.png"
 
+    def discard_chunk_frames(self, job: RenderJob) -> None:
+        """A chained job's decoded chunk frames (npz), once its done row is durable: before that they are
+        what a resumed job stitches from. Latents stay (they are small and make re-stitching cheap)."""
+        if job.mode is RenderMode.CHAINED:
+            for media in self.chunk_dir(job).glob("chunk_*.npz"):
+                media.unlink(missing_ok=True)
+
     def outputs_exist(self, job: RenderJob) -> bool:
         """A job counts as done only if its main file and sidecar are both in place."""
         return self.video(job).is_file() and self.sidecar(job).is_file()
