@@ -159,6 +159,7 @@ class AppConfig:
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir
     verify: VerifyMode = VerifyMode.cheap  # how done jobs are checked before they are skipped or exported
+    ledger_rebuild: bool = False  # first restore the done set from the sidecars (a damaged ledger.parquet)
     shard: str | None = None  # "i/n": this launch renders a deterministic 1/n of the jobs
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time

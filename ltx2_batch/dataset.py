@@ -90,6 +90,7 @@ _LEDGER_COLUMNS = (
     "output_path",
     "thumbnail_path",
     "sidecar_path",
+    "error",
     "model_name",
     "model_fingerprint",
     "run_id",
@@ -155,7 +156,7 @@ def _verified(output_dir: Path, row: dict, mode: VerifyMode, rejected: list[tupl
         rejected.append((row["job_id"], "the done row names no output file"))
         return False
     sidecar = Path(row["sidecar_path"] or output_dir / "metadata" / f"{row['job_id']}.json")
-    record = DoneRecord(row["run_id"], row["frames_written"])
+    record = DoneRecord(row["run_id"], row["frames_written"], row["error"])
     problem = verify_files(Path(row["output_path"]), sidecar, row["job_id"], record, mode)
     if problem:
         rejected.append((row["job_id"], problem))

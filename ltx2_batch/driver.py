@@ -31,6 +31,7 @@ from ltx2_batch.errors import ManifestError
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.ledger.rebuild import rebuild_ledger
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.manifest.limits import limits_from
@@ -40,7 +41,7 @@ from ltx2_batch.manifest.load import (
     read_manifest_bytes,
     resolve_manifest_path,
 )
-from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_batch, plan_table
+from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, output_dir_for, plan_batch, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
 from ltx2_batch.prompts import check_prompts
 from ltx2_batch.runners.base import Runner
@@ -223,6 +224,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, project_root / "manifests")
+    if cfg.ledger_rebuild:
+        _rebuild(output_dir_for(cfg, manifest_path, project_root), cfg.shard)
     if _uses_prompt_files(cfg, manifest_path):
         source = _streaming_source(cfg, project_root, manifest_path)
     else:
@@ -325,6 +328,14 @@ def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunRepor
         contact_sheet=sheet,
         signal_exit_code=state.exit_code,
     )
+
+
+def _rebuild(output_dir: Path, shard: str | None) -> None:
+    with hold_output_dir(output_dir, shard):
+        report = rebuild_ledger(output_dir)
+    aside = f"; the unreadable ledger was kept as {report.moved_aside}" if report.moved_aside else ""
+    skipped = f"; {len(report.rejected)} sidecar(s) not trusted" if report.rejected else ""
+    print(f"ledger rebuilt: {report.restored} done job(s) restored from sidecars{aside}{skipped}")
 
 
 def _record_rejected(

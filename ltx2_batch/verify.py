@@ -28,12 +28,25 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG 
 _MAX_BOXES = 10_000  # top-level MP4 boxes walked before giving up (ours have four)
 
 
+REBUILT = "rebuilt from its sidecar (written by run {})"  # the `error` of a row `ledger_rebuild` wrote
+_REBUILT_HEAD, _REBUILT_TAIL = REBUILT.split("{}")
+
+
 @dataclass(frozen=True)
 class DoneRecord:
     """What the ledger's latest done row says about a job's files."""
 
     run_id: str
     frames_written: int | None = None
+    error: str | None = None  # a rebuilt row names the run that wrote the sidecar it was rebuilt from
+
+    @property
+    def sidecar_run_id(self) -> str:
+        """The run whose sidecar the done row vouches for: its own, or, for a rebuilt row, the original."""
+        text = self.error or ""
+        if text.startswith(_REBUILT_HEAD) and text.endswith(_REBUILT_TAIL):
+            return text[len(_REBUILT_HEAD) : len(text) - len(_REBUILT_TAIL)]
+        return self.run_id
 
 
 def _mp4_problem(path: Path, size: int) -> str | None:
@@ -133,10 +146,10 @@ def verify_files(
         return f"sidecar {sidecar.name} names job {str(meta.get('job_id'))[:40]!r}, not {job_id!r}"
     frames = meta.get("frames_written")
     if record is not None:
-        if "run_id" in meta and meta["run_id"] != record.run_id:
+        if "run_id" in meta and meta["run_id"] != record.sidecar_run_id:
             return (
                 f"sidecar {sidecar.name} was written by run {str(meta['run_id'])[:40]!r}, but the ledger "
-                f"records the job done by run {record.run_id!r}"
+                f"records the job done by run {record.sidecar_run_id!r}"
             )
         if record.frames_written is not None and frames != record.frames_written:
             return f"sidecar says {frames} frames written, the ledger {record.frames_written}"
@@ -176,9 +189,9 @@ def done_records(output_dir: Path) -> dict[str, DoneRecord]:
 
     if not os.path.isdir(output_dir):
         return {}
-    table = latest_rows(output_dir, columns=("frames_written",))
+    table = latest_rows(output_dir, columns=("frames_written", "error"))
     out = {}
-    for row in table.select(["job_id", "status", "run_id", "frames_written"]).to_pylist():
+    for row in table.select(["job_id", "status", "run_id", "frames_written", "error"]).to_pylist():
         if row["status"] == "done":
-            out[row["job_id"]] = DoneRecord(row["run_id"], row["frames_written"])
+            out[row["job_id"]] = DoneRecord(row["run_id"], row["frames_written"], row["error"])
     return out

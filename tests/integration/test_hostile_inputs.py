@@ -114,3 +114,17 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     assert Path(done.loc["c", "output_path"]).stat().st_mtime_ns == untouched
     assert json.loads(Path(done.loc["b", "sidecar_path"]).read_text())["job_id"] == done.loc["b", "job_id"]
     assert export_dataset(out).samples == 3
+
+
+def test_a_damaged_ledger_stops_with_the_fix_and_ledger_rebuild_resumes(tmp_path: Path, app_factory) -> None:
+    manifest = write_manifest(tmp_path / "m", SMALL)
+    out = tmp_path / "outputs" / "m"
+    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()}
+    (out / "ledger.parquet").write_bytes(b"")  # 0 bytes: a disk that filled up mid-compaction
+    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 2
+    assert run(app_factory(f"manifest={manifest}", "ledger_rebuild=true"), REPO_ROOT) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes  # nothing rendered
+    assert len(list(out.glob("ledger.parquet.damaged-*"))) == 1
+    rows = _job_rows(out)
+    assert (rows.status == "skipped").sum() == 3 and (rows.status == "done").sum() == 3

@@ -85,3 +85,12 @@ def test_png_end_and_signature(tmp_path: Path) -> None:
     still.write_text("text")
     assert container_problem(still) == "is not a PNG"
     assert container_problem(tmp_path / "missing.mp4") == "is missing"
+
+
+def test_a_rebuilt_done_row_vouches_for_the_original_runs_sidecar(files: tuple[Path, Path]) -> None:
+    video, sidecar = files
+    rebuilt = DoneRecord("run-9", 9, "rebuilt from its sidecar (written by run run-1)")
+    assert rebuilt.sidecar_run_id == "run-1"
+    assert verify_files(video, sidecar, "j1", rebuilt, VerifyMode.cheap) is None
+    other = DoneRecord("run-9", 9, "rebuilt from its sidecar (written by run run-2)")
+    assert "written by run 'run-1'" in (verify_files(video, sidecar, "j1", other, VerifyMode.cheap) or "")
