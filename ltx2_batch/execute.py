@@ -39,7 +39,7 @@ from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode, canonical_jso
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.probe import read_last_frame
 from ltx2_batch.media.sidecar import write_sidecar
-from ltx2_batch.media.write import partials_of, write_mp4, write_png, write_thumbnail
+from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
 
 ChunkCallback = Callable[[RenderJob, ChunkOutcome], None]
 StopCheck = Callable[[], bool]
@@ -244,6 +244,10 @@ class JobExecutor:
         Only this job's own targets: another worker's in-flight temporaries are never touched."""
         for target in (self._layout.video(job), self._layout.thumbnail(job), self._layout.sidecar(job)):
             for leftover in partials_of(target):
+                leftover.unlink(missing_ok=True)
+        chunks = self._layout.chunk_dir(job)  # a chained job's chunk files are its own too
+        if job.is_chained and chunks.is_dir():
+            for leftover in chunks.glob(f".*{PARTIAL_SUFFIX}"):
                 leftover.unlink(missing_ok=True)
 
     def _with_previous_shot(self, job: RenderJob) -> RenderJob:

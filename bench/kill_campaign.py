@@ -1,0 +1,230 @@
+"""kill -9 campaign: kill the driver at random moments (local engine and a private Ray), rerun until done.
+
+Each round launches `ltx2-batch` on a small manifest on the tiny model (plain clips and one chained job),
+SIGKILLs the driver at a random moment, then checks what the dead run left: processes (the driver's own
+children, and for Ray every process naming its private temp dir, found through the reaper it started) and
+that temp dir. After the last kill one run goes to completion, and the output dir is checked:
+
+  - every job has exactly one `done` row (done once, never rendered twice after being done),
+  - every done job's files pass `verify=full` (decoded, frame counts match the ledger),
+  - no `*.partial` temporaries and no decoded chunk frames (npz) are left behind.
+
+Prints one line per round and a summary with the counts. Usage:
+
+    python bench/kill_campaign.py --engine local --rounds 4 [--seed 1] [--max-kill-s 40]
+    python bench/kill_campaign.py --engine ray --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ltx2_batch.config import VerifyMode  # noqa: E402  (after the path insert: runs from a checkout)
+from ltx2_batch.ledger.store import read_rows  # noqa: E402
+from ltx2_batch.verify import DoneRecord, verify_files  # noqa: E402
+
+MANIFEST = """
+defaults: {width: 64, height: 64, frame_rate: 24, pipeline: distilled}
+jobs:
+  - {name: a, prompt: "A cat walks on a sunny street.", num_frames: 9, seed: 1}
+  - {name: b, prompt: "A drone shot of mountains at sunset.", num_frames: 17, seed: 2}
+  - {name: c, prompt: "A red apple on a table.", num_frames: 9, seed: 3}
+  - {name: long, prompt: "A slow walk through a forest.", num_frames: 130, seed: 4}
+"""
+RAY_ARGS = ["engine=ray", "engine.num_workers=1", "engine.gpus_per_worker=0", "engine.num_cpus=2"]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _ray_temp_dir(driver: int) -> str | None:
+    """The private Ray's temp dir, read from the reaper the driver started (argv: pid, temp dir)."""
+    for child in _children(driver):
+        args = _cmdline(child).split(b"\0")
+        if b"ltx2_batch.runners.reaper" in args:
+            return args[-2].decode()
+    return None
+
+
+def _ray_processes(temp_dir: str) -> list[int]:
+    needle = temp_dir.encode()
+    return [
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit() and needle in _cmdline(int(e.name)) and _alive(int(e.name))
+    ]
+
+
+def _wait_gone(check: Callable[[], list[int]], timeout: float = 40.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = check()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = check()
+    return left
+
+
+def _launch(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def kill_round(cmd: list[str], log: Path, at_s: float, engine: str) -> dict[str, object]:
+    proc = _launch(cmd, log)
+    deadline = time.monotonic() + at_s
+    temp_dir = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if engine == "ray" and temp_dir is None:
+            temp_dir = _ray_temp_dir(proc.pid)
+    if proc.poll() is not None:
+        return {"killed": False, "rc": proc.returncode}
+    children = [c for c in _children(proc.pid) if b"ltx2_batch.runners.reaper" not in _cmdline(c)]
+    temp_dir = temp_dir or (_ray_temp_dir(proc.pid) if engine == "ray" else None)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left_children = _wait_gone(lambda: [c for c in children if _alive(c)])
+    left_ray = _wait_gone(lambda: _ray_processes(temp_dir)) if temp_dir else []
+    dir_left = bool(temp_dir) and Path(temp_dir).exists()
+    return {
+        "killed": True,
+        "at_s": round(at_s, 1),
+        "ray_started": bool(temp_dir),
+        "children_left": len(left_children),
+        "ray_processes_left": len(left_ray),
+        "temp_dir_left": dir_left,
+    }
+
+
+def final_checks(out: Path) -> dict[str, object]:
+    table = read_rows(out).to_pylist()
+    jobs = [r for r in table if r["row_kind"] == "job"]
+    done_rows: dict[str, list[dict]] = {}
+    for r in jobs:
+        if r["status"] == "done":
+            done_rows.setdefault(r["job_id"], []).append(r)
+    all_ids = {r["job_id"] for r in jobs}
+    bad = {}
+    for job_id, rows in done_rows.items():
+        last = rows[-1]
+        record = DoneRecord(last["run_id"], last["frames_written"], last["error"])
+        problem = verify_files(
+            Path(last["output_path"]), Path(last["sidecar_path"]), job_id, record, VerifyMode.full
+        )
+        if problem:
+            bad[job_id] = problem
+    return {
+        "jobs": len(all_ids),
+        "done_once": sum(len(v) == 1 for v in done_rows.values()),
+        "done_twice_or_more": sum(len(v) > 1 for v in done_rows.values()),
+        "never_done": len(all_ids - set(done_rows)),
+        "done_failing_verification": bad,
+        "partials_left": len([p for p in out.rglob("*.partial")]),
+        "chunk_frames_left": len(list((out / "chunks").rglob("*.npz"))) if (out / "chunks").exists() else 0,
+        "runs": len({r["run_id"] for r in jobs}),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--min-kill-s", type=float, default=1.0)
+    parser.add_argument("--max-kill-s", type=float, default=40.0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="kill-campaign-"))
+    manifest = work / "campaign.yaml"
+    manifest.write_text(MANIFEST)
+    out_root = work / "outputs"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ltx2_batch",
+        f"manifest={manifest}",
+        f"output.root={out_root}",
+        "progress=false",
+    ]
+    cmd += RAY_ARGS if args.engine == "ray" else []
+    log = work / "driver.log"
+    rounds = []
+    for i in range(args.rounds):
+        at = rng.uniform(args.min_kill_s, args.max_kill_s)
+        result = kill_round(cmd, log, at, args.engine)
+        rounds.append(result)
+        print(f"round {i}: {result}", flush=True)
+    final = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)},
+    )
+    checks = final_checks(out_root / "campaign")
+    killed = [r for r in rounds if r.get("killed")]
+    print(f"final run rc={final.returncode}")
+    print(f"final checks: {checks}")
+    leftovers = sum(
+        int(r["children_left"]) + int(r["ray_processes_left"]) + int(r["temp_dir_left"]) for r in killed
+    )
+    print(
+        f"summary: engine={args.engine} kills={len(killed)} leftovers={leftovers} "
+        f"done_once={checks['done_once']}/{checks['jobs']} done_twice={checks['done_twice_or_more']} "
+        f"failing_verification={len(checks['done_failing_verification'])} partials={checks['partials_left']} "
+        f"npz_left={checks['chunk_frames_left']} (work dir {work})"
+    )
+    ok = (
+        final.returncode == 0
+        and leftovers == 0
+        and checks["done_twice_or_more"] == 0
+        and checks["never_done"] == 0
+        and not checks["done_failing_verification"]
+        and checks["partials_left"] == 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
