@@ -12,6 +12,7 @@ completed job ids (from the ledger, plus those done by this run) and one batch o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import signal
@@ -31,7 +32,7 @@ from ltx2_batch.errors import ManifestError
 from ltx2_batch.execute import JobOutcome
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.ledger.rebuild import rebuild_ledger
+from ltx2_batch.ledger.rebuild import finished_meta, rebuild_ledger, sidecar_row
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_row, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.manifest.limits import limits_from
@@ -48,7 +49,7 @@ from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
-from ltx2_batch.verify import ResumeCheck
+from ltx2_batch.verify import ADOPTED, ResumeCheck
 from ltx2_batch.writer_lock import hold_output_dir
 
 _log = logging.getLogger(__name__)
@@ -296,6 +297,13 @@ def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunRepor
                     for job in skipped:
                         store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
                     _record_rejected(store, ctx, pending, source.rejected)
+                    if not cfg.force:
+                        pending, adopted = _adopt_finished(store, ctx, layout, pending, source.rejected)
+                        stats.skipped += len(adopted)
+                        for job in () if cfg.output.keep_chunk_frames else adopted:
+                            layout.discard_chunk_frames(job)  # its done row is durable now
+                        if not pending:
+                            continue
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
@@ -336,6 +344,30 @@ def _rebuild(output_dir: Path, shard: str | None) -> None:
     aside = f"; the unreadable ledger was kept as {report.moved_aside}" if report.moved_aside else ""
     skipped = f"; {len(report.rejected)} sidecar(s) not trusted" if report.rejected else ""
     print(f"ledger rebuilt: {report.restored} done job(s) restored from sidecars{aside}{skipped}")
+
+
+def _adopt_finished(
+    store: LedgerStore,
+    ctx: RunContext,
+    layout: OutputLayout,
+    pending: tuple[RenderJob, ...],
+    rejected: Mapping[str, str],
+) -> tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]:
+    """Pending jobs whose files are already whole (a worker finished them after its driver died, so no
+    done row was written) get that done row now instead of a second render. (pending, adopted)"""
+    keep, adopted = [], []
+    for job in pending:
+        meta = None if job.job_id in rejected else finished_meta(layout.root, job.job_id, layout.sidecar(job))
+        if meta is None:
+            keep.append(job)
+            continue
+        row = sidecar_row(ctx.run_id, layout.root, layout.sidecar(job), meta, ADOPTED)
+        store.append(dataclasses.replace(row, job_index=job.index))
+        _log.warning(
+            "adopted %s (%s): its files were finished by run %s", job.name, job.job_id, meta.get("run_id")
+        )
+        adopted.append(job)
+    return tuple(keep), tuple(adopted)
 
 
 def _record_rejected(

@@ -12,6 +12,7 @@ rendered again with the reason recorded. Must not write files or ledger rows (th
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,8 +29,11 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG 
 _MAX_BOXES = 10_000  # top-level MP4 boxes walked before giving up (ours have four)
 
 
-REBUILT = "rebuilt from its sidecar (written by run {})"  # the `error` of a row `ledger_rebuild` wrote
-_REBUILT_HEAD, _REBUILT_TAIL = REBUILT.split("{}")
+# The `error` of a done row restored from a sidecar (by `ledger_rebuild`, or adopted: a job whose files a
+# worker finished after its driver died): it names the run whose sidecar the row vouches for.
+REBUILT = "rebuilt from its sidecar (written by run {})"
+ADOPTED = "finished after its run stopped; adopted from its sidecar (written by run {})"
+_VOUCHED = re.compile(r"from its sidecar \(written by run ([^()]*)\)$")
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,8 @@ class DoneRecord:
     @property
     def sidecar_run_id(self) -> str:
         """The run whose sidecar the done row vouches for: its own, or, for a rebuilt row, the original."""
-        text = self.error or ""
-        if text.startswith(_REBUILT_HEAD) and text.endswith(_REBUILT_TAIL):
-            return text[len(_REBUILT_HEAD) : len(text) - len(_REBUILT_TAIL)]
-        return self.run_id
+        found = _VOUCHED.search(self.error or "")
+        return found.group(1) if found else self.run_id
 
 
 def _mp4_problem(path: Path, size: int) -> str | None:

@@ -49,7 +49,26 @@ def _readable_done(output_dir: Path) -> tuple[set[str], Path | None]:
         return completed_job_ids(output_dir), aside
 
 
-def _row(run_id: str, output_dir: Path, sidecar: Path, meta: dict[str, Any]) -> LedgerRow:
+def finished_meta(output_dir: Path, job_id: str, sidecar: Path) -> dict[str, Any] | None:
+    """The sidecar of a job whose files are complete and verify (cheap), else None. For a job the ledger
+    does not record done: a worker that finished it after its driver died (kill -9) left whole files."""
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = read_sidecar(sidecar)
+    except MediaError:
+        return None
+    if meta.get("job_id") != job_id or not isinstance(meta.get("output"), str):
+        return None
+    if verify_files(output_dir / meta["output"], sidecar, job_id, None, VerifyMode.cheap):
+        return None
+    return meta
+
+
+def sidecar_row(
+    run_id: str, output_dir: Path, sidecar: Path, meta: dict[str, Any], template: str = REBUILT
+) -> LedgerRow:
+    """A done row from a sidecar's contents, its `error` naming the run that wrote the sidecar."""
     params = json.loads(meta["params"]) if isinstance(meta.get("params"), str) else {}
     return LedgerRow(
         run_id=run_id,
@@ -68,7 +87,7 @@ def _row(run_id: str, output_dir: Path, sidecar: Path, meta: dict[str, Any]) -> 
         sidecar_path=str(sidecar),
         frames_written=meta.get("frames_written"),
         duration_s=meta.get("duration_s"),
-        error=REBUILT.format(meta.get("run_id")),
+        error=template.format(meta.get("run_id")),
         params_json=meta.get("params"),
         prompt=params.get("prompt"),
         width=params.get("width"),
@@ -103,7 +122,7 @@ def rebuild_ledger(output_dir: Path) -> RebuildReport:
         if problem:
             rejected.append((sidecar.name, problem))
             continue
-        rows.append(_row(run_id, output_dir, sidecar, meta))
+        rows.append(sidecar_row(run_id, output_dir, sidecar, meta))
     if rows:
         store = LedgerStore(output_dir, run_id)
         try:

@@ -98,6 +98,14 @@ def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         return _init(engine, temp_dir)
+    except SystemExit as exc:
+        # ray.init's own SIGTERM handler is `sys.exit(15)`: a SIGTERM during start-up lands here. Hand it
+        # to the driver's handler instead (stop, cancel, exit 143) and report whatever Ray got to start.
+        if exc.code != signal.SIGTERM or not callable(previous):
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        previous(signal.SIGTERM, None)
+        return ray.is_initialized()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -165,6 +173,8 @@ class RayRunner:
                 # before ray.init: daemons it starts while this driver is killed are reaped too
                 self._reaper = start_reaper(self._own_temp_dir)
             self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
+            if stop.is_set():  # a signal during start-up: no queue, no actors (close() cleans up)
+                return
             self._progress = Queue(actor_options={"num_cpus": 0})
         want = min(worker_count(self._engine), max(job_count, 1))
         new = [self._spawn() for _ in range(want - len(self._slots))]

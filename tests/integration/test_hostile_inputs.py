@@ -4,6 +4,7 @@ no traceback, nothing written), and a resumed run that verifies what it skips.""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,17 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     assert Path(done.loc["c", "output_path"]).stat().st_mtime_ns == untouched
     assert json.loads(Path(done.loc["b", "sidecar_path"]).read_text())["job_id"] == done.loc["b", "job_id"]
     assert export_dataset(out).samples == 3
+
+    # Files a worker finished after its driver died (no done row): adopted as done, not rendered again
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()}
+    shutil.rmtree(out / "ledger")
+    (out / "ledger.parquet").unlink()
+    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes
+    rows = _job_rows(out)
+    assert (rows.status == "done").sum() == 3 and rows.error.str.contains("adopted from its sidecar").all()
+    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0  # adopted rows verify: all skipped
+    assert (_job_rows(out).status == "skipped").sum() == 3
 
 
 def test_a_damaged_ledger_stops_with_the_fix_and_ledger_rebuild_resumes(tmp_path: Path, app_factory) -> None:
