@@ -106,7 +106,16 @@ def _launch(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def kill_round(cmd: list[str], log: Path, at_s: float, engine: str) -> dict[str, object]:
+def _rows_so_far(out: Path) -> str:
+    """`running/done` job rows in the dead run's ledger: where in the run the kill landed."""
+    try:
+        rows = [r for r in read_rows(out).to_pylist() if r["row_kind"] == "job"]
+    except Exception:  # a bench: whatever state the ledger is in, report it
+        return "unreadable"
+    return f"{sum(r['status'] == 'running' for r in rows)}/{sum(r['status'] == 'done' for r in rows)}"
+
+
+def kill_round(cmd: list[str], log: Path, at_s: float, engine: str, out: Path) -> dict[str, object]:
     proc = _launch(cmd, log)
     deadline = time.monotonic() + at_s
     temp_dir = None
@@ -126,6 +135,7 @@ def kill_round(cmd: list[str], log: Path, at_s: float, engine: str) -> dict[str,
     return {
         "killed": True,
         "at_s": round(at_s, 1),
+        "running/done_rows": _rows_so_far(out),
         "ray_started": bool(temp_dir),
         "children_left": len(left_children),
         "ray_processes_left": len(left_ray),
@@ -190,7 +200,7 @@ def main() -> int:
     rounds = []
     for i in range(args.rounds):
         at = rng.uniform(args.min_kill_s, args.max_kill_s)
-        result = kill_round(cmd, log, at, args.engine)
+        result = kill_round(cmd, log, at, args.engine, out_root / "campaign")
         rounds.append(result)
         print(f"round {i}: {result}", flush=True)
     final = subprocess.run(

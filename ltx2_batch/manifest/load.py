@@ -1,9 +1,10 @@
 """Manifest loading: the only module of `ltx2_batch.manifest` that touches the file system.
 
-Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejected), resolving and
-hashing input files (once per distinct path), job ids, the checks across jobs (duplicate names,
-duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
-Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
+Owns reading and hashing the manifest, strict and bounded YAML parsing (duplicate keys, nesting deeper
+than `limits.max_yaml_depth` and alias bombs rejected), resolving and hashing input files and checking
+their content (`inputs.py`: image headers, a reference video's first frame; once per distinct path), job
+ids, the checks across jobs (duplicate names, duplicate renders) and gathering every problem into one
+`ManifestError`. Must not import torch, Ray or Hydra, and must not fetch anything a URL points at.
 Just over 400 lines because the three entry shapes (jobs, prompt-file templates, storyboards) share the
 one validation pass and its error gathering; splitting them would duplicate that pass.
 """
