@@ -1,9 +1,11 @@
 """kill -9 campaign: kill the driver at random moments (local engine and a private Ray), rerun until done.
 
-Each round launches `ltx2-batch` on a small manifest on the tiny model (plain clips and one chained job),
-SIGKILLs the driver at a random moment, then checks what the dead run left: processes (the driver's own
-children, and for Ray every process naming its private temp dir, found through the reaper it started) and
-that temp dir. After the last kill one run goes to completion, and the output dir is checked:
+A calibration run measures how long the whole manifest takes (T). Each round then uses a fresh output dir:
+it launches `ltx2-batch` on a small manifest on the tiny model (plain clips and one chained job), SIGKILLs
+the driver at a moment drawn uniformly from [0.5 s, T], relaunches (the resume) and kills it again, as many
+times as `--kills`, checking what each dead run left: processes (the driver's own children, and for Ray
+every process naming its private temp dir, found through the reaper it started) and that temp dir. Then
+one run goes to completion, and the output dir is checked:
 
   - every job has exactly one `done` row (done once, never rendered twice after being done),
   - every done job's files pass `verify=full` (decoded, frame counts match the ledger),
@@ -11,8 +13,8 @@ that temp dir. After the last kill one run goes to completion, and the output di
 
 Prints one line per round and a summary with the counts. Usage:
 
-    python bench/kill_campaign.py --engine local --rounds 4 [--seed 1] [--max-kill-s 40]
-    python bench/kill_campaign.py --engine ray --rounds 4
+    python bench/kill_campaign.py --engine local --rounds 3 --kills 2 [--seed 1]
+    python bench/kill_campaign.py --engine ray --rounds 3 --kills 2
 """
 
 from __future__ import annotations
@@ -172,68 +174,64 @@ def final_checks(out: Path) -> dict[str, object]:
     }
 
 
+def _complete(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False, env=env)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh output dirs, each killed --kills times")
+    parser.add_argument("--kills", type=int, default=2, help="kills per round (the first run, then resumes)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--min-kill-s", type=float, default=1.0)
-    parser.add_argument("--max-kill-s", type=float, default=40.0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill-campaign-"))
     manifest = work / "campaign.yaml"
     manifest.write_text(MANIFEST)
-    out_root = work / "outputs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ltx2_batch",
-        f"manifest={manifest}",
-        f"output.root={out_root}",
-        "progress=false",
-    ]
-    cmd += RAY_ARGS if args.engine == "ray" else []
     log = work / "driver.log"
-    rounds = []
-    for i in range(args.rounds):
-        at = rng.uniform(args.min_kill_s, args.max_kill_s)
-        result = kill_round(cmd, log, at, args.engine, out_root / "campaign")
-        rounds.append(result)
-        print(f"round {i}: {result}", flush=True)
-    final = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)},
-    )
-    checks = final_checks(out_root / "campaign")
-    killed = [r for r in rounds if r.get("killed")]
-    print(f"final run rc={final.returncode}")
-    print(f"final checks: {checks}")
-    leftovers = sum(
-        int(r["children_left"]) + int(r["ray_processes_left"]) + int(r["temp_dir_left"]) for r in killed
-    )
+
+    def command(out_root: Path) -> list[str]:
+        cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={out_root}"]
+        return [*cmd, "progress=false", *(RAY_ARGS if args.engine == "ray" else [])]
+
+    started = time.monotonic()
+    calibration = _complete(command(work / "calibration"))
+    full_s = time.monotonic() - started
+    print(f"calibration: rc={calibration.returncode}, {full_s:.1f}s; kills drawn from [0.5, {full_s:.0f}] s")
+    failures = 0
+    totals = {"kills": 0, "leftovers": 0, "done_twice": 0, "never_done": 0, "bad": 0, "partials": 0, "npz": 0}
+    for r in range(args.rounds):
+        out_root = work / f"round{r}"
+        for k in range(args.kills):
+            result = kill_round(
+                command(out_root), log, rng.uniform(0.5, full_s), args.engine, out_root / "campaign"
+            )
+            print(f"round {r} kill {k}: {result}", flush=True)
+            if result.get("killed"):
+                totals["kills"] += 1
+                totals["leftovers"] += int(result["children_left"]) + int(result["ray_processes_left"])
+                totals["leftovers"] += int(result["temp_dir_left"])
+        final = _complete(command(out_root))
+        checks = final_checks(out_root / "campaign")
+        print(f"round {r} resume: rc={final.returncode} {checks}", flush=True)
+        failures += final.returncode != 0
+        totals["done_twice"] += checks["done_twice_or_more"]
+        totals["never_done"] += checks["never_done"]
+        totals["bad"] += len(checks["done_failing_verification"])
+        totals["partials"] += checks["partials_left"]
+        totals["npz"] += checks["chunk_frames_left"]
     print(
-        f"summary: engine={args.engine} kills={len(killed)} leftovers={leftovers} "
-        f"done_once={checks['done_once']}/{checks['jobs']} done_twice={checks['done_twice_or_more']} "
-        f"failing_verification={len(checks['done_failing_verification'])} partials={checks['partials_left']} "
-        f"npz_left={checks['chunk_frames_left']} (work dir {work})"
+        f"summary: engine={args.engine} rounds={args.rounds} kills={totals['kills']} "
+        f"leftover processes/dirs={totals['leftovers']} resume failures={failures} "
+        f"jobs done twice={totals['done_twice']} never done={totals['never_done']} "
+        f"done but failing verify=full={totals['bad']} partials={totals['partials']} npz={totals['npz']} "
+        f"(work dir {work})"
     )
-    ok = (
-        final.returncode == 0
-        and leftovers == 0
-        and checks["done_twice_or_more"] == 0
-        and checks["never_done"] == 0
-        and not checks["done_failing_verification"]
-        and checks["partials_left"] == 0
-    )
-    return 0 if ok else 1
+    return 0 if failures == 0 and not any(v for k, v in totals.items() if k != "kills") else 1
 
 
 if __name__ == "__main__":
