@@ -2,10 +2,11 @@
 
 A calibration run measures how long the whole manifest takes (T). Each round then uses a fresh output dir:
 it launches `ltx2-batch` on a small manifest on the tiny model (plain clips and one chained job), SIGKILLs
-the driver at a moment drawn uniformly from [0.5 s, 0.7 T], relaunches (the resume) and kills it again,
-as many times as `--kills`, checking what each dead run left: processes (the driver's own children, and for
-Ray every process naming its private temp dir, found through the reaper it started) and that temp dir. Then
-one run goes to completion, and the output dir is checked:
+the driver at a random moment (even kills: uniform in [0.5 s, 0.7 T] after launch, start-up included; odd
+kills: uniform within the calibration's render span after the run's first ledger row), relaunches (the
+resume) and kills it again, as many times as `--kills`, checking what each dead run left: processes (the
+driver's own children, and for Ray every process naming its private temp dir, found through the reaper it
+started) and that temp dir. Then one run goes to completion, and the output dir is checked:
 
   - every job has exactly one `done` row (done once, never rendered twice after being done),
   - every done job's files pass `verify=full` (decoded, frame counts match the ledger),
@@ -117,11 +118,40 @@ def _rows_so_far(out: Path) -> str:
     return f"{sum(r['status'] == 'running' for r in rows)}/{sum(r['status'] == 'done' for r in rows)}"
 
 
-def kill_round(cmd: list[str], log: Path, at_s: float, engine: str, out: Path) -> dict[str, object]:
+def _first_row_written(out: Path, since: float) -> bool:
+    """This launch has written a ledger row (its journal, newer than the launch, is not empty)."""
+    for journal in (out / "ledger").glob("journal-*.jsonl"):
+        try:
+            stat = journal.stat()
+        except OSError:
+            continue
+        if stat.st_mtime >= since and stat.st_size > 0:
+            return True
+    return False
+
+
+def render_span_s(out: Path) -> float:
+    """Seconds from the first job start to the last job end in a finished run's ledger."""
+    rows = [r for r in read_rows(out).to_pylist() if r["row_kind"] == "job"]
+    starts = [r["started_at"] for r in rows if r["started_at"] is not None]
+    ends = [r["finished_at"] for r in rows if r["finished_at"] is not None]
+    return max((max(ends) - min(starts)).total_seconds(), 0.5) if starts and ends else 1.0
+
+
+def kill_round(
+    cmd: list[str], log: Path, at_s: float, engine: str, out: Path, after_first_row: bool = False
+) -> dict[str, object]:
+    """Kill the driver `at_s` seconds after launch, or (after_first_row) after its first ledger row."""
+    launched = time.time()
     proc = _launch(cmd, log)
     deadline = time.monotonic() + at_s
     temp_dir = None
-    while time.monotonic() < deadline and proc.poll() is None:
+    while proc.poll() is None:
+        if after_first_row and _first_row_written(out, launched):
+            after_first_row = False
+            deadline = time.monotonic() + at_s
+        if not after_first_row and time.monotonic() >= deadline:
+            break
         time.sleep(0.05)
         if engine == "ray" and temp_dir is None:
             temp_dir = _ray_temp_dir(proc.pid)
@@ -200,17 +230,24 @@ def main() -> int:
 
     started = time.monotonic()
     calibration = _complete(command(work / "calibration"))
-    # 0.7 T: a calibration run shares the machine with nothing, later ones start warmer (cached weights)
+    # 0.7 T: later runs start warmer (cached weights) than the calibration run
     full_s = 0.7 * (time.monotonic() - started)
-    print(f"calibration: rc={calibration.returncode}, {full_s:.1f}s; kills drawn from [0.5, {full_s:.0f}] s")
+    span_s = render_span_s(work / "calibration" / "campaign")
+    print(
+        f"calibration: rc={calibration.returncode}; even kills at U(0.5, {full_s:.0f}) s after launch "
+        f"(start-up included), odd kills at U(0, {span_s:.1f}) s after the run's first ledger row"
+    )
     failures = 0
     totals = {"kills": 0, "leftovers": 0, "done_twice": 0, "never_done": 0, "bad": 0, "partials": 0, "npz": 0}
     for r in range(args.rounds):
         out_root = work / f"round{r}"
         for k in range(args.kills):
-            result = kill_round(
-                command(out_root), log, rng.uniform(0.5, full_s), args.engine, out_root / "campaign"
-            )
+            if k % 2:
+                at, after_row = rng.uniform(0.0, span_s), True
+            else:
+                at, after_row = rng.uniform(0.5, full_s), False
+            result = kill_round(command(out_root), log, at, args.engine, out_root / "campaign", after_row)
+            result["after_first_row"] = after_row
             print(f"round {r} kill {k}: {result}", flush=True)
             if result.get("killed"):
                 totals["kills"] += 1
