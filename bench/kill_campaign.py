@@ -201,6 +201,9 @@ def final_checks(out: Path) -> dict[str, object]:
         "partials_left": len([p for p in out.rglob("*.partial")]),
         "chunk_frames_left": len(list((out / "chunks").rglob("*.npz"))) if (out / "chunks").exists() else 0,
         "runs": len({r["run_id"] for r in jobs}),
+        "adopted": sum(
+            "adopted from its sidecar" in (r["error"] or "") for rows in done_rows.values() for r in rows
+        ),
     }
 
 
