@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import yaml
+from PIL import Image
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.jobs import compute_job_id
@@ -25,7 +26,7 @@ from ltx2_batch.manifest.load import load_manifest, parse_yaml, validate_documen
 
 def write_manifest(folder: Path, seeds: int) -> Path:
     """2 jobs x seeds x 5 cfg x zip(5 prompts) x upscale grid(2): with seeds=1000 -> 100,000 jobs."""
-    (folder / "start.png").write_bytes(b"\x89PNG fake bytes: validation does not decode images")
+    Image.new("RGB", (64, 64), (90, 120, 200)).save(folder / "start.png")  # validation reads its header
     (folder / "style.safetensors").write_bytes(b"lora bytes")
     doc = {
         "base_seed": 1,

@@ -119,13 +119,18 @@ def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
         link=app.export.link,
         thumbnails=app.export.thumbnails,
         stills=app.export.stills,
+        verify=app.verify,
     )
     shards = ""
     if app.export.webdataset:
         shards = f", {done.shards_written} tar shard(s) written, {done.shards_kept} kept"
+    left_out = ""
+    if done.rejected:
+        job_id, reason = done.rejected[0]
+        left_out = f"; {len(done.rejected)} done job(s) left out: files fail checks ({job_id}: {reason})"
     return (
         f"dataset: {done.metadata} ({done.samples} samples, {done.clips_placed} clip(s) placed, "
-        f"{done.clips_kept} already there{shards})"
+        f"{done.clips_kept} already there{shards}){left_out}"
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS as _LIMITS
 
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
@@ -25,6 +26,13 @@ class OverlapMode(str, Enum):
     off = "off"
     encode = "encode"
     decode = "decode"
+
+
+class VerifyMode(str, Enum):
+    """How a resumed run checks a job recorded done before skipping it (and the export before packing it)."""
+
+    cheap = "cheap"  # the container is whole (MP4 boxes, PNG end), the sidecar parses and agrees: no decoding
+    full = "full"  # cheap, then decode the file and count its frames
 
 
 class EngineKind(str, Enum):
@@ -146,6 +154,26 @@ class PathsConfig:
 
 
 @dataclass
+class LimitsConfig:
+    """Hard maxima a manifest must stay within (`ltx2_batch.manifest.limits.Limits` documents each one);
+    raise one on the command line, e.g. `limits.max_num_frames=60001`, when a machine really can."""
+
+    max_width: int = _LIMITS.max_width
+    max_height: int = _LIMITS.max_height
+    max_num_frames: int = _LIMITS.max_num_frames
+    max_chunks: int = _LIMITS.max_chunks
+    max_steps: int = _LIMITS.max_steps
+    max_frame_rate: float = _LIMITS.max_frame_rate
+    max_jobs: int = _LIMITS.max_jobs
+    max_prompt_chars: int = _LIMITS.max_prompt_chars
+    max_image_pixels: int = _LIMITS.max_image_pixels
+    max_manifest_bytes: int = _LIMITS.max_manifest_bytes
+    max_yaml_depth: int = _LIMITS.max_yaml_depth
+    max_alias_nodes: int = _LIMITS.max_alias_nodes
+    max_prompt_line_bytes: int = _LIMITS.max_prompt_line_bytes
+
+
+@dataclass
 class AppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -153,9 +181,12 @@ class AppConfig:
     chaining: ChainingConfig = field(default_factory=ChainingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     manifest: str = "demo"  # a name under manifests/ or a path to a YAML file
     plan: bool = False  # validate and print the job table, load no model
     force: bool = False  # re-render jobs already done in this output dir
+    verify: VerifyMode = VerifyMode.cheap  # how done jobs are checked before they are skipped or exported
+    ledger_rebuild: bool = False  # first restore the done set from the sidecars (a damaged ledger.parquet)
     shard: str | None = None  # "i/n": this launch renders floor/ceil(N/n) jobs, dealt by position (shard.py)
     seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time

@@ -19,7 +19,9 @@ objects (`params`, `tags`), not as strings. Stills never share a shard or a fold
 `webdataset` loader needs every sample to have the same extensions); `stills=StillsPolicy.exclude`
 leaves them out altogether.
 
-Samples are the jobs whose latest ledger state is `done` with their file present. Order is stable:
+Samples are the jobs whose latest ledger state is `done` and whose files pass `verify_files` (a 0-byte
+or truncated clip, or a sidecar that is not JSON or disagrees with the ledger, is left out and counted in
+`ExportReport.rejected`). Order is stable:
 samples already in metadata.parquet keep their `sample_index`, new ones are appended (by finish time),
 so adding jobs only adds samples (and rewrites only the last, partial shard of their kind). Re-exporting
 an unchanged run writes nothing but the metadata; a killed export redoes only what it had not finished:
@@ -45,10 +47,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ltx2_batch.config import StillsPolicy
+from ltx2_batch.config import StillsPolicy, VerifyMode
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import file_sha256
 from ltx2_batch.ledger.store import latest_rows
+from ltx2_batch.verify import DoneRecord, verify_files
 
 METADATA_NAME = "metadata.parquet"
 KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image
@@ -109,6 +112,8 @@ _LEDGER_COLUMNS = (
     "tags_json",
     "output_path",
     "thumbnail_path",
+    "sidecar_path",
+    "error",
     "model_name",
     "model_fingerprint",
     "run_id",
@@ -125,6 +130,7 @@ class ExportReport:
     clips_kept: int  # already in place
     shards_written: int
     shards_kept: int
+    rejected: tuple[tuple[str, str], ...] = ()  # (job id, reason): recorded done, files failed verification
 
 
 def export_dataset(
@@ -136,6 +142,7 @@ def export_dataset(
     link: bool = True,
     thumbnails: bool = False,
     stills: StillsPolicy = StillsPolicy.separate,
+    verify: VerifyMode = VerifyMode.cheap,
 ) -> ExportReport:
     """Export `output_dir`'s done clips to `dest` (default `<output_dir>/dataset`); see the module doc."""
     if samples_per_shard < 1:
@@ -144,7 +151,8 @@ def export_dataset(
     dest = Path(dest) if dest else output_dir / "dataset"
     dest.mkdir(parents=True, exist_ok=True)
     previous = _previous(dest / METADATA_NAME)
-    rows = _done_rows(output_dir, dest, previous, StillsPolicy(stills), thumbnails)
+    rejected: list[tuple[str, str]] = []
+    rows = _done_rows(output_dir, dest, previous, StillsPolicy(stills), thumbnails, verify, rejected)
     placed = 0
     for row in rows:
         placed += _place_clip(row, dest, previous.get(row["job_id"]), link)
@@ -159,7 +167,9 @@ def export_dataset(
     for kind in KINDS:
         _write_folder_metadata(dest, kind, table)
     _atomic(dest / METADATA_NAME, lambda tmp: pq.write_table(table, tmp))  # last: it marks the export done
-    return ExportReport(dest, dest / METADATA_NAME, len(rows), placed, len(rows) - placed, written, kept)
+    return ExportReport(
+        dest, dest / METADATA_NAME, len(rows), placed, len(rows) - placed, written, kept, tuple(rejected)
+    )
 
 
 def _previous(path: Path) -> dict[str, dict]:
@@ -171,12 +181,30 @@ def _previous(path: Path) -> dict[str, dict]:
     return {row["job_id"]: row for row in table.to_pylist()}
 
 
+def _verified(output_dir: Path, row: dict, mode: VerifyMode, rejected: list[tuple[str, str]]) -> bool:
+    if not row["output_path"]:
+        rejected.append((row["job_id"], "the done row names no output file"))
+        return False
+    sidecar = Path(row["sidecar_path"] or output_dir / "metadata" / f"{row['job_id']}.json")
+    record = DoneRecord(row["run_id"], row["frames_written"], row["error"])
+    problem = verify_files(Path(row["output_path"]), sidecar, row["job_id"], record, mode)
+    if problem:
+        rejected.append((row["job_id"], problem))
+    return problem is None
+
+
 def _done_rows(
-    output_dir: Path, dest: Path, previous: dict[str, dict], stills: StillsPolicy, thumbnails: bool
+    output_dir: Path,
+    dest: Path,
+    previous: dict[str, dict],
+    stills: StillsPolicy,
+    thumbnails: bool,
+    mode: VerifyMode,
+    rejected: list[tuple[str, str]],
 ) -> list[dict]:
     table = latest_rows(output_dir, columns=_LEDGER_COLUMNS)
     table = table.filter(pc.equal(table["status"], "done"))
-    rows = [r for r in table.to_pylist() if r["output_path"] and Path(r["output_path"]).is_file()]
+    rows = [r for r in table.to_pylist() if _verified(output_dir, r, mode, rejected)]
     if stills is StillsPolicy.exclude:
         rows = [r for r in rows if _kind(r) == "video"]
     old = [r for r in rows if r["job_id"] in previous]

@@ -12,11 +12,13 @@ completed job ids (from the ledger, plus those done by this run) and one batch o
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -29,18 +31,24 @@ from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.ledger.live import LiveJobTable, write_job_table
+from ltx2_batch.ledger.rebuild import finished_meta, rebuild_ledger, sidecar_row
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
 from ltx2_batch.locations import manifest_dirs
 from ltx2_batch.manifest.load import ManifestPlan, resolve_manifest_path
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
-from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, plan_table
+from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, output_dir_for, plan_table
 from ltx2_batch.progress import Progress, RunStats, summary_table
+from ltx2_batch.prompts import check_prompts
 from ltx2_batch.runners.base import Runner
 from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
 from ltx2_batch.shard import Shard
+from ltx2_batch.verify import ADOPTED, ResumeCheck
+from ltx2_batch.writer_lock import hold_output_dir
+
+_log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -50,8 +58,16 @@ def _now() -> datetime:
 class LedgerEvents:
     """RunEvents implementation: ledger rows + progress lines + run statistics."""
 
-    def __init__(self, store: LedgerStore, ctx: RunContext, progress: Progress, stats: RunStats) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        ctx: RunContext,
+        progress: Progress,
+        stats: RunStats,
+        after_done: Callable[[RenderJob], None] | None = None,
+    ) -> None:
         self._store = store
+        self._after_done = after_done  # runs once the job's done row is durable (fsynced)
         self._ctx = ctx
         self._progress = progress
         self._stats = stats
@@ -98,6 +114,8 @@ class LedgerEvents:
             queue_s=self._queue_s(job),
         )
         self._store.append(row)
+        if outcome.status is OutcomeStatus.DONE and self._after_done is not None:
+            self._after_done(job)
         if outcome.is_final:
             self._stats.statuses[outcome.status.value] += 1
             self._stats.render_s += outcome.render_s
@@ -173,16 +191,25 @@ class _Source:
     manifest_source: str
     manifest_sha256: str
     batches: Iterable[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]
+    rejected: Mapping[str, str] = field(default_factory=dict)  # done jobs whose files failed verification
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
+    if cfg.ledger_rebuild:
+        _rebuild(output_dir_for(cfg, manifest_path, project_root), cfg.shard)
     return _execute(cfg, project_root, _streaming_source(cfg, project_root, manifest_path))
 
 
 def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
+    """`_render_all` while holding the output dir's writer lock: a second launch into it is refused."""
+    with hold_output_dir(source.plan.output_dir, cfg.shard):
+        return _render_all(cfg, project_root, source)
+
+
+def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     """Render every batch through one runner (warm across batches); the ledger records as jobs finish."""
     output_dir, fingerprint = source.plan.output_dir, source.plan.model_fingerprint
     run_id = new_run_id()
@@ -211,7 +238,14 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     try:
         with _interrupts(state):
             try:
+                # Read again under the writer lock: a run that finished while this one planned is not
+                # rendered twice (its done jobs move to skipped; ones that failed verification stay).
+                finished = set() if cfg.force else completed_job_ids(output_dir)
                 for pending, skipped in source.batches:
+                    late = {j.job_id for j in pending if j.job_id in finished} - set(source.rejected)
+                    if late:
+                        skipped = (*skipped, *(j for j in pending if j.job_id in late))
+                        pending = tuple(j for j in pending if j.job_id not in late)
                     stats.total += len(pending) + len(skipped)
                     stats.skipped += len(skipped)
                     if not pending:
@@ -222,12 +256,24 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
                         live.start()
                     for job in skipped:
                         store.append(job_row(ctx, job, JobStatus.SKIPPED, output_path=str(layout.video(job))))
+                    _record_rejected(store, ctx, pending, source.rejected)
+                    if not cfg.force:
+                        pending, adopted = _adopt_finished(store, ctx, layout, pending, source.rejected)
+                        stats.skipped += len(adopted)
+                        if not cfg.output.keep_chunks:
+                            _discard_chunks(layout, adopted)  # their done rows are durable now
+                        if not pending:
+                            continue
                     if cfg.force:
                         _discard_chunks(layout, pending)
                     runner = runner or make_runner(cfg, spec, state.interruptible)
+                    # a chained job's resume state goes once its done row is durable (not before: a crash
+                    # in between would leave a job neither recorded done nor resumable)
+                    tidy = None if cfg.output.keep_chunks else (lambda job: _discard_chunks(layout, (job,)))
                     progress = Progress(len(pending), enabled=cfg.progress)
+                    events = LedgerEvents(store, ctx, progress, stats, after_done=tidy)
                     try:
-                        runner.run(pending, LedgerEvents(store, ctx, progress, stats), state.stop)
+                        runner.run(pending, events, state.stop)
                     finally:  # a live display ends before anything else is printed
                         progress.close()
                     if state.stop.is_set():
@@ -260,8 +306,54 @@ def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     )
 
 
+def _rebuild(output_dir: Path, shard: str | None) -> None:
+    with hold_output_dir(output_dir, shard):
+        report = rebuild_ledger(output_dir)
+    aside = f"; the unreadable ledger was kept as {report.moved_aside}" if report.moved_aside else ""
+    skipped = f"; {len(report.rejected)} sidecar(s) not trusted" if report.rejected else ""
+    print(f"ledger rebuilt: {report.restored} done job(s) restored from sidecars{aside}{skipped}")
+
+
+def _adopt_finished(
+    store: LedgerStore,
+    ctx: RunContext,
+    layout: OutputLayout,
+    pending: tuple[RenderJob, ...],
+    rejected: Mapping[str, str],
+) -> tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]:
+    """Pending jobs whose files are already whole (a worker finished them after its driver died, so no
+    done row was written) get that done row now instead of a second render. (pending, adopted)"""
+    keep, adopted = [], []
+    for job in pending:
+        meta = None if job.job_id in rejected else finished_meta(layout.root, job.job_id, layout.sidecar(job))
+        if meta is None:
+            keep.append(job)
+            continue
+        row = sidecar_row(ctx.run_id, layout.root, layout.sidecar(job), meta, ADOPTED)
+        store.append(dataclasses.replace(row, job_index=job.index))
+        _log.warning(
+            "adopted %s (%s): its files were finished by run %s", job.name, job.job_id, meta.get("run_id")
+        )
+        adopted.append(job)
+    return tuple(keep), tuple(adopted)
+
+
+def _record_rejected(
+    store: LedgerStore, ctx: RunContext, pending: Iterable[RenderJob], rejected: Mapping[str, str]
+) -> None:
+    """A job recorded done whose files failed verification gets a `retried` row saying why, before it is
+    rendered again (so the ledger tells why a done job was done twice)."""
+    for job in pending:
+        reason = rejected.get(job.job_id)
+        if reason:
+            _log.warning("re-rendering %s (%s): %s", job.name, job.job_id, reason)
+            error = f"recorded done, but its files failed verification: {reason}; rendering again"
+            store.append(job_row(ctx, job, JobStatus.RETRIED, error=error))
+
+
 def _discard_chunks(layout: OutputLayout, jobs: Iterable[RenderJob]) -> None:
-    """`force=true` means render again from scratch: chained jobs must not resume from old chunk files."""
+    """Chained jobs' chunk folders (resume state): for `force=true` (render again from scratch, not from old
+    chunks) and once a job's done row is durable (output.keep_chunks keeps them)."""
     for job in jobs:
         if job.is_chained:
             shutil.rmtree(layout.chunk_dir(job), ignore_errors=True)
@@ -273,17 +365,18 @@ def plan_streaming(cfg: AppConfig, project_root: Path, limit: int = 50) -> str:
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
     layout = OutputLayout(output_dir)
+    check = ResumeCheck(layout, cfg.verify)
     completed = set() if cfg.force else completed_job_ids(output_dir)
     head: list[RenderJob] = []
     total = done = chunks = frames = 0
     for job in mine:
         total += 1
-        done += job.job_id in completed and layout.outputs_exist(job)
+        done += job.job_id in completed and check(job)
         chunks += chunk_count(job)
         frames += job.num_frames
         if len(head) < limit:
             head.append(job)
-    split = split_pending(head, completed, layout.outputs_exist, force=cfg.force)
+    split = split_pending(head, completed, check, force=cfg.force)
     first = BatchPlan(
         ManifestPlan(stream.source, stream.sha256, ()),
         tuple(head),
@@ -308,16 +401,19 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     million-job dataset appends nothing. A prompt repeated in the file is rendered once (same job id).
     """
     stream, _, output_dir = open_jobs(cfg, project_root, manifest_path)
+    for template in stream.templates:  # every row read once before the first render, as plan=true does
+        check_prompts(template.source)
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     layout = OutputLayout(output_dir)
     completed = completed_job_ids(output_dir)
+    check = ResumeCheck(layout, cfg.verify)
 
     dispatched: set[str] = set()  # a prompt repeated across batches renders once, `force` or not
 
     def batches() -> Iterator[tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]]:
         for batch in stream.batches(shard, max(cfg.batch_jobs, 1)):
             fresh = [job for job in batch if job.job_id not in dispatched]
-            split = split_pending(fresh, completed, layout.outputs_exist, force=cfg.force)
+            split = split_pending(fresh, completed, check, force=cfg.force)
             dispatched.update(job.job_id for job in split.pending)
             yield split.pending, split.skipped
             completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
@@ -325,7 +421,7 @@ def _streaming_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -
     plan = BatchPlan(
         ManifestPlan(stream.source, stream.sha256, ()), (), (), (), output_dir, stream.model_fingerprint
     )
-    return _Source(plan, stream.source, stream.sha256, batches())
+    return _Source(plan, stream.source, stream.sha256, batches(), check.rejected)
 
 
 def format_report(report: RunReport) -> str:

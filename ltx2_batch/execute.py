@@ -239,8 +239,7 @@ class JobExecutor:
             should_stop=should_stop,
         )
         self._files.write_thumbnail(job, chained.first_frame)
-        if not self._keep_chunks:  # the stitched file is complete: the resume state is disposable
-            self._files.remove_chunks(job)
+        # The chunk folder (resume state) is removed by the driver once the done row is durable.
         return self._files.finish(
             job,
             chained.summary,

@@ -10,7 +10,6 @@ Must not: render, or write the ledger (the driver does).
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from ltx2_batch.backends.base import RenderResult
 from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.sidecar import write_sidecar
-from ltx2_batch.media.write import partials_of, write_mp4, write_png, write_thumbnail
+from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
 from ltx2_batch.outcome import ChunkOutcome
 
 
@@ -56,6 +55,10 @@ class JobFiles:
         Only this job's own targets: another worker's in-flight temporaries are never touched."""
         for target in (self.layout.video(job), self.layout.thumbnail(job), self.layout.sidecar(job)):
             for leftover in partials_of(target):
+                leftover.unlink(missing_ok=True)
+        chunks = self.layout.chunk_dir(job)  # a chained job's chunk files are its own too
+        if job.is_chained and chunks.is_dir():
+            for leftover in chunks.glob(f".*{PARTIAL_SUFFIX}"):
                 leftover.unlink(missing_ok=True)
 
     def write_window(self, job: RenderJob, result: RenderResult, render_s: float) -> WrittenFiles:
@@ -124,7 +127,3 @@ class JobFiles:
             phases=dict(result.timings),
             chunks=chunks,
         )
-
-    def remove_chunks(self, job: RenderJob) -> None:
-        """A chained job's resume state, once its stitched file is complete (output.keep_chunks keeps it)."""
-        shutil.rmtree(self.layout.chunk_dir(job), ignore_errors=True)

@@ -6,16 +6,38 @@
     <output_dir>/chunks/<job_id>/chunk_<i>.safetensors (+ .npz)   chained jobs
     <output_dir>/ledger/ + ledger.parquet
 
-The job id decides every path, never the clock: a rerun finds what an earlier run wrote.
+The job id decides every path, never the clock: a rerun finds what an earlier run wrote. The run name
+(`output.run_name`, else the manifest's stem) is one plain path component, so the whole tree stays under
+`output.root`: `run_name_problem` says why a name is not one.
 Pure path arithmetic; creating folders is the writer's business.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2_batch.jobs import RenderJob, RenderMode
+
+# The folders a run writes below its output dir (each checked against symlinks that lead out of it).
+RUN_FOLDERS = ("generated", "thumbnails", "metadata", "chunks", "ledger", "conditioning", "dataset")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an output dir under output.root, or None. A name is one path component:
+    not empty, not `.` or `..`, no separator, no NUL or control character, not absolute."""
+    if not name or not name.strip():
+        return "is empty"
+    if name in (".", ".."):
+        return f"is {name!r}: the run's files would land in output.root itself or above it"
+    if "/" in name or "\\" in name or Path(name).is_absolute():
+        return f"{name[:200]!r} contains a path separator; a run name is one folder name under output.root"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        return f"{name[:200]!r} contains control or bidi characters"
+    if len(name) > 200:
+        return f"is {len(name)} characters long; at most 200"
+    return None
 
 
 @dataclass(frozen=True)

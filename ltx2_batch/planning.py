@@ -7,8 +7,8 @@ reads only file headers).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltx2_batch.backends.weights import model_fingerprint
@@ -16,9 +16,12 @@ from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.families import check_chunk_frames, spec
 from ltx2_batch.jobs import RenderJob, RenderMode
+from ltx2_batch.layout import run_name_problem
+from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import ManifestPlan, open_manifest
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.manifest.stream import ManifestStream
+from ltx2_batch.runners.checks import check_output_dir
 from ltx2_batch.shard import Shard
 
 
@@ -30,13 +33,24 @@ class BatchPlan:
     skipped: tuple[RenderJob, ...]
     output_dir: Path
     model_fingerprint: str
+    rejected: Mapping[str, str] = field(default_factory=dict)  # done jobs whose files failed verification
 
 
 def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
+    """`<output.root>/<run name>`, refused (ConfigError) unless it is a real folder inside the root."""
     root = Path(cfg.output.root)
     if not root.is_absolute():
         root = project_root / root
-    return root / (cfg.output.run_name or manifest_path.stem)
+    name = cfg.output.run_name or manifest_path.stem
+    problem = run_name_problem(name)
+    if problem:
+        where = (
+            "output.run_name" if cfg.output.run_name else f"the manifest's file stem ({manifest_path.name})"
+        )
+        raise ConfigError(f"run name from {where} {problem}; set output.run_name=<one folder name>")
+    output_dir = root / name
+    check_output_dir(root, output_dir)
+    return output_dir
 
 
 def open_jobs(
@@ -49,6 +63,7 @@ def open_jobs(
         paths=cfg.paths,
         model_fingerprint=model_fingerprint(cfg.model, project_root),
         seed_override=cfg.seed,
+        limits=limits_from(cfg.limits),
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     return stream, stream.iter_jobs(shard), output_dir_for(cfg, manifest_path, project_root)

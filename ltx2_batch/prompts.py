@@ -8,10 +8,16 @@ Parquet's `iter_batches`, a line at a time for TXT. A million-line file is never
 Rows keep their 0-based position in the file (blank prompts are skipped but still counted), so a job's
 name (`<entry>__p<row>`) stays put when lines are appended. Must not build jobs or know the manifest
 schema beyond the `prompts` mapping (the loader does that), and imports no torch, Ray or Hydra.
+
+A prompts file is input like an image: its path must lie under the allowed roots (the manifest's folder,
+`paths.projects_root`, `paths.allowed_roots`), or `../../etc/passwd` would be copied line by line into
+prompts, the ledger and the contact sheet. A line (a CSV/JSONL row) over `limits.max_prompt_line_bytes` is
+refused rather than read: a multi-GB file without a newline must not become one string in memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,9 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from ltx2_batch.errors import FieldProblem, ManifestError
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, text_problem
+from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.quote import quote
 
 PROMPT_KEYS = ("path", "column")
 DEFAULT_COLUMN = "prompt"
@@ -45,6 +54,7 @@ class PromptSource:
     path: str
     fmt: str
     column: str | None
+    limits: Limits = DEFAULT_LIMITS  # line length and prompt length caps
 
 
 @dataclass(frozen=True)
@@ -53,55 +63,74 @@ class PromptRow:
     text: str
 
 
-def open_prompt_source(spec: object, base_dir: Path) -> tuple[PromptSource | None, list[tuple[str, str]]]:
+def open_prompt_source(
+    spec: object,
+    base_dir: Path,
+    roots: InputRoots | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[PromptSource | None, list[tuple[str, str]]]:
     """Check a manifest's `prompts` value; returns the source or (field, message) problems.
 
-    Reads only the file's header (CSV first block, Parquet schema, first JSONL line) to check the column.
+    The path must resolve under `roots` (default: `base_dir` only). Reads only the file's header (CSV
+    first block, Parquet schema, first JSONL line) to check the column.
     """
     if not isinstance(spec, Mapping):
-        return None, [("prompts", f"must be a mapping with keys {', '.join(PROMPT_KEYS)}, got {spec!r}")]
+        return None, [("prompts", f"must be a mapping with keys {', '.join(PROMPT_KEYS)}, got {quote(spec)}")]
     problems = [
-        (f"prompts.{k}", f"unknown key {k!r}; valid: {', '.join(PROMPT_KEYS)}")
+        (f"prompts.{str(k)[:100]}", f"unknown key {quote(k)}; valid: {', '.join(PROMPT_KEYS)}")
         for k in spec
         if k not in PROMPT_KEYS
     ]
     raw, column = spec.get("path"), spec.get("column")
     if not isinstance(raw, str) or not raw:
-        problems.append(("prompts.path", f"must be a path to a prompts file, got {raw!r}"))
+        problems.append(("prompts.path", f"must be a path to a prompts file, got {quote(raw)}"))
     if column is not None and (not isinstance(column, str) or not column):
-        problems.append(("prompts.column", f"must be a column name, got {column!r}"))
+        problems.append(("prompts.column", f"must be a column name, got {quote(column)}"))
     if problems:
         return None, problems
-    path = Path(raw)
-    path = (path if path.is_absolute() else base_dir / path).resolve()
-    fmt = FORMATS.get(path.suffix.lower())
+    if roots is None:
+        real = os.path.realpath(base_dir)
+        roots = InputRoots(manifest_dir=real, projects_root=real)
+    fmt = FORMATS.get(Path(raw.split("?", 1)[0]).suffix.lower())
     if fmt is None:
         kinds = ", ".join(FORMATS)
-        return None, [("prompts.path", f"unknown prompts file type {path.suffix!r}; use one of {kinds}")]
-    if not path.is_file():
-        return None, [("prompts.path", f"no such file: {path}")]
+        suffix = quote(Path(raw).suffix)
+        return None, [("prompts.path", f"unknown prompts file type {suffix}; use one of {kinds}")]
+    found = resolve_input_path(raw, roots)
+    if not found.ok:
+        return None, [("prompts.path", found.error)]
+    path = Path(found.path)
     if fmt == "txt":
         if column is not None:
             return None, [("prompts.column", "a .txt file has one prompt per line and no columns")]
-        return PromptSource(str(path), fmt, None), []
-    source = PromptSource(str(path), fmt, column or DEFAULT_COLUMN)
+        return PromptSource(str(path), fmt, None, limits), []
+    source = PromptSource(str(path), fmt, column or DEFAULT_COLUMN, limits)
     try:
         names = _column_names(source)
     except (OSError, pa.ArrowException, ValueError) as exc:
-        return None, [("prompts.path", f"cannot read {path.name}: {exc}")]
+        return None, [("prompts.path", f"cannot read {path.name}: {_arrow_text(exc, source)}")]
     if source.column not in names:
-        return None, [("prompts.column", f"no column {source.column!r} in {path.name}; it has {names}")]
+        return None, [("prompts.column", f"no column {quote(source.column)} in {path.name}; it has {names}")]
     return source, []
+
+
+def _arrow_text(exc: BaseException, source: PromptSource) -> str:
+    text = quote(str(exc), 300)[1:-1]
+    if "straddl" in text or "block" in text.lower():  # pyarrow: a row longer than one read block
+        text += (
+            f" (a row is longer than {source.limits.max_prompt_line_bytes:,} bytes, "
+            "limits.max_prompt_line_bytes)"
+        )
+    return text
 
 
 def _column_names(source: PromptSource) -> list[str]:
     if source.fmt == "parquet":
         return list(pq.read_schema(source.path).names)
     if source.fmt == "jsonl":
-        with Path(source.path).open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    return _json_keys(line)
+        for _row, line in _lines(source):
+            if line.strip():
+                return _json_keys(line)
         return []
     with pcsv.open_csv(source.path, **_csv_options(source)) as reader:
         return list(reader.schema.names)
@@ -114,7 +143,7 @@ def _json_keys(line: str) -> list[str]:
 
 def _csv_options(source: PromptSource, columns: list[str] | None = None) -> dict[str, object]:
     return {
-        "read_options": pcsv.ReadOptions(block_size=_BLOCK),
+        "read_options": pcsv.ReadOptions(block_size=_block(source)),
         "parse_options": pcsv.ParseOptions(
             delimiter="\t" if source.fmt == "tsv" else ",", newlines_in_values=True
         ),
@@ -126,28 +155,72 @@ def _csv_options(source: PromptSource, columns: list[str] | None = None) -> dict
     }
 
 
+def _block(source: PromptSource) -> int:
+    """pyarrow's read block: a row must fit in one, so it is the line cap (at least the usual 1 MiB)."""
+    return max(source.limits.max_prompt_line_bytes, _BLOCK)
+
+
 def iter_prompts(source: PromptSource) -> Iterator[PromptRow]:
-    """The file's prompts in order, lazily; surrounding whitespace stripped, blank ones skipped."""
+    """The file's prompts in order, lazily; surrounding whitespace stripped, blank ones skipped.
+
+    Raises ManifestError naming the row for text that is not a prompt (not a string, a NUL, too long)."""
+    field = f"prompts.{source.column}" if source.column else "prompts"
     for row, text in enumerate(_iter_raw(source)):
         if text is None:
             continue
         if not isinstance(text, str):
-            message = f"row {row}: a prompt must be text, got {text!r}"
-            raise _problem(source, f"prompts.{source.column}", message)
-        if text.strip():
-            yield PromptRow(row, text.strip())
+            message = f"row {row}: a prompt must be text, got {quote(text)}"
+            raise _problem(source, field, message)
+        text = text.strip()
+        if not text:
+            continue
+        problem = text_problem(text, source.limits)
+        if problem:
+            raise _problem(source, field, f"row {row}: the prompt {problem}")
+        yield PromptRow(row, text)
+
+
+def check_prompts(source: PromptSource) -> int:
+    """Read the whole file once (bounded memory) and return its prompt count; raises what `iter_prompts`
+    raises. A run calls it before its first render so row 900000's bad byte stops it before any work."""
+    count = 0
+    for _row in iter_prompts(source):
+        count += 1
+    return count
+
+
+def _lines(source: PromptSource) -> Iterator[tuple[int, str]]:
+    """(0-based line number, text) of a text file, each line read with a length cap and decoded alone, so
+    a line without an end is refused at the cap and a bad byte is reported with its line."""
+    limit = source.limits.max_prompt_line_bytes
+    with Path(source.path).open("rb") as handle:
+        for number, raw in enumerate(iter(lambda: handle.readline(limit + 1), b"")):
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                message = (
+                    f"line {number + 1} is longer than {limit:,} bytes (limits.max_prompt_line_bytes): one "
+                    "prompt per line, or raise the limit"
+                )
+                raise _problem(source, "prompts", message)
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                message = (
+                    f"line {number + 1} is not valid UTF-8 (byte {exc.start} of the line): fix its encoding"
+                )
+                raise _problem(source, "prompts", message) from None
 
 
 def _iter_raw(source: PromptSource) -> Iterator[object]:
     try:
         if source.fmt == "txt":
-            with Path(source.path).open(encoding="utf-8") as handle:
-                yield from handle
+            for _number, line in _lines(source):
+                yield line
             return
         for batch in _batches(source):
             yield from batch.column(0).to_pylist()
     except (OSError, UnicodeDecodeError, pa.ArrowException) as exc:
-        raise _problem(source, "prompts", f"cannot read the prompts file: {exc}") from exc
+        message = f"cannot read the prompts file: {_arrow_text(exc, source)}"
+        raise _problem(source, "prompts", message) from None
 
 
 def _problem(source: PromptSource, field: str, message: str) -> ManifestError:
@@ -163,7 +236,7 @@ def _batches(source: PromptSource) -> Iterator[pa.RecordBatch]:
         schema = pa.schema([pa.field(column, pa.string())])
         options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         with pjson.open_json(
-            source.path, read_options=pjson.ReadOptions(block_size=_BLOCK), parse_options=options
+            source.path, read_options=pjson.ReadOptions(block_size=_block(source)), parse_options=options
         ) as reader:
             yield from reader
     else:

@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ltx2_batch.errors import ConfigError
+from ltx2_batch.layout import run_name_problem
 from ltx2_batch.ledger.store import read_rows_many
 
 if TYPE_CHECKING:
@@ -103,7 +105,11 @@ def sweep_point_config(
     parsed = parse_overrides(overrides)
     root = Path(app.output.root)
     root = root if root.is_absolute() else project_root / root
-    sweep_dir = root / SWEEPS_DIR / (app.output.run_name or manifest_stem)
+    name = app.output.run_name or manifest_stem
+    problem = run_name_problem(name)
+    if problem:
+        raise ConfigError(f"sweep run name {problem}; set output.run_name=<one folder name>")
+    sweep_dir = root / SWEEPS_DIR / name
     point = SweepPoint(sweep_dir, point_label(parsed, number), parsed)
     output = dataclasses.replace(app.output, root=str(sweep_dir), run_name=point.label)
     return dataclasses.replace(app, output=output), point

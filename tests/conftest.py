@@ -115,3 +115,36 @@ def write_manifest(folder: Path, text: str, name: str = "m.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def _tiny_mp4(path: Path) -> None:
+    """Nine 32x32 frames with PyAV: a real reference video, made in milliseconds."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(9):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 20, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_input_files(folder: Path, names: tuple[str, ...]) -> None:
+    """Input files a manifest names, real enough for validation: images open, videos decode; other files
+    (LoRAs) hold their own name as bytes (validation only hashes them)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        target = folder / name
+        if target.suffix == ".png":
+            Image.new("RGB", (16, 16), (40 * i % 256, 90, 160)).save(target)
+        elif target.suffix == ".mp4":
+            _tiny_mp4(target)
+        else:
+            target.write_bytes(name.encode())

@@ -382,7 +382,11 @@ def _read_parquet(path: Path, schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table | N
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError) as exc:
-        raise LedgerError(f"cannot read ledger {path}: {exc}") from None
+        raise LedgerError(
+            f"cannot read ledger {path}: {exc}. It is damaged (0 bytes or truncated?): rerun the command "
+            "with ledger_rebuild=true to rebuild the done set from the sidecars in metadata/ (the damaged "
+            "file is kept beside it as ledger.parquet.damaged-<time>)"
+        ) from None
     return conform(table, schema)
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS
+from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.schema import (
     JOB_FIELDS,
     NESTED_KEYS,
@@ -28,14 +31,25 @@ from ltx2_batch.manifest.schema import (
 
 NAME_SEPARATOR = "__"
 # A guard against a typo'd sweep (three 1000-value axes) eating memory before any message is printed.
-MAX_EXPANDED_JOBS = 2_000_000
+MAX_EXPANDED_JOBS = DEFAULT_LIMITS.max_jobs
+MAX_NAME_CHARS = 200
 _VALID_NAME = re.compile(r"^[^/\\\x00-\x1f]+$")
 _INLINE_LABEL = re.compile(r"^[A-Za-z0-9._+-]{1,24}$")
+# Control (Cc), format (Cf: bidi overrides, zero-width joiners) and line/paragraph separators: a name
+# holding one prints differently from what it is (a bidi override reverses the rest of a log line).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def valid_name(name: object) -> bool:
-    """Names may end up in file names: no separators, control characters, `.` or `..`."""
-    return isinstance(name, str) and name not in (".", "..") and bool(_VALID_NAME.match(name))
+    """Names may end up in file names and log lines: no separators, control or bidi characters, `.` or
+    `..`, at most MAX_NAME_CHARS characters."""
+    return (
+        isinstance(name, str)
+        and name not in (".", "..")
+        and len(name) <= MAX_NAME_CHARS
+        and bool(_VALID_NAME.match(name))
+        and not any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in name)
+    )
 
 
 class ExpandedJob(NamedTuple):
@@ -118,7 +132,9 @@ def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
     return out
 
 
-def sweep_variants(sweep: object) -> tuple[list[Variant], list[tuple[str, str]]]:
+def sweep_variants(
+    sweep: object, max_jobs: int = MAX_EXPANDED_JOBS
+) -> tuple[list[Variant], list[tuple[str, str]]]:
     """All variants of one `sweep:` block (grid x zip), or problems as (field, message)."""
     if sweep is None:
         return [Variant((), ())], []
@@ -137,17 +153,27 @@ def sweep_variants(sweep: object) -> tuple[list[Variant], list[tuple[str, str]]]
             if why:
                 problems.append((where, why))
             elif not isinstance(values, list) or not values:
-                problems.append((where, f"must be a non-empty list of values, got {values!r}"))
+                problems.append((where, f"must be a non-empty list of values, got {quote(values)}"))
             elif key == "name" and not all(valid_name(v) for v in values):
-                problems.append((where, f"swept names must be non-empty strings without '/': {values!r}"))
+                problems.append(
+                    (
+                        where,
+                        "swept names must be valid job names (no '/', control or bidi characters): "
+                        f"{quote(values)}",
+                    )
+                )
         blocks[kind] = block
     grid, zipped = blocks.get("grid", {}), blocks.get("zip", {})
     for key in set(grid) & set(zipped):
-        problems.append((f"sweep.zip.{key}", f"{key!r} is swept in both grid and zip; sweep it once"))
+        problems.append((f"sweep.zip.{key}", f"{quote(key)} is swept in both grid and zip; sweep it once"))
     size = math.prod(len(v) for v in grid.values() if isinstance(v, list))
-    if size > MAX_EXPANDED_JOBS:
+    if size > max_jobs:
         problems.append(
-            ("sweep.grid", f"expands to {size:,} points, over the limit of {MAX_EXPANDED_JOBS:,}")
+            (
+                "sweep.grid",
+                f"expands to {size:,} points, over the limit of {max_jobs:,}; sweep fewer values or raise "
+                "limits.max_jobs",
+            )
         )
     lengths = {k: len(v) for k, v in zipped.items() if isinstance(v, list)}
     if len(set(lengths.values())) > 1:
@@ -187,7 +213,7 @@ def _apply(base: dict[str, Any], assignments: tuple[tuple[str, Any], ...]) -> di
     return fields
 
 
-def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
+def expand_manifest(doc: Mapping[str, Any], max_jobs: int = MAX_EXPANDED_JOBS) -> Expansion:
     """Defaults, then the job, then the manifest sweep, then the job sweep; names stay unique."""
     problems: list[tuple[int | None, str | None, str, str]] = []
     defaults = doc.get("defaults") or {}
@@ -197,13 +223,15 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
     allowed_defaults = [k for k in JOB_FIELDS if k not in NOT_IN_DEFAULTS]
     for key, message in unknown_keys(defaults, allowed_defaults):
         if key in NOT_IN_DEFAULTS:
-            message = f"{key!r} cannot be a default (names are per job; a manifest-wide sweep is top level)"
+            message = (
+                f"{quote(key)} cannot be a default (names are per job; a manifest-wide sweep is at top level)"
+            )
         problems.append((None, None, f"defaults.{key}", message))
-    top_variants, sweep_problems = sweep_variants(doc.get("sweep"))
+    top_variants, sweep_problems = sweep_variants(doc.get("sweep"), max_jobs)
     problems += [(None, None, f, m) for f, m in sweep_problems]
     raw_jobs = doc.get("jobs")
     if not isinstance(raw_jobs, list) or not raw_jobs:
-        problems.append((None, None, "jobs", f"must be a non-empty list of jobs, got {raw_jobs!r}"))
+        problems.append((None, None, "jobs", f"must be a non-empty list of jobs, got {quote(raw_jobs)}"))
         raw_jobs = []
     top_keys = {k for v in top_variants[:1] for k, _ in v.assignments}
     jobs: list[ExpandedJob] = []
@@ -218,16 +246,22 @@ def expand_manifest(doc: Mapping[str, Any]) -> Expansion:
             continue
         name = raw.get("name", f"job{index}")
         if not valid_name(name):
-            why = "must be a non-empty string without '/', '\\' or control characters"
-            problems.append((index, None, "name", f"{why}, got {name!r}"))
+            why = (
+                f"must be a non-empty string of at most {MAX_NAME_CHARS} characters without '/', '\\', "
+                "control or bidi characters"
+            )
+            problems.append((index, None, "name", f"{why}, got {quote(name)}"))
             name = f"job{index}"
         problems += [(index, name, k, m) for k, m in unknown_keys(raw, list(JOB_FIELDS))]
-        job_variants, job_problems = sweep_variants(raw.get("sweep"))
+        job_variants, job_problems = sweep_variants(raw.get("sweep"), max_jobs)
         problems += [(index, name, f, m) for f, m in job_problems]
         for key in sorted(top_keys & {k for v in job_variants[:1] for k, _ in v.assignments}):
             problems.append((index, name, f"sweep.{key}", "also swept at manifest level; sweep it once"))
-        if len(jobs) + len(top_variants) * len(job_variants) > MAX_EXPANDED_JOBS:
-            message = f"the manifest expands to more than {MAX_EXPANDED_JOBS:,} jobs; split it into several"
+        if len(jobs) + len(top_variants) * len(job_variants) > max_jobs:
+            message = (
+                f"the manifest expands to more than {max_jobs:,} jobs; split it into several "
+                "(or raise limits.max_jobs)"
+            )
             problems.append((index, name, "sweep", message))
             break
         base = _merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})

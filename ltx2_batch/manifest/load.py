@@ -1,9 +1,12 @@
 """Manifest loading: the only module of `ltx2_batch.manifest` that touches the file system.
 
-Owns reading and hashing the manifest, strict YAML parsing (duplicate keys rejected), resolving and
-hashing input files (once per distinct path), job ids, the checks across jobs (duplicate names,
-duplicate renders) and gathering every problem into one `ManifestError`. Must not import torch, Ray or
-Hydra, and must not load or fetch anything an input path or URL points at beyond hashing local files.
+Owns reading and hashing the manifest, strict and bounded YAML parsing (duplicate keys, nesting deeper
+than `limits.max_yaml_depth` and alias bombs rejected), resolving and hashing input files and checking
+their content (`inputs.py`: image headers, a reference video's first frame; once per distinct path), job
+ids, the checks across jobs (duplicate names, duplicate renders) and gathering every problem into one
+`ManifestError`. Must not import torch, Ray or Hydra, and must not fetch anything a URL points at.
+Just over 400 lines because the three entry shapes (jobs, prompt-file templates, storyboards) share the
+one validation pass and its error gathering; splitting them would duplicate that pass.
 Jobs of one entry that differ only in name, prompt or seed are validated once, as one template, and get
 their ids through that template's `jobs.JobIdentity`. The validated manifest is a `stream.ManifestStream`.
 """
@@ -31,9 +34,13 @@ from ltx2_batch.jobs import (
     with_job_id,
 )
 from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
+from ltx2_batch.manifest.inputs import image_problem, video_problem
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.schema import (
     TOP_KEYS,
+    InputKind,
     JobContext,
     ResolvedInput,
     expect,
@@ -60,7 +67,55 @@ class ManifestPlan:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last), nesting
+    deeper than `limits.max_yaml_depth` (the composer recurses: 20000 levels would exhaust the stack) and
+    aliases that expand the document by more than `limits.max_alias_nodes` nodes (an alias bomb: a few
+    lines naming a list of lists ten times per level is millions of nodes to anything that walks it)."""
+
+    limits: Limits = DEFAULT_LIMITS
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._literal = 0  # nodes written in the file
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes under it once aliases are expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self._depth += 1
+        if self._depth > self.limits.max_yaml_depth:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nesting deeper than {self.limits.max_yaml_depth} levels (limits.max_yaml_depth)",
+                self.peek_event().start_mark,
+            )
+        alias = self.check_event(yaml.AliasEvent)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if not alias:
+            self._literal += 1
+        size = self._expanded.get(id(node))
+        if size is None:
+            if isinstance(node, yaml.SequenceNode):
+                children: Iterable[yaml.Node] = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = (n for pair in node.value for n in pair)
+            else:
+                children = ()
+            size = 1 + sum(self._expanded.get(id(child), 1) for child in children)
+            self._expanded[id(node)] = size
+        if size > self._literal + self.limits.max_alias_nodes:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases expand this document to over {size:,} nodes from {self._literal:,} written "
+                f"(limit: {self.limits.max_alias_nodes:,} more, limits.max_alias_nodes); write the "
+                "values out or use fewer nested aliases",
+                node.start_mark,
+            )
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -74,11 +129,34 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
+def read_manifest_bytes(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The manifest's bytes, refused before reading when the file is over `limits.max_manifest_bytes`."""
+    source = str(path)
     try:
-        doc = yaml.load(data, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {exc}")]) from exc
+        with Path(path).open("rb") as handle:
+            data = handle.read(limits.max_manifest_bytes + 1)
+    except OSError as exc:
+        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
+    return data  # parse_yaml refuses one byte over the limit
+
+
+def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    if len(data) > limits.max_manifest_bytes:
+        message = (
+            f"is {len(data):,} bytes, over the limit of {limits.max_manifest_bytes:,} "
+            "(limits.max_manifest_bytes); move long prompt lists into a `prompts:` file"
+        )
+        raise ManifestError([FieldProblem(source, "<file>", message)])
+    loader = _StrictLoader(data)
+    loader.limits = limits
+    try:
+        doc = loader.get_single_data()
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
+        text = str(exc)
+        text = text if len(text) < 2000 else text[:2000] + "..."
+        raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {text}")]) from None
+    finally:
+        loader.dispose()
     if not isinstance(doc, dict):
         got = "an empty file" if doc is None else type(doc).__name__
         raise ManifestError(
@@ -97,28 +175,45 @@ def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProbl
 
 
 class _InputCache:
-    """Resolves each distinct path string once and hashes each distinct real file once."""
+    """Resolves each distinct path string once, hashes each distinct real file once and checks each
+    distinct (file, kind) once: an image's header, a reference video's first frame."""
 
-    def __init__(self, roots: InputRoots) -> None:
+    def __init__(self, roots: InputRoots, limits: Limits = DEFAULT_LIMITS) -> None:
         self._roots = roots
-        self._resolved: dict[tuple[str, bool], ResolvedInput] = {}
+        self._limits = limits
+        self._resolved: dict[tuple[str, InputKind], ResolvedInput] = {}
         self._digests: dict[str, str] = {}
+        self._content: dict[tuple[str, InputKind], str | None] = {}
 
-    def __call__(self, raw: str, lora: bool) -> ResolvedInput:
-        key = (raw, lora)
+    def __call__(self, raw: str, kind: InputKind) -> ResolvedInput:
+        key = (raw, kind)
         if key not in self._resolved:
-            found = resolve_input_path(raw, self._roots, lora=lora)
-            if not found.ok:
-                self._resolved[key] = ResolvedInput(error=found.error)
-            elif found.path in self._digests:
-                self._resolved[key] = ResolvedInput(found.path, self._digests[found.path])
-            else:
-                try:
-                    self._digests[found.path] = file_sha256(found.path)
-                    self._resolved[key] = ResolvedInput(found.path, self._digests[found.path])
-                except OSError as exc:
-                    self._resolved[key] = ResolvedInput(error=f"cannot read {raw!r}: {exc}")
+            self._resolved[key] = self._resolve(raw, kind)
         return self._resolved[key]
+
+    def _resolve(self, raw: str, kind: InputKind) -> ResolvedInput:
+        found = resolve_input_path(raw, self._roots, lora=kind is InputKind.LORA)
+        if not found.ok:
+            return ResolvedInput(error=found.error)
+        if found.path not in self._digests:
+            try:
+                self._digests[found.path] = file_sha256(found.path)
+            except OSError as exc:
+                return ResolvedInput(error=f"cannot read {quote(raw)}: {exc}")
+        if (found.path, kind) not in self._content:
+            self._content[found.path, kind] = _content_problem(found.path, kind, self._limits)
+        problem = self._content[found.path, kind]
+        if problem:
+            return ResolvedInput(error=f"{quote(raw)} {problem}")
+        return ResolvedInput(found.path, self._digests[found.path])
+
+
+def _content_problem(path: str, kind: InputKind, limits: Limits) -> str | None:
+    if kind is InputKind.IMAGE:
+        return image_problem(path, limits.max_image_pixels)
+    if kind is InputKind.VIDEO:
+        return video_problem(path, limits.max_image_pixels)
+    return None  # LoRA files are read by the model loader, which names the file it cannot parse
 
 
 def _dedupe(problems: Iterable[FieldProblem]) -> list[FieldProblem]:
@@ -168,10 +263,10 @@ def _duplicate_renders(
 
 
 def _prompt_template(
-    expanded: ExpandedJob, ctx: JobContext, report: Any, base_dir: Path
+    expanded: ExpandedJob, ctx: JobContext, report: Any, base_dir: Path, roots: InputRoots
 ) -> PromptTemplate | None:
     fields = {k: v for k, v in expanded.fields.items() if k != "prompts"}
-    source, problems = open_prompt_source(expanded.fields["prompts"], base_dir)
+    source, problems = open_prompt_source(expanded.fields["prompts"], base_dir, roots, ctx.limits)
     for field, message in problems:
         report(field, message)
     template = fields.get("prompt", PLACEHOLDER)
@@ -179,7 +274,7 @@ def _prompt_template(
         report(
             "prompt",
             f"with `prompts:` the prompt is a template: put {PLACEHOLDER} where each row's text "
-            f"goes (or leave it out), got {template!r}",
+            f"goes (or leave it out), got {quote(template)}",
         )
         return None
     varying = job_varying({**fields, "prompt": template.replace(PLACEHOLDER, "placeholder")}, ctx, report)
@@ -211,6 +306,7 @@ def validate_document(
     paths: PathsConfig,
     seed_override: int | None = None,
     model_fingerprint: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ValidatedJobs:
     """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
     With a `model_fingerprint` every job also gets its id."""
@@ -221,10 +317,11 @@ def validate_document(
     if expect(base_seed, "int"):
         problems.append(FieldProblem(source, "base_seed", expect(base_seed, "int") or ""))
         base_seed = 0
-    expansion = expand_manifest(doc)
+    expansion = expand_manifest(doc, limits.max_jobs)
     problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
     if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
         raise ManifestError(problems)
+    roots = InputRoots.for_manifest(manifest_path, paths, os.getcwd())
     ctx = JobContext(
         chunking=ChunkingSpec(
             chaining.window,
@@ -233,9 +330,10 @@ def validate_document(
             chaining.blend,
             chaining.adain,
         ),
-        resolve=_InputCache(InputRoots.for_manifest(manifest_path, paths, os.getcwd())),
+        resolve=_InputCache(roots, limits),
         base_seed=base_seed,
         seed_override=seed_override,
+        limits=limits,
     )
     jobs: list[RenderJob] = []
     sources: list[int] = []
@@ -249,8 +347,8 @@ def validate_document(
             problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
 
         if "prompts" in expanded.fields:
-            rows = _prompt_template(expanded, ctx, report, Path(manifest_path).parent)
-            templates += [rows] if rows is not None else []
+            template = _prompt_template(expanded, ctx, report, Path(manifest_path).parent, roots)
+            templates += [template] if template is not None else []
             continue
         known = shapes.get(expanded.shape) if expanded.shape else None
         if known is None:
@@ -286,18 +384,16 @@ def open_manifest(
     paths: PathsConfig,
     model_fingerprint: str,
     seed_override: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ManifestStream:
     """Read, expand and validate (prompt files: their header only); raises ManifestError listing every
     problem. Memory stays bounded by the YAML file, not by its prompt files."""
     source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
-    doc = parse_yaml(data, source)
+    data = read_manifest_bytes(path, limits)
+    doc = parse_yaml(data, source, limits)
     sha = hashlib.sha256(data).hexdigest()
     if is_storyboard(doc):
-        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override)
+        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override, limits)
         return ManifestStream(source, sha, jobs, (), model_fingerprint)
     valid = validate_document(
         doc,
@@ -306,6 +402,7 @@ def open_manifest(
         paths=paths,
         seed_override=seed_override,
         model_fingerprint=model_fingerprint,
+        limits=limits,
     )
     jobs = valid.jobs
     problems = _duplicate_renders(jobs, valid.sources, source)
@@ -321,10 +418,16 @@ def load_manifest(
     paths: PathsConfig,
     model_fingerprint: str,
     seed_override: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ManifestPlan:
     """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
     stream = open_manifest(
-        path, chaining=chaining, paths=paths, model_fingerprint=model_fingerprint, seed_override=seed_override
+        path,
+        chaining=chaining,
+        paths=paths,
+        model_fingerprint=model_fingerprint,
+        seed_override=seed_override,
+        limits=limits,
     )
     return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
@@ -336,6 +439,7 @@ def _storyboard(
     paths: PathsConfig,
     model_fingerprint: str,
     seed_override: int | None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[RenderJob, ...]:
     """Shots become ordinary jobs (same validation), then each is linked to the previous shot of its
     scene: its id covers the previous shot's id, so changing shot 1 re-renders the rest of the scene."""
@@ -343,7 +447,7 @@ def _storyboard(
     if problems:
         raise ManifestError(problems)
     valid = validate_document(
-        board.document, path, chaining=chaining, paths=paths, seed_override=seed_override
+        board.document, path, chaining=chaining, paths=paths, seed_override=seed_override, limits=limits
     )
     last_in_scene: dict[str, str] = {}
     jobs = []

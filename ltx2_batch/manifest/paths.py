@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+from ltx2_batch.manifest.quote import quote
+
 if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import PathsConfig
 
@@ -64,9 +66,17 @@ class ResolvedPath:
         return not self.error
 
 
+_HTTP = ("http://", "https://")
+
+
+def is_http_url(raw: str) -> bool:
+    """URL schemes are case-insensitive (RFC 3986): `HTTP://` is `http://`."""
+    return raw[:8].lower().startswith(_HTTP)
+
+
 def url_to_path(raw: str) -> str:
     """`http(s)://host/projects/a/my%20image.png` -> `/projects/a/my image.png`; other strings unchanged."""
-    if raw.startswith(("http://", "https://")):
+    if is_http_url(raw):
         return unquote(urlparse(raw).path)
     return raw
 
@@ -90,9 +100,11 @@ def resolve_input_path(raw: str, roots: InputRoots, *, lora: bool = False) -> Re
         return ResolvedPath(error="path is empty")
     if "\x00" in raw:
         return ResolvedPath(error="path contains a NUL byte")
-    if _URL_SCHEME.match(raw) and not raw.startswith(("http://", "https://")):
-        return ResolvedPath(error=f"unsupported URL scheme in {raw!r}: only http(s) URLs and file paths")
+    if _URL_SCHEME.match(raw) and not is_http_url(raw):
+        return ResolvedPath(error=f"unsupported URL scheme in {quote(raw)}: only http(s) URLs and file paths")
     path = url_to_path(raw)
+    if "\x00" in path:  # `%00` decodes to NUL, which no file name may hold
+        return ResolvedPath(error=f"URL {quote(raw)} decodes to a path with a NUL byte (%00); remove it")
     bases = [roots.manifest_dir]
     if lora and roots.models_root:
         bases.append(roots.models_root)
@@ -109,17 +121,17 @@ def _check(raw: str, candidate: str, allowed: tuple[str, ...]) -> ResolvedPath:
             else "is outside the allowed folders"
         )
         return ResolvedPath(
-            error=f"{raw!r} {how} (resolves to {candidate}); allowed: {allowed_text} "
+            error=f"{quote(raw)} {how} (resolves to {candidate}); allowed: {allowed_text} "
             "(add a folder to paths.allowed_roots to allow it)"
         )
     real = os.path.realpath(candidate)
     if not any(_within(real, root) for root in allowed):
         return ResolvedPath(
-            error=f"{raw!r} is a symlink that leads outside the allowed folders ({candidate} -> {real}); "
-            f"allowed: {allowed_text}"
+            error=f"{quote(raw)} is a symlink that leads outside the allowed folders ({candidate} -> "
+            f"{real}); allowed: {allowed_text}"
         )
     if not os.path.exists(real):
-        return ResolvedPath(error=f"file not found: {raw!r} (looked for {candidate})")
+        return ResolvedPath(error=f"file not found: {quote(raw)} (looked for {candidate})")
     if not os.path.isfile(real):
-        return ResolvedPath(error=f"{raw!r} is not a regular file ({real})")
+        return ResolvedPath(error=f"{quote(raw)} is not a regular file ({real})")
     return ResolvedPath(path=real)

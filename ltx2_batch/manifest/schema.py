@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from ltx2_batch.chaining.plan import plan_chunks
@@ -33,9 +35,12 @@ from ltx2_batch.jobs import (
     derive_seed,
     varied_job,
 )
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, chunk_problems, text_problem, value_problems
+from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
     LTX2_TEMPORAL_SCALE,
     chunk_count,
+    chunk_estimate,
     frame_problems,
     mode_problems,
     pipeline_problems,
@@ -96,25 +101,27 @@ def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
 
 def unknown_keys(mapping: Mapping[Any, Any], valid: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     """(key, message) for every key not in `valid`, each with a suggestion."""
-    return [
-        (str(k), f"unknown key {k!r}; {suggest(str(k), valid)}")
-        for k in mapping
-        if not isinstance(k, str) or k not in valid
-    ]
+    out = []
+    for k in mapping:
+        if not isinstance(k, str) or k not in valid:
+            text = k[:200] if isinstance(k, str) else quote(k, 200)  # a key can be as huge as a value
+            out.append((text, f"unknown key {quote(k)}; {suggest(text, valid)}"))
+    return out
 
 
 def sweep_key_problem(key: str) -> str | None:
     """Why `key` cannot be swept, or None. Dotted keys reach one level into mapping-valued fields."""
     head, dot, sub = key.partition(".")
     if head not in JOB_FIELDS or head in NOT_SWEPT:
-        return f"cannot sweep unknown field {key!r}; {suggest(head, [k for k in JOB_FIELDS if k != 'sweep'])}"
+        valid_fields = [k for k in JOB_FIELDS if k != "sweep"]
+        return f"cannot sweep unknown field {quote(key)}; {suggest(head[:200], valid_fields)}"
     if not dot:
         return None
     if head not in NESTED_KEYS:
-        return f"{head!r} is not a mapping, so {key!r} cannot address a field inside it"
+        return f"{quote(head)} is not a mapping, so {quote(key)} cannot address a field inside it"
     valid = NESTED_KEYS[head]
     if valid is not None and sub not in valid:
-        return f"unknown key {sub!r} in {head!r}; {suggest(sub, valid)}"
+        return f"unknown key {quote(sub)} in {quote(head)}; {suggest(sub[:200], valid)}"
     return None
 
 
@@ -129,7 +136,10 @@ def is_int(value: object) -> bool:
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: NaN and infinity (YAML `.nan`, `.inf`) are never a valid setting."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _KIND_CHECKS: dict[str, Callable[[object], bool]] = {
@@ -145,7 +155,7 @@ _KIND_WORDS = {
     "str": "a string",
     "int?": "an integer or null",
     "int": "an integer",
-    "number": "a number",
+    "number": "a finite number",
     "bool": "true or false",
 }
 
@@ -154,7 +164,7 @@ def expect(value: object, kind: str) -> str | None:
     """None when `value` has the scalar `kind`, else the message (kinds: str, int, int?, number, bool)."""
     if _KIND_CHECKS[kind](value):
         return None
-    return f"must be {_KIND_WORDS.get(kind, 'a ' + kind)}, got {type_name(value)} {value!r}"
+    return f"must be {_KIND_WORDS.get(kind, 'a ' + kind)}, got {type_name(value)} {quote(value)}"
 
 
 def check_mapping(value: object, valid: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -192,7 +202,16 @@ class ResolvedInput:
     error: str = ""
 
 
-Resolve = Callable[[str, bool], ResolvedInput]  # (raw path, is_lora) -> ResolvedInput
+class InputKind(str, Enum):
+    """What a manifest path names: decides where it may live (LoRAs also under models/) and how the
+    loader checks its content (image headers, a reference video's first frame)."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    LORA = "lora"
+
+
+Resolve = Callable[[str, InputKind], ResolvedInput]  # (raw path, kind) -> ResolvedInput
 Report = Callable[[str, str], None]  # (field, message)
 
 
@@ -204,13 +223,15 @@ class JobContext:
     resolve: Resolve
     base_seed: int = 0
     seed_override: int | None = None
+    limits: Limits = DEFAULT_LIMITS
 
 
 class _Reader:
     """Reads typed values out of one job's field dict, reporting each problem; `bad` says if any."""
 
-    def __init__(self, fields: Mapping[str, Any], report: Report) -> None:
+    def __init__(self, fields: Mapping[str, Any], report: Report, limits: Limits = DEFAULT_LIMITS) -> None:
         self.fields = fields
+        self.limits = limits
         self._report = report
         self.bad = False
 
@@ -261,13 +282,13 @@ class _Reader:
 
     def in_range(self, field: str, value: float, low: float, high: float, what: str = "") -> None:
         if not low <= value <= high:
-            self.report(field, f"{what or 'must be'} in [{low:g}, {high:g}], got {value!r}")
+            self.report(field, f"{what or 'must be'} in [{low:g}, {high:g}], got {quote(value)}")
 
-    def input_file(self, field: str, raw: object, resolve: Resolve, *, lora: bool = False) -> ResolvedInput:
+    def input_file(self, field: str, raw: object, resolve: Resolve, kind: InputKind) -> ResolvedInput:
         if not isinstance(raw, str):
             self.report(field, f"must be a path string, got {type_name(raw)}")
             return ResolvedInput()
-        found = resolve(raw, lora)
+        found = resolve(raw, kind)
         if found.error:
             self.report(field, found.error)
         return found
@@ -291,7 +312,9 @@ def _guider(reader: _Reader, key: str) -> GuiderSpec:
         if isinstance(blocks, list) and all(is_int(b) and b >= 0 for b in blocks):
             args["stg_blocks"] = tuple(blocks)
         else:
-            reader.report(f"{key}.stg_blocks", f"must be a list of non-negative integers, got {blocks!r}")
+            reader.report(
+                f"{key}.stg_blocks", f"must be a list of non-negative integers, got {quote(blocks)}"
+            )
     return GuiderSpec(**args)
 
 
@@ -315,7 +338,9 @@ def _images(reader: _Reader, key: str, raw: object, resolve: Resolve) -> tuple[I
         strength = float(reader.sub(where, item, "strength", "number", 1.0))
         reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
         found = (
-            reader.input_file(f"{where}.path", item["path"], resolve) if "path" in item else ResolvedInput()
+            reader.input_file(f"{where}.path", item["path"], resolve, InputKind.IMAGE)
+            if "path" in item
+            else ResolvedInput()
         )
         out.append(ImageCondition(found.path, frame_idx, strength, found.sha256))
     return tuple(out)
@@ -332,10 +357,10 @@ def _loras(reader: _Reader, resolve: Resolve) -> tuple[LoraSpec, ...]:
             kind = LoraKind(kind_text)
         except ValueError:
             valid = [k.value for k in LoraKind]
-            reader.report(f"{where}.type", f"must be one of {', '.join(valid)}, got {kind_text!r}")
+            reader.report(f"{where}.type", f"must be one of {', '.join(valid)}, got {quote(kind_text)}")
             kind = LoraKind.LORA
         found = (
-            reader.input_file(f"{where}.path", item["path"], resolve, lora=True)
+            reader.input_file(f"{where}.path", item["path"], resolve, InputKind.LORA)
             if "path" in item
             else ResolvedInput()
         )
@@ -350,7 +375,9 @@ def _videos(reader: _Reader, resolve: Resolve) -> tuple[VideoCondition, ...]:
         strength = float(reader.sub(where, item, "strength", "number", 1.0))
         reader.in_range(f"{where}.strength", strength, 0.0, 1.0)
         found = (
-            reader.input_file(f"{where}.path", item["path"], resolve) if "path" in item else ResolvedInput()
+            reader.input_file(f"{where}.path", item["path"], resolve, InputKind.VIDEO)
+            if "path" in item
+            else ResolvedInput()
         )
         out.append(VideoCondition(found.path, strength, found.sha256))
     return tuple(out)
@@ -383,9 +410,13 @@ def _chunk_rules(
     out_prompts: tuple[str, ...] = ()
     if prompts is not None:
         if not isinstance(prompts, list) or not all(isinstance(p, str) and p.strip() for p in prompts):
-            reader.report("chunk_prompts", f"must be a list of non-empty strings, got {prompts!r}")
+            reader.report("chunk_prompts", f"must be a list of non-empty strings, got {quote(prompts)}")
         else:
             out_prompts = tuple(prompts)
+            for i, text in enumerate(prompts):
+                problem = text_problem(text, reader.limits)
+                if problem:
+                    reader.report(f"chunk_prompts[{i}]", problem)
         if isinstance(prompts, list) and len(prompts) > chunks:
             reader.report("chunk_prompts", f"has {len(prompts)} entries but the job has only {chunks} chunks")
     out_images: list[tuple[ImageCondition, ...]] = []
@@ -455,15 +486,22 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
     """Type-check, validate and convert every field of one expanded job except name, prompt and seed;
     None when anything was reported. The result has an empty name and prompt and seed 0: `job_varying`
     supplies those, so jobs that differ only in them share one template (validated once)."""
-    reader = _Reader(fields, report)
+    reader = _Reader(fields, report, ctx.limits)
     negative = reader.scalar("negative_prompt", "str")
     width, height = reader.scalar("width", "int"), reader.scalar("height", "int")
     num_frames, frame_rate = reader.scalar("num_frames", "int"), reader.scalar("frame_rate", "number")
     steps = reader.scalar("num_inference_steps", "int?")
     audio, enhance = reader.scalar("audio", "bool"), reader.scalar("enhance_prompt", "bool")
     pipeline_text = reader.scalar("pipeline", "str")
+    problem = text_problem(negative, ctx.limits) if isinstance(negative, str) else None
+    if problem:
+        reader.report("negative_prompt", problem)
     if steps is not None and steps < 1:
         reader.report("num_inference_steps", f"must be >= 1, got {steps}")
+    for field, message in value_problems(
+        ctx.limits, width=width, height=height, num_frames=num_frames, steps=steps, frame_rate=frame_rate
+    ):
+        reader.report(field, message)
     upscale = _upscale(reader)
     for field, message in size_problems(width, height, upscale.spatial):
         reader.report(field, message)
@@ -486,9 +524,11 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
             valid = [k.value for k in PipelineKind]
             reader.report(
                 "pipeline",
-                f"must be one of {', '.join(valid)}, got {pipeline_text!r}; {suggest(pipeline_text, valid)}",
+                f"must be one of {', '.join(valid)}, got {quote(pipeline_text)}; "
+                f"{suggest(pipeline_text[:200], valid)}",
             )
-    frames = num_frames if isinstance(num_frames, int) else 1
+    # Over the limit is already reported; the clamp keeps the rules below (chunk plans) bounded.
+    frames = min(num_frames, ctx.limits.max_num_frames) if isinstance(num_frames, int) else 1
     pipeline = select_pipeline(requested, (im.frame_idx for im in images), (lo.kind for lo in loras))
     for field, message in pipeline_problems(
         requested,
@@ -505,6 +545,13 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
         reader.report(field, message)
     for field, message in frame_problems(num_frames, frame_rate, chained=mode is RenderMode.CHAINED):
         reader.report(field, message)
+    if mode is RenderMode.CHAINED:
+        chunking = ctx.chunking
+        chunks = chunk_estimate(frames, chunking.chunk_frames, chunking.overlap_frames)
+        for field, message in chunk_problems(
+            ctx.limits, chunks, chunking.chunk_frames, chunking.overlap_frames
+        ):
+            reader.report(field, message)
     chunk_prompts, chunk_images = _chunk_rules(reader, mode, frames, ctx.chunking, ctx.resolve)
     if reader.bad:
         return None
@@ -543,14 +590,18 @@ def job_varying(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> t
         isinstance(name, str)
         and isinstance(prompt, str)
         and prompt.strip()
+        and text_problem(prompt, ctx.limits) is None
         and (seed is None or (is_int(seed) and 0 <= seed <= MAX_SEED))
         and ctx.seed_override is None
     ):
         return name, prompt, seed if seed is not None else job_seed(fields, None, ctx)
-    reader = _Reader(fields, report)
+    reader = _Reader(fields, report, ctx.limits)
     name, prompt = reader.scalar("name", "str"), reader.scalar("prompt", "str")
     if isinstance(prompt, str) and not prompt.strip():
         reader.report("prompt", "is empty; describe the clip to render")
+    problem = text_problem(prompt, ctx.limits) if isinstance(prompt, str) else None
+    if problem:
+        reader.report("prompt", problem)
     seed = _seed(reader, ctx)
     if reader.bad or seed is None:
         return None

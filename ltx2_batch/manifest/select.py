@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ltx2_batch.chaining.plan import plan_chunks
+from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
@@ -60,6 +60,20 @@ def chunk_count(
     and execution in agreement. Raises ConfigError for an impossible chaining config.
     """
     return plan_chunks(max(num_frames, 1), chunk_frames, overlap_frames, temporal_scale).chunk_count
+
+
+def chunk_estimate(
+    num_frames: int, chunk_frames: int, overlap_frames: int, temporal_scale: int = LTX2_TEMPORAL_SCALE
+) -> int:
+    """The planner's chunk count, in O(1), or one less: 1 + ceil((n - chunk) / (chunk - trimmed overlap)).
+
+    The planner may need one chunk more (a last chunk rounded up to 8k+1 frames); that slack of one is fine
+    for a limit, and saves planning a clip of 10^9 frames just to learn it is too long. Assumes a valid
+    chaining config (the loader checks that first).
+    """
+    effective = latent_alignment(overlap_frames, temporal_scale).effective_overlap
+    step = max(chunk_frames - effective, 1)
+    return 1 + max(0, -(-(num_frames - chunk_frames) // step))
 
 
 def nearest_multiples(value: int, multiple: int) -> tuple[int, ...]:
@@ -150,9 +164,7 @@ def pipeline_problems(
             )
         )
     if pipeline is PipelineKind.IC_LORA and not has_video_conditioning:
-        out.append(
-            ("video_conditioning", f"{how} needs at least one reference video: [{{path, strength}}]")
-        )
+        out.append(("video_conditioning", f"{how} needs at least one reference video: [{{path, strength}}]"))
     if pipeline is not PipelineKind.IC_LORA and has_video_conditioning:
         out.append(("video_conditioning", f"is only used by pipeline ic_lora, but this job uses {how}"))
     if pipeline not in CHAINABLE and num_frames > chunk_frames:
@@ -170,8 +182,13 @@ def mode_problems(mode: RenderMode, upscale: UpscaleSpec) -> Problems:
     """The temporal upsampler doubles frames and frame rate after the last stage: chunk seams and a
     one-frame still cannot take it (the chunk plan and the PNG path count frames at the job's rate)."""
     if upscale.temporal and mode is RenderMode.CHAINED:
-        return [("upscale.temporal", "is not supported for chained (longer than one window) jobs; "
-                 "render at the target frame rate instead, or keep num_frames within one window")]
+        return [
+            (
+                "upscale.temporal",
+                "is not supported for chained (longer than one window) jobs; "
+                "render at the target frame rate instead, or keep num_frames within one window",
+            )
+        ]
     if upscale.temporal and mode is RenderMode.IMAGE:
         return [("upscale.temporal", "has no effect on a one-frame job: set it to false")]
     return []

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltx2_batch.errors import FieldProblem
+from ltx2_batch.manifest.expand import valid_name
+from ltx2_batch.manifest.quote import quote
 
 STORYBOARD_KEYS = ("base_seed", "defaults", "elements", "scenes")
 SCENE_KEYS = ("name", "shots")
@@ -140,6 +142,13 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
                 FieldProblem(source, f"scenes[{s}]", "needs a string 'name' and a non-empty 'shots' list")
             )
             continue
+        if not valid_name(scene["name"]):
+            message = (
+                f"scene name {quote(scene['name'])} cannot name its shots' jobs (<scene>__shotNN): use a "
+                "non-empty name without '/', '\\', control or bidi characters"
+            )
+            problems.append(FieldProblem(source, f"scenes[{s}].name", message))
+            continue
         for key in scene:
             if key not in SCENE_KEYS:
                 problems.append(
@@ -163,7 +172,9 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
             for name in unknown:
                 known = ", ".join(elements) or "none defined"
                 problems.append(
-                    FieldProblem(source, f"{where}.elements", f"unknown element {name!r}; known: {known}")
+                    FieldProblem(
+                        source, f"{where}.elements", f"unknown element {quote(name)}; known: {known[:200]}"
+                    )
                 )
             if k > 0:
                 prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)

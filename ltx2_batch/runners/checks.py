@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
+from ltx2_batch.layout import RUN_FOLDERS
 from ltx2_batch.runners.cluster import cluster_address, unreachable
 
 CRF_RANGE = (0, 51)  # libx264's constant-rate-factor scale (8-bit)
@@ -174,3 +175,31 @@ def check_output(output: OutputConfig) -> None:
     problems = output_problems(output)
     if problems:
         raise ConfigError("invalid output config:\n  " + "\n  ".join(problems))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_output_dir(root: Path, output_dir: Path) -> None:
+    """Every folder a run writes must really lie inside `output.root` once symlinks are followed.
+
+    `output.root` itself may be a link (outputs on another disk); the run's own dir and its folders
+    (`generated/`, `metadata/`, ...) may not lead elsewhere, or a run would write, and `force=true` delete,
+    files outside the root.
+    """
+    real_root = os.path.realpath(root)
+    real_dir = os.path.realpath(output_dir)
+    if not _inside(real_dir, real_root) or real_dir == real_root:
+        raise ConfigError(
+            f"output dir {output_dir} resolves to {real_dir}, outside output.root ({real_root}); "
+            "remove the symlink or choose another output.run_name"
+        )
+    for name in RUN_FOLDERS:
+        folder = output_dir / name
+        real = os.path.realpath(folder)
+        if os.path.islink(folder) or not _inside(real, real_dir):
+            raise ConfigError(
+                f"{folder} is a symlink (to {real}); a run writes only real folders inside its output dir: "
+                f"remove the link (move what it points to into {output_dir} if you need it)"
+            )

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -32,6 +33,7 @@ from ltx2_batch.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
+from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
 
 POLL_S = 0.2
@@ -98,6 +100,14 @@ def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
     previous = signal.getsignal(signal.SIGTERM)
     try:
         return _init(engine, temp_dir)
+    except SystemExit as exc:
+        # ray.init's own SIGTERM handler is `sys.exit(15)`: a SIGTERM during start-up lands here. Hand it
+        # to the driver's handler instead (stop, cancel, exit 143) and report whatever Ray got to start.
+        if exc.code != signal.SIGTERM or not callable(previous):
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        previous(signal.SIGTERM, None)
+        return ray.is_initialized()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -149,6 +159,7 @@ class RayRunner:
         self._progress: Queue | None = None
         self._started_ray = False
         self._own_temp_dir: str | None = None  # a private Ray's session dir we made: removed by close()
+        self._reaper: subprocess.Popen[bytes] | None = None  # kills that Ray if this driver dies with -9
         self._attempts: dict[str, int] = {}
 
     def _spawn(self) -> _Slot:
@@ -172,7 +183,11 @@ class RayRunner:
             private = cluster_address(self._engine).kind is AddressKind.private
             if not (ray.is_initialized() or not private or self._engine.temp_dir):
                 self._own_temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
+                # before ray.init: daemons it starts while this driver is killed are reaped too
+                self._reaper = start_reaper(self._own_temp_dir)
             self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
+            if stop.is_set():  # a signal during start-up: no queue, no actors (close() cleans up)
+                return
             self._progress = Queue(actor_options={"num_cpus": 0})
         want = min(worker_count(self._engine), max(job_count, 1))
         new = [self._spawn() for _ in range(want - len(self._slots))]
@@ -250,17 +265,26 @@ class RayRunner:
 
     def close(self) -> None:
         """Kill every actor and the progress queue, then stop the private Ray; each step runs even if an
-        earlier one fails (e.g. the cluster is already gone)."""
-        for actor in [slot.actor for slot in self._spawned] + (
-            [self._progress.actor] if self._progress else []
-        ):
+        earlier one fails (e.g. the cluster is already gone, or the queue's actor died with its raylet).
+
+        `is not None`, never truthiness, on the queue: `bool(Queue)` calls its `len()` through `ray.get`,
+        which raises when the queue actor is gone and is False for an empty (live) queue."""
+        actors = [slot.actor for slot in self._spawned]
+        if self._progress is not None:
+            actors.append(self._progress.actor)
+        for actor in actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
         self._spawned, self._slots, self._progress = [], [], None
         if self._started_ray:
-            ray.shutdown()
+            with contextlib.suppress(Exception):
+                ray.shutdown()
             self._started_ray = False
+        stop_reaper(self._reaper)  # Ray is down (or never came up): its undertaker is not needed
+        self._reaper = None
         if self._own_temp_dir:  # logs of a private Ray go with it; set engine.temp_dir to keep them
+            if ray_processes(self._own_temp_dir):  # a daemon shutdown missed: do not leave it running
+                reap(self._own_temp_dir)
             shutil.rmtree(self._own_temp_dir, ignore_errors=True)
             self._own_temp_dir = None
 

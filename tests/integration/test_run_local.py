@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -94,7 +96,16 @@ def test_demo_like_run_writes_files_ledger_and_resumes(tmp_path: Path, app_facto
 def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_factory) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
-    (folder / "broken.png").write_bytes(b"this is not a png")  # passes the existence check, fails to decode
+    # A PNG whose header and chunk checksums are sound (validation reads only those) but whose pixel data
+    # is not a deflate stream: it passes validation and fails when the executor decodes it.
+    header = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"IDAT", b"this is not deflate data"), (b"IEND", b"")]
+    (folder / "broken.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + b"".join(
+            struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d)) for k, d in chunks
+        )
+    )
     manifest = write_manifest(
         folder,
         SMALL

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from PIL import Image
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.jobs import derive_seed
 from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
+from tests.conftest import write_input_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,9 +71,8 @@ CHANGES = [
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("a.png", "b.png", "style.safetensors"):
-        (tmp_path / name).write_bytes(name.encode())
-    (tmp_path / "copy_of_a.png").write_bytes(b"a.png")  # same bytes as a.png, another path
+    write_input_files(tmp_path, ("a.png", "b.png", "style.safetensors"))
+    shutil.copy(tmp_path / "a.png", tmp_path / "copy_of_a.png")  # same bytes as a.png, another path
     return tmp_path
 
 
@@ -121,7 +123,7 @@ def test_input_bytes_change_the_id_but_paths_do_not(folder: Path) -> None:
     moved = copy.deepcopy(BASE)
     moved["images"][0]["path"] = "copy_of_a.png"
     assert plan(folder, [moved]).jobs[0].job_id == base_id
-    (folder / "a.png").write_bytes(b"edited")
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")  # edited
     assert plan(folder, [BASE]).jobs[0].job_id != base_id
 
 
