@@ -70,7 +70,7 @@ def test_header_only_set_is_small_and_carries_the_configs(random_root: Path) -> 
 
 def test_random_model_files_resolve_under_the_model_root(tmp_path: Path, tiny_root: Path) -> None:
     shutil.copytree(tiny_root, tmp_path / "models" / "tiny")
-    cfg = compose_app("model=ltx2_random").model
+    cfg = compose_app("model=ltx2_random", f"model.root={tmp_path / 'models'}").model
     assert cfg.source is ModelSource.random
     files = RandomWeights(cfg, tmp_path).resolve(allow_fp8=False)
     assert files.source == "random" and files.root == tmp_path / "models" / "random"

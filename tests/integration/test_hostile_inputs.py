@@ -42,7 +42,7 @@ def _job_rows(output_dir: Path) -> pd.DataFrame:
         ("34_deep_nesting.yaml", "", "nesting deeper than 64 levels"),
         ("35_num_frames_huge.yaml", "", "limits.max_num_frames"),
         ("42_decompression_bomb_png.yaml", "", "declares a frame too large"),
-        ("", "output.run_name=../../escape", "contains a path separator"),
+        ("", "output.run_name=../../escape", "must be a plain folder name"),
         ("...yaml", "", "manifest's file stem (...yaml) is '..'"),
     ],
 )
@@ -102,7 +102,8 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     assert report.samples == 1 and {job_id for job_id, _ in report.rejected} == set(
         done.loc[["a", "b"], "job_id"]
     )
-    assert [p.name for p in (out / "dataset" / "clips").iterdir()] == [f"{done.loc['c', 'job_id']}.mp4"]
+    clips = [p.name for p in (out / "dataset" / "video").iterdir() if p.suffix == ".mp4"]
+    assert clips == [f"{done.loc['c', 'job_id']}.mp4"]
 
     assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
     rows = _job_rows(out)
