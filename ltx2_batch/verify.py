@@ -189,7 +189,7 @@ def done_records(output_dir: Path) -> dict[str, DoneRecord]:
     """Job id -> its ledger done row's run id and frame count, for every job whose latest row is done."""
     from ltx2_batch.ledger.store import latest_rows
 
-    if not os.path.isdir(output_dir):
+    if not os.path.isdir(output_dir):  # noqa: PTH112 - False, not OSError, for a name too long
         return {}
     table = latest_rows(output_dir, columns=("frames_written", "error"))
     out = {}

@@ -66,11 +66,11 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_
 def pids_titled(prefix: bytes) -> list[int]:
     """Processes whose command line starts with `prefix` (Ray titles an actor `ray::Class.method`)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(prefix):
-                    found.append(int(entry))
+                if (entry / "cmdline").read_bytes().startswith(prefix):
+                    found.append(int(entry.name))
             except OSError:
                 continue
     return found

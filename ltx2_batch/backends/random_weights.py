@@ -154,7 +154,7 @@ def ensure_random_set(root: Path, tokenizer_source: Path) -> Path:
         if not (gemma / name).is_file():
             tmp = gemma / f".{name}.{os.getpid()}"
             shutil.copyfile(Path(tokenizer_source) / name, tmp)
-            os.replace(tmp, gemma / name)
+            tmp.replace(gemma / name)
     _write_json(gemma / "config.json", gemma_12b_config())
     processor = json.loads((Path(tokenizer_source) / "preprocessor_config.json").read_text())
     processor["size"] = {"height": 896, "width": 896}  # Gemma-3's SigLIP input
@@ -197,7 +197,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class RandomStateDictLoader:

@@ -16,7 +16,6 @@ factors (t=8, h=w=32), audio latent 8 channels x 16 mel bins, audio VAE `ch` 128
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -180,9 +179,9 @@ def build_atomically(
     try:
         build(tmp)
         if root.exists() and not complete(root):
-            os.replace(root, stale)  # an incomplete set or another recipe's: move aside, delete below
+            root.replace(stale)  # an incomplete set or another recipe's: move aside, delete below
         try:
-            os.replace(tmp, root)
+            tmp.replace(root)
         except OSError:
             if not complete(root):  # not a lost race to an identical build: surface the error
                 raise

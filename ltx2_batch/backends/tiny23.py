@@ -245,7 +245,7 @@ def write_safetensors_sorted(tensors: dict[str, Any], path: Path, metadata: dict
         handle.write(header)
         for blob in blobs:
             handle.write(blob)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def main() -> None:

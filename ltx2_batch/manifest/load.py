@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +320,7 @@ def validate_document(
     problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
     if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
         raise ManifestError(problems)
-    roots = InputRoots.for_manifest(manifest_path, paths, os.getcwd())
+    roots = InputRoots.for_manifest(manifest_path, paths, Path.cwd())
     ctx = JobContext(
         chunking=ChunkingSpec(
             chaining.window,
