@@ -27,6 +27,8 @@ from ltx2_batch.media.sidecar import read_sidecar
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG ends with
 _MAX_BOXES = 10_000  # top-level MP4 boxes walked before giving up (ours have four)
+_BOX_HEADER = 8  # an MP4 box opens with its size (u32) and its type (4 bytes)
+_LARGE_BOX_HEADER = 16  # ... followed by a u64 size when the u32 size is 1
 
 
 # The `error` of a done row restored from a sidecar (by `ledger_rebuild`, or adopted: a job whose files a
@@ -59,17 +61,17 @@ def _mp4_problem(path: Path, size: int) -> str | None:
     with path.open("rb") as handle:
         while offset < size and len(kinds) < _MAX_BOXES:
             handle.seek(offset)
-            header = handle.read(16)
-            if len(header) < 8:
+            header = handle.read(_LARGE_BOX_HEADER)
+            if len(header) < _BOX_HEADER:
                 return f"is cut inside an MP4 box header at byte {offset:,} of {size:,}"
-            box_size, kind = struct.unpack(">I4s", header[:8])
+            box_size, kind = struct.unpack(">I4s", header[:_BOX_HEADER])
             if box_size == 1:
-                if len(header) < 16:
+                if len(header) < _LARGE_BOX_HEADER:
                     return f"is cut inside an MP4 box header at byte {offset:,} of {size:,}"
-                box_size = struct.unpack(">Q", header[8:16])[0]
+                box_size = struct.unpack(">Q", header[_BOX_HEADER:_LARGE_BOX_HEADER])[0]
             elif box_size == 0:
                 box_size = size - offset  # "to the end of the file"
-            if box_size < 8:
+            if box_size < _BOX_HEADER:
                 return f"has a broken MP4 box at byte {offset:,} (size {box_size})"
             kinds.append(kind)
             offset += box_size

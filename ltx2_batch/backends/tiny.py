@@ -44,6 +44,7 @@ TINY_LAYOUT: dict[str, str] = {  # role -> path relative to the tiny root
 }
 _COMPLETE_MARKER = "tiny_build.json"
 STORAGE_DTYPE_NAME = "bfloat16"
+_MATRIX_NDIM = 2  # a LoRA pairs with the 2-D (linear) weights only
 
 GEMMA_HIDDEN = 64
 GEMMA_VOCAB = 512
@@ -253,7 +254,7 @@ def write_tiny_lora(
 
     tensors: dict[str, torch.Tensor] = {}
     for name, shape in sorted(transformer_shapes.items()):
-        if not (name.endswith(".weight") and len(shape) == 2 and any(t in name for t in targets)):
+        if not (name.endswith(".weight") and len(shape) == _MATRIX_NDIM and any(t in name for t in targets)):
             continue
         base = name[: -len(".weight")]
         lora_a = torch.randn(rank, shape[1], generator=gen) * scale
@@ -487,8 +488,9 @@ def main() -> None:
     """`python -m ltx2_batch.backends.tiny [ROOT] [SEED]`: build or confirm the tiny set."""
     import sys
 
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny")
-    report = ensure_tiny_models(root, seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    args = sys.argv[1:]
+    root = Path(args[0] if args else "models/tiny")
+    report = ensure_tiny_models(root, seed=int(args[1]) if args[1:] else 0)
     print(
         json.dumps(
             {

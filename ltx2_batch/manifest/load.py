@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import ChainingConfig, PathsConfig
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+_YAML_ERROR_CHARS = 2000  # a YAML error quotes the text it choked on: cut it to keep the message readable
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dic
         doc = loader.get_single_data()
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
         text = str(exc)
-        text = text if len(text) < 2000 else text[:2000] + "..."
+        text = text if len(text) < _YAML_ERROR_CHARS else text[:_YAML_ERROR_CHARS] + "..."
         raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {text}")]) from None
     finally:
         loader.dispose()
