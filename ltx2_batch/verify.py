@@ -53,7 +53,7 @@ class DoneRecord:
         return found.group(1) if found else self.run_id
 
 
-def _mp4_problem(path: Path, size: int) -> str | None:
+def _mp4_problem(path: Path, size: int) -> str | None:  # noqa: PLR0911 - returns the first problem the box walk finds
     """The top-level boxes must tile the file exactly (a cut file leaves the last box short), the first
     must be `ftyp` and one must be `moov` (without it no player can read the samples)."""
     kinds: list[bytes] = []
@@ -135,7 +135,7 @@ def _decode_problem(path: Path, frames: int | None) -> str | None:
     return None
 
 
-def verify_files(
+def verify_files(  # noqa: PLR0911 - each check returns the first reason the files cannot be trusted
     video: Path, sidecar: Path, job_id: str, record: DoneRecord | None, mode: VerifyMode
 ) -> str | None:
     """Why this done job's files cannot be trusted, or None. `record` is its ledger done row, if any."""
