@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -100,8 +101,14 @@ def compose_app(*overrides: str) -> AppConfig:
         return to_app_config(compose("config", overrides=list(overrides)))
 
 
+class AppFactory(Protocol):
+    """What the `app_factory` fixture gives a test: `compose_app` with outputs under its tmp_path."""
+
+    def __call__(self, *overrides: str) -> AppConfig: ...
+
+
 @pytest.fixture
-def app_factory(tmp_path: Path):
+def app_factory(tmp_path: Path) -> AppFactory:
     """compose_app with outputs under tmp_path and progress lines on."""
 
     def make(*overrides: str) -> AppConfig:

@@ -232,10 +232,10 @@ def _import_builders() -> None:
     import ltx_core.model.transformer
     import ltx_core.model.upsampler
     import ltx_core.model.video_vae
-    import ltx_core.text_encoders.gemma  # noqa: F401
-    import safetensors.torch  # noqa: F401
-    import tokenizers  # noqa: F401
-    import transformers.models.gemma3  # noqa: F401
+    import ltx_core.text_encoders.gemma  # noqa: F401 - imported for the build, not used here
+    import safetensors.torch  # noqa: F401 - imported for the build, not used here
+    import tokenizers  # noqa: F401 - imported for the build, not used here
+    import transformers.models.gemma3  # noqa: F401 - imported for the build, not used here
 
 
 def write_tiny_lora(

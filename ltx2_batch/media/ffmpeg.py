@@ -181,8 +181,7 @@ class FfmpegPipe:
 
     def __init__(self, cmd: list[str]) -> None:
         self._cmd = cmd
-        # Owned by this object, closed in finish()/abort(), so not a `with` block.
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by this object, closed in finish()/abort()
         try:
             self._proc = subprocess.Popen(  # an argument list, no shell
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err
