@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -74,7 +75,13 @@ def make_frames(content: str, count: int, height: int, width: int, rng: np.rando
     return frames
 
 
-def best_of(repeats: int, fn, path: Path, frames: np.ndarray, audio: np.ndarray) -> float:
+def best_of(
+    repeats: int,
+    fn: Callable[[Path, np.ndarray, np.ndarray], object],
+    path: Path,
+    frames: np.ndarray,
+    audio: np.ndarray,
+) -> float:
     times = []
     for _ in range(repeats):
         path.unlink(missing_ok=True)

@@ -35,8 +35,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ltx2_batch.config import ModelConfig, ModelSource  # noqa: E402
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id  # noqa: E402
+from ltx2_batch.config import ModelConfig, ModelSource  # noqa: E402 - after the path insert
+from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id  # noqa: E402 - after the path insert
 
 PROMPT = "A drone flight over snowy mountains at sunset, wind and distant birds."
 TRANSFORMER_19B = 18_876_174_592  # the published "19B"
@@ -131,7 +131,7 @@ class ForwardTimer:
         return seconds, calls
 
 
-def engine_row(
+def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they run on the GPU
     label: str,
     cfg: ModelConfig,
     size: tuple[str, int, int, int, bool],
@@ -301,7 +301,7 @@ def official_row(smoke: bool) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 - the benchmark's options and rows, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--meta", action="store_true", help="CPU check of the full-size configs (meta device)"

@@ -163,7 +163,7 @@ def _grid(output_dir: Path, entries: list[SheetEntry], total: int) -> Path:
     target = output_dir / PNG_NAME
     tmp = target.with_name(f".{PNG_NAME}.tmp-{os.getpid()}")
     sheet.save(tmp, format="PNG")
-    os.replace(tmp, target)
+    tmp.replace(target)
     return target
 
 
@@ -187,4 +187,4 @@ def _fit(text: str, width: int) -> str:
 def _atomic_write(target: Path, data: bytes) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.write_bytes(data)
-    os.replace(tmp, target)
+    tmp.replace(target)

@@ -298,7 +298,7 @@ def _place_file(source: Path, target: Path, link: bool, check: bool = True) -> N
         os.link(source, tmp)
     except OSError:  # another file system, or links not allowed: copy
         shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    tmp.replace(target)
 
 
 def _in_place(source: Path, target: Path) -> bool:
@@ -422,4 +422,4 @@ def _tar(path: Path, payloads: list[tuple[dict, bytes]], dest: Path) -> None:
 def _atomic(target: Path, write: Callable[[Path], object]) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     write(tmp)
-    os.replace(tmp, target)
+    tmp.replace(target)

@@ -203,13 +203,27 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     return _execute(cfg, project_root, _streaming_source(cfg, project_root, manifest_path))
 
 
+def _without_finished(
+    pending: tuple[RenderJob, ...],
+    skipped: tuple[RenderJob, ...],
+    finished: set[str],
+    rejected: Mapping[str, str],
+) -> tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]:
+    """(pending, skipped) with the pending jobs another run finished meanwhile moved to skipped."""
+    late = {j.job_id for j in pending if j.job_id in finished} - set(rejected)
+    if not late:
+        return pending, skipped
+    still_pending = tuple(j for j in pending if j.job_id not in late)
+    return still_pending, (*skipped, *(j for j in pending if j.job_id in late))
+
+
 def _execute(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
     """`_render_all` while holding the output dir's writer lock: a second launch into it is refused."""
     with hold_output_dir(source.plan.output_dir, cfg.shard):
         return _render_all(cfg, project_root, source)
 
 
-def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:
+def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunReport:  # noqa: PLR0912, PLR0915 - one run's lifecycle (ledger, runner, interrupts, teardown), read in order
     """Render every batch through one runner (warm across batches); the ledger records as jobs finish."""
     output_dir, fingerprint = source.plan.output_dir, source.plan.model_fingerprint
     run_id = new_run_id()
@@ -241,11 +255,8 @@ def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunRepor
                 # Read again under the writer lock: a run that finished while this one planned is not
                 # rendered twice (its done jobs move to skipped; ones that failed verification stay).
                 finished = set() if cfg.force else completed_job_ids(output_dir)
-                for pending, skipped in source.batches:
-                    late = {j.job_id for j in pending if j.job_id in finished} - set(source.rejected)
-                    if late:
-                        skipped = (*skipped, *(j for j in pending if j.job_id in late))
-                        pending = tuple(j for j in pending if j.job_id not in late)
+                for batch in source.batches:
+                    pending, skipped = _without_finished(*batch, finished, source.rejected)
                     stats.total += len(pending) + len(skipped)
                     stats.skipped += len(skipped)
                     if not pending:

@@ -22,6 +22,7 @@ from ltx2_batch.jobs import RenderJob, RenderMode
 
 # The folders a run writes below its output dir (each checked against symlinks that lead out of it).
 RUN_FOLDERS = ("generated", "thumbnails", "metadata", "chunks", "ledger", "conditioning", "dataset")
+MAX_NAME_CHARS = 200  # a run name is one folder name: well under the 255 bytes a file system allows
 
 
 def run_name_problem(name: str) -> str | None:
@@ -32,11 +33,12 @@ def run_name_problem(name: str) -> str | None:
     if name in (".", ".."):
         return f"is {name!r}: the run's files would land in output.root itself or above it"
     if "/" in name or "\\" in name or Path(name).is_absolute():
-        return f"{name[:200]!r} contains a path separator; a run name is one folder name under output.root"
+        shown = name[:MAX_NAME_CHARS]
+        return f"{shown!r} contains a path separator; a run name is one folder name under output.root"
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
-        return f"{name[:200]!r} contains control or bidi characters"
-    if len(name) > 200:
-        return f"is {len(name)} characters long; at most 200"
+        return f"{name[:MAX_NAME_CHARS]!r} contains control or bidi characters"
+    if len(name) > MAX_NAME_CHARS:
+        return f"is {len(name)} characters long; at most {MAX_NAME_CHARS}"
     return None
 
 

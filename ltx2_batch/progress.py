@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 _STATUS_WIDTH = len("cancelled")  # the longest job status: names start after it and one space
+_MINUTE_S = 60
 
 
 def _fmt_s(seconds: float) -> str:
     seconds = max(0.0, seconds)
-    if seconds < 60:
+    if seconds < _MINUTE_S:
         return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
+    minutes, sec = divmod(int(seconds), _MINUTE_S)
+    hours, minutes = divmod(minutes, 60)  # minutes per hour
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
 
 

@@ -63,7 +63,7 @@ class PromptRow:
     text: str
 
 
-def open_prompt_source(
+def open_prompt_source(  # noqa: PLR0911 - each refusal returns its problem where it is found
     spec: object,
     base_dir: Path,
     roots: InputRoots | None = None,
@@ -165,13 +165,13 @@ def iter_prompts(source: PromptSource) -> Iterator[PromptRow]:
 
     Raises ManifestError naming the row for text that is not a prompt (not a string, a NUL, too long)."""
     field = f"prompts.{source.column}" if source.column else "prompts"
-    for row, text in enumerate(_iter_raw(source)):
-        if text is None:
+    for row, raw in enumerate(_iter_raw(source)):
+        if raw is None:
             continue
-        if not isinstance(text, str):
-            message = f"row {row}: a prompt must be text, got {quote(text)}"
+        if not isinstance(raw, str):
+            message = f"row {row}: a prompt must be text, got {quote(raw)}"
             raise _problem(source, field, message)
-        text = text.strip()
+        text = raw.strip()
         if not text:
             continue
         problem = text_problem(text, source.limits)

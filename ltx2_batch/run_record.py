@@ -21,7 +21,7 @@ OVERRIDES_FILE = "overrides.yaml"
 def _write(target: Path, text: str) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
-    os.replace(tmp, target)
+    tmp.replace(target)
 
 
 def write_run_record(output_dir: Path, config_yaml: str, overrides: Sequence[str]) -> bool:

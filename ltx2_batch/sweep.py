@@ -121,7 +121,7 @@ def write_point(point: SweepPoint) -> Path:
     target = point.output_dir / POINT_FILE
     tmp = target.with_name(f".{POINT_FILE}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps({"label": point.label, "overrides": dict(point.overrides)}, indent=2) + "\n")
-    os.replace(tmp, target)
+    tmp.replace(target)
     return target
 
 
@@ -174,7 +174,7 @@ def gather_sweep(sweep_dir: Path) -> Path:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{SWEEP_LEDGER}.tmp-{os.getpid()}")
     pq.write_table(table, tmp)
-    os.replace(tmp, target)
+    tmp.replace(target)
     return target
 
 

@@ -27,6 +27,8 @@ from ltx2_batch.media.sidecar import read_sidecar
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG ends with
 _MAX_BOXES = 10_000  # top-level MP4 boxes walked before giving up (ours have four)
+_BOX_HEADER = 8  # an MP4 box opens with its size (u32) and its type (4 bytes)
+_LARGE_BOX_HEADER = 16  # ... followed by a u64 size when the u32 size is 1
 
 
 # The `error` of a done row restored from a sidecar (by `ledger_rebuild`, or adopted: a job whose files a
@@ -51,7 +53,7 @@ class DoneRecord:
         return found.group(1) if found else self.run_id
 
 
-def _mp4_problem(path: Path, size: int) -> str | None:
+def _mp4_problem(path: Path, size: int) -> str | None:  # noqa: PLR0911 - returns the first problem the box walk finds
     """The top-level boxes must tile the file exactly (a cut file leaves the last box short), the first
     must be `ftyp` and one must be `moov` (without it no player can read the samples)."""
     kinds: list[bytes] = []
@@ -59,17 +61,17 @@ def _mp4_problem(path: Path, size: int) -> str | None:
     with path.open("rb") as handle:
         while offset < size and len(kinds) < _MAX_BOXES:
             handle.seek(offset)
-            header = handle.read(16)
-            if len(header) < 8:
+            header = handle.read(_LARGE_BOX_HEADER)
+            if len(header) < _BOX_HEADER:
                 return f"is cut inside an MP4 box header at byte {offset:,} of {size:,}"
-            box_size, kind = struct.unpack(">I4s", header[:8])
+            box_size, kind = struct.unpack(">I4s", header[:_BOX_HEADER])
             if box_size == 1:
-                if len(header) < 16:
+                if len(header) < _LARGE_BOX_HEADER:
                     return f"is cut inside an MP4 box header at byte {offset:,} of {size:,}"
-                box_size = struct.unpack(">Q", header[8:16])[0]
+                box_size = struct.unpack(">Q", header[_BOX_HEADER:_LARGE_BOX_HEADER])[0]
             elif box_size == 0:
                 box_size = size - offset  # "to the end of the file"
-            if box_size < 8:
+            if box_size < _BOX_HEADER:
                 return f"has a broken MP4 box at byte {offset:,} (size {box_size})"
             kinds.append(kind)
             offset += box_size
@@ -133,7 +135,7 @@ def _decode_problem(path: Path, frames: int | None) -> str | None:
     return None
 
 
-def verify_files(
+def verify_files(  # noqa: PLR0911 - each check returns the first reason the files cannot be trusted
     video: Path, sidecar: Path, job_id: str, record: DoneRecord | None, mode: VerifyMode
 ) -> str | None:
     """Why this done job's files cannot be trusted, or None. `record` is its ledger done row, if any."""
@@ -189,7 +191,7 @@ def done_records(output_dir: Path) -> dict[str, DoneRecord]:
     """Job id -> its ledger done row's run id and frame count, for every job whose latest row is done."""
     from ltx2_batch.ledger.store import latest_rows
 
-    if not os.path.isdir(output_dir):
+    if not os.path.isdir(output_dir):  # noqa: PTH112 - False, not OSError, for a name too long
         return {}
     table = latest_rows(output_dir, columns=("frames_written", "error"))
     out = {}

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -66,11 +67,11 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_
 def pids_titled(prefix: bytes) -> list[int]:
     """Processes whose command line starts with `prefix` (Ray titles an actor `ray::Class.method`)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(prefix):
-                    found.append(int(entry))
+                if (entry / "cmdline").read_bytes().startswith(prefix):
+                    found.append(int(entry.name))
             except OSError:
                 continue
     return found
@@ -100,8 +101,14 @@ def compose_app(*overrides: str) -> AppConfig:
         return to_app_config(compose("config", overrides=list(overrides)))
 
 
+class AppFactory(Protocol):
+    """What the `app_factory` fixture gives a test: `compose_app` with outputs under its tmp_path."""
+
+    def __call__(self, *overrides: str) -> AppConfig: ...
+
+
 @pytest.fixture
-def app_factory(tmp_path: Path):
+def app_factory(tmp_path: Path) -> AppFactory:
     """compose_app with outputs under tmp_path and progress lines on."""
 
     def make(*overrides: str) -> AppConfig:

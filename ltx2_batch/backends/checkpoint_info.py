@@ -19,6 +19,7 @@ from ltx2_batch.errors import ConfigError
 from ltx2_batch.families import CheckpointKind, ModelFamily, family_for_version, kind_from_name
 
 HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+LENGTH_BYTES = 8  # a safetensors file opens with its header length, a little-endian u64
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            raw = handle.read(8)
-            if len(raw) != 8:
+            raw = handle.read(LENGTH_BYTES)
+            if len(raw) != LENGTH_BYTES:
                 raise ConfigError(f"{path}: too short to be a safetensors file")
             (length,) = struct.unpack("<Q", raw)
             if length > HEADER_LIMIT:

@@ -83,7 +83,8 @@ def _cpu_fork_rng(real: Callable[..., Any]) -> Callable[..., Any]:
     """Gemma's prompt enhancer calls `fork_rng(devices=[model.device])`, which asks CUDA for the RNG state
     of a CPU device and fails on a CPU-only build; the CPU generator is forked anyway: drop the devices."""
 
-    def fork_rng(devices: object = None, *args: object, **kwargs: object) -> Any:
+    # torch's own signature: callers pass devices=..., dropped on purpose
+    def fork_rng(devices: object = None, *args: object, **kwargs: object) -> Any:  # noqa: ARG001 - see above
         return real([], *args, **kwargs)
 
     fork_rng._ltx2_batch_cpu_shim = True  # type: ignore[attr-defined]

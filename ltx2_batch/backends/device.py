@@ -73,7 +73,7 @@ def device_free_bytes(device: str) -> int | None:
     """Free memory of a CUDA device now (what the memory policy plans with); None for host memory."""
     import torch
 
-    if device.split(":")[0] != "cuda" or not torch.cuda.is_available():
+    if device.split(":", 1)[0] != "cuda" or not torch.cuda.is_available():
         return None
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return int(free)

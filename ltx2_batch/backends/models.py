@@ -35,6 +35,7 @@ ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsample
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
 GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
 _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+_LENGTH_BYTES = 8  # a safetensors file opens with its header length, a little-endian u64
 _DEFAULTS = ModelConfig()
 
 
@@ -191,8 +192,8 @@ def file_header_digest(path: Path) -> str:
     small non-safetensors files (tokenizer, config)."""
     with path.open("rb") as handle:
         if path.suffix == ".safetensors":
-            raw = handle.read(8)
-            (length,) = struct.unpack("<Q", raw) if len(raw) == 8 else (0,)
+            raw = handle.read(_LENGTH_BYTES)
+            (length,) = struct.unpack("<Q", raw) if len(raw) == _LENGTH_BYTES else (0,)
             return hashlib.sha256(raw + handle.read(min(length, _HEADER_LIMIT))).hexdigest()
         return hashlib.sha256(handle.read(_HEADER_LIMIT)).hexdigest()
 

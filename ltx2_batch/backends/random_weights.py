@@ -154,7 +154,7 @@ def ensure_random_set(root: Path, tokenizer_source: Path) -> Path:
         if not (gemma / name).is_file():
             tmp = gemma / f".{name}.{os.getpid()}"
             shutil.copyfile(Path(tokenizer_source) / name, tmp)
-            os.replace(tmp, gemma / name)
+            tmp.replace(gemma / name)
     _write_json(gemma / "config.json", gemma_12b_config())
     processor = json.loads((Path(tokenizer_source) / "preprocessor_config.json").read_text())
     processor["size"] = {"height": 896, "width": 896}  # Gemma-3's SigLIP input
@@ -197,7 +197,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class RandomStateDictLoader:
@@ -245,13 +245,12 @@ class RandomStateDictLoader:
             value = random_tensor(key, shape, self._dtype if dtype.is_floating_point else dtype, device, gen)
             pairs = sd_ops.apply_to_key_value(key, value) if sd_ops is not None else [(key, value)]
             for out_key, out_value in pairs:
-                if out_key != key and out_key not in shapes:
-                    # a rename from checkpoint to model key names (the 2.3 vocoder's `vocoder.` strip): `key`
-                    # already is the model's name, so keep it and take only the operation's value
-                    out_key = key
-                if out_key in sd and out_key != key:
+                # a rename from checkpoint to model key names (the 2.3 vocoder's `vocoder.` strip): `key`
+                # already is the model's name, so keep it and take only the operation's value
+                target = key if out_key != key and out_key not in shapes else out_key
+                if target in sd and target != key:
                     continue
-                sd[out_key] = out_value
+                sd[target] = out_value
                 size += out_value.nbytes
                 dtypes.add(out_value.dtype)
         return StateDict(sd=sd, device=device, size=size, dtype=dtypes)

@@ -16,7 +16,6 @@ factors (t=8, h=w=32), audio latent 8 channels x 16 mel bins, audio VAE `ch` 128
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -45,6 +44,7 @@ TINY_LAYOUT: dict[str, str] = {  # role -> path relative to the tiny root
 }
 _COMPLETE_MARKER = "tiny_build.json"
 STORAGE_DTYPE_NAME = "bfloat16"
+_MATRIX_NDIM = 2  # a LoRA pairs with the 2-D (linear) weights only
 
 GEMMA_HIDDEN = 64
 GEMMA_VOCAB = 512
@@ -180,9 +180,9 @@ def build_atomically(
     try:
         build(tmp)
         if root.exists() and not complete(root):
-            os.replace(root, stale)  # an incomplete set or another recipe's: move aside, delete below
+            root.replace(stale)  # an incomplete set or another recipe's: move aside, delete below
         try:
-            os.replace(tmp, root)
+            tmp.replace(root)
         except OSError:
             if not complete(root):  # not a lost race to an identical build: surface the error
                 raise
@@ -232,10 +232,10 @@ def _import_builders() -> None:
     import ltx_core.model.transformer
     import ltx_core.model.upsampler
     import ltx_core.model.video_vae
-    import ltx_core.text_encoders.gemma  # noqa: F401
-    import safetensors.torch  # noqa: F401
-    import tokenizers  # noqa: F401
-    import transformers.models.gemma3  # noqa: F401
+    import ltx_core.text_encoders.gemma  # noqa: F401 - imported for the build, not used here
+    import safetensors.torch  # noqa: F401 - imported for the build, not used here
+    import tokenizers  # noqa: F401 - imported for the build, not used here
+    import transformers.models.gemma3  # noqa: F401 - imported for the build, not used here
 
 
 def write_tiny_lora(
@@ -254,7 +254,7 @@ def write_tiny_lora(
 
     tensors: dict[str, torch.Tensor] = {}
     for name, shape in sorted(transformer_shapes.items()):
-        if not (name.endswith(".weight") and len(shape) == 2 and any(t in name for t in targets)):
+        if not (name.endswith(".weight") and len(shape) == _MATRIX_NDIM and any(t in name for t in targets)):
             continue
         base = name[: -len(".weight")]
         lora_a = torch.randn(rank, shape[1], generator=gen) * scale
@@ -488,8 +488,9 @@ def main() -> None:
     """`python -m ltx2_batch.backends.tiny [ROOT] [SEED]`: build or confirm the tiny set."""
     import sys
 
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny")
-    report = ensure_tiny_models(root, seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    args = sys.argv[1:]
+    root = Path(args[0] if args else "models/tiny")
+    report = ensure_tiny_models(root, seed=int(args[1]) if args[1:] else 0)
     print(
         json.dumps(
             {

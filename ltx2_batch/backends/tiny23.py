@@ -245,15 +245,16 @@ def write_safetensors_sorted(tensors: dict[str, Any], path: Path, metadata: dict
         handle.write(header)
         for blob in blobs:
             handle.write(blob)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def main() -> None:
     """`python -m ltx2_batch.backends.tiny23 [ROOT] [SEED]`: build or confirm the tiny 2.3 set."""
     import sys
 
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else f"models/{TINY_DIR_NAME}")
-    report = ensure_tiny_models(root, seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    args = sys.argv[1:]
+    root = Path(args[0] if args else f"models/{TINY_DIR_NAME}")
+    report = ensure_tiny_models(root, seed=int(args[1]) if args[1:] else 0)
     total = sum(report.bytes_by_file.values())
     print(
         json.dumps(

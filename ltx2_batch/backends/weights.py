@@ -133,11 +133,16 @@ class CheckpointWeights:
             self.cfg, self.project_root, require=("checkpoint", "gemma_root"), allow_fp8=allow_fp8
         )
 
-    def loading(self, builder: T, dtype: object) -> T:
+    def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
         return builder
 
     def sizes(
-        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+        self,
+        files: ModelFiles,
+        n_transformers: int,
+        elem: int,  # noqa: ARG002 - the WeightsSource signature; file sizes are already in bytes
+        quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
+        fp8_ok: bool,
     ) -> WeightSizes:
         return _file_sizes(files, n_transformers, fp8_ok)
 
@@ -177,11 +182,16 @@ class TinyWeights:
         files.require(("checkpoint", "gemma_root"))
         return with_checkpoint_info(files, self.cfg)
 
-    def loading(self, builder: T, dtype: object) -> T:
+    def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
         return builder
 
     def sizes(
-        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+        self,
+        files: ModelFiles,
+        n_transformers: int,
+        elem: int,  # noqa: ARG002 - the WeightsSource signature; file sizes are already in bytes
+        quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
+        fp8_ok: bool,
     ) -> WeightSizes:
         return _file_sizes(files, n_transformers, fp8_ok)
 
@@ -205,7 +215,7 @@ class RandomWeights:
         }
         return _digest(recipe, sort_keys=True)
 
-    def resolve(self, allow_fp8: bool) -> ModelFiles:
+    def resolve(self, allow_fp8: bool) -> ModelFiles:  # noqa: ARG002 - the WeightsSource signature; no fp8 set
         """The family's header-only set under `<root>/random` (LTX-2) or `<root>/random23` (LTX-2.3),
         written if absent. Its tokenizer is the LTX-2 tiny set's (built with seed 0 if absent: the tokenizer
         does not depend on the seed). No distilled LoRA ships with it: the distilled recipe only."""
@@ -252,7 +262,12 @@ class RandomWeights:
         return rw.install_random_loaders(builder, self.cfg.seed, dtype)
 
     def sizes(
-        self, files: ModelFiles, n_transformers: int, elem: int, quantized: bool, fp8_ok: bool
+        self,
+        files: ModelFiles,  # noqa: ARG002 - the WeightsSource signature; sized from the configurations
+        n_transformers: int,
+        elem: int,
+        quantized: bool,
+        fp8_ok: bool,
     ) -> WeightSizes:
         counts = self._configs().footprint_params(n_transformers)
         return WeightSizes(

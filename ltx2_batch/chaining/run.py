@@ -66,7 +66,7 @@ def _save_chunk_state(path: Path, tensors: dict[str, Any]) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}, str(tmp))
 
 
-def _chunk_images(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange) -> tuple[ImageCondition, ...]:
+def _chunk_images(job: RenderJob, chunk: ChunkRange) -> tuple[ImageCondition, ...]:
     """The job's images that fall in this chunk (moved to chunk-local frames), plus the chunk's own."""
     own = job.chunk_images[chunk.index] if chunk.index < len(job.chunk_images) else ()
     mapped = []
@@ -77,9 +77,7 @@ def _chunk_images(job: RenderJob, plan: ChunkPlan, chunk: ChunkRange) -> tuple[I
     return (*mapped, *own)
 
 
-def chunk_job(
-    job: RenderJob, plan: ChunkPlan, chunk: ChunkRange, extra: tuple[ImageCondition, ...]
-) -> RenderJob:
+def chunk_job(job: RenderJob, chunk: ChunkRange, extra: tuple[ImageCondition, ...]) -> RenderJob:
     """The single-window job a chunk renders (same model state as the parent job)."""
     prompt = job.chunk_prompts[chunk.index] if chunk.index < len(job.chunk_prompts) else job.prompt
     return dataclasses.replace(
@@ -87,7 +85,7 @@ def chunk_job(
         prompt=prompt,
         num_frames=chunk.num_frames,
         seed=job.seed + chunk.index,
-        images=_chunk_images(job, plan, chunk) + extra,
+        images=_chunk_images(job, chunk) + extra,
         mode=RenderMode.VIDEO,
         chunk_prompts=(),
         chunk_images=(),
@@ -168,7 +166,7 @@ def run_chained(
     return result
 
 
-def _run_chunks(
+def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitch); its state spans both
     backend: RenderBackend,
     job: RenderJob,
     plan: ChunkPlan,
@@ -199,7 +197,7 @@ def _run_chunks(
             raise JobCancelledError(
                 f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}"
             )
-        sub_job = chunk_job(job, plan, chunk, ())
+        sub_job = chunk_job(job, chunk, ())
         state_path, frames_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
         if not chain.rendered_fresh and state_path.is_file() and frames_path.is_file():
             chain.latents = load_chunk_state(state_path)
@@ -214,7 +212,7 @@ def _run_chunks(
             continue
         handoff, extra = _handoff(backend, job, plan, chunk, chain, layout)
         t0 = time.perf_counter()
-        result = backend.render(RenderRequest(job=chunk_job(job, plan, chunk, extra), handoff=handoff))
+        result = backend.render(RenderRequest(job=chunk_job(job, chunk, extra), handoff=handoff))
         elapsed = time.perf_counter() - t0
         render_s += elapsed
         kept = np.ascontiguousarray(result.frames[chunk.keep_start : chunk.keep_end])

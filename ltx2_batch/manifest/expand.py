@@ -221,11 +221,12 @@ def expand_manifest(doc: Mapping[str, Any], max_jobs: int = MAX_EXPANDED_JOBS) -
         problems.append((None, None, "defaults", f"must be a mapping, got {type_name(defaults)}"))
         defaults = {}
     allowed_defaults = [k for k in JOB_FIELDS if k not in NOT_IN_DEFAULTS]
-    for key, message in unknown_keys(defaults, allowed_defaults):
-        if key in NOT_IN_DEFAULTS:
-            message = (
-                f"{quote(key)} cannot be a default (names are per job; a manifest-wide sweep is at top level)"
-            )
+    for key, unknown in unknown_keys(defaults, allowed_defaults):
+        message = (
+            f"{quote(key)} cannot be a default (names are per job; a manifest-wide sweep is at top level)"
+            if key in NOT_IN_DEFAULTS
+            else unknown
+        )
         problems.append((None, None, f"defaults.{key}", message))
     top_variants, sweep_problems = sweep_variants(doc.get("sweep"), max_jobs)
     problems += [(None, None, f, m) for f, m in sweep_problems]

@@ -34,6 +34,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 # The setting a user raises for each bound, named in the refusal so the fix is one override away.
 SETTING = "limits.{}"
+_SHOWN_BITS = 64  # an integer past 64 bits is shown as "a huge number", not as its digits
 
 
 Problems = list[tuple[str, str]]  # (field, message), as the other manifest rules return them
@@ -43,7 +44,7 @@ def _over(field: str, value: float, limit: float, what: str, setting: str) -> tu
     if isinstance(value, float):
         shown = f"{value:g}"
     else:
-        shown = f"{value:,}" if value.bit_length() < 64 else "a huge number"
+        shown = f"{value:,}" if value.bit_length() < _SHOWN_BITS else "a huge number"
     return (
         field,
         f"{shown} is over the limit of {limit:,g} {what}; lower it, or raise the limit with "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import ChainingConfig, PathsConfig
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+_YAML_ERROR_CHARS = 2000  # a YAML error quotes the text it choked on: cut it to keep the message readable
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dic
         doc = loader.get_single_data()
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
         text = str(exc)
-        text = text if len(text) < 2000 else text[:2000] + "..."
+        text = text if len(text) < _YAML_ERROR_CHARS else text[:_YAML_ERROR_CHARS] + "..."
         raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {text}")]) from None
     finally:
         loader.dispose()
@@ -321,7 +321,7 @@ def validate_document(
     problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
     if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
         raise ManifestError(problems)
-    roots = InputRoots.for_manifest(manifest_path, paths, os.getcwd())
+    roots = InputRoots.for_manifest(manifest_path, paths, Path.cwd())
     ctx = JobContext(
         chunking=ChunkingSpec(
             chaining.window,

@@ -43,7 +43,7 @@ class InputRoots:
             return os.path.realpath(base / p)
 
         return cls(
-            manifest_dir=os.path.dirname(real(manifest_path)),
+            manifest_dir=str(Path(real(manifest_path)).parent),
             projects_root=real(paths.projects_root),
             extra=tuple(real(p) for p in paths.allowed_roots),
             models_root=real("models"),
@@ -87,11 +87,12 @@ def _within(path: str, root: str) -> bool:
 
 def _candidate(path: str, base: str, roots: InputRoots) -> str:
     """Absolute, lexically normalised path; `/projects/...` is re-rooted under the projects root."""
+    joined: str | Path = path
     if path == PROJECTS_PREFIX or path.startswith(PROJECTS_PREFIX + "/"):
-        path = os.path.join(roots.projects_root, path[len(PROJECTS_PREFIX) :].lstrip("/"))
-    elif not os.path.isabs(path):
-        path = os.path.join(base, path)
-    return os.path.normpath(path)
+        joined = Path(roots.projects_root, path[len(PROJECTS_PREFIX) :].lstrip("/"))
+    elif not Path(path).is_absolute():
+        joined = Path(base, path)
+    return os.path.normpath(joined)  # lexical: `..` collapses before the allowed-folder check
 
 
 def resolve_input_path(raw: str, roots: InputRoots, *, lora: bool = False) -> ResolvedPath:
@@ -130,8 +131,9 @@ def _check(raw: str, candidate: str, allowed: tuple[str, ...]) -> ResolvedPath:
             error=f"{quote(raw)} is a symlink that leads outside the allowed folders ({candidate} -> "
             f"{real}); allowed: {allowed_text}"
         )
-    if not os.path.exists(real):
+    # os.path answers False for every OSError (a name too long); Path.exists/is_file raise on it
+    if not os.path.exists(real):  # noqa: PTH110 - a hostile name must get this message, not a traceback
         return ResolvedPath(error=f"file not found: {quote(raw)} (looked for {candidate})")
-    if not os.path.isfile(real):
+    if not os.path.isfile(real):  # noqa: PTH113 - as above: False, not OSError, for a name too long
         return ResolvedPath(error=f"{quote(raw)} is not a regular file ({real})")
     return ResolvedPath(path=real)

@@ -111,7 +111,7 @@ def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem])
     return found
 
 
-def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:
+def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:  # noqa: PLR0912 - one walk over scenes and shots, each branch one field's rule
     """Flatten scenes into the `jobs` list the ordinary validator checks (sizes, frames, files...)."""
     problems: list[FieldProblem] = []
     for key in doc:

@@ -23,6 +23,7 @@ from ltx2_batch.errors import MediaError
 
 STDERR_TAIL_CHARS = 2000
 DEFAULT_AUDIO_BITRATE = "192k"
+CRF_MAX = 51  # libx264: 0 is lossless, 51 the coarsest
 _COMMON = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")
 
 
@@ -68,8 +69,8 @@ def ffmpeg_encode_command(
     """
     if width <= 0 or height <= 0:
         raise MediaError(f"frame size must be positive, got {width}x{height}")
-    if not 0 <= crf <= 51:
-        raise MediaError(f"crf must be in 0..51, got {crf}")
+    if not 0 <= crf <= CRF_MAX:
+        raise MediaError(f"crf must be in 0..{CRF_MAX}, got {crf}")
     rate = rate_fraction(frame_rate)
     filters = []
     if (width, height) != even_size(width, height):
@@ -180,8 +181,7 @@ class FfmpegPipe:
 
     def __init__(self, cmd: list[str]) -> None:
         self._cmd = cmd
-        # Owned by this object, closed in finish()/abort(), so not a `with` block.
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by this object, closed in finish()/abort()
         try:
             self._proc = subprocess.Popen(  # an argument list, no shell
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err

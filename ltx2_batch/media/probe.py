@@ -18,6 +18,7 @@ import numpy as np
 from ltx2_batch.errors import MediaError
 
 INDEX_GRID = 4  # a 4x4 grid of cells, one bit each: indices 0..65535
+_FRAME_NDIM, _RGB = 3, 3  # one [H, W, 3] frame
 _LOW, _HIGH = 16, 235  # video-range black and white survive yuv420p and lossy coding intact
 
 
@@ -237,7 +238,7 @@ def decode_frame_index(frame: np.ndarray) -> int:
     Raises MediaError when a cell is neither clearly dark nor clearly light: a blended, shifted or foreign
     frame is reported, not misread as some other index.
     """
-    if frame.ndim != 3 or frame.shape[2] != 3:
+    if frame.ndim != _FRAME_NDIM or frame.shape[2] != _RGB:
         raise MediaError(f"expected one [H, W, 3] frame, got shape {frame.shape}")
     height, width = frame.shape[:2]
     luma = frame.astype(np.float32).mean(axis=2)

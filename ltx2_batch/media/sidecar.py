@@ -22,7 +22,7 @@ from ltx2_batch.errors import MediaError
 from ltx2_batch.media.write import atomic_target
 
 
-def to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON-able type, in the order the checks must run
     """Plain JSON types for `value`, recursively. Unknown types raise MediaError naming the type."""
     if value is None or isinstance(value, (bool, str)):
         return value

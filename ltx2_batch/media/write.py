@@ -37,6 +37,8 @@ from ltx2_batch.media.probe import MediaInfo, probe
 
 PARTIAL_SUFFIX = ".partial"
 AAC_FRAME_SAMPLES = 1024
+_AUDIO_NDIM = 2  # [channels, samples]
+_VIDEO_NDIM, _RGB = 4, 3  # [F, H, W, 3]
 
 
 def partial_path(path: Path, tag: str = "") -> Path:
@@ -88,7 +90,7 @@ def fit_audio(audio: np.ndarray, target_samples: int) -> np.ndarray:
     arr = np.asarray(audio)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] not in (1, 2):
+    if arr.ndim != _AUDIO_NDIM or arr.shape[0] not in (1, 2):
         raise MediaError(f"audio must be [channels, samples] with 1 or 2 channels, got shape {arr.shape}")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
@@ -104,7 +106,7 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
         raise MediaError(
             f"frames must be a uint8 numpy array, got {type(frames).__name__} {getattr(frames, 'dtype', '')}"
         )
-    if frames.ndim != 4 or frames.shape[3] != 3:
+    if frames.ndim != _VIDEO_NDIM or frames.shape[3] != _RGB:
         raise MediaError(f"frames must be [F, H, W, 3], got shape {frames.shape}")
     return np.ascontiguousarray(frames)
 
@@ -279,7 +281,7 @@ def write_lossless_frames(path: str | Path, frames: np.ndarray) -> Path:
 
 
 def _one_frame(frame: np.ndarray) -> np.ndarray:
-    if isinstance(frame, np.ndarray) and frame.ndim == 4:
+    if isinstance(frame, np.ndarray) and frame.ndim == _VIDEO_NDIM:
         frame = frame[0]
     return _check_frames(np.asarray(frame)[None])[0]
 

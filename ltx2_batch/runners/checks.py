@@ -198,7 +198,7 @@ def check_output_dir(root: Path, output_dir: Path) -> None:
     for name in RUN_FOLDERS:
         folder = output_dir / name
         real = os.path.realpath(folder)
-        if os.path.islink(folder) or not _inside(real, real_dir):
+        if os.path.islink(folder) or not _inside(real, real_dir):  # noqa: PTH114 - False, not OSError, for a name too long
             raise ConfigError(
                 f"{folder} is a symlink (to {real}); a run writes only real folders inside its output dir: "
                 f"remove the link (move what it points to into {output_dir} if you need it)"

@@ -4,13 +4,14 @@ handoff, temporal upsampling, audio off, prompt enhancement, parity with the off
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest
+from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models, write_tiny_lora
 from ltx2_batch.config import ModelConfig, ModelSource
@@ -44,7 +45,7 @@ def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_root: Path):
+def backend(tiny_root: Path) -> Iterator[RenderBackend]:
     be = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
     yield be
     be.close()
@@ -105,7 +106,7 @@ def job(**kw: object) -> RenderJob:
     return RenderJob(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def render(backend: RenderBackend, **kw: object):
+def render(backend: RenderBackend, **kw: object) -> RenderResult:
     return backend.render(RenderRequest(job=job(**kw)))
 
 
@@ -271,7 +272,7 @@ def test_missing_weights_lists_paths_and_command(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- parity with ltx_pipelines
 @pytest.fixture(scope="module")
-def bf16_backend(tiny_root: Path):
+def bf16_backend(tiny_root: Path) -> Iterator[RenderBackend]:
     be = create_backend(ModelConfig(root=str(tiny_root), dtype="bf16"), Path("/"))
     yield be
     be.close()

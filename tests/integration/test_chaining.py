@@ -64,7 +64,9 @@ def chained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.Data
 
 
 @pytest.mark.parametrize(("frames", "chunks"), [(122, 2), (218, 3), (300, 3), (500, 5)])
-def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: int, chunks: int) -> None:
+def test_stitched_file_has_exact_frames_and_matching_audio(
+    chained_run: tuple[Path, pd.DataFrame], frames: int, chunks: int
+) -> None:
     _out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == f"len{frames}") & (rows.status == "done")].iloc[0]
     info = probe(job.output_path)
@@ -78,7 +80,7 @@ def test_stitched_file_has_exact_frames_and_matching_audio(chained_run, frames: 
     assert plan_chunks(frames, 121, 24, 8).chunk_count == chunks
 
 
-def test_seams_equal_the_chunk_renders(chained_run) -> None:
+def test_seams_equal_the_chunk_renders(chained_run: tuple[Path, pd.DataFrame]) -> None:
     """Every stitched frame around each seam is, of all frames rendered, the one the plan says it is:
     nothing duplicated, nothing dropped (H.264 is lossy, so identity is judged by nearest match)."""
     out, rows = chained_run
@@ -99,7 +101,7 @@ def test_seams_equal_the_chunk_renders(chained_run) -> None:
         assert min(errors, key=errors.get) == position, (position, errors)
 
 
-def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:
+def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run: tuple[Path, pd.DataFrame]) -> None:
     out, rows = chained_run
     job = rows[(rows.row_kind == "job") & (rows.job_name == "len300") & (rows.status == "done")].iloc[0]
     k = latent_alignment(24, 8).latent_slice_count
@@ -109,7 +111,9 @@ def test_handed_off_latent_equals_tail_of_previous_chunk(chained_run) -> None:
         assert not np.array_equal(nxt["stage1"][:, :, k : k + 1], prev["stage1"][:, :, -1:])
 
 
-def test_handed_off_audio_latents_equal_the_previous_chunks_audio_over_the_overlap(chained_run) -> None:
+def test_handed_off_audio_latents_equal_the_previous_chunks_audio_over_the_overlap(
+    chained_run: tuple[Path, pd.DataFrame],
+) -> None:
     """Sound runs on across a seam: chunk i's audio latents over the overlap are chunk i-1's, bit for bit
     (kept clean in both stages), and the audio after the overlap is new."""
     out, rows = chained_run
@@ -154,7 +158,13 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     assert not generated.exists() or all(p.name.endswith(".partial") for p in generated.iterdir())
 
     again = subprocess.run(
-        [*cmd, "output.keep_chunks=true"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+        [*cmd, "output.keep_chunks=true"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     log = again.stdout + again.stderr
     assert again.returncode == 0, log
@@ -174,7 +184,9 @@ def test_kill_mid_job_then_rerun_renders_only_missing_chunks(tmp_path: Path) -> 
     # the same file, byte for byte, as a run that was never interrupted
     clean_root = tmp_path / "clean"
     clean = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={clean_root}"]
-    uninterrupted = subprocess.run(clean, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    uninterrupted = subprocess.run(
+        clean, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert uninterrupted.returncode == 0, uninterrupted.stdout + uninterrupted.stderr
     resumed_file = Path(job.output_path.iloc[0]).read_bytes()
     clean_file = (clean_root / "m" / "generated" / Path(job.output_path.iloc[0]).name).read_bytes()

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -44,7 +44,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _poll(what: str, ready, deadline_s: float) -> None:
+def _poll(what: str, ready: Callable[[], bool], deadline_s: float) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if ready():
@@ -118,6 +118,7 @@ def test_ray_job_submit_renders_into_the_ledger(cluster: tuple[str, str], tmp_pa
             "engine.gpus_per_worker=0", f"output.root={out}",
         ],
         capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        check=False,
     )  # fmt: skip
     log = submitted.stdout[-4000:] + submitted.stderr[-2000:]
     assert submitted.returncode == 0, log
@@ -135,6 +136,7 @@ def test_unreachable_cluster_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ltx2_batch", "engine=ray", f"output.root={tmp_path / 'out'}"],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        check=False,
     )  # fmt: skip
     assert result.returncode == 2
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port} (from $RAY_ADDRESS)" in result.stderr

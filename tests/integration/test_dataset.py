@@ -17,7 +17,7 @@ from PIL import Image
 from ltx2_batch.cli import run
 from ltx2_batch.dataset import DATASET_SCHEMA, export_dataset
 from ltx2_batch.driver import plan_streaming
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factory) -> None:
+def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factory: AppFactory) -> None:  # noqa: PLR0915 - one run, its exported files checked in turn
     folder = tmp_path / "m"
     manifest = write_manifest(folder, MANIFEST, name="ds.yaml")
     _write_captions(folder, CAPTIONS)

@@ -15,7 +15,7 @@ import pytest
 
 from ltx2_batch.cli import run
 from ltx2_batch.dataset import export_dataset
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 from tests.unit.test_manifest_corpus import write_hostile_inputs
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,9 @@ def test_the_cli_refuses_before_any_model_work(
     assert not out.exists()  # refused before any file (or model) was touched
 
 
-def test_a_run_reads_the_whole_prompt_file_before_its_first_render(tmp_path: Path, app_factory) -> None:
+def test_a_run_reads_the_whole_prompt_file_before_its_first_render(
+    tmp_path: Path, app_factory: AppFactory
+) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "caps.txt").write_bytes(b"".join(b"prompt %d\n" % i for i in range(500)) + b"caf\xe9\n")
@@ -86,7 +88,7 @@ def test_a_run_reads_the_whole_prompt_file_before_its_first_render(tmp_path: Pat
 
 
 def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
-    tmp_path: Path, app_factory
+    tmp_path: Path, app_factory: AppFactory
 ) -> None:
     manifest = write_manifest(tmp_path / "m", SMALL)
     out = tmp_path / "outputs" / "m"
@@ -130,7 +132,9 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes
 
 
-def test_a_damaged_ledger_stops_with_the_fix_and_ledger_rebuild_resumes(tmp_path: Path, app_factory) -> None:
+def test_a_damaged_ledger_stops_with_the_fix_and_ledger_rebuild_resumes(
+    tmp_path: Path, app_factory: AppFactory
+) -> None:
     manifest = write_manifest(tmp_path / "m", SMALL)
     out = tmp_path / "outputs" / "m"
     assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltx2_batch.cli import run
-from tests.conftest import REPO_ROOT, start_test_ray, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, start_test_ray, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,13 @@ def _files(out: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("overlap", ["encode", "decode"])
 def test_overlapped_and_sequential_runs_write_identical_files(
-    tmp_path: Path, app_factory, monkeypatch: pytest.MonkeyPatch, overlap: str
+    tmp_path: Path, app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch, overlap: str
 ) -> None:
     """encode: MP4s written on the encode thread; decode: the VAE/audio decode runs there too,
     beside the next job's denoise. Either way every file equals the sequential run's, byte for byte."""
     from ltx2_batch.backends.factory import adapter
 
-    Ltx2Backend = adapter()  # noqa: N806 (the class, patched for this test)
+    Ltx2Backend = adapter()  # noqa: N806 - the class, patched for this test
 
     decode_threads: list[str] = []
     real_decode = Ltx2Backend._decode
@@ -113,7 +113,7 @@ def test_overlapped_and_sequential_runs_write_identical_files(
 @pytest.mark.ray
 @pytest.mark.parametrize("overlap", ["encode", "decode"])
 def test_ray_actor_overlaps_encode_with_the_next_render_and_writes_identical_files(
-    tmp_path: Path, app_factory, overlap: str
+    tmp_path: Path, app_factory: AppFactory, overlap: str
 ) -> None:
     """Compared with a sequential Ray run: a Ray actor renders with its own thread count, so a local run
     is not a bit-exact reference (float reductions differ), but the same engine must be."""

@@ -77,7 +77,7 @@ def test_a_terminal_gets_live_bars_and_no_library_noise(tmp_path: Path) -> None:
 def test_a_log_gets_plain_lines_and_no_library_noise(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, MANIFEST, "walks.yaml")
     cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={tmp_path / 'out'}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stderr.splitlines()
     assert lines[0] == "[0/2] start     cat on local-0"

@@ -31,7 +31,8 @@ def _runner_with_queue() -> tuple[RayRunner, Queue]:
     return runner, queue
 
 
-def test_close_kills_the_actor_of_an_empty_queue(local_ray: None) -> None:
+@pytest.mark.usefixtures("local_ray")
+def test_close_kills_the_actor_of_an_empty_queue() -> None:
     runner, queue = _runner_with_queue()
     assert ray.get(queue.actor.qsize.remote()) == 0  # alive, and empty: `bool(queue)` is False
     runner.close()
@@ -39,7 +40,8 @@ def test_close_kills_the_actor_of_an_empty_queue(local_ray: None) -> None:
         ray.get(queue.actor.qsize.remote(), timeout=60)
 
 
-def test_close_survives_a_queue_whose_actor_is_gone(local_ray: None) -> None:
+@pytest.mark.usefixtures("local_ray")
+def test_close_survives_a_queue_whose_actor_is_gone() -> None:
     runner, queue = _runner_with_queue()
     ray.kill(queue.actor, no_restart=True)
     with pytest.raises(ray.exceptions.RayActorError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ import ray
 from ltx2_batch.cli import run
 from tests.conftest import (
     REPO_ROOT,
+    AppFactory,
     cpu_seconds,
     pids_titled,
     ray_temp_dir,
@@ -41,13 +43,14 @@ def _job_rows(out: Path) -> pd.DataFrame:
 
 
 @pytest.fixture
-def local_ray():
+def local_ray() -> Iterator[None]:
     start_test_ray(num_cpus=4, num_gpus=2)
     yield
     ray.shutdown()
 
 
-def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory, local_ray) -> None:
+@pytest.mark.usefixtures("local_ray")
+def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory: AppFactory) -> None:
     manifest = write_manifest(tmp_path / "m", JOBS)
     assert run(app_factory(f"manifest={manifest}", "engine=ray"), REPO_ROOT) == 0
     rows = _job_rows(tmp_path / "outputs" / "m")
@@ -70,10 +73,10 @@ def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> Non
         stop.wait(0.05)
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
     tmp_path: Path,
-    app_factory,
-    local_ray,
+    app_factory: AppFactory,
 ) -> None:
     manifest = write_manifest(tmp_path / "m", JOBS.replace("num_frames: 9", "num_frames: 49"))
     stop, killed = threading.Event(), []
@@ -97,7 +100,9 @@ def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
     assert second.worker == "ray-2"  # the replacement actor (ray-0 and ray-1 were the originals)
 
 
-def test_multi_node_cluster_spreads_jobs(tmp_path: Path, app_factory, monkeypatch) -> None:
+def test_multi_node_cluster_spreads_jobs(
+    tmp_path: Path, app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ray._private import services
     from ray.cluster_utils import Cluster
 
@@ -175,14 +180,17 @@ def test_sigterm_cancels_in_flight_jobs_shuts_ray_down_and_rerun_resumes(tmp_pat
     assert "rerun the same command to resume" in log
     wait_until(lambda: not pids_titled(b"ray::RenderWorker"), 15, "the Ray actors to exit")
 
-    again = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     done = _job_rows(tmp_path / "outputs" / "m").query("status == 'done'")
     assert len(done) == 4 and done.job_id.is_unique
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_a_worker_that_cannot_build_its_model_stops_the_run_with_its_error(
-    tmp_path: Path, app_factory, local_ray, capsys
+    tmp_path: Path, app_factory: AppFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = write_manifest(tmp_path / "m", JOBS)
     code = run(app_factory(f"manifest={manifest}", "engine=ray", "model.device=cuda"), REPO_ROOT)

@@ -13,12 +13,12 @@ from PIL import Image
 from ltx2_batch.cli import run
 from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.media.probe import read_frames
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, AppFactory
 
 pytestmark = pytest.mark.slow
 
 
-def test_storyboard_chain_of_conditioning(app_factory, tmp_path: Path) -> None:
+def test_storyboard_chain_of_conditioning(app_factory: AppFactory, tmp_path: Path) -> None:
     manifest = BUNDLED_MANIFESTS / "examples/storyboard.yaml"
     assert run(app_factory(f"manifest={manifest}", "output.run_name=sb"), REPO_ROOT) == 0
     out = tmp_path / "outputs" / "sb"

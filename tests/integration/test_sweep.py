@@ -13,7 +13,7 @@ import pytest
 
 from ltx2_batch.cli import run
 from ltx2_batch.sweep import parse_overrides, point_label, sweep_point_config, typed_column
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 MANIFEST = """
 defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled}
@@ -50,7 +50,7 @@ def test_sweep_columns_keep_the_override_types() -> None:
 
 
 @pytest.mark.slow
-def test_multirun_points_share_one_sweep_ledger(tmp_path: Path, app_factory) -> None:
+def test_multirun_points_share_one_sweep_ledger(tmp_path: Path, app_factory: AppFactory) -> None:
     manifest = write_manifest(tmp_path / "m", MANIFEST, name="pair.yaml")
     outputs = tmp_path / "outputs"
     proc = subprocess.run(

@@ -21,7 +21,12 @@ from ltx2_batch.overrides import added_key_problems
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ltx2_batch", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", "ltx2_batch", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
     )
 
 

@@ -208,7 +208,7 @@ def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
         assert job.job_id == reference
 
 
-def test_a_prompt_holding_the_slot_text_still_gets_its_own_id(tmp_path: Path) -> None:
+def test_a_prompt_holding_the_slot_text_still_gets_its_own_id() -> None:
     """The template's stand-ins are NUL-delimited: a prompt containing them falls back to the full text."""
     from ltx2_batch.jobs import JobIdentity, RenderJob, compute_job_id
     from ltx2_batch.jobs import PipelineKind as Kind

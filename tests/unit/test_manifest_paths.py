@@ -97,8 +97,8 @@ def test_dotdot_that_stays_inside_is_fine(layout: tuple[Path, InputRoots]) -> No
 
 def test_symlink_out_is_rejected(layout: tuple[Path, InputRoots]) -> None:
     cwd, roots = layout
-    os.symlink(cwd.parent / "outside" / "secret.png", cwd / "manifests" / "img" / "link.png")
-    os.symlink(cwd.parent / "outside", cwd / "manifests" / "dirlink")
+    (cwd / "manifests" / "img" / "link.png").symlink_to(cwd.parent / "outside" / "secret.png")
+    (cwd / "manifests" / "dirlink").symlink_to(cwd.parent / "outside")
     for raw in ("img/link.png", "dirlink/secret.png"):
         found = resolve_input_path(raw, roots)
         assert not found.ok
@@ -108,7 +108,7 @@ def test_symlink_out_is_rejected(layout: tuple[Path, InputRoots]) -> None:
 
 def test_symlink_within_roots_is_followed(layout: tuple[Path, InputRoots]) -> None:
     cwd, roots = layout
-    os.symlink(cwd / "shared" / "ok.png", cwd / "manifests" / "img" / "inner.png")
+    (cwd / "manifests" / "img" / "inner.png").symlink_to(cwd / "shared" / "ok.png")
     assert resolve_input_path("img/inner.png", roots).path == str(cwd / "shared" / "ok.png")
 
 

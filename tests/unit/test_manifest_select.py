@@ -120,7 +120,13 @@ def test_frame_rules() -> None:
     assert "> 0" in dict(frame_problems(9, 0))["frame_rate"]
 
 
-def _pipeline(requested: PipelineKind, frames: int = 121, images: tuple = (), loras: tuple = (), video=False):
+def _pipeline(
+    requested: PipelineKind,
+    frames: int = 121,
+    images: tuple = (),
+    loras: tuple = (),
+    video: bool = False,
+) -> dict[str, str]:
     chosen = select_pipeline(requested, images, loras)
     return dict(pipeline_problems(requested, chosen, frames, images, loras, video, 121))
 

@@ -321,9 +321,8 @@ def test_encoder_dying_mid_stream_raises_media_error_not_broken_pipe(tmp_path: P
     """Keep feeding an encoder that has exited: the writer must report ffmpeg's error, not hang."""
     path = tmp_path / "dead.mp4"
     chunk = index_frames(16, height=256, width=256)  # 3 MB per write: more than a pipe buffer
-    # PT012: the loop is the point: writes continue after the encoder has gone
     failed = r"ffmpeg failed \(exit \d+\)"
-    with pytest.raises(MediaError, match=failed), Mp4Writer(path, FPS, preset="bogus") as writer:  # noqa: PT012
+    with pytest.raises(MediaError, match=failed), Mp4Writer(path, FPS, preset="bogus") as writer:  # noqa: PT012 - the loop is the point: writes continue after the encoder has gone
         for _ in range(50):
             writer.write_frames(chunk)
     assert not path.exists()
@@ -342,8 +341,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
 
 def test_interrupt_inside_the_writer_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "ctrl_c.mp4"
-    # PT012: the interrupt must arrive inside the writer's block, after frames went in
-    with pytest.raises(KeyboardInterrupt), Mp4Writer(path, FPS) as writer:  # noqa: PT012
+    with pytest.raises(KeyboardInterrupt), Mp4Writer(path, FPS) as writer:  # noqa: PT012 - the interrupt must arrive inside the writer's block, after frames went in
         writer.write_frames(index_frames(20))
         raise KeyboardInterrupt
     assert not path.exists()
@@ -390,8 +388,7 @@ def test_bad_inputs_raise_media_error_and_leave_nothing(tmp_path: Path) -> None:
         write_mp4(path, index_frames(3)[..., :2], FPS)
     with pytest.raises(MediaError, match="together"):
         write_mp4(path, index_frames(3), FPS, audio=tone(10))
-    # PT012: the second write is the one that must fail, inside an open writer
-    with pytest.raises(MediaError, match="size changed"), Mp4Writer(path, FPS) as writer:  # noqa: PT012
+    with pytest.raises(MediaError, match="size changed"), Mp4Writer(path, FPS) as writer:  # noqa: PT012 - the second write is the one that must fail, inside an open writer
         writer.write_frames(index_frames(2))
         writer.write_frames(index_frames(2, height=32))
     with pytest.raises(MediaError, match="no frames"), Mp4Writer(path, FPS):

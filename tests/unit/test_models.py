@@ -150,7 +150,7 @@ def test_random_model_fingerprint_covers_fp8_and_seed() -> None:
 
     base = ModelConfig(name="ltx2_random", source=ModelSource.random)
     prints = {
-        model_fingerprint(cfg, Path("."))
+        model_fingerprint(cfg, Path())
         for cfg in (base, dataclasses.replace(base, fp8=True), dataclasses.replace(base, seed=1))
     }
     assert len(prints) == 3

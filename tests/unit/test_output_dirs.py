@@ -3,7 +3,6 @@ folders are refused before anything is written."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ def test_a_manifest_whose_stem_is_dot_dot_is_refused(tmp_path: Path) -> None:
 
 def test_ordinary_names_and_a_symlinked_root_are_fine(tmp_path: Path) -> None:
     (tmp_path / "disk").mkdir()
-    os.symlink(tmp_path / "disk", tmp_path / "out")  # outputs on another disk: allowed
+    (tmp_path / "out").symlink_to(tmp_path / "disk")  # outputs on another disk: allowed
     app = compose_app(f"output.root={tmp_path / 'out'}")
     assert output_dir_for(app, tmp_path / "demo.yaml", tmp_path) == tmp_path / "out" / "demo"
     app.output.run_name = "try 1 (café)"
@@ -44,7 +43,7 @@ def test_a_symlinked_run_folder_is_refused(folder: str, tmp_path: Path) -> None:
     elsewhere.mkdir()
     run_dir = tmp_path / "out" / "demo"
     run_dir.mkdir(parents=True)
-    os.symlink(elsewhere, run_dir / folder)
+    (run_dir / folder).symlink_to(elsewhere)
     app = compose_app(f"output.root={tmp_path / 'out'}")
     with pytest.raises(ConfigError, match=f"{folder} is a symlink"):
         output_dir_for(app, tmp_path / "demo.yaml", tmp_path)
@@ -53,7 +52,7 @@ def test_a_symlinked_run_folder_is_refused(folder: str, tmp_path: Path) -> None:
 def test_a_symlinked_run_dir_leading_out_of_the_root_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "elsewhere").mkdir()
-    os.symlink(tmp_path / "elsewhere", tmp_path / "out" / "demo")
+    (tmp_path / "out" / "demo").symlink_to(tmp_path / "elsewhere")
     app = compose_app(f"output.root={tmp_path / 'out'}")
     with pytest.raises(ConfigError, match=r"outside output\.root"):
         output_dir_for(app, tmp_path / "demo.yaml", tmp_path)

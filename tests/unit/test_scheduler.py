@@ -62,7 +62,7 @@ def test_split_pending_skips_done_jobs_with_files_only() -> None:
     split = split_pending(jobs, done, lambda j: j.job_id in files)
     assert [j.name for j in split.skipped] == ["job0"]
     assert [j.name for j in split.pending] == ["job1", "job2", "job3"]
-    forced = split_pending(jobs, done, lambda j: True, force=True)
+    forced = split_pending(jobs, done, lambda _job: True, force=True)
     assert len(forced.pending) == 4 and not forced.skipped
 
 
@@ -70,7 +70,7 @@ def test_duplicate_jobs_render_once() -> None:
     job = make_job(1)
     twin = dataclasses.replace(job, name="twin", index=7)
     assert twin.job_id == job.job_id
-    assert len(split_pending([job, twin], set(), lambda j: False).pending) == 1
+    assert len(split_pending([job, twin], set(), lambda _job: False).pending) == 1
 
 
 def test_work_queue_prefers_warm_group_and_never_starves() -> None:

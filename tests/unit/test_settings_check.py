@@ -71,6 +71,7 @@ def test_a_bad_crf_fails_the_cli_before_any_file_is_written(tmp_path: Path) -> N
     out = subprocess.run(
         [sys.executable, "-m", "ltx2_batch", "output.video_crf=99"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        check=False,
     )  # fmt: skip
     assert out.returncode == 2
     assert "error: 1 invalid setting(s):\n  output.video_crf=99 is outside libx264's 0..51" in out.stderr

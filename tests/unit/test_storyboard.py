@@ -10,12 +10,12 @@ import pytest
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.locations import BUNDLED_MANIFESTS
-from ltx2_batch.manifest.load import load_manifest
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.storyboard import Element, inject_elements
 from ltx2_batch.scheduler import Shard, WorkQueue, select_shard
 
 
-def _load(path: Path):
+def _load(path: Path) -> ManifestPlan:
     return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="m")
 
 
