@@ -15,6 +15,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 MAX_CHUNK_FRAMES = 121
@@ -158,7 +159,7 @@ _SCALARS = (str, int, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value, in hot-path order
     # Checked in the order leaves occur (scalars, then known dataclasses), so `is_dataclass`, the slow
     # test, runs once per dataclass type rather than for every float and tuple.
     if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):
@@ -307,7 +308,7 @@ class SeedRule:
 
 def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with Path(path).open("rb") as handle:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()

@@ -93,9 +93,15 @@ NOT_IN_DEFAULTS = frozenset({"name", "sweep", "prompts"})
 NOT_SWEPT = frozenset({"sweep", "prompts"})
 
 
+MIN_PREFIX_CHARS = 3  # a typed prefix this long or longer is matched against valid names
+
+
 def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    close = close or [v for v in valid if len(key) >= 3 and (v.startswith(key) or key.startswith(v))][:1]
+    close = (
+        close
+        or [v for v in valid if len(key) >= MIN_PREFIX_CHARS and (v.startswith(key) or key.startswith(v))][:1]
+    )
     return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(valid)}"
 
 
@@ -391,7 +397,7 @@ def _tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in value.items()))
 
 
-def _chunk_rules(
+def _chunk_rules(  # noqa: PLR0912 - one branch per chunk rule, reported in one walk
     reader: _Reader, mode: RenderMode, num_frames: int, chunking: ChunkingSpec, resolve: Resolve
 ) -> tuple[tuple[str, ...], tuple[tuple[ImageCondition, ...], ...]]:
     prompts, images = reader.fields.get("chunk_prompts"), reader.fields.get("chunk_images")
@@ -482,7 +488,9 @@ def prompt_seeds(fields: Mapping[str, Any], explicit: int | None, ctx: JobContex
 VARYING_FIELDS = frozenset({"name", "prompt", "seed"})
 
 
-def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -> RenderJob | None:
+def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem reported in one walk
+    fields: Mapping[str, Any], ctx: JobContext, report: Report
+) -> RenderJob | None:
     """Type-check, validate and convert every field of one expanded job except name, prompt and seed;
     None when anything was reported. The result has an empty name and prompt and seed 0: `job_varying`
     supplies those, so jobs that differ only in them share one template (validated once)."""

@@ -22,6 +22,9 @@ LTX2_TEMPORAL_SCALE = 8
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
 
 
+KEYFRAME_IMAGES = 2  # conditioning images at this many distinct frames make a keyframe interpolation
+
+
 def select_pipeline(
     requested: PipelineKind, image_frames: Iterable[int], lora_kinds: Iterable[LoraKind]
 ) -> PipelineKind:
@@ -33,7 +36,7 @@ def select_pipeline(
     """
     if requested is not PipelineKind.AUTO:
         return requested
-    if len(set(image_frames)) >= 2:
+    if len(set(image_frames)) >= KEYFRAME_IMAGES:
         return PipelineKind.KEYFRAME
     if any(kind is LoraKind.IC_LORA for kind in lora_kinds):
         return PipelineKind.IC_LORA
@@ -145,7 +148,7 @@ def pipeline_problems(
     how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
     has_ic = LoraKind.IC_LORA in lora_kinds
     out: Problems = []
-    if pipeline is PipelineKind.KEYFRAME and len(set(image_frames)) < 2:
+    if pipeline is PipelineKind.KEYFRAME and len(set(image_frames)) < KEYFRAME_IMAGES:
         out.append(
             (
                 "images",
