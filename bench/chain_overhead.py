@@ -6,7 +6,7 @@ chunk's render, and what is left after the last render (its frames, the audio mu
 Measured on the tiny model with a warm backend (a short job first, so the model build is excluded), in one
 process, at two shapes: a small one where encoding is comparable to rendering, and one where rendering
 dominates (the case the <= 1.05 target is about). Resume bytes are compared with the raw kept frames.
-Usage: python bench/chain_overhead.py [--shapes 64x500,256x300]
+Usage: python bench/chain_overhead.py [--shapes 64x500:distilled,256x300:ti2vid]
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from ltx2_batch.cli import CONF_DIR, run, to_app_config
 REPO = Path(__file__).resolve().parent.parent
 
 
-def measure(size: int, frames: int) -> dict[str, float]:
+def measure(size: int, frames: int, pipeline: str) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-chain-"))
     manifest = tmp / "chain.yaml"
     manifest.write_text(
-        f"defaults: {{width: {size}, height: {size}, frame_rate: 24, pipeline: distilled}}\n"
+        f"defaults: {{width: {size}, height: {size}, frame_rate: 24, pipeline: {pipeline}}}\n"
         "jobs:\n"
         "  - {name: warmup, prompt: 'warm the model', num_frames: 9, seed: 1}\n"
         f"  - {{name: long, prompt: 'A long walk along the beach at dusk', num_frames: {frames}, seed: 2}}\n"
@@ -51,6 +51,7 @@ def measure(size: int, frames: int) -> dict[str, float]:
     raw = [c["frames"] * size * size * 3 for c in sidecar["chunks"]]
     return {
         "size": size,
+        "pipeline": pipeline,
         "frames": frames,
         "chunks": len(chunks),
         "run_wall_s": round(wall, 2),
@@ -65,16 +66,23 @@ def measure(size: int, frames: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shapes", default="64x500,256x300", help="SIZExFRAMES,... (square frames)")
+    parser.add_argument(
+        "--shapes",
+        default="64x500:distilled,256x300:ti2vid",
+        help="SIZExFRAMES:PIPELINE,... (square frames). ti2vid (guided, 2 passes a step, two stages) is "
+        "where rendering dominates the encode on a CPU, as the distilled pipeline does on a GPU",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     for shape in args.shapes.split(","):
-        size, frames = (int(v) for v in shape.split("x"))
-        row = measure(size, frames)
+        dims, _, pipeline = shape.partition(":")
+        size, frames = (int(v) for v in dims.split("x"))
+        row = measure(size, frames, pipeline or "distilled")
         print(json.dumps(row))
         resume, raw = row["resume_bytes_per_chunk"], row["raw_kept_frame_bytes_per_chunk"]
         print(
-            f"{frames} frames at {size}x{size}, {row['chunks']} chunks: chained job / sum of chunk renders "
+            f"{frames} frames at {size}x{size} ({row['pipeline']}), {row['chunks']} chunks: "
+            "chained job / sum of chunk renders "
             f"{row['ratio']:.3f} (tail after the last render {row['stitch_tail_s']:.2f}s); resume state "
             f"{resume:,} B per chunk (raw kept frames {raw:,} B)"
         )

@@ -18,7 +18,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ltx2_batch import __version__
-from ltx2_batch.config import AppConfig
+from ltx2_batch.backends.factory import import_adapter_in_background
+from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.errors import ConfigError, Ltx2BatchError
 from ltx2_batch.locations import CONF_DIR as _CONF_PATH
 from ltx2_batch.locations import manifest_dirs
@@ -77,9 +78,11 @@ def run(
             from ltx2_batch.planning import output_dir_for
             from ltx2_batch.status import status_text
 
-            manifest_path = resolve_manifest_path(app.manifest, root / "manifests")
+            manifest_path = resolve_manifest_path(app.manifest, manifest_dirs(root))
             print(status_text(output_dir_for(app, manifest_path, root)))
             return 0
+        if app.engine.kind is EngineKind.local:
+            import_adapter_in_background()  # torch and the LTX packages load while the manifest is planned
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering
         try:

@@ -9,6 +9,8 @@ Must not: hold state, render, or be imported by the adapter (the adapter is belo
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,20 @@ def adapter() -> type[Ltx2Backend]:
     from ltx2_batch.backends.ltx2 import Ltx2Backend
 
     return Ltx2Backend
+
+
+def import_adapter_in_background() -> threading.Thread:
+    """Start importing the adapter (torch, ltx_core, ltx_pipelines: seconds of CPU) on a daemon thread, so a
+    local run's planning and those imports overlap; `adapter()` later finds the modules loaded (Python's
+    import lock makes a second importer wait for the first). An import error resurfaces in `adapter()`."""
+    thread = threading.Thread(target=_import_quietly, name="import-adapter", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception):  # reported where the adapter is really needed
+        adapter()
 
 
 def wants_fp8(cfg: ModelConfig) -> bool:

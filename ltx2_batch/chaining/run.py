@@ -122,12 +122,25 @@ class _Stitch:
         self._audio: list[np.ndarray] = []
         self._sample_rate: int | None = None
 
-    def feed(self, work: Callable[[], np.ndarray], audio: tuple[np.ndarray, int] | None) -> None:
-        """Run `work` (store the chunk, return its kept frames) and encode its frames, on the thread."""
+    def feed(
+        self,
+        frames: Callable[[], np.ndarray],
+        audio: tuple[np.ndarray, int] | None,
+        store: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """On the thread: hand the chunk's kept frames to the encoder (a separate ffmpeg process, which
+        encodes them meanwhile), then `store` its resume state."""
         if audio is not None:
             self._audio.append(audio[0])
             self._sample_rate = audio[1]
-        self._queue.submit(lambda: self._writer.write_frames(work()))
+
+        def task() -> None:
+            kept = frames()
+            self._writer.write_frames(kept)
+            if store is not None:
+                store(kept)
+
+        self._queue.submit(task)
 
     def wait(self) -> None:
         self._queue.drain()
@@ -226,18 +239,15 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
             phases[phase] = phases.get(phase, 0.0) + seconds
 
         def store(  # on the stitch thread, while the next chunk renders
-            kept: np.ndarray = kept,
+            kept: np.ndarray,
             latents: dict[str, Any] = latents,
             audio: Any = audio,
             paths: tuple[Path, Path] = (state_path, frames_path),
-        ) -> np.ndarray:
+        ) -> None:
             write_lossless_frames(paths[1], kept)
-            _save_chunk_state(
-                paths[0], {**latents, **_audio_tensors(audio)}
-            )  # last: marks the chunk complete
-            return kept
+            _save_chunk_state(paths[0], {**latents, **_audio_tensors(audio)})  # last: marks it complete
 
-        stitch.feed(store, audio)  # waits for the chunk before: it is complete now
+        stitch.feed(lambda kept=kept: kept, audio, store)  # waits for the chunk before: complete now
         if waiting is not None:
             report(waiting)
         waiting = _outcome(

@@ -131,6 +131,13 @@ def _presented(span: _AudioSpan, end: int | None, sample_rate: int) -> int:
     return max(0, min(span.samples, end_sample - start_sample))
 
 
+def video_packet_count(path: str | Path) -> int:
+    """Packets of the video stream, demuxed without decoding (a frame count for intra/no-B-frame files)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
 def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
     """Decoded frames `start` (inclusive) .. `start + count` (exclusive) as uint8 RGB `[F, H, W, 3]`.
 

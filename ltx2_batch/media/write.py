@@ -33,7 +33,7 @@ from ltx2_batch.media.ffmpeg import (
     rate_fraction,
     run_ffmpeg,
 )
-from ltx2_batch.media.probe import MediaInfo, probe
+from ltx2_batch.media.probe import MediaInfo, probe, video_packet_count
 
 PARTIAL_SUFFIX = ".partial"
 AAC_FRAME_SAMPLES = 1024
@@ -274,7 +274,7 @@ def write_lossless_frames(path: str | Path, frames: np.ndarray) -> Path:
         except BaseException:
             pipe.abort()
             raise
-        count = probe(tmp).frame_count
+        count = video_packet_count(tmp)  # qp 0, no B-frames: one packet per frame, no decode needed
         if count != frames.shape[0]:
             raise MediaError(f"{target}: wrote {frames.shape[0]} frames, file decodes to {count}")
     return target
