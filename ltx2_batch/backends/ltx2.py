@@ -441,9 +441,7 @@ class Ltx2Backend:
             frame_rate=frame_rate,
             generator=generator,
             timings=timings,
-            info=self._info(
-                job, prompt, two_stage, sigmas
-            ),  # read here: the decode may run on another thread
+            info=self._info(job, plan, prompt, two_stage, sigmas),  # read here: the decode may run elsewhere
         )
 
     def _text_stage(
@@ -618,9 +616,16 @@ class Ltx2Backend:
         return [TemporalRegionMask(start_time=kept_s, end_time=horizon, fps=shape.fps)]
 
     def _info(
-        self, job: RenderJob, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
+        self, job: RenderJob, plan: _KindPlan, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
     ) -> dict[str, Any]:
         """What the sidecar records about how the job ran (`backend.*`)."""
+        distilled_lora = str(self.files.distilled_lora) if self.files.distilled_lora else None
+        recipe = {
+            "stage_1_steps": len(sigmas["stage1"]) - 1,
+            "stage_2_steps": len(sigmas["stage2"]) - 1 if "stage2" in sigmas else 0,
+            "guidance": plan.guided,  # CFG/STG in stage 1 (guided recipe) or none (distilled sigmas)
+            "stage_2_distilled_lora": two_stage and any(lo.path == distilled_lora for lo in plan.stage2_loras),
+        }
         return {
             "device": str(self.device),
             "dtype": self.policy.dtype,
@@ -635,6 +640,8 @@ class Ltx2Backend:
             "weights": self.weights.kind,
             "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
             "model_version": self.files.model_version,
+            "checkpoint_kind": self.files.checkpoint_kind.value if self.files.checkpoint_kind else None,
+            "recipe": recipe,
             "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
             **(self.memory_plan.as_info() if self.memory_plan else {}),
         }

@@ -48,7 +48,7 @@ from ltx2_batch.manifest.schema import (
     parse_template,
     unknown_keys,
 )
-from ltx2_batch.manifest.select import chunk_count
+from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.manifest.stream import ManifestStream, PromptTemplate
 from ltx2_batch.prompts import PLACEHOLDER, open_prompt_source
@@ -307,6 +307,7 @@ def validate_document(
     seed_override: int | None = None,
     model_fingerprint: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ValidatedJobs:
     """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
     With a `model_fingerprint` every job also gets its id."""
@@ -334,6 +335,7 @@ def validate_document(
         base_seed=base_seed,
         seed_override=seed_override,
         limits=limits,
+        weights=weights,
     )
     jobs: list[RenderJob] = []
     sources: list[int] = []
@@ -385,6 +387,7 @@ def open_manifest(
     model_fingerprint: str,
     seed_override: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ManifestStream:
     """Read, expand and validate (prompt files: their header only); raises ManifestError listing every
     problem. Memory stays bounded by the YAML file, not by its prompt files."""
@@ -393,7 +396,7 @@ def open_manifest(
     doc = parse_yaml(data, source, limits)
     sha = hashlib.sha256(data).hexdigest()
     if is_storyboard(doc):
-        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override, limits)
+        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override, limits, weights)
         return ManifestStream(source, sha, jobs, (), model_fingerprint)
     valid = validate_document(
         doc,
@@ -403,6 +406,7 @@ def open_manifest(
         seed_override=seed_override,
         model_fingerprint=model_fingerprint,
         limits=limits,
+        weights=weights,
     )
     jobs = valid.jobs
     problems = _duplicate_renders(jobs, valid.sources, source)
@@ -419,6 +423,7 @@ def load_manifest(
     model_fingerprint: str,
     seed_override: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ManifestPlan:
     """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
     stream = open_manifest(
@@ -428,6 +433,7 @@ def load_manifest(
         model_fingerprint=model_fingerprint,
         seed_override=seed_override,
         limits=limits,
+        weights=weights,
     )
     return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
@@ -440,6 +446,7 @@ def _storyboard(
     model_fingerprint: str,
     seed_override: int | None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> tuple[RenderJob, ...]:
     """Shots become ordinary jobs (same validation), then each is linked to the previous shot of its
     scene: its id covers the previous shot's id, so changing shot 1 re-renders the rest of the scene."""
@@ -447,7 +454,13 @@ def _storyboard(
     if problems:
         raise ManifestError(problems)
     valid = validate_document(
-        board.document, path, chaining=chaining, paths=paths, seed_override=seed_override, limits=limits
+        board.document,
+        path,
+        chaining=chaining,
+        paths=paths,
+        seed_override=seed_override,
+        limits=limits,
+        weights=weights,
     )
     last_in_scene: dict[str, str] = {}
     jobs = []

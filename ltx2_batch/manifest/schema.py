@@ -38,7 +38,9 @@ from ltx2_batch.jobs import (
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, chunk_problems, text_problem, value_problems
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
+    ANY_WEIGHTS,
     LTX2_TEMPORAL_SCALE,
+    WeightsOffer,
     chunk_count,
     chunk_estimate,
     frame_problems,
@@ -47,6 +49,7 @@ from ltx2_batch.manifest.select import (
     select_mode,
     select_pipeline,
     size_problems,
+    weights_problems,
 )
 
 TOP_KEYS = ("base_seed", "defaults", "sweep", "jobs")
@@ -224,6 +227,7 @@ class JobContext:
     base_seed: int = 0
     seed_override: int | None = None
     limits: Limits = DEFAULT_LIMITS
+    weights: WeightsOffer = ANY_WEIGHTS  # what the model's files serve: `auto`'s recipe and its refusals
 
 
 class _Reader:
@@ -529,7 +533,11 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
             )
     # Over the limit is already reported; the clamp keeps the rules below (chunk plans) bounded.
     frames = min(num_frames, ctx.limits.max_num_frames) if isinstance(num_frames, int) else 1
-    pipeline = select_pipeline(requested, (im.frame_idx for im in images), (lo.kind for lo in loras))
+    pipeline = select_pipeline(
+        requested, (im.frame_idx for im in images), (lo.kind for lo in loras), ctx.weights
+    )
+    for field, message in weights_problems(requested, pipeline, ctx.weights):
+        reader.report(field, message)
     for field, message in pipeline_problems(
         requested,
         pipeline,

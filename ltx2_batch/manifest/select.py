@@ -10,8 +10,10 @@ testable on its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
+from ltx2_batch.families import CheckpointKind, ModelFamily, auto_recipe
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
@@ -20,16 +22,44 @@ from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
 LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
+# The rules below return (field, message) pairs instead of raising, so the caller can collect every
+# problem of a manifest into one error. They are value rules: the caller has already checked the types.
+Problems = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class WeightsOffer:
+    """What the model's files can serve, known on the driver without loading them: the checkpoint's kind
+    (which recipe `auto` picks) and whether the distilled LoRA that guided stage 2 needs is present.
+    `model` and `distilled_lora_path` only name things in refusals."""
+
+    kind: CheckpointKind = CheckpointKind.dev
+    distilled_lora: bool = True
+    family: ModelFamily = ModelFamily.ltx2
+    model: str = ""
+    distilled_lora_path: str = ""
+
+
+# Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).
+ANY_WEIGHTS = WeightsOffer()
+# Pipelines whose stage 2 runs the distilled LoRA on the stage-1 transformer (ti2vid_two_stages.py,
+# keyframe_interpolation.py): without that file they cannot run as the official recipe does.
+NEEDS_DISTILLED_LORA = frozenset({PipelineKind.TI2VID, PipelineKind.KEYFRAME})
 
 
 def select_pipeline(
-    requested: PipelineKind, image_frames: Iterable[int], lora_kinds: Iterable[LoraKind]
+    requested: PipelineKind,
+    image_frames: Iterable[int],
+    lora_kinds: Iterable[LoraKind],
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> PipelineKind:
     """Resolve `auto`; an explicit request is returned unchanged (the validator judges it).
 
     docs/behaviour.md, "Pipeline auto-selection": 2+ conditioning images at *different* frames mean
     keyframe interpolation;
-    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video.
+    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video with the recipe the
+    checkpoint is made for: `distilled` (8 fixed sigmas, no guidance) on a distilled checkpoint, guided
+    two-stage `ti2vid` on a dev one.
     """
     if requested is not PipelineKind.AUTO:
         return requested
@@ -37,7 +67,26 @@ def select_pipeline(
         return PipelineKind.KEYFRAME
     if any(kind is LoraKind.IC_LORA for kind in lora_kinds):
         return PipelineKind.IC_LORA
-    return PipelineKind.TI2VID
+    return auto_recipe(weights.family, weights.kind).pipeline
+
+
+def weights_problems(requested: PipelineKind, pipeline: PipelineKind, weights: WeightsOffer) -> Problems:
+    """What the model's files cannot serve of the concrete pipeline (refused before any model work)."""
+    how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
+    if pipeline in NEEDS_DISTILLED_LORA and not weights.distilled_lora:
+        model = f"model={weights.model}" if weights.model else "the model"
+        fix = "use pipeline: distilled" if weights.kind is CheckpointKind.distilled else "download it"
+        if pipeline is PipelineKind.KEYFRAME:
+            fix = "download it (keyframe interpolation has no one-stage recipe)"
+        where = f" ({weights.distilled_lora_path})" if weights.distilled_lora_path else ""
+        return [
+            (
+                "pipeline",
+                f"{how} runs the distilled LoRA in stage 2, but {model} ({weights.kind.value} checkpoint) has "
+                f"no distilled LoRA file{where}; {fix}, or set model.distilled_lora to the file",
+            )
+        ]
+    return []
 
 
 def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int = MAX_CHUNK_FRAMES) -> RenderMode:
@@ -87,10 +136,6 @@ def nearest_frame_counts(num_frames: int) -> tuple[int, ...]:
     low = ((max(num_frames, 1) - 1) // 8) * 8 + 1
     return tuple(v for v in (low, low + 8) if v >= 1 and v != num_frames)
 
-
-# The rules below return (field, message) pairs instead of raising, so the caller can collect every
-# problem of a manifest into one error. They are value rules: the caller has already checked the types.
-Problems = list[tuple[str, str]]
 
 
 def size_problems(width: int | None, height: int | None, spatial: bool) -> Problems:
