@@ -80,7 +80,9 @@ def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
     if model.source is ModelSource.tiny:
         return WeightsOffer(model.checkpoint_kind or CheckpointKind.distilled, True, model.family, model.name)
     if model.source is ModelSource.random:
-        return WeightsOffer(model.checkpoint_kind or CheckpointKind.distilled, False, model.family, model.name)
+        return WeightsOffer(
+            model.checkpoint_kind or CheckpointKind.distilled, False, model.family, model.name
+        )
     files = discover_model_files(model, project_root, allow_fp8=model.allow_fp8)
     named = kind_from_name(files.checkpoint.name) if files.checkpoint is not None else None
     kind = named or model.checkpoint_kind or CheckpointKind.dev

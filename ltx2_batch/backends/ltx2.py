@@ -619,12 +619,12 @@ class Ltx2Backend:
         self, job: RenderJob, plan: _KindPlan, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
     ) -> dict[str, Any]:
         """What the sidecar records about how the job ran (`backend.*`)."""
-        distilled_lora = str(self.files.distilled_lora) if self.files.distilled_lora else None
+        lora = str(self.files.distilled_lora) if self.files.distilled_lora else None
         recipe = {
             "stage_1_steps": len(sigmas["stage1"]) - 1,
             "stage_2_steps": len(sigmas["stage2"]) - 1 if "stage2" in sigmas else 0,
             "guidance": plan.guided,  # CFG/STG in stage 1 (guided recipe) or none (distilled sigmas)
-            "stage_2_distilled_lora": two_stage and any(lo.path == distilled_lora for lo in plan.stage2_loras),
+            "stage_2_distilled_lora": two_stage and any(lo.path == lora for lo in plan.stage2_loras),
         }
         return {
             "device": str(self.device),

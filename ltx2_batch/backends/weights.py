@@ -175,7 +175,10 @@ class TinyWeights:
         ic_lora = self.root / layout["ic_lora"]
         files = dataclasses.replace(files, ic_lora=ic_lora if ic_lora.is_file() else None)
         files.require(("checkpoint", "gemma_root"))
-        return with_checkpoint_info(files, self.cfg)
+        files = with_checkpoint_info(files, self.cfg)
+        # The tiny weights play either role: the preset's kind (a dev preset on them) wins over the name.
+        kind = self.cfg.checkpoint_kind or files.checkpoint_kind
+        return dataclasses.replace(files, checkpoint_kind=kind)
 
     def loading(self, builder: T, dtype: object) -> T:
         return builder

@@ -82,8 +82,8 @@ def weights_problems(requested: PipelineKind, pipeline: PipelineKind, weights: W
         return [
             (
                 "pipeline",
-                f"{how} runs the distilled LoRA in stage 2, but {model} ({weights.kind.value} checkpoint) has "
-                f"no distilled LoRA file{where}; {fix}, or set model.distilled_lora to the file",
+                f"{how} runs the distilled LoRA in stage 2, but {model} ({weights.kind.value} checkpoint) "
+                f"has no distilled LoRA file{where}; {fix}, or set model.distilled_lora to the file",
             )
         ]
     return []
@@ -135,7 +135,6 @@ def nearest_frame_counts(num_frames: int) -> tuple[int, ...]:
     """The two 8k+1 counts around `num_frames` (one when it is below 9)."""
     low = ((max(num_frames, 1) - 1) // 8) * 8 + 1
     return tuple(v for v in (low, low + 8) if v >= 1 and v != num_frames)
-
 
 
 def size_problems(width: int | None, height: int | None, spatial: bool) -> Problems:
