@@ -455,7 +455,7 @@ class Ltx2Backend:
             prompt = self.prompts.get_or_make(
                 ("enhanced", job.prompt, image, job.seed),
                 lambda: generate_enhanced_prompt(
-                    self.cache.get("text_encoder"), job.prompt, image, seed=job.seed
+                    _image_tokens_matched(self.cache.get("text_encoder")), job.prompt, image, seed=job.seed
                 ),
             )
         negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
@@ -753,6 +753,26 @@ class Ltx2Backend:
         self.prompts.clear()  # encodings die with the text encoder that made them
         self.cache.clear()
         self._warm = None
+
+
+def _image_tokens_matched(text_encoder: Any) -> Any:
+    """`text_encoder` with its processor expanding an image into as many soft tokens as the model's vision
+    projector makes (`mm_tokens_per_image`). ltx-core builds the processor with transformers' default of
+    256, which is real Gemma 3's value; a smaller Gemma (the embedded sets use 4) needs its own, or the
+    image-to-video enhancement fails in Gemma's forward ("Image features and image tokens do not match")."""
+    processor = text_encoder.processor
+    wanted = getattr(getattr(text_encoder.model, "config", None), "mm_tokens_per_image", None)
+    if processor is None or wanted is None or processor.image_seq_length == wanted:
+        return text_encoder
+    from transformers import Gemma3Processor
+
+    text_encoder.processor = Gemma3Processor(
+        image_processor=processor.image_processor,
+        tokenizer=processor.tokenizer,
+        chat_template=processor.chat_template,
+        image_seq_length=wanted,
+    )
+    return text_encoder
 
 
 def _is_text_encoder(name: str) -> bool:

@@ -49,6 +49,7 @@ from ltx2_batch.manifest.select import (
     select_mode,
     select_pipeline,
     size_problems,
+    upsampler_problems,
     weights_problems,
 )
 
@@ -508,6 +509,8 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
         reader.report(field, message)
     upscale = _upscale(reader)
     for field, message in size_problems(width, height, upscale.spatial):
+        reader.report(field, message)
+    for field, message in upsampler_problems(width, height, num_frames, upscale.spatial):
         reader.report(field, message)
     video_guider, audio_guider = (
         _guider(reader, "video_guider_params"),

@@ -156,6 +156,24 @@ def size_problems(width: int | None, height: int | None, spatial: bool) -> Probl
     return out
 
 
+def upsampler_problems(width: object, height: object, num_frames: object, spatial: bool) -> Problems:
+    """The spatial upsampler normalises over each channel of the stage-1 latent (GroupNorm), which needs more
+    than one value: a one-frame two-stage render at 64x64 is a single latent cell (half size, /32)."""
+    if not spatial or not all(isinstance(v, int) and v > 0 for v in (width, height, num_frames)):
+        return []
+    cells = (1 + (num_frames - 1) // 8) * (width // 64) * (height // 64)  # type: ignore[operator]
+    if cells > 1:
+        return []
+    return [
+        (
+            "width",
+            f"a {width}x{height} two-stage render of {num_frames} frame gives the spatial upsampler a single "
+            "latent cell, which it cannot normalise; use width or height 128, or upscale.spatial: false "
+            "(one-stage renders take 32x32)",
+        )
+    ]
+
+
 def frame_problems(num_frames: int | None, frame_rate: float | None, chained: bool = False) -> Problems:
     """One window renders 8k+1 frames (the causal VAE: 1 frame, then 8 per latent frame).
 
