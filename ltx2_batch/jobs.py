@@ -87,6 +87,7 @@ class GuiderSpec:
 class UpscaleSpec:
     spatial: bool = True
     temporal: bool = False
+    spatial_scale: float = 2.0  # of the spatial upsampler (x2, or x1.5 with LTX-2.3's x1.5 file)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,8 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
             item.pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
+    if params["upscale"].get("spatial_scale") == 2 or not job.upscale.spatial:
+        params["upscale"].pop("spatial_scale")  # the x2 default: ids from before x1.5 existed stay valid
     if job.pipeline in DISTILLED_SCHEDULE:  # fixed sigmas, no guidance, no negative prompt: not inputs here
         for unused in (
             "num_inference_steps",

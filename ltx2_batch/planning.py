@@ -15,7 +15,7 @@ from ltx2_batch.backends.models import discover_model_files
 from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import CheckpointKind, check_chunk_frames, kind_from_name, spec
+from ltx2_batch.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import run_name_problem
 from ltx2_batch.manifest.limits import limits_from
@@ -78,16 +78,19 @@ def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
     are what their file name says (Lightricks' naming), else the config's kind, else dev. The embedded sets
     ship a distilled LoRA, the random sets none; real files count when they exist."""
     if model.source is ModelSource.tiny:
-        return WeightsOffer(model.checkpoint_kind or CheckpointKind.distilled, True, model.family, model.name)
+        kind = model.checkpoint_kind or CheckpointKind.distilled
+        x1_5 = model.family is ModelFamily.ltx23  # only the tiny23 set ships an x1.5 upsampler
+        return WeightsOffer(kind, True, model.family, model.name, spatial_x1_5=x1_5)
     if model.source is ModelSource.random:
-        return WeightsOffer(
-            model.checkpoint_kind or CheckpointKind.distilled, False, model.family, model.name
-        )
+        kind = model.checkpoint_kind or CheckpointKind.distilled
+        return WeightsOffer(kind, False, model.family, model.name, spatial_x1_5=False)
     files = discover_model_files(model, project_root, allow_fp8=model.allow_fp8)
     named = kind_from_name(files.checkpoint.name) if files.checkpoint is not None else None
     kind = named or model.checkpoint_kind or CheckpointKind.dev
     lora = files.distilled_lora is not None
-    return WeightsOffer(kind, lora, model.family, model.name, "" if lora else model.distilled_lora)
+    missing = "" if lora else model.distilled_lora
+    x1_5 = files.spatial_upsampler_x1_5 is not None
+    return WeightsOffer(kind, lora, model.family, model.name, missing, spatial_x1_5=x1_5)
 
 
 def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingConfig:

@@ -78,7 +78,7 @@ from ltx2_batch.backends.memory import (
 )
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.weights import WeightsSource
-from ltx2_batch.errors import FatalBackendError
+from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.families import spec as family_spec
 from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
 
@@ -90,6 +90,7 @@ SHARED_MODULES = (
     "audio_decoder",
     "vocoder",
     "spatial_upsampler",
+    "spatial_upsampler_x1_5",
     "temporal_upsampler",
 )
 Loras = tuple[LoraPathStrengthAndSDOps, ...]
@@ -211,6 +212,22 @@ class Ltx2Backend:
             return model.to(self.dtype) if loras and self.quantization is None else model
 
         return build
+
+    def _spatial_upsampler(self, scale: float) -> Any:
+        """The x2 upsampler `prepare` loaded, or the x1.5 one, built on first use."""
+        if scale != 1.5:
+            return self.cache.get("spatial_upsampler")
+        builder = self.weights.loading(
+            SingleGPUModelBuilder(
+                model_path=str(self.files.spatial_upsampler_x1_5),
+                model_class_configurator=LatentUpsamplerConfigurator,
+            ),
+            self.dtype,
+        )
+        return self.cache.ensure(
+            "spatial_upsampler_x1_5",
+            lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
+        )
 
     def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
@@ -341,11 +358,23 @@ class Ltx2Backend:
         upsampler file, a size the official pipelines refuse, a window that is not 8k+1 frames (`one_window`;
         a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
         self._kind_plan(job.pipeline, job.loras)
-        two_stage = job.upscale.spatial
-        if two_stage and self.files.spatial_upsampler is None:
-            self.files.require(("spatial_upsampler",))
+        two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
+        if two_stage and self.files.spatial_upsampler_for(scale) is None:
+            role = "spatial_upsampler_x1_5" if scale == 1.5 else "spatial_upsampler"
+            if role == "spatial_upsampler_x1_5":
+                raise MissingWeightsError(
+                    f"upscale.spatial: 1.5 needs the x1.5 spatial upsampler, absent under {self.files.root}; "
+                    "set model.spatial_upsampler_x1_5"
+                )
+            self.files.require((role,))
         try:
-            assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
+            if two_stage and scale == 1.5:  # stage 1 at 2/3 size on the two-stage (64-pixel) grid
+                if job.width % 96 or job.height % 96:
+                    raise ValueError(
+                        f"x1.5 two-stage sizes must be multiples of 96, got {job.width}x{job.height}"
+                    )
+            else:
+                assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
         except ValueError as exc:
             raise FatalBackendError(str(exc)) from exc
         if not one_window:
@@ -385,12 +414,12 @@ class Ltx2Backend:
         ]
         with clock("text_encode"):
             prompt, contexts = self._text_stage(job, plan, images)
-        scale = 2 if two_stage else 1
+        scale = job.upscale.spatial_scale if two_stage else 1
         shape = VideoPixelShape(
             batch=1,
             frames=job.num_frames,
-            width=job.width // scale,
-            height=job.height // scale,
+            width=round(job.width / scale),
+            height=round(job.height / scale),
             fps=job.frame_rate,
         )
         video_encoder = self.cache.get("video_encoder")
@@ -405,7 +434,7 @@ class Ltx2Backend:
                 upscaled = upsample_video(
                     latent=video_state.latent[:1],
                     video_encoder=video_encoder,
-                    upsampler=self.cache.get("spatial_upsampler"),
+                    upsampler=self._spatial_upsampler(job.upscale.spatial_scale),
                 )
             with clock("stage2"):
                 shape = shape._replace(width=job.width, height=job.height)
@@ -623,6 +652,7 @@ class Ltx2Backend:
         recipe = {
             "stage_1_steps": len(sigmas["stage1"]) - 1,
             "stage_2_steps": len(sigmas["stage2"]) - 1 if "stage2" in sigmas else 0,
+            "spatial_scale": job.upscale.spatial_scale if two_stage else None,
             "guidance": plan.guided,  # CFG/STG in stage 1 (guided recipe) or none (distilled sigmas)
             "stage_2_distilled_lora": two_stage and any(lo.path == lora for lo in plan.stage2_loras),
         }

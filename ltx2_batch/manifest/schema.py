@@ -40,6 +40,7 @@ from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
     ANY_WEIGHTS,
     LTX2_TEMPORAL_SCALE,
+    SPATIAL_SCALES,
     WeightsOffer,
     chunk_count,
     chunk_estimate,
@@ -329,9 +330,20 @@ def _upscale(reader: _Reader) -> UpscaleSpec:
         reader.report(f"upscale.{sub}" if sub else "upscale", message)
     if not isinstance(value, dict):
         return UpscaleSpec()
+    spatial, scale = value.get("spatial", True), 2.0
+    if not isinstance(spatial, bool):  # a number names the upsampler's scale: 2 (= true) or 1.5
+        if is_number(spatial) and float(spatial) in SPATIAL_SCALES:
+            spatial, scale = True, float(spatial)
+        else:
+            reader.report(
+                "upscale.spatial",
+                f"must be true (x2), 1.5 (the x1.5 upsampler) or false (one stage), got {quote(spatial)}",
+            )
+            spatial = True
     return UpscaleSpec(
-        spatial=reader.sub("upscale", value, "spatial", "bool", True),
+        spatial=spatial,
         temporal=reader.sub("upscale", value, "temporal", "bool", False),
+        spatial_scale=scale,
     )
 
 
@@ -508,9 +520,11 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
     ):
         reader.report(field, message)
     upscale = _upscale(reader)
-    for field, message in size_problems(width, height, upscale.spatial):
+    for field, message in size_problems(width, height, upscale.spatial, upscale.spatial_scale):
         reader.report(field, message)
-    for field, message in upsampler_problems(width, height, num_frames, upscale.spatial):
+    for field, message in upsampler_problems(
+        width, height, num_frames, upscale.spatial, upscale.spatial_scale
+    ):
         reader.report(field, message)
     video_guider, audio_guider = (
         _guider(reader, "video_guider_params"),
@@ -539,7 +553,7 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
     pipeline = select_pipeline(
         requested, (im.frame_idx for im in images), (lo.kind for lo in loras), ctx.weights
     )
-    for field, message in weights_problems(requested, pipeline, ctx.weights):
+    for field, message in weights_problems(requested, pipeline, ctx.weights, upscale):
         reader.report(field, message)
     for field, message in pipeline_problems(
         requested,

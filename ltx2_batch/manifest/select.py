@@ -22,6 +22,9 @@ from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
 LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
+# Spatial upsampler scales with a published file (ltx-core's rational resampler also knows 0.75 and 4).
+SPATIAL_SCALES = (2.0, 1.5)
+_X2 = UpscaleSpec()
 # The rules below return (field, message) pairs instead of raising, so the caller can collect every
 # problem of a manifest into one error. They are value rules: the caller has already checked the types.
 Problems = list[tuple[str, str]]
@@ -38,6 +41,7 @@ class WeightsOffer:
     family: ModelFamily = ModelFamily.ltx2
     model: str = ""
     distilled_lora_path: str = ""
+    spatial_x1_5: bool = True  # the x1.5 spatial upsampler file is present
 
 
 # Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).
@@ -70,8 +74,28 @@ def select_pipeline(
     return auto_recipe(weights.family, weights.kind).pipeline
 
 
-def weights_problems(requested: PipelineKind, pipeline: PipelineKind, weights: WeightsOffer) -> Problems:
+def weights_problems(
+    requested: PipelineKind,
+    pipeline: PipelineKind,
+    weights: WeightsOffer,
+    upscale: UpscaleSpec = _X2,
+) -> Problems:
     """What the model's files cannot serve of the concrete pipeline (refused before any model work)."""
+    out: Problems = []
+    if upscale.spatial and upscale.spatial_scale == 1.5 and not weights.spatial_x1_5:
+        model = f"model={weights.model}" if weights.model else "the model"
+        out.append(
+            (
+                "upscale.spatial",
+                f"1.5 needs the x1.5 spatial upsampler, which {model} does not have (only LTX-2.3 publishes "
+                "one: ltx-2.3-spatial-upscaler-x1.5-1.0); set model.spatial_upsampler_x1_5 or use "
+                "upscale.spatial: true (x2)",
+            )
+        )
+    return out + _lora_problems(requested, pipeline, weights)
+
+
+def _lora_problems(requested: PipelineKind, pipeline: PipelineKind, weights: WeightsOffer) -> Problems:
     how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
     if pipeline in NEEDS_DISTILLED_LORA and not weights.distilled_lora:
         model = f"model={weights.model}" if weights.model else "the model"
@@ -137,11 +161,15 @@ def nearest_frame_counts(num_frames: int) -> tuple[int, ...]:
     return tuple(v for v in (low, low + 8) if v >= 1 and v != num_frames)
 
 
-def size_problems(width: int | None, height: int | None, spatial: bool) -> Problems:
-    """Two-stage renders (spatial upscale) need multiples of 64, one-stage renders multiples of 32."""
+def size_problems(width: int | None, height: int | None, spatial: bool, scale: float = 2.0) -> Problems:
+    """Two-stage renders (spatial upscale) need multiples of 64, one-stage renders multiples of 32; x1.5
+    multiples of 96: stage 1 runs at 2/3 of the size, on the 64-pixel grid (an even latent, which the
+    rational resampler's 3/2 step maps onto a whole one)."""
     multiple, why = (
         (64, "two-stage (upscale.spatial: true)") if spatial else (32, "one-stage (upscale.spatial: false)")
     )
+    if spatial and scale == 1.5:
+        multiple, why = 96, "x1.5 two-stage (upscale.spatial: 1.5)"
     out: Problems = []
     for key, value in (("width", width), ("height", height)):
         if value is None:
@@ -156,12 +184,15 @@ def size_problems(width: int | None, height: int | None, spatial: bool) -> Probl
     return out
 
 
-def upsampler_problems(width: object, height: object, num_frames: object, spatial: bool) -> Problems:
+def upsampler_problems(
+    width: object, height: object, num_frames: object, spatial: bool, scale: float = 2.0
+) -> Problems:
     """The spatial upsampler normalises over each channel of the stage-1 latent (GroupNorm), which needs more
     than one value: a one-frame two-stage render at 64x64 is a single latent cell (half size, /32)."""
     if not spatial or not all(isinstance(v, int) and v > 0 for v in (width, height, num_frames)):
         return []
-    cells = (1 + (num_frames - 1) // 8) * (width // 64) * (height // 64)  # type: ignore[operator]
+    side = int(32 * scale)  # pixels of the target per stage-1 latent cell
+    cells = (1 + (num_frames - 1) // 8) * (width // side) * (height // side)  # type: ignore[operator]
     if cells > 1:
         return []
     return [

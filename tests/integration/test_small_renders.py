@@ -88,3 +88,43 @@ def test_one_frame_two_stage_64x64_is_refused(tmp_path: Path) -> None:
         len(load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp").jobs)
         == 2
     )
+
+
+def test_spatial_x1_5_on_tiny23(tiny_root: Path) -> None:
+    """`upscale.spatial: 1.5`: stage 1 at 2/3 of the size (a 2x2 latent for 96x96), the x1.5 upsampler
+    (rational resampler) to the 3x3 latent of the target, stage 2 there."""
+    be = create_backend(ModelConfig(root=str(tiny_root.parent), family=ModelFamily.ltx23), Path("/"))
+    try:
+        job = _job(width=96, height=96, upscale=UpscaleSpec(spatial=True, spatial_scale=1.5))
+        out = be.render(RenderRequest(job=job))
+    finally:
+        be.close()
+    assert out.frames.shape == (9, 96, 96, 3)
+    assert tuple(out.stage1_latent.shape[-2:]) == (2, 2) and tuple(out.final_latent.shape[-2:]) == (3, 3)
+    assert out.info["recipe"]["spatial_scale"] == 1.5
+
+
+def test_spatial_x1_5_rules(tmp_path: Path) -> None:
+    from ltx2_batch.planning import weights_offer
+
+    path = tmp_path / "m.yaml"
+    base = {"prompt": "a lemon", "num_frames": 9, "upscale": {"spatial": 1.5}}
+    jobs = [
+        {**base, "name": "ok", "width": 96, "height": 192},
+        {**base, "name": "off_grid", "width": 128, "height": 96},
+        {**base, "name": "bad_scale", "width": 192, "height": 192, "upscale": {"spatial": 3}},
+    ]
+    path.write_text(yaml.safe_dump({"jobs": jobs}))
+    common = {"chaining": ChainingConfig(), "paths": PathsConfig(), "model_fingerprint": "fp"}
+    tiny23 = weights_offer(ModelConfig(family=ModelFamily.ltx23), tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path, weights=tiny23, **common)
+    found = {(p.job_name, p.field): p.message for p in caught.value.problems}
+    assert set(found) == {("off_grid", "width"), ("bad_scale", "upscale.spatial")}
+    assert "multiple of 96" in found[("off_grid", "width")] and "96 or 192" in found[("off_grid", "width")]
+    path.write_text(yaml.safe_dump({"jobs": jobs[:1]}))
+    [job] = load_manifest(path, weights=tiny23, **common).jobs
+    assert job.upscale.spatial_scale == 1.5
+    # the LTX-2 tiny set has no x1.5 file: refused before any model work
+    with pytest.raises(ManifestError, match=r"x1\.5 spatial upsampler"):
+        load_manifest(path, weights=weights_offer(ModelConfig(), tmp_path), **common)
