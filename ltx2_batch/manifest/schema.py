@@ -337,7 +337,8 @@ def _upscale(reader: _Reader) -> UpscaleSpec:
         else:
             reader.report(
                 "upscale.spatial",
-                f"must be true or false (x2 two-stage, or one stage), or 1.5 (x1.5 upsampler), got {quote(spatial)}",
+                f"must be true or false (x2 two-stage, or one stage), or 1.5 (x1.5 upsampler), "
+                f"got {quote(spatial)}",
             )
             spatial = True
     return UpscaleSpec(
