@@ -29,6 +29,7 @@ class PipelineKind(str, enum.Enum):
     DISTILLED = "distilled"
     IC_LORA = "ic_lora"
     KEYFRAME = "keyframe"
+    HQ = "hq"  # ti2vid_two_stages_hq: res_2s sampler, the distilled LoRA in both stages
 
 
 class RenderMode(str, enum.Enum):

@@ -19,14 +19,19 @@ diff against ltx_pipelines stays readable); policy and caching live in their own
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from ltx_core.components.diffusion_steps import EulerDiffusionStep
-from ltx_core.components.guiders import MultiModalGuiderParams, create_multimodal_guider_factory
+from ltx_core.components.diffusion_steps import EulerDiffusionStep, Res2sDiffusionStep
+from ltx_core.components.guiders import (
+    MultiModalGuider,
+    MultiModalGuiderParams,
+    create_multimodal_guider_factory,
+)
 from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
 from ltx_core.conditioning import VideoConditionByLatentIndex, VideoConditionByReferenceLatent
@@ -37,15 +42,17 @@ from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video
 from ltx_core.model.video_vae import TilingConfig
 from ltx_core.model.video_vae import decode_video as vae_decode_video
 from ltx_core.quantization import QuantizationPolicy
+from ltx_core.tools import VideoLatentShape
 from ltx_core.types import AudioLatentShape, VideoPixelShape
 from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor
 from ltx_pipelines.retake import TemporalRegionMask
-from ltx_pipelines.utils import ModelLedger, euler_denoising_loop
+from ltx_pipelines.utils import ModelLedger, euler_denoising_loop, res2s_audio_video_denoising_loop
 from ltx_pipelines.utils.args import ImageConditioningInput
 from ltx_pipelines.utils.constants import (
     DEFAULT_LORA_STRENGTH,
     DEFAULT_NEGATIVE_PROMPT,
     DISTILLED_SIGMA_VALUES,
+    LTX_2_3_HQ_PARAMS,
     STAGE_2_DISTILLED_SIGMA_VALUES,
     PipelineParams,
     detect_params,
@@ -56,6 +63,7 @@ from ltx_pipelines.utils.helpers import (
     denoise_audio_video,
     generate_enhanced_prompt,
     image_conditionings_by_adding_guiding_latent,
+    multi_modal_guider_denoising_func,
     multi_modal_guider_factory_denoising_func,
     noise_audio_state,
     noise_video_state,
@@ -95,6 +103,14 @@ SHARED_MODULES = (
 )
 Loras = tuple[LoraPathStrengthAndSDOps, ...]
 log = logging.getLogger(__name__)
+# ltx_pipelines' hq_2_stage_arg_parser defaults: the distilled LoRA's strength in each stage of hq
+HQ_LORA_STRENGTH_STAGE_1 = 0.25
+HQ_LORA_STRENGTH_STAGE_2 = 0.5
+
+
+class Sampler(str, enum.Enum):
+    euler = "euler"  # EulerDiffusionStep + euler_denoising_loop (every kind but hq)
+    res2s = "res2s"  # Res2sDiffusionStep + res2s_audio_video_denoising_loop (ti2vid_two_stages_hq.py)
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class _KindPlan:
     stage1_loras: Loras
     stage2_loras: Loras
     reference_videos: bool
+    sampler: Sampler = Sampler.euler
 
 
 def _transformer_name(loras: Loras) -> str:
@@ -300,6 +317,16 @@ class Ltx2Backend:
                 raise FatalBackendError("pipeline=ic_lora needs a LoRA of kind ic_lora")
             # ic_lora.py: stage 1 carries every LoRA given, stage 2 runs the plain distilled checkpoint
             return _KindPlan(False, False, (*ic, *user), (), reference_videos=True)
+        if pipeline is PipelineKind.HQ:  # the distilled LoRA in both stages, at the official strengths
+            if self.files.distilled_lora is None:
+                self.files.require(("distilled_lora",))
+            s1, s2 = (
+                LoraPathStrengthAndSDOps(
+                    str(self.files.distilled_lora), strength, LTXV_LORA_COMFY_RENAMING_MAP
+                )
+                for strength in (HQ_LORA_STRENGTH_STAGE_1, HQ_LORA_STRENGTH_STAGE_2)
+            )
+            return _KindPlan(True, False, (*user, s1), (*user, s2), False, Sampler.res2s)
         if pipeline in (PipelineKind.TI2VID, PipelineKind.KEYFRAME):
             if self.files.distilled_lora is None:
                 self.files.require(("distilled_lora",))
@@ -359,6 +386,8 @@ class Ltx2Backend:
         a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
         self._kind_plan(job.pipeline, job.loras)
         two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
+        if job.pipeline is PipelineKind.HQ and (not two_stage or scale != 2.0):
+            raise FatalBackendError("pipeline hq is two-stage with the x2 upsampler (upscale.spatial: true)")
         if two_stage and self.files.spatial_upsampler_for(scale) is None:
             role = "spatial_upsampler_x1_5" if scale == 1.5 else "spatial_upsampler"
             if role == "spatial_upsampler_x1_5":
@@ -511,7 +540,27 @@ class Ltx2Backend:
         audio_start = self._audio_handoff_start(shape, handoff)
         transformer = self.cache.get(_transformer_name(plan.stage1_loras))
         v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
-        if plan.guided:
+        if plan.sampler is Sampler.res2s:  # ti2vid_two_stages_hq.py: plain guiders, token-count schedule
+            hq = LTX_2_3_HQ_PARAMS
+            steps = job.num_inference_steps or hq.num_inference_steps
+            empty = torch.empty(VideoLatentShape.from_pixel_shape(shape).to_torch_shape())
+            sigmas = (
+                LTX2Scheduler().execute(latent=empty, steps=steps).to(dtype=torch.float32, device=self.device)
+            )
+            denoise_fn = multi_modal_guider_denoising_func(
+                video_guider=MultiModalGuider(
+                    params=_guider(hq.video_guider_params, job.video_guider_params),
+                    negative_context=contexts[1].video_encoding,
+                ),
+                audio_guider=MultiModalGuider(
+                    params=_guider(hq.audio_guider_params, job.audio_guider_params),
+                    negative_context=contexts[1].audio_encoding,
+                ),
+                v_context=v_ctx,
+                a_context=a_ctx,
+                transformer=transformer,
+            )
+        elif plan.guided:
             steps = job.num_inference_steps or self.params.num_inference_steps
             sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
             denoise_fn = multi_modal_guider_factory_denoising_func(
@@ -539,6 +588,7 @@ class Ltx2Backend:
             sigmas,
             denoise_fn,
             audio_kept=self._audio_kept(handoff, shape),
+            sampler=plan.sampler,
             **audio_start,
         )
         return video_state, audio_state, sigmas
@@ -572,6 +622,7 @@ class Ltx2Backend:
             sigmas,
             denoise_fn,
             audio_kept=self._audio_kept(handoff, shape),
+            sampler=plan.sampler,
             noise_scale=sigmas[0],
             initial_video_latent=upscaled,
             initial_audio_latent=audio_latent,
@@ -586,20 +637,22 @@ class Ltx2Backend:
         sigmas: torch.Tensor,
         denoise_fn: Any,
         audio_kept: list[Any] | None = None,
+        sampler: Sampler = Sampler.euler,
         **initial: Any,
     ) -> tuple[Any, Any]:
-        """One denoising stage with the Euler loop (`initial`: a start latent and noise scale). Without an
-        audio handoff it is the official `denoise_audio_video`; with one (`audio_kept`: the conditioning
-        that keeps the handed-off audio tokens clean) the same official steps with that audio conditioning,
-        as ltx_pipelines' retake pipeline composes them (denoise_audio_video takes none for audio)."""
+        """One denoising stage with the Euler (hq: the res_2s) loop (`initial`: a start latent and noise
+        scale). Without an audio handoff it is the official `denoise_audio_video`; with one (`audio_kept`:
+        the conditioning that keeps the handed-off audio tokens clean) the same official steps with that
+        audio conditioning, as ltx_pipelines' retake pipeline composes them (denoise_audio_video takes none
+        for audio)."""
         if not audio_kept:
             return denoise_audio_video(
                 output_shape=shape,
                 conditionings=conditionings,
                 noiser=noiser,
                 sigmas=sigmas,
-                stepper=EulerDiffusionStep(),
-                denoising_loop_fn=_loop(denoise_fn),
+                stepper=_stepper(sampler),
+                denoising_loop_fn=_loop(denoise_fn, sampler),
                 components=self.components,
                 dtype=self.dtype,
                 device=self.device,
@@ -620,7 +673,8 @@ class Ltx2Backend:
         audio_state, audio_tools = noise_audio_state(
             conditionings=audio_kept, initial_latent=initial.get("initial_audio_latent"), **common
         )
-        video_state, audio_state = _loop(denoise_fn)(sigmas, video_state, audio_state, EulerDiffusionStep())
+        loop = _loop(denoise_fn, sampler)
+        video_state, audio_state = loop(sigmas, video_state, audio_state, _stepper(sampler))
         video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
         audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
         return video_state, audio_state
@@ -653,6 +707,7 @@ class Ltx2Backend:
             "stage_1_steps": len(sigmas["stage1"]) - 1,
             "stage_2_steps": len(sigmas["stage2"]) - 1 if "stage2" in sigmas else 0,
             "spatial_scale": job.upscale.spatial_scale if two_stage else None,
+            "sampler": plan.sampler.value,
             "guidance": plan.guided,  # CFG/STG in stage 1 (guided recipe) or none (distilled sigmas)
             "stage_2_distilled_lora": two_stage and any(lo.path == lora for lo in plan.stage2_loras),
         }
@@ -862,9 +917,15 @@ def _guider(defaults: MultiModalGuiderParams, spec: GuiderSpec) -> MultiModalGui
     return replace(defaults, **overrides)
 
 
-def _loop(denoise_fn: Any) -> Any:
+def _stepper(sampler: Sampler) -> Any:
+    return Res2sDiffusionStep() if sampler is Sampler.res2s else EulerDiffusionStep()
+
+
+def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
+    official = res2s_audio_video_denoising_loop if sampler is Sampler.res2s else euler_denoising_loop
+
     def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
-        return euler_denoising_loop(
+        return official(
             sigmas=sigmas,
             video_state=video_state,
             audio_state=audio_state,

@@ -45,6 +45,7 @@ from ltx2_batch.manifest.select import (
     chunk_count,
     chunk_estimate,
     frame_problems,
+    hq_problems,
     mode_problems,
     pipeline_problems,
     select_mode,
@@ -565,6 +566,8 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
         bool(videos),
         ctx.chunking.chunk_frames,
     ):
+        reader.report(field, message)
+    for field, message in hq_problems(pipeline, upscale):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
     for field, message in mode_problems(mode, upscale):

@@ -48,7 +48,7 @@ class WeightsOffer:
 ANY_WEIGHTS = WeightsOffer()
 # Pipelines whose stage 2 runs the distilled LoRA on the stage-1 transformer (ti2vid_two_stages.py,
 # keyframe_interpolation.py): without that file they cannot run as the official recipe does.
-NEEDS_DISTILLED_LORA = frozenset({PipelineKind.TI2VID, PipelineKind.KEYFRAME})
+NEEDS_DISTILLED_LORA = frozenset({PipelineKind.TI2VID, PipelineKind.KEYFRAME, PipelineKind.HQ})
 
 
 def select_pipeline(
@@ -100,13 +100,14 @@ def _lora_problems(requested: PipelineKind, pipeline: PipelineKind, weights: Wei
     if pipeline in NEEDS_DISTILLED_LORA and not weights.distilled_lora:
         model = f"model={weights.model}" if weights.model else "the model"
         fix = "use pipeline: distilled" if weights.kind is CheckpointKind.distilled else "download it"
-        if pipeline is PipelineKind.KEYFRAME:
-            fix = "download it (keyframe interpolation has no one-stage recipe)"
+        if pipeline in (PipelineKind.KEYFRAME, PipelineKind.HQ):
+            fix = f"download it ({pipeline.value} has no recipe without it)"
         where = f" ({weights.distilled_lora_path})" if weights.distilled_lora_path else ""
+        stages = "both stages" if pipeline is PipelineKind.HQ else "stage 2"
         return [
             (
                 "pipeline",
-                f"{how} runs the distilled LoRA in stage 2, but {model} ({weights.kind.value} checkpoint) "
+                f"{how} runs the distilled LoRA in {stages}, but {model} ({weights.kind.value} checkpoint) "
                 f"has no distilled LoRA file{where}; {fix}, or set model.distilled_lora to the file",
             )
         ]
@@ -269,6 +270,13 @@ def pipeline_problems(
             )
         )
     return out
+
+
+def hq_problems(pipeline: PipelineKind, upscale: UpscaleSpec) -> Problems:
+    """The HQ recipe is two-stage at x2 by construction (ti2vid_two_stages_hq.py)."""
+    if pipeline is PipelineKind.HQ and (not upscale.spatial or upscale.spatial_scale != 2.0):
+        return [("upscale.spatial", "pipeline hq is two-stage with the x2 upsampler: set it to true")]
+    return []
 
 
 def mode_problems(mode: RenderMode, upscale: UpscaleSpec) -> Problems:

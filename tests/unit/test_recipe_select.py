@@ -109,3 +109,13 @@ def test_demo_on_the_tiny_set_runs_distilled() -> None:
     assert {j.pipeline for j in tiny.jobs} == {PipelineKind.DISTILLED}
     assert {j.pipeline for j in dev.jobs} == {PipelineKind.TI2VID}
     assert not {j.job_id for j in tiny.jobs} & {j.job_id for j in dev.jobs}
+
+
+def test_hq_needs_the_lora_and_two_stages(tmp_path: Path) -> None:
+    assert "in both stages" in weights_problems(PipelineKind.HQ, PipelineKind.HQ, DISTILLED_NO_LORA)[0][1]
+    with pytest.raises(ManifestError) as caught:
+        _load(tmp_path, [{"name": "one_stage", "pipeline": "hq", "upscale": {"spatial": False}}], DISTILLED)
+    [problem] = caught.value.problems
+    assert (problem.job_name, problem.field) == ("one_stage", "upscale.spatial")
+    [job] = _load(tmp_path, [{"name": "hq", "pipeline": "hq", "num_inference_steps": 4}], DISTILLED).jobs
+    assert job.pipeline is PipelineKind.HQ and job.num_inference_steps == 4
