@@ -922,16 +922,19 @@ def _stepper(sampler: Sampler) -> Any:
 
 
 def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
-    official = res2s_audio_video_denoising_loop if sampler is Sampler.res2s else euler_denoising_loop
-
     def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
-        return official(
-            sigmas=sigmas,
-            video_state=video_state,
-            audio_state=audio_state,
-            stepper=stepper,
-            denoise_fn=denoise_fn,
-        )
+        common = {
+            "sigmas": sigmas,
+            "video_state": video_state,
+            "audio_state": audio_state,
+            "stepper": stepper,
+        }
+        if sampler is Sampler.res2s:
+            # res_2s casts its substep latents to the model's dtype: bf16 (its default) is the official
+            # pipeline's only dtype, float32 the CPU default here
+            dtype = video_state.latent.dtype
+            return res2s_audio_video_denoising_loop(**common, denoise_fn=denoise_fn, model_dtype=dtype)
+        return euler_denoising_loop(**common, denoise_fn=denoise_fn)
 
     return denoising_loop
 
