@@ -30,6 +30,7 @@ class PipelineKind(str, enum.Enum):
     IC_LORA = "ic_lora"
     KEYFRAME = "keyframe"
     HQ = "hq"  # ti2vid_two_stages_hq: res_2s sampler, the distilled LoRA in both stages
+    A2VID = "a2vid"  # a2vid_two_stage: an audio file drives the video (audio frozen in stage 1)
 
 
 class RenderMode(str, enum.Enum):
@@ -85,6 +86,17 @@ class GuiderSpec:
 
 
 @dataclass(frozen=True)
+class AudioCondition:
+    """The audio that drives an a2vid job: a file's audio stream from `start_s`, at most `max_duration_s`
+    seconds (None: to the end; the pipeline keeps the clip's duration of it)."""
+
+    path: str
+    sha256: str = ""
+    start_s: float = 0.0
+    max_duration_s: float | None = None
+
+
+@dataclass(frozen=True)
 class UpscaleSpec:
     spatial: bool = True
     temporal: bool = False
@@ -122,6 +134,7 @@ class RenderJob:
     images: tuple[ImageCondition, ...] = ()
     loras: tuple[LoraSpec, ...] = ()
     video_conditioning: tuple[VideoCondition, ...] = ()
+    audio_conditioning: AudioCondition | None = None  # a2vid only
     audio: bool = True
     enhance_prompt: bool = False
     upscale: UpscaleSpec = UpscaleSpec()
@@ -196,6 +209,10 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
     for chunk in params["chunk_images"]:
         for item in chunk:
             item.pop("path")
+    if params["audio_conditioning"] is None:
+        params.pop("audio_conditioning")  # only a2vid has one: other jobs' ids stay as they were
+    else:
+        params["audio_conditioning"].pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
     if params["upscale"].get("spatial_scale") == 2 or not job.upscale.spatial:

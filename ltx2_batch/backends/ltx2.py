@@ -38,6 +38,7 @@ from ltx_core.conditioning import VideoConditionByLatentIndex, VideoConditionByR
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
 from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
 from ltx_core.model.audio_vae import decode_audio as vae_decode_audio
+from ltx_core.model.audio_vae import encode_audio as vae_encode_audio
 from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video
 from ltx_core.model.video_vae import TilingConfig
 from ltx_core.model.video_vae import decode_video as vae_decode_video
@@ -61,6 +62,7 @@ from ltx_pipelines.utils.helpers import (
     assert_resolution,
     combined_image_conditionings,
     denoise_audio_video,
+    denoise_video_only,
     generate_enhanced_prompt,
     image_conditionings_by_adding_guiding_latent,
     multi_modal_guider_denoising_func,
@@ -69,7 +71,7 @@ from ltx_pipelines.utils.helpers import (
     noise_video_state,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import load_video_conditioning
+from ltx_pipelines.utils.media_io import decode_audio_from_file, load_video_conditioning
 from ltx_pipelines.utils.types import PipelineComponents
 
 from ltx2_batch.backends.base import LatentHandoff, PendingDecode, RenderRequest, RenderResult
@@ -96,6 +98,7 @@ SHARED_MODULES = (
     "video_encoder",
     "video_decoder",
     "audio_decoder",
+    "audio_encoder",
     "vocoder",
     "spatial_upsampler",
     "spatial_upsampler_x1_5",
@@ -123,6 +126,7 @@ class _KindPlan:
     stage2_loras: Loras
     reference_videos: bool
     sampler: Sampler = Sampler.euler
+    audio_driven: bool = False  # a2vid: the audio latent is the input file's, frozen; only video denoises
 
 
 def _transformer_name(loras: Loras) -> str:
@@ -327,6 +331,13 @@ class Ltx2Backend:
                 for strength in (HQ_LORA_STRENGTH_STAGE_1, HQ_LORA_STRENGTH_STAGE_2)
             )
             return _KindPlan(True, False, (*user, s1), (*user, s2), False, Sampler.res2s)
+        if pipeline is PipelineKind.A2VID:  # a2vid_two_stage.py: user LoRAs, + the distilled LoRA in stage 2
+            if self.files.distilled_lora is None:
+                self.files.require(("distilled_lora",))
+            lora = LoraPathStrengthAndSDOps(
+                str(self.files.distilled_lora), DEFAULT_LORA_STRENGTH, LTXV_LORA_COMFY_RENAMING_MAP
+            )
+            return _KindPlan(True, False, user, (*user, lora), False, audio_driven=True)
         if pipeline in (PipelineKind.TI2VID, PipelineKind.KEYFRAME):
             if self.files.distilled_lora is None:
                 self.files.require(("distilled_lora",))
@@ -386,8 +397,12 @@ class Ltx2Backend:
         a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
         self._kind_plan(job.pipeline, job.loras)
         two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
-        if job.pipeline is PipelineKind.HQ and (not two_stage or scale != 2.0):
-            raise FatalBackendError("pipeline hq is two-stage with the x2 upsampler (upscale.spatial: true)")
+        if job.pipeline in (PipelineKind.HQ, PipelineKind.A2VID) and (not two_stage or scale != 2.0):
+            raise FatalBackendError(
+                f"pipeline {job.pipeline.value} is two-stage with the x2 upsampler (upscale.spatial: true)"
+            )
+        if (job.pipeline is PipelineKind.A2VID) != (job.audio_conditioning is not None):
+            raise FatalBackendError("audio_conditioning is what pipeline a2vid needs, and only a2vid uses it")
         if two_stage and self.files.spatial_upsampler_for(scale) is None:
             role = "spatial_upsampler_x1_5" if scale == 1.5 else "spatial_upsampler"
             if role == "spatial_upsampler_x1_5":
@@ -451,11 +466,20 @@ class Ltx2Backend:
             height=round(job.height / scale),
             fps=job.frame_rate,
         )
+        source_audio = None
+        if plan.audio_driven:
+            with clock("stage1"):  # the driving audio's encoding counts as stage 1
+                source_audio, audio_latent = self._driving_audio(job)
         video_encoder = self.cache.get("video_encoder")
         with clock("stage1"):
-            video_state, audio_state, sigmas1 = self._stage1(
-                job, plan, images, shape, contexts, noiser, handoff, video_encoder
-            )
+            if plan.audio_driven:
+                video_state, audio_state, sigmas1 = self._stage1_audio_driven(
+                    job, images, shape, contexts, noiser, video_encoder, audio_latent
+                )
+            else:
+                video_state, audio_state, sigmas1 = self._stage1(
+                    job, plan, images, shape, contexts, noiser, handoff, video_encoder
+                )
         stage1_latent = video_state.latent
         sigmas = {"stage1": [float(s) for s in sigmas1]}
         if two_stage:
@@ -499,6 +523,7 @@ class Ltx2Backend:
             frame_rate=frame_rate,
             generator=generator,
             timings=timings,
+            source_audio=source_audio,
             info=self._info(job, plan, prompt, two_stage, sigmas),  # read here: the decode may run elsewhere
         )
 
@@ -593,6 +618,68 @@ class Ltx2Backend:
         )
         return video_state, audio_state, sigmas
 
+    def _driving_audio(self, job: RenderJob) -> tuple[Any, torch.Tensor]:
+        """a2vid's input: the file's audio from `start_s` (at most `max_duration_s`), its latent cut to the
+        clip's duration (a2vid_two_stage.py)."""
+        cond = job.audio_conditioning
+        assert cond is not None  # check() refuses a2vid without it
+        decoded = decode_audio_from_file(cond.path, self.device, cond.start_s, cond.max_duration_s)
+        if decoded is None:
+            raise FatalBackendError(f"audio_conditioning.path {cond.path}: no audio stream")
+        encoder = self.cache.ensure("audio_encoder", self._ledger.audio_encoder)
+        latent = vae_encode_audio(decoded, encoder)
+        frames = AudioLatentShape.from_duration(
+            batch=1, duration=job.num_frames / job.frame_rate, channels=8, mel_bins=16
+        ).frames
+        return decoded, latent[:, :, :frames]
+
+    def _stage1_audio_driven(
+        self,
+        job: RenderJob,
+        images: list[ImageConditioningInput],
+        shape: VideoPixelShape,
+        contexts: list[Any],
+        noiser: GaussianNoiser,
+        video_encoder: Any,
+        audio_latent: torch.Tensor,
+    ) -> tuple[Any, Any, torch.Tensor]:
+        """a2vid stage 1: video-only denoising, guided (video CFG/STG; the audio guider at neutral
+        defaults), the input audio latent frozen."""
+        conds = combined_image_conditionings(
+            images=images,
+            height=shape.height,
+            width=shape.width,
+            video_encoder=video_encoder,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        transformer = self.cache.get(_transformer_name(self._kind_plan(job.pipeline, job.loras).stage1_loras))
+        steps = job.num_inference_steps or self.params.num_inference_steps
+        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+        denoise_fn = multi_modal_guider_denoising_func(
+            video_guider=MultiModalGuider(
+                params=_guider(self.params.video_guider_params, job.video_guider_params),
+                negative_context=contexts[1].video_encoding,
+            ),
+            audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+            v_context=contexts[0].video_encoding,
+            a_context=contexts[0].audio_encoding,
+            transformer=transformer,
+        )
+        video_state = denoise_video_only(
+            output_shape=shape,
+            conditionings=conds,
+            noiser=noiser,
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=_loop(denoise_fn),
+            components=self.components,
+            dtype=self.dtype,
+            device=self.device,
+            initial_audio_latent=audio_latent,
+        )
+        return video_state, _Frozen(audio_latent), sigmas
+
     def _stage2(
         self,
         plan: _KindPlan,
@@ -615,6 +702,22 @@ class Ltx2Backend:
             audio_context=contexts[0].audio_encoding,
             transformer=transformer,
         )
+        if plan.audio_driven:  # the video refined against the frozen input audio
+            video_state = denoise_video_only(
+                output_shape=shape,
+                conditionings=conds,
+                noiser=noiser,
+                sigmas=sigmas,
+                stepper=EulerDiffusionStep(),
+                denoising_loop_fn=_loop(denoise_fn),
+                components=self.components,
+                dtype=self.dtype,
+                device=self.device,
+                noise_scale=sigmas[0],
+                initial_video_latent=upscaled,
+                initial_audio_latent=audio_latent,
+            )
+            return video_state, _Frozen(audio_latent), sigmas
         video_state, audio_state = self._run_stage(
             shape,
             conds,
@@ -741,7 +844,10 @@ class Ltx2Backend:
             chunks = vae_decode_video(state.to_decode, self.cache.get("video_decoder"), tiling, generator)
             frames = torch.cat([c.cpu() for c in chunks], dim=0).numpy()
         audio = sample_rate = None
-        if job.audio:
+        if state.source_audio is not None:  # a2vid_two_stage.py returns the input audio for fidelity
+            audio = state.source_audio.waveform.squeeze(0).float().cpu().numpy()
+            sample_rate = int(state.source_audio.sampling_rate)
+        elif job.audio:
             with clock("decode_audio"):
                 decoded = vae_decode_audio(
                     state.audio_latent, self.cache.get("audio_decoder"), self.cache.get("vocoder")
@@ -939,6 +1045,13 @@ def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
     return denoising_loop
 
 
+@dataclass(frozen=True)
+class _Frozen:
+    """An audio "state" that did not denoise (a2vid): only its latent is read."""
+
+    latent: torch.Tensor
+
+
 @dataclass
 class _Denoised:
     """Everything the decode needs from a denoised job (the job's own generator goes on into the decode)."""
@@ -955,6 +1068,7 @@ class _Denoised:
     generator: torch.Generator
     timings: dict[str, float]
     info: dict[str, Any]
+    source_audio: Any = None  # a2vid: the driving audio, written as it was read (not VAE-decoded)
 
 
 class _PendingDecode:

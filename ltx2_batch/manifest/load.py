@@ -34,7 +34,7 @@ from ltx2_batch.jobs import (
     with_job_id,
 )
 from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
-from ltx2_batch.manifest.inputs import image_problem, video_problem
+from ltx2_batch.manifest.inputs import audio_problem, image_problem, video_problem
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.quote import quote
@@ -213,6 +213,8 @@ def _content_problem(path: str, kind: InputKind, limits: Limits) -> str | None:
         return image_problem(path, limits.max_image_pixels)
     if kind is InputKind.VIDEO:
         return video_problem(path, limits.max_image_pixels)
+    if kind is InputKind.AUDIO:
+        return audio_problem(path)
     return None  # LoRA files are read by the model loader, which names the file it cannot parse
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.jobs import (
+    AudioCondition,
     ChunkingSpec,
     GuiderSpec,
     ImageCondition,
@@ -35,6 +36,7 @@ from ltx2_batch.jobs import (
     derive_seed,
     varied_job,
 )
+from ltx2_batch.manifest.inputs import audio_duration_s
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, chunk_problems, text_problem, value_problems
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
@@ -42,6 +44,7 @@ from ltx2_batch.manifest.select import (
     LTX2_TEMPORAL_SCALE,
     SPATIAL_SCALES,
     WeightsOffer,
+    a2vid_problems,
     chunk_count,
     chunk_estimate,
     frame_problems,
@@ -62,6 +65,7 @@ UPSCALE_KEYS = ("spatial", "temporal")
 IMAGE_KEYS = ("path", "frame_idx", "strength")
 LORA_KEYS = ("path", "strength", "type")
 VIDEO_KEYS = ("path", "strength")
+AUDIO_KEYS = ("path", "start", "max_duration")
 
 # Job field -> the kind of value it holds. Mapping kinds may be swept with a dotted key (`upscale.temporal`).
 JOB_FIELDS: dict[str, str] = {
@@ -80,6 +84,7 @@ JOB_FIELDS: dict[str, str] = {
     "images": "images",
     "loras": "loras",
     "video_conditioning": "videos",
+    "audio_conditioning": "audio_input",
     "audio": "bool",
     "enhance_prompt": "bool",
     "upscale": "upscale",
@@ -93,6 +98,7 @@ NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
     "video_guider_params": GUIDER_KEYS,
     "audio_guider_params": GUIDER_KEYS,
     "upscale": UPSCALE_KEYS,
+    "audio_conditioning": AUDIO_KEYS,
     "tags": None,  # free-form
 }
 NOT_IN_DEFAULTS = frozenset({"name", "sweep", "prompts"})
@@ -215,6 +221,7 @@ class InputKind(str, Enum):
     IMAGE = "image"
     VIDEO = "video"
     LORA = "lora"
+    AUDIO = "audio"  # a2vid's driving audio (any file with an audio stream)
 
 
 Resolve = Callable[[str, InputKind], ResolvedInput]  # (raw path, kind) -> ResolvedInput
@@ -402,6 +409,39 @@ def _videos(reader: _Reader, resolve: Resolve) -> tuple[VideoCondition, ...]:
     return tuple(out)
 
 
+def _audio_input(reader: _Reader, resolve: Resolve) -> AudioCondition | None:
+    """`audio_conditioning: {path, start, max_duration}`: the file probed (an audio stream that decodes,
+    long enough to start at `start`) and hashed like images."""
+    value = reader.fields.get("audio_conditioning")
+    if value is None:
+        return None
+    for sub, message in check_mapping(value, AUDIO_KEYS):
+        reader.report(f"audio_conditioning.{sub}" if sub else "audio_conditioning", message)
+    if not isinstance(value, dict):
+        return None
+    if "path" not in value:
+        reader.report("audio_conditioning.path", "is required (the audio file that drives the video)")
+        return None
+    start = float(reader.sub("audio_conditioning", value, "start", "number", 0.0))
+    limit = value.get("max_duration")
+    if limit is not None and not is_number(limit):
+        reader.report("audio_conditioning.max_duration", f"must be a number of seconds, got {quote(limit)}")
+        limit = None
+    if start < 0:
+        reader.report("audio_conditioning.start", f"must be >= 0 seconds, got {start:g}")
+    if limit is not None and limit <= 0:
+        reader.report("audio_conditioning.max_duration", f"must be > 0 seconds, got {limit:g}")
+    found = reader.input_file("audio_conditioning.path", value["path"], resolve, InputKind.AUDIO)
+    if found.path and not found.error:
+        duration = audio_duration_s(found.path)
+        if duration is not None and start >= duration:
+            reader.report(
+                "audio_conditioning.start",
+                f"{start:g} s is past the end of the audio ({duration:.3f} s); start earlier",
+            )
+    return AudioCondition(found.path, found.sha256, start, None if limit is None else float(limit))
+
+
 def _tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
     value = reader.fields.get("tags", {})
     if not isinstance(value, dict):
@@ -539,6 +579,7 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
                 f"images[{i}].frame_idx", im.frame_idx, 0, num_frames - 1, "must be a frame index"
             )
     loras, videos, tags = _loras(reader, ctx.resolve), _videos(reader, ctx.resolve), _tags(reader)
+    audio_input = _audio_input(reader, ctx.resolve)
     requested = PipelineKind.AUTO
     if pipeline_text is not None:
         try:
@@ -568,6 +609,8 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
     ):
         reader.report(field, message)
     for field, message in hq_problems(pipeline, upscale):
+        reader.report(field, message)
+    for field, message in a2vid_problems(pipeline, audio_input is not None, upscale, bool(audio)):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
     for field, message in mode_problems(mode, upscale):
@@ -601,6 +644,7 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
         images=images,
         loras=loras,
         video_conditioning=videos,
+        audio_conditioning=audio_input,
         audio=audio,
         enhance_prompt=enhance,
         upscale=upscale,

@@ -48,7 +48,9 @@ class WeightsOffer:
 ANY_WEIGHTS = WeightsOffer()
 # Pipelines whose stage 2 runs the distilled LoRA on the stage-1 transformer (ti2vid_two_stages.py,
 # keyframe_interpolation.py): without that file they cannot run as the official recipe does.
-NEEDS_DISTILLED_LORA = frozenset({PipelineKind.TI2VID, PipelineKind.KEYFRAME, PipelineKind.HQ})
+NEEDS_DISTILLED_LORA = frozenset(
+    {PipelineKind.TI2VID, PipelineKind.KEYFRAME, PipelineKind.HQ, PipelineKind.A2VID}
+)
 
 
 def select_pipeline(
@@ -277,6 +279,31 @@ def hq_problems(pipeline: PipelineKind, upscale: UpscaleSpec) -> Problems:
     if pipeline is PipelineKind.HQ and (not upscale.spatial or upscale.spatial_scale != 2.0):
         return [("upscale.spatial", "pipeline hq is two-stage with the x2 upsampler: set it to true")]
     return []
+
+
+def a2vid_problems(
+    pipeline: PipelineKind, has_audio_input: bool, upscale: UpscaleSpec, audio: bool
+) -> Problems:
+    """a2vid (a2vid_two_stage.py) needs its driving audio, is two-stage x2, and writes that audio back."""
+    if pipeline is not PipelineKind.A2VID:
+        if has_audio_input:
+            return [
+                ("audio_conditioning", f"is only used by pipeline a2vid, but this job uses {pipeline.value}")
+            ]
+        return []
+    out: Problems = []
+    if not has_audio_input:
+        out.append(
+            (
+                "audio_conditioning",
+                "pipeline a2vid needs the audio that drives it: {path, start, max_duration}",
+            )
+        )
+    if not upscale.spatial or upscale.spatial_scale != 2.0:
+        out.append(("upscale.spatial", "pipeline a2vid is two-stage with the x2 upsampler: set it to true"))
+    if not audio:
+        out.append(("audio", "pipeline a2vid writes its driving audio into the clip: set it to true"))
+    return out
 
 
 def mode_problems(mode: RenderMode, upscale: UpscaleSpec) -> Problems:
