@@ -1,5 +1,6 @@
-"""One manifest with a job per pipeline kind (and the x1.5 and temporal upsamplers) rendered on tiny23 through
-the CLI: frame counts, fps, size and 48 kHz audio read back from the files, the recipe from the sidecars."""
+"""One manifest with a job per pipeline kind (a2vid: a 48 kHz tone drives it), the x1.5 and the temporal
+upsamplers, rendered on tiny23 through the CLI: frame counts, fps, size and 48 kHz audio read back from the
+files, the recipe from the sidecars."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ltx2_batch.backends import tiny23 as t23
 from ltx2_batch.cli import run
 from ltx2_batch.media.probe import probe
 from tests.conftest import REPO_ROOT, compose_app, write_input_files, write_manifest
+from tests.integration.test_a2vid import write_wav
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +41,11 @@ jobs:
     height: 96
     upscale: {spatial: 1.5}
     seed: 6
+  - name: a2vid
+    prompt: "A drummer plays."
+    pipeline: a2vid
+    seed: 8
+    audio_conditioning: {path: beat.wav}
   - {name: temporal, prompt: "Rain on a window.", pipeline: distilled, upscale: {temporal: true}, seed: 7}
 """
 
@@ -50,6 +57,7 @@ EXPECTED = {  # name -> (pipeline, stage-1 steps, guidance, frames, fps, size)
     "hq": ("hq", 2, True, 9, 24.0, 64),
     "x1_5": ("distilled", 8, False, 9, 24.0, 96),
     "temporal": ("distilled", 8, False, 17, 48.0, 64),
+    "a2vid": ("a2vid", 2, True, 9, 24.0, 64),
 }
 
 
@@ -58,6 +66,7 @@ def test_every_kind_on_tiny23(tmp_path: Path) -> None:
     t23.ensure_tiny_models(models / "tiny23")
     folder = tmp_path / "m"
     write_input_files(folder, ("a.png", "b.png", "ref.mp4"))
+    write_wav(folder / "beat.wav", seconds=1.0, rate=48_000)
     shutil.copy(models / "tiny23" / t23.TINY_LAYOUT["ic_lora"], folder / "ic.safetensors")
     manifest = write_manifest(folder, MANIFEST)
     app = compose_app(
