@@ -31,6 +31,7 @@ class PipelineKind(str, enum.Enum):
     KEYFRAME = "keyframe"
     HQ = "hq"  # ti2vid_two_stages_hq: res_2s sampler, the distilled LoRA in both stages
     A2VID = "a2vid"  # a2vid_two_stage: an audio file drives the video (audio frozen in stage 1)
+    RETAKE = "retake"  # retake: regenerate a time window of an existing video (one stage, its size)
 
 
 class RenderMode(str, enum.Enum):
@@ -97,6 +98,20 @@ class AudioCondition:
 
 
 @dataclass(frozen=True)
+class RetakeSpec:
+    """What a retake job regenerates: `[start_s, end_s)` of the source video (and of its audio), the rest
+    kept. `guided`: CFG/STG over the LTX2 schedule (dev checkpoint) or the distilled sigmas."""
+
+    path: str
+    sha256: str = ""
+    start_s: float = 0.0
+    end_s: float = 0.0
+    regenerate_video: bool = True
+    regenerate_audio: bool = True
+    guided: bool = False
+
+
+@dataclass(frozen=True)
 class UpscaleSpec:
     spatial: bool = True
     temporal: bool = False
@@ -135,6 +150,7 @@ class RenderJob:
     loras: tuple[LoraSpec, ...] = ()
     video_conditioning: tuple[VideoCondition, ...] = ()
     audio_conditioning: AudioCondition | None = None  # a2vid only
+    retake: RetakeSpec | None = None  # retake only
     audio: bool = True
     enhance_prompt: bool = False
     upscale: UpscaleSpec = UpscaleSpec()
@@ -209,10 +225,11 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
     for chunk in params["chunk_images"]:
         for item in chunk:
             item.pop("path")
-    if params["audio_conditioning"] is None:
-        params.pop("audio_conditioning")  # only a2vid has one: other jobs' ids stay as they were
-    else:
-        params["audio_conditioning"].pop("path")
+    for key in ("audio_conditioning", "retake"):  # only a2vid / retake have one: other ids stay as they were
+        if params[key] is None:
+            params.pop(key)
+        else:
+            params[key].pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
     if params["upscale"].get("spatial_scale") == 2 or not job.upscale.spatial:

@@ -44,7 +44,7 @@ from ltx_core.model.video_vae import TilingConfig
 from ltx_core.model.video_vae import decode_video as vae_decode_video
 from ltx_core.quantization import QuantizationPolicy
 from ltx_core.tools import VideoLatentShape
-from ltx_core.types import AudioLatentShape, VideoPixelShape
+from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
 from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor
 from ltx_pipelines.retake import TemporalRegionMask
 from ltx_pipelines.utils import ModelLedger, euler_denoising_loop, res2s_audio_video_denoising_loop
@@ -331,6 +331,8 @@ class Ltx2Backend:
                 for strength in (HQ_LORA_STRENGTH_STAGE_1, HQ_LORA_STRENGTH_STAGE_2)
             )
             return _KindPlan(True, False, (*user, s1), (*user, s2), False, Sampler.res2s)
+        if pipeline is PipelineKind.RETAKE:  # retake.py: one transformer with the user's LoRAs
+            return _KindPlan(True, False, user, user, False)
         if pipeline is PipelineKind.A2VID:  # a2vid_two_stage.py: user LoRAs, + the distilled LoRA in stage 2
             if self.files.distilled_lora is None:
                 self.files.require(("distilled_lora",))
@@ -401,6 +403,8 @@ class Ltx2Backend:
             raise FatalBackendError(
                 f"pipeline {job.pipeline.value} is two-stage with the x2 upsampler (upscale.spatial: true)"
             )
+        if (job.pipeline is PipelineKind.RETAKE) != (job.retake is not None):
+            raise FatalBackendError("a retake spec is what pipeline retake needs, and only retake uses it")
         if (job.pipeline is PipelineKind.A2VID) != (job.audio_conditioning is not None):
             raise FatalBackendError("audio_conditioning is what pipeline a2vid needs, and only a2vid uses it")
         if two_stage and self.files.spatial_upsampler_for(scale) is None:
@@ -437,7 +441,111 @@ class Ltx2Backend:
         load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():
+            if job.pipeline is PipelineKind.RETAKE:
+                return self._retake(job, plan, timings)
             return self._denoise(job, plan, two_stage, request.handoff, timings)
+
+    def _retake(self, job: RenderJob, plan: _KindPlan, timings: dict[str, float]) -> _Denoised:
+        """retake.py as one stage at the source's size: the source video and audio encoded as the start
+        latents, TemporalRegionMask conditionings that keep everything outside the window, then the Euler
+        loop (guided, or the distilled sigmas) from those latents."""
+        spec = job.retake
+        assert spec is not None  # check() refuses a retake without its spec
+        clock = _Clock(timings, self.device)
+        generator = torch.Generator(device=self.device).manual_seed(job.seed)
+        noiser = GaussianNoiser(generator=generator)
+        shape = VideoPixelShape(
+            batch=1, frames=job.num_frames, width=job.width, height=job.height, fps=job.frame_rate
+        )
+        with clock("stage1"):  # the source's encoding counts as the stage it starts
+            video = load_video_conditioning(
+                video_path=spec.path,
+                height=shape.height,
+                width=shape.width,
+                frame_cap=shape.frames,
+                dtype=self.dtype,
+                device=self.device,
+            )
+            video_latent = self.cache.get("video_encoder")(video)
+            window = (spec.start_s, spec.end_s)
+            video_conds = [
+                TemporalRegionMask(*(window if spec.regenerate_video else (0.0, 0.0)), fps=shape.fps)
+            ]
+            audio_latent, audio_conds = None, []
+            source_audio = decode_audio_from_file(spec.path, self.device)
+            if source_audio is not None:
+                waveform = source_audio.waveform.squeeze(0)
+                waveform = waveform.unsqueeze(0) if waveform.dim() == 2 else waveform
+                encoder = self.cache.ensure("audio_encoder", self._ledger.audio_encoder)
+                audio_latent = vae_encode_audio(
+                    Audio(waveform=waveform.to(self.dtype), sampling_rate=source_audio.sampling_rate),
+                    encoder,
+                    None,
+                )
+                audio_latent = _fit_frames(
+                    audio_latent, AudioLatentShape.from_video_pixel_shape(shape).frames
+                )
+                kept = window if spec.regenerate_audio else (0.0, 0.0)
+                audio_conds = [TemporalRegionMask(*kept, fps=shape.fps)]
+        with clock("text_encode"):
+            prompt, contexts = self._text_stage(job, replace(plan, guided=spec.guided), [])
+        with clock("stage1"):
+            transformer = self.cache.get(_transformer_name(plan.stage1_loras))
+            v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
+            if spec.guided:
+                steps = job.num_inference_steps or self.params.num_inference_steps
+                sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+                denoise_fn = multi_modal_guider_denoising_func(
+                    MultiModalGuider(
+                        params=_guider(self.params.video_guider_params, job.video_guider_params),
+                        negative_context=contexts[1].video_encoding,
+                    ),
+                    MultiModalGuider(
+                        params=_guider(self.params.audio_guider_params, job.audio_guider_params),
+                        negative_context=contexts[1].audio_encoding,
+                    ),
+                    v_context=v_ctx,
+                    a_context=a_ctx,
+                    transformer=transformer,
+                )
+            else:
+                sigmas = torch.tensor(DISTILLED_SIGMA_VALUES).to(dtype=torch.float32, device=self.device)
+                denoise_fn = simple_denoising_func(
+                    video_context=v_ctx, audio_context=a_ctx, transformer=transformer
+                )
+            common = {
+                "output_shape": shape,
+                "noiser": noiser,
+                "components": self.components,
+                "dtype": self.dtype,
+                "device": self.device,
+            }
+            video_state, video_tools = noise_video_state(
+                conditionings=video_conds, initial_latent=video_latent, **common
+            )
+            audio_state, audio_tools = noise_audio_state(
+                conditionings=audio_conds, initial_latent=audio_latent, **common
+            )
+            video_state, audio_state = _loop(denoise_fn)(
+                sigmas, video_state, audio_state, EulerDiffusionStep()
+            )
+            video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
+            audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
+        trace = {"stage1": [float(s) for s in sigmas]}
+        return _Denoised(
+            job=job,
+            prompt=prompt,
+            two_stage=False,
+            sigmas=trace,
+            stage1_latent=video_state.latent,
+            final_latent=video_state.latent,
+            to_decode=video_state.latent,
+            audio_latent=audio_state.latent,
+            frame_rate=job.frame_rate,
+            generator=generator,
+            timings=timings,
+            info=self._info(job, replace(plan, guided=spec.guided), prompt, False, trace),
+        )
 
     def _denoise(
         self,
@@ -1043,6 +1151,18 @@ def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
         return euler_denoising_loop(**common, denoise_fn=denoise_fn)
 
     return denoising_loop
+
+
+def _fit_frames(latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """An audio latent cut or zero-padded to `frames` latent frames (as retake.py does)."""
+    if latent.shape[2] >= frames:
+        return latent[:, :, :frames]
+    pad = torch.zeros(
+        (*latent.shape[:2], frames - latent.shape[2], latent.shape[3]),
+        device=latent.device,
+        dtype=latent.dtype,
+    )
+    return torch.cat([latent, pad], dim=2)
 
 
 @dataclass(frozen=True)

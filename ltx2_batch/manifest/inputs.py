@@ -86,3 +86,16 @@ def audio_duration_s(path: str) -> float | None:
         if stream.duration is not None and stream.time_base is not None:
             return float(stream.duration * stream.time_base)
         return container.duration / 1e6 if container.duration else None
+
+
+def video_facts(path: str) -> tuple[float, int, int, int]:
+    """(fps, frames, width, height) of a video's first stream (frames decoded when the container does not
+    count them). Only called on a file `video_problem` accepted."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.base_rate or 0)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        frames = stream.frames or sum(1 for _ in container.decode(stream))
+    return fps, frames, width, height

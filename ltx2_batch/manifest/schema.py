@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Any
 
 from ltx2_batch.chaining.plan import plan_chunks
+from ltx2_batch.families import CheckpointKind
 from ltx2_batch.jobs import (
     AudioCondition,
     ChunkingSpec,
@@ -30,13 +31,14 @@ from ltx2_batch.jobs import (
     PipelineKind,
     RenderJob,
     RenderMode,
+    RetakeSpec,
     SeedRule,
     UpscaleSpec,
     VideoCondition,
     derive_seed,
     varied_job,
 )
-from ltx2_batch.manifest.inputs import audio_duration_s
+from ltx2_batch.manifest.inputs import audio_duration_s, video_facts
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, chunk_problems, text_problem, value_problems
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
@@ -51,6 +53,7 @@ from ltx2_batch.manifest.select import (
     hq_problems,
     mode_problems,
     pipeline_problems,
+    retake_problems,
     select_mode,
     select_pipeline,
     size_problems,
@@ -66,6 +69,7 @@ IMAGE_KEYS = ("path", "frame_idx", "strength")
 LORA_KEYS = ("path", "strength", "type")
 VIDEO_KEYS = ("path", "strength")
 AUDIO_KEYS = ("path", "start", "max_duration")
+RETAKE_KEYS = ("path", "start", "end", "regenerate_video", "regenerate_audio")
 
 # Job field -> the kind of value it holds. Mapping kinds may be swept with a dotted key (`upscale.temporal`).
 JOB_FIELDS: dict[str, str] = {
@@ -85,6 +89,7 @@ JOB_FIELDS: dict[str, str] = {
     "loras": "loras",
     "video_conditioning": "videos",
     "audio_conditioning": "audio_input",
+    "retake": "retake",
     "audio": "bool",
     "enhance_prompt": "bool",
     "upscale": "upscale",
@@ -99,6 +104,7 @@ NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
     "audio_guider_params": GUIDER_KEYS,
     "upscale": UPSCALE_KEYS,
     "audio_conditioning": AUDIO_KEYS,
+    "retake": RETAKE_KEYS,
     "tags": None,  # free-form
 }
 NOT_IN_DEFAULTS = frozenset({"name", "sweep", "prompts"})
@@ -442,6 +448,49 @@ def _audio_input(reader: _Reader, resolve: Resolve) -> AudioCondition | None:
     return AudioCondition(found.path, found.sha256, start, None if limit is None else float(limit))
 
 
+def _retake(reader: _Reader, resolve: Resolve, guided: bool) -> RetakeSpec | None:
+    """`retake: {path, start, end, regenerate_video, regenerate_audio}`: the source probed (it decodes; the
+    window lies inside it) and hashed like images. The job renders at the source's size, length and rate."""
+    value = reader.fields.get("retake")
+    if value is None:
+        return None
+    for sub, message in check_mapping(value, RETAKE_KEYS):
+        reader.report(f"retake.{sub}" if sub else "retake", message)
+    if not isinstance(value, dict):
+        return None
+    for key in ("path", "start", "end"):
+        if key not in value:
+            reader.report(f"retake.{key}", "is required (the source video and the window to regenerate, s)")
+    if not all(key in value for key in ("path", "start", "end")):
+        return None
+    start = float(reader.sub("retake", value, "start", "number", 0.0))
+    end = float(reader.sub("retake", value, "end", "number", 0.0))
+    if not 0 <= start < end:
+        reader.report("retake.end", f"the window must satisfy 0 <= start < end, got [{start:g}, {end:g}]")
+    found = reader.input_file("retake.path", value["path"], resolve, InputKind.VIDEO)
+    if found.path and not found.error:
+        fps, frames, width, height = video_facts(found.path)
+        for key, want in (("width", width), ("height", height), ("num_frames", frames), ("frame_rate", fps)):
+            got = reader.fields.get(key, BUILTIN_DEFAULTS.get(key))
+            if got != want:
+                reader.report(
+                    key,
+                    f"a retake renders at its source's {key} ({want:g}), got {quote(got)}: "
+                    f"set {key}: {want:g}",
+                )
+        if fps and end > frames / fps + 1e-6:
+            reader.report("retake.end", f"{end:g} s is past the end of the source ({frames / fps:.3f} s)")
+    return RetakeSpec(
+        found.path,
+        found.sha256,
+        start,
+        end,
+        reader.sub("retake", value, "regenerate_video", "bool", True),
+        reader.sub("retake", value, "regenerate_audio", "bool", True),
+        guided,
+    )
+
+
 def _tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
     value = reader.fields.get("tags", {})
     if not isinstance(value, dict):
@@ -580,6 +629,8 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
             )
     loras, videos, tags = _loras(reader, ctx.resolve), _videos(reader, ctx.resolve), _tags(reader)
     audio_input = _audio_input(reader, ctx.resolve)
+    # a retake's recipe is the checkpoint's own: guided on a dev checkpoint, distilled sigmas otherwise
+    retake = _retake(reader, ctx.resolve, ctx.weights.kind is CheckpointKind.dev)
     requested = PipelineKind.AUTO
     if pipeline_text is not None:
         try:
@@ -611,6 +662,8 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
     for field, message in hq_problems(pipeline, upscale):
         reader.report(field, message)
     for field, message in a2vid_problems(pipeline, audio_input is not None, upscale, bool(audio)):
+        reader.report(field, message)
+    for field, message in retake_problems(pipeline, retake is not None, upscale):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
     for field, message in mode_problems(mode, upscale):
@@ -645,6 +698,7 @@ def parse_template(fields: Mapping[str, Any], ctx: JobContext, report: Report) -
         loras=loras,
         video_conditioning=videos,
         audio_conditioning=audio_input,
+        retake=retake,
         audio=audio,
         enhance_prompt=enhance,
         upscale=upscale,

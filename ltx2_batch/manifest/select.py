@@ -306,6 +306,29 @@ def a2vid_problems(
     return out
 
 
+def retake_problems(pipeline: PipelineKind, has_retake: bool, upscale: UpscaleSpec) -> Problems:
+    """retake (retake.py) needs its source and window, and is one stage at the source's size."""
+    if pipeline is not PipelineKind.RETAKE:
+        return (
+            [("retake", f"is only used by pipeline retake, but this job uses {pipeline.value}")]
+            if has_retake
+            else []
+        )
+    out: Problems = []
+    if not has_retake:
+        out.append(
+            ("retake", "pipeline retake needs {path, start, end}: the source video and the window (s)")
+        )
+    if upscale.spatial or upscale.temporal:
+        out.append(
+            (
+                "upscale",
+                "pipeline retake is one stage at the source's size: set {spatial: false, temporal: false}",
+            )
+        )
+    return out
+
+
 def mode_problems(mode: RenderMode, upscale: UpscaleSpec) -> Problems:
     """The temporal upsampler doubles frames and frame rate after the last stage: chunk seams and a
     one-frame still cannot take it (the chunk plan and the PNG path count frames at the job's rate)."""
