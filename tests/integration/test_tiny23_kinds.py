@@ -16,6 +16,7 @@ from ltx2_batch.cli import run
 from ltx2_batch.media.probe import probe
 from tests.conftest import REPO_ROOT, compose_app, write_input_files, write_manifest
 from tests.integration.test_a2vid import write_wav
+from tests.integration.test_retake import write_source
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,12 @@ jobs:
     pipeline: a2vid
     seed: 8
     audio_conditioning: {path: beat.wav}
+  - name: retake
+    prompt: "The gradient turns red."
+    pipeline: retake
+    seed: 9
+    upscale: {spatial: false}
+    retake: {path: source.mp4, start: 0.1, end: 0.3}
   - {name: temporal, prompt: "Rain on a window.", pipeline: distilled, upscale: {temporal: true}, seed: 7}
 """
 
@@ -58,6 +65,7 @@ EXPECTED = {  # name -> (pipeline, stage-1 steps, guidance, frames, fps, size)
     "x1_5": ("distilled", 8, False, 9, 24.0, 96),
     "temporal": ("distilled", 8, False, 17, 48.0, 64),
     "a2vid": ("a2vid", 2, True, 9, 24.0, 64),
+    "retake": ("retake", 8, False, 9, 24.0, 64),  # tiny23 is distilled: the distilled sigmas
 }
 
 
@@ -67,6 +75,7 @@ def test_every_kind_on_tiny23(tmp_path: Path) -> None:
     folder = tmp_path / "m"
     write_input_files(folder, ("a.png", "b.png", "ref.mp4"))
     write_wav(folder / "beat.wav", seconds=1.0, rate=48_000)
+    write_source(folder / "source.mp4")
     shutil.copy(models / "tiny23" / t23.TINY_LAYOUT["ic_lora"], folder / "ic.safetensors")
     manifest = write_manifest(folder, MANIFEST)
     app = compose_app(
