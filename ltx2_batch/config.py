@@ -63,6 +63,8 @@ class ModelConfig:
     )
     distilled_lora: str = "checkpoints/ltx-2-19b-distilled-lora-384.safetensors"
     spatial_upsampler: str = "upscalers/ltx-2-spatial-upscaler-x2-1.0.safetensors"
+    # `upscale.spatial: 1.5` (only LTX-2.3 publishes one); null: none (the embedded tiny23 set ships its own)
+    spatial_upsampler_x1_5: str | None = None
     temporal_upsampler: str = "upscalers/ltx-2-temporal-upscaler-x2-1.0.safetensors"
     gemma_root: str = "text_encoders/gemma3"
     hf_repo: str = "Lightricks/LTX-2"

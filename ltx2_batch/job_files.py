@@ -39,6 +39,12 @@ class WrittenFiles:
     memory_policy: str
     phases: dict[str, float]
     chunks: tuple[ChunkOutcome, ...]
+    frame_rate: float  # of the written file (a temporally upscaled clip runs at twice the job's rate)
+    model_family: str | None = None
+    model_version: str | None = None
+    recipe_steps: int | None = None  # stage-1 denoising steps that ran
+    recipe_guidance: bool | None = None  # CFG/STG on in stage 1
+    recipe_stage_2_lora: bool | None = None  # the distilled LoRA on the stage-2 transformer
 
 
 @dataclass(frozen=True)
@@ -99,13 +105,16 @@ class JobFiles:
         chained job's sidecar describes every chunk (prompt, seed, timings, handoff sizes), and its chunk
         files only when they are kept."""
         sidecar = self.layout.sidecar(job)
+        # The file's own rate, not the job's: the temporal upsampler doubles frames and rate together.
+        rate = float(result.frame_rate or job.frame_rate)
         payload = {
             "job_id": job.job_id,
             "name": job.name,
             "params": canonical_json(job),
             "tags": dict(job.tags),
             "frames_written": frames,
-            "duration_s": frames / job.frame_rate,
+            "duration_s": frames / rate,
+            "frame_rate": rate,
             "output": os.path.relpath(self.layout.video(job), self.layout.root),
             "thumbnail": os.path.relpath(self.layout.thumbnail(job), self.layout.root),
             "timings": {"render_s": render_s, "encode_s": encode_s, **result.timings},
@@ -119,11 +128,25 @@ class JobFiles:
             thumbnail_path=str(self.layout.thumbnail(job)),
             sidecar_path=str(sidecar),
             frames_written=frames,
-            duration_s=frames / job.frame_rate,
+            duration_s=frames / rate,
             render_s=render_s,
             encode_s=encode_s,
             device=str(result.info.get("device", "")),
             memory_policy=str(result.info.get("memory_policy", "")),
             phases=dict(result.timings),
             chunks=chunks,
+            frame_rate=rate,
+            **_recipe_facts(result.info),
         )
+
+
+def _recipe_facts(info: dict[str, Any]) -> dict[str, Any]:
+    """The model and recipe facts the ledger keeps, from the backend's sidecar info (absent: None)."""
+    recipe = info.get("recipe") or {}
+    return {
+        "model_family": info.get("model_family"),
+        "model_version": info.get("model_version"),
+        "recipe_steps": recipe.get("stage_1_steps"),
+        "recipe_guidance": recipe.get("guidance"),
+        "recipe_stage_2_lora": recipe.get("stage_2_distilled_lora"),
+    }

@@ -30,6 +30,9 @@ class PipelineKind(str, enum.Enum):
     DISTILLED = "distilled"
     IC_LORA = "ic_lora"
     KEYFRAME = "keyframe"
+    HQ = "hq"  # ti2vid_two_stages_hq: res_2s sampler, the distilled LoRA in both stages
+    A2VID = "a2vid"  # a2vid_two_stage: an audio file drives the video (audio frozen in stage 1)
+    RETAKE = "retake"  # retake: regenerate a time window of an existing video (one stage, its size)
 
 
 class RenderMode(str, enum.Enum):
@@ -85,9 +88,35 @@ class GuiderSpec:
 
 
 @dataclass(frozen=True)
+class AudioCondition:
+    """The audio that drives an a2vid job: a file's audio stream from `start_s`, at most `max_duration_s`
+    seconds (None: to the end; the pipeline keeps the clip's duration of it)."""
+
+    path: str
+    sha256: str = ""
+    start_s: float = 0.0
+    max_duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RetakeSpec:
+    """What a retake job regenerates: `[start_s, end_s)` of the source video (and of its audio), the rest
+    kept. `guided`: CFG/STG over the LTX2 schedule (dev checkpoint) or the distilled sigmas."""
+
+    path: str
+    sha256: str = ""
+    start_s: float = 0.0
+    end_s: float = 0.0
+    regenerate_video: bool = True
+    regenerate_audio: bool = True
+    guided: bool = False
+
+
+@dataclass(frozen=True)
 class UpscaleSpec:
     spatial: bool = True
     temporal: bool = False
+    spatial_scale: float = 2.0  # of the spatial upsampler (x2, or x1.5 with LTX-2.3's x1.5 file)
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,8 @@ class RenderJob:
     images: tuple[ImageCondition, ...] = ()
     loras: tuple[LoraSpec, ...] = ()
     video_conditioning: tuple[VideoCondition, ...] = ()
+    audio_conditioning: AudioCondition | None = None  # a2vid only
+    retake: RetakeSpec | None = None  # retake only
     audio: bool = True
     enhance_prompt: bool = False
     upscale: UpscaleSpec = UpscaleSpec()
@@ -195,8 +226,15 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
     for chunk in params["chunk_images"]:
         for item in chunk:
             item.pop("path")
+    for key in ("audio_conditioning", "retake"):  # only a2vid / retake have one: other ids stay as they were
+        if params[key] is None:
+            params.pop(key)
+        else:
+            params[key].pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
+    if params["upscale"].get("spatial_scale") == 2 or not job.upscale.spatial:
+        params["upscale"].pop("spatial_scale")  # the x2 default: ids from before x1.5 existed stay valid
     if job.pipeline in DISTILLED_SCHEDULE:  # fixed sigmas, no guidance, no negative prompt: not inputs here
         for unused in (
             "num_inference_steps",

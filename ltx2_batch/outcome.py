@@ -72,6 +72,12 @@ class JobOutcome:
     memory_policy: str = ""  # what the backend's memory policy chose for this job (resident, offload...)
     phases: dict[str, float] = field(default_factory=dict)
     chunks: tuple[ChunkOutcome, ...] = ()
+    frame_rate: float | None = None  # of the written file; None: nothing written
+    model_family: str | None = None
+    model_version: str | None = None
+    recipe_steps: int | None = None
+    recipe_guidance: bool | None = None
+    recipe_stage_2_lora: bool | None = None
 
     @property
     def is_final(self) -> bool:

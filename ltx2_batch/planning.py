@@ -11,14 +11,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ltx2_batch.backends.models import discover_model_files
 from ltx2_batch.backends.weights import model_fingerprint
-from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig
+from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import check_chunk_frames, spec
+from ltx2_batch.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
 from ltx2_batch.jobs import RenderJob, RenderMode
 from ltx2_batch.layout import run_name_problem
 from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import ManifestPlan, open_manifest
+from ltx2_batch.manifest.select import WeightsOffer
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.manifest.stream import ManifestStream
 from ltx2_batch.runners.checks import check_output_dir
@@ -64,9 +66,31 @@ def open_jobs(
         model_fingerprint=model_fingerprint(cfg.model, project_root),
         seed_override=cfg.seed,
         limits=limits_from(cfg.limits),
+        weights=weights_offer(cfg.model, project_root),
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     return stream, stream.iter_jobs(shard), output_dir_for(cfg, manifest_path, project_root)
+
+
+def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
+    """What `model`'s files serve, from the preset and file names only (no weights read): the embedded and
+    random sets are distilled unless the config says otherwise (`model.checkpoint_kind`); real checkpoints
+    are what their file name says (Lightricks' naming), else the config's kind, else dev. The embedded sets
+    ship a distilled LoRA, the random sets none; real files count when they exist."""
+    if model.source is ModelSource.tiny:
+        kind = model.checkpoint_kind or CheckpointKind.distilled
+        x1_5 = model.family is ModelFamily.ltx23  # only the tiny23 set ships an x1.5 upsampler
+        return WeightsOffer(kind, True, model.family, model.name, spatial_x1_5=x1_5)
+    if model.source is ModelSource.random:
+        kind = model.checkpoint_kind or CheckpointKind.distilled
+        return WeightsOffer(kind, False, model.family, model.name, spatial_x1_5=False)
+    files = discover_model_files(model, project_root, allow_fp8=model.allow_fp8)
+    named = kind_from_name(files.checkpoint.name) if files.checkpoint is not None else None
+    kind = named or model.checkpoint_kind or CheckpointKind.dev
+    lora = files.distilled_lora is not None
+    missing = "" if lora else model.distilled_lora
+    x1_5 = files.spatial_upsampler_x1_5 is not None
+    return WeightsOffer(kind, lora, model.family, model.name, missing, spatial_x1_5=x1_5)
 
 
 def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingConfig:

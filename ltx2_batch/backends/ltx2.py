@@ -19,33 +19,41 @@ diff against ltx_pipelines stays readable); policy and caching live in their own
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from ltx_core.components.diffusion_steps import EulerDiffusionStep
-from ltx_core.components.guiders import MultiModalGuiderParams, create_multimodal_guider_factory
+from ltx_core.components.diffusion_steps import EulerDiffusionStep, Res2sDiffusionStep
+from ltx_core.components.guiders import (
+    MultiModalGuider,
+    MultiModalGuiderParams,
+    create_multimodal_guider_factory,
+)
 from ltx_core.components.noisers import GaussianNoiser
 from ltx_core.components.schedulers import LTX2Scheduler
 from ltx_core.conditioning import VideoConditionByLatentIndex, VideoConditionByReferenceLatent
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
 from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
 from ltx_core.model.audio_vae import decode_audio as vae_decode_audio
+from ltx_core.model.audio_vae import encode_audio as vae_encode_audio
 from ltx_core.model.upsampler import LatentUpsamplerConfigurator, upsample_video
 from ltx_core.model.video_vae import TilingConfig
 from ltx_core.model.video_vae import decode_video as vae_decode_video
 from ltx_core.quantization import QuantizationPolicy
-from ltx_core.types import AudioLatentShape, VideoPixelShape
+from ltx_core.tools import VideoLatentShape
+from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
 from ltx_pipelines.ic_lora import _read_lora_reference_downscale_factor
 from ltx_pipelines.retake import TemporalRegionMask
-from ltx_pipelines.utils import ModelLedger, euler_denoising_loop
+from ltx_pipelines.utils import ModelLedger, euler_denoising_loop, res2s_audio_video_denoising_loop
 from ltx_pipelines.utils.args import ImageConditioningInput
 from ltx_pipelines.utils.constants import (
     DEFAULT_LORA_STRENGTH,
     DEFAULT_NEGATIVE_PROMPT,
     DISTILLED_SIGMA_VALUES,
+    LTX_2_3_HQ_PARAMS,
     STAGE_2_DISTILLED_SIGMA_VALUES,
     PipelineParams,
     detect_params,
@@ -54,14 +62,16 @@ from ltx_pipelines.utils.helpers import (
     assert_resolution,
     combined_image_conditionings,
     denoise_audio_video,
+    denoise_video_only,
     generate_enhanced_prompt,
     image_conditionings_by_adding_guiding_latent,
+    multi_modal_guider_denoising_func,
     multi_modal_guider_factory_denoising_func,
     noise_audio_state,
     noise_video_state,
     simple_denoising_func,
 )
-from ltx_pipelines.utils.media_io import load_video_conditioning
+from ltx_pipelines.utils.media_io import decode_audio_from_file, load_video_conditioning
 from ltx_pipelines.utils.types import PipelineComponents
 
 from ltx2_batch.backends.base import LatentHandoff, PendingDecode, RenderRequest, RenderResult
@@ -78,7 +88,7 @@ from ltx2_batch.backends.memory import (
 )
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.weights import WeightsSource
-from ltx2_batch.errors import FatalBackendError
+from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.families import spec as family_spec
 from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
 
@@ -88,12 +98,22 @@ SHARED_MODULES = (
     "video_encoder",
     "video_decoder",
     "audio_decoder",
+    "audio_encoder",
     "vocoder",
     "spatial_upsampler",
+    "spatial_upsampler_x1_5",
     "temporal_upsampler",
 )
 Loras = tuple[LoraPathStrengthAndSDOps, ...]
 log = logging.getLogger(__name__)
+# ltx_pipelines' hq_2_stage_arg_parser defaults: the distilled LoRA's strength in each stage of hq
+HQ_LORA_STRENGTH_STAGE_1 = 0.25
+HQ_LORA_STRENGTH_STAGE_2 = 0.5
+
+
+class Sampler(str, enum.Enum):
+    euler = "euler"  # EulerDiffusionStep + euler_denoising_loop (every kind but hq)
+    res2s = "res2s"  # Res2sDiffusionStep + res2s_audio_video_denoising_loop (ti2vid_two_stages_hq.py)
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,8 @@ class _KindPlan:
     stage1_loras: Loras
     stage2_loras: Loras
     reference_videos: bool
+    sampler: Sampler = Sampler.euler
+    audio_driven: bool = False  # a2vid: the audio latent is the input file's, frozen; only video denoises
 
 
 def _transformer_name(loras: Loras) -> str:
@@ -212,6 +234,22 @@ class Ltx2Backend:
 
         return build
 
+    def _spatial_upsampler(self, scale: float) -> Any:
+        """The x2 upsampler `prepare` loaded, or the x1.5 one, built on first use."""
+        if scale != 1.5:
+            return self.cache.get("spatial_upsampler")
+        builder = self.weights.loading(
+            SingleGPUModelBuilder(
+                model_path=str(self.files.spatial_upsampler_x1_5),
+                model_class_configurator=LatentUpsamplerConfigurator,
+            ),
+            self.dtype,
+        )
+        return self.cache.ensure(
+            "spatial_upsampler_x1_5",
+            lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
+        )
+
     def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
@@ -283,6 +321,25 @@ class Ltx2Backend:
                 raise FatalBackendError("pipeline=ic_lora needs a LoRA of kind ic_lora")
             # ic_lora.py: stage 1 carries every LoRA given, stage 2 runs the plain distilled checkpoint
             return _KindPlan(False, False, (*ic, *user), (), reference_videos=True)
+        if pipeline is PipelineKind.HQ:  # the distilled LoRA in both stages, at the official strengths
+            if self.files.distilled_lora is None:
+                self.files.require(("distilled_lora",))
+            s1, s2 = (
+                LoraPathStrengthAndSDOps(
+                    str(self.files.distilled_lora), strength, LTXV_LORA_COMFY_RENAMING_MAP
+                )
+                for strength in (HQ_LORA_STRENGTH_STAGE_1, HQ_LORA_STRENGTH_STAGE_2)
+            )
+            return _KindPlan(True, False, (*user, s1), (*user, s2), False, Sampler.res2s)
+        if pipeline is PipelineKind.RETAKE:  # retake.py: one transformer with the user's LoRAs
+            return _KindPlan(True, False, user, user, False)
+        if pipeline is PipelineKind.A2VID:  # a2vid_two_stage.py: user LoRAs, + the distilled LoRA in stage 2
+            if self.files.distilled_lora is None:
+                self.files.require(("distilled_lora",))
+            lora = LoraPathStrengthAndSDOps(
+                str(self.files.distilled_lora), DEFAULT_LORA_STRENGTH, LTXV_LORA_COMFY_RENAMING_MAP
+            )
+            return _KindPlan(True, False, user, (*user, lora), False, audio_driven=True)
         if pipeline in (PipelineKind.TI2VID, PipelineKind.KEYFRAME):
             if self.files.distilled_lora is None:
                 self.files.require(("distilled_lora",))
@@ -341,11 +398,31 @@ class Ltx2Backend:
         upsampler file, a size the official pipelines refuse, a window that is not 8k+1 frames (`one_window`;
         a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
         self._kind_plan(job.pipeline, job.loras)
-        two_stage = job.upscale.spatial
-        if two_stage and self.files.spatial_upsampler is None:
-            self.files.require(("spatial_upsampler",))
+        two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
+        if job.pipeline in (PipelineKind.HQ, PipelineKind.A2VID) and (not two_stage or scale != 2.0):
+            raise FatalBackendError(
+                f"pipeline {job.pipeline.value} is two-stage with the x2 upsampler (upscale.spatial: true)"
+            )
+        if (job.pipeline is PipelineKind.RETAKE) != (job.retake is not None):
+            raise FatalBackendError("a retake spec is what pipeline retake needs, and only retake uses it")
+        if (job.pipeline is PipelineKind.A2VID) != (job.audio_conditioning is not None):
+            raise FatalBackendError("audio_conditioning is what pipeline a2vid needs, and only a2vid uses it")
+        if two_stage and self.files.spatial_upsampler_for(scale) is None:
+            role = "spatial_upsampler_x1_5" if scale == 1.5 else "spatial_upsampler"
+            if role == "spatial_upsampler_x1_5":
+                raise MissingWeightsError(
+                    f"upscale.spatial: 1.5 needs the x1.5 spatial upsampler, absent under {self.files.root}; "
+                    "set model.spatial_upsampler_x1_5"
+                )
+            self.files.require((role,))
         try:
-            assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
+            if two_stage and scale == 1.5:  # stage 1 at 2/3 size on the two-stage (64-pixel) grid
+                if job.width % 96 or job.height % 96:
+                    raise ValueError(
+                        f"x1.5 two-stage sizes must be multiples of 96, got {job.width}x{job.height}"
+                    )
+            else:
+                assert_resolution(height=job.height, width=job.width, is_two_stage=two_stage)
         except ValueError as exc:
             raise FatalBackendError(str(exc)) from exc
         if not one_window:
@@ -364,7 +441,111 @@ class Ltx2Backend:
         load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
         with torch.inference_mode():
+            if job.pipeline is PipelineKind.RETAKE:
+                return self._retake(job, plan, timings)
             return self._denoise(job, plan, two_stage, request.handoff, timings)
+
+    def _retake(self, job: RenderJob, plan: _KindPlan, timings: dict[str, float]) -> _Denoised:
+        """retake.py as one stage at the source's size: the source video and audio encoded as the start
+        latents, TemporalRegionMask conditionings that keep everything outside the window, then the Euler
+        loop (guided, or the distilled sigmas) from those latents."""
+        spec = job.retake
+        assert spec is not None  # check() refuses a retake without its spec
+        clock = _Clock(timings, self.device)
+        generator = torch.Generator(device=self.device).manual_seed(job.seed)
+        noiser = GaussianNoiser(generator=generator)
+        shape = VideoPixelShape(
+            batch=1, frames=job.num_frames, width=job.width, height=job.height, fps=job.frame_rate
+        )
+        with clock("stage1"):  # the source's encoding counts as the stage it starts
+            video = load_video_conditioning(
+                video_path=spec.path,
+                height=shape.height,
+                width=shape.width,
+                frame_cap=shape.frames,
+                dtype=self.dtype,
+                device=self.device,
+            )
+            video_latent = self.cache.get("video_encoder")(video)
+            window = (spec.start_s, spec.end_s)
+            video_conds = [
+                TemporalRegionMask(*(window if spec.regenerate_video else (0.0, 0.0)), fps=shape.fps)
+            ]
+            audio_latent, audio_conds = None, []
+            source_audio = decode_audio_from_file(spec.path, self.device)
+            if source_audio is not None:
+                waveform = source_audio.waveform.squeeze(0)
+                waveform = waveform.unsqueeze(0) if waveform.dim() == 2 else waveform
+                encoder = self.cache.ensure("audio_encoder", self._ledger.audio_encoder)
+                audio_latent = vae_encode_audio(
+                    Audio(waveform=waveform.to(self.dtype), sampling_rate=source_audio.sampling_rate),
+                    encoder,
+                    None,
+                )
+                audio_latent = _fit_frames(
+                    audio_latent, AudioLatentShape.from_video_pixel_shape(shape).frames
+                )
+                kept = window if spec.regenerate_audio else (0.0, 0.0)
+                audio_conds = [TemporalRegionMask(*kept, fps=shape.fps)]
+        with clock("text_encode"):
+            prompt, contexts = self._text_stage(job, replace(plan, guided=spec.guided), [])
+        with clock("stage1"):
+            transformer = self.cache.get(_transformer_name(plan.stage1_loras))
+            v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
+            if spec.guided:
+                steps = job.num_inference_steps or self.params.num_inference_steps
+                sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+                denoise_fn = multi_modal_guider_denoising_func(
+                    MultiModalGuider(
+                        params=_guider(self.params.video_guider_params, job.video_guider_params),
+                        negative_context=contexts[1].video_encoding,
+                    ),
+                    MultiModalGuider(
+                        params=_guider(self.params.audio_guider_params, job.audio_guider_params),
+                        negative_context=contexts[1].audio_encoding,
+                    ),
+                    v_context=v_ctx,
+                    a_context=a_ctx,
+                    transformer=transformer,
+                )
+            else:
+                sigmas = torch.tensor(DISTILLED_SIGMA_VALUES).to(dtype=torch.float32, device=self.device)
+                denoise_fn = simple_denoising_func(
+                    video_context=v_ctx, audio_context=a_ctx, transformer=transformer
+                )
+            common = {
+                "output_shape": shape,
+                "noiser": noiser,
+                "components": self.components,
+                "dtype": self.dtype,
+                "device": self.device,
+            }
+            video_state, video_tools = noise_video_state(
+                conditionings=video_conds, initial_latent=video_latent, **common
+            )
+            audio_state, audio_tools = noise_audio_state(
+                conditionings=audio_conds, initial_latent=audio_latent, **common
+            )
+            video_state, audio_state = _loop(denoise_fn)(
+                sigmas, video_state, audio_state, EulerDiffusionStep()
+            )
+            video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
+            audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
+        trace = {"stage1": [float(s) for s in sigmas]}
+        return _Denoised(
+            job=job,
+            prompt=prompt,
+            two_stage=False,
+            sigmas=trace,
+            stage1_latent=video_state.latent,
+            final_latent=video_state.latent,
+            to_decode=video_state.latent,
+            audio_latent=audio_state.latent,
+            frame_rate=job.frame_rate,
+            generator=generator,
+            timings=timings,
+            info=self._info(job, replace(plan, guided=spec.guided), prompt, False, trace),
+        )
 
     def _denoise(
         self,
@@ -385,19 +566,28 @@ class Ltx2Backend:
         ]
         with clock("text_encode"):
             prompt, contexts = self._text_stage(job, plan, images)
-        scale = 2 if two_stage else 1
+        scale = job.upscale.spatial_scale if two_stage else 1
         shape = VideoPixelShape(
             batch=1,
             frames=job.num_frames,
-            width=job.width // scale,
-            height=job.height // scale,
+            width=round(job.width / scale),
+            height=round(job.height / scale),
             fps=job.frame_rate,
         )
+        source_audio = None
+        if plan.audio_driven:
+            with clock("stage1"):  # the driving audio's encoding counts as stage 1
+                source_audio, audio_latent = self._driving_audio(job)
         video_encoder = self.cache.get("video_encoder")
         with clock("stage1"):
-            video_state, audio_state, sigmas1 = self._stage1(
-                job, plan, images, shape, contexts, noiser, handoff, video_encoder
-            )
+            if plan.audio_driven:
+                video_state, audio_state, sigmas1 = self._stage1_audio_driven(
+                    job, images, shape, contexts, noiser, video_encoder, audio_latent
+                )
+            else:
+                video_state, audio_state, sigmas1 = self._stage1(
+                    job, plan, images, shape, contexts, noiser, handoff, video_encoder
+                )
         stage1_latent = video_state.latent
         sigmas = {"stage1": [float(s) for s in sigmas1]}
         if two_stage:
@@ -405,7 +595,7 @@ class Ltx2Backend:
                 upscaled = upsample_video(
                     latent=video_state.latent[:1],
                     video_encoder=video_encoder,
-                    upsampler=self.cache.get("spatial_upsampler"),
+                    upsampler=self._spatial_upsampler(job.upscale.spatial_scale),
                 )
             with clock("stage2"):
                 shape = shape._replace(width=job.width, height=job.height)
@@ -441,9 +631,8 @@ class Ltx2Backend:
             frame_rate=frame_rate,
             generator=generator,
             timings=timings,
-            info=self._info(
-                job, prompt, two_stage, sigmas
-            ),  # read here: the decode may run on another thread
+            source_audio=source_audio,
+            info=self._info(job, plan, prompt, two_stage, sigmas),  # read here: the decode may run elsewhere
         )
 
     def _text_stage(
@@ -457,7 +646,7 @@ class Ltx2Backend:
             prompt = self.prompts.get_or_make(
                 ("enhanced", job.prompt, image, job.seed),
                 lambda: generate_enhanced_prompt(
-                    self.cache.get("text_encoder"), job.prompt, image, seed=job.seed
+                    _image_tokens_matched(self.cache.get("text_encoder")), job.prompt, image, seed=job.seed
                 ),
             )
         negative = job.negative_prompt or DEFAULT_NEGATIVE_PROMPT
@@ -484,7 +673,27 @@ class Ltx2Backend:
         audio_start = self._audio_handoff_start(shape, handoff)
         transformer = self.cache.get(_transformer_name(plan.stage1_loras))
         v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
-        if plan.guided:
+        if plan.sampler is Sampler.res2s:  # ti2vid_two_stages_hq.py: plain guiders, token-count schedule
+            hq = LTX_2_3_HQ_PARAMS
+            steps = job.num_inference_steps or hq.num_inference_steps
+            empty = torch.empty(VideoLatentShape.from_pixel_shape(shape).to_torch_shape())
+            sigmas = (
+                LTX2Scheduler().execute(latent=empty, steps=steps).to(dtype=torch.float32, device=self.device)
+            )
+            denoise_fn = multi_modal_guider_denoising_func(
+                video_guider=MultiModalGuider(
+                    params=_guider(hq.video_guider_params, job.video_guider_params),
+                    negative_context=contexts[1].video_encoding,
+                ),
+                audio_guider=MultiModalGuider(
+                    params=_guider(hq.audio_guider_params, job.audio_guider_params),
+                    negative_context=contexts[1].audio_encoding,
+                ),
+                v_context=v_ctx,
+                a_context=a_ctx,
+                transformer=transformer,
+            )
+        elif plan.guided:
             steps = job.num_inference_steps or self.params.num_inference_steps
             sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
             denoise_fn = multi_modal_guider_factory_denoising_func(
@@ -512,9 +721,72 @@ class Ltx2Backend:
             sigmas,
             denoise_fn,
             audio_kept=self._audio_kept(handoff, shape),
+            sampler=plan.sampler,
             **audio_start,
         )
         return video_state, audio_state, sigmas
+
+    def _driving_audio(self, job: RenderJob) -> tuple[Any, torch.Tensor]:
+        """a2vid's input: the file's audio from `start_s` (at most `max_duration_s`), its latent cut to the
+        clip's duration (a2vid_two_stage.py)."""
+        cond = job.audio_conditioning
+        assert cond is not None  # check() refuses a2vid without it
+        decoded = decode_audio_from_file(cond.path, self.device, cond.start_s, cond.max_duration_s)
+        if decoded is None:
+            raise FatalBackendError(f"audio_conditioning.path {cond.path}: no audio stream")
+        encoder = self.cache.ensure("audio_encoder", self._ledger.audio_encoder)
+        latent = vae_encode_audio(decoded, encoder)
+        frames = AudioLatentShape.from_duration(
+            batch=1, duration=job.num_frames / job.frame_rate, channels=8, mel_bins=16
+        ).frames
+        return decoded, latent[:, :, :frames]
+
+    def _stage1_audio_driven(
+        self,
+        job: RenderJob,
+        images: list[ImageConditioningInput],
+        shape: VideoPixelShape,
+        contexts: list[Any],
+        noiser: GaussianNoiser,
+        video_encoder: Any,
+        audio_latent: torch.Tensor,
+    ) -> tuple[Any, Any, torch.Tensor]:
+        """a2vid stage 1: video-only denoising, guided (video CFG/STG; the audio guider at neutral
+        defaults), the input audio latent frozen."""
+        conds = combined_image_conditionings(
+            images=images,
+            height=shape.height,
+            width=shape.width,
+            video_encoder=video_encoder,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        transformer = self.cache.get(_transformer_name(self._kind_plan(job.pipeline, job.loras).stage1_loras))
+        steps = job.num_inference_steps or self.params.num_inference_steps
+        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+        denoise_fn = multi_modal_guider_denoising_func(
+            video_guider=MultiModalGuider(
+                params=_guider(self.params.video_guider_params, job.video_guider_params),
+                negative_context=contexts[1].video_encoding,
+            ),
+            audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+            v_context=contexts[0].video_encoding,
+            a_context=contexts[0].audio_encoding,
+            transformer=transformer,
+        )
+        video_state = denoise_video_only(
+            output_shape=shape,
+            conditionings=conds,
+            noiser=noiser,
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=_loop(denoise_fn),
+            components=self.components,
+            dtype=self.dtype,
+            device=self.device,
+            initial_audio_latent=audio_latent,
+        )
+        return video_state, _Frozen(audio_latent), sigmas
 
     def _stage2(
         self,
@@ -538,6 +810,22 @@ class Ltx2Backend:
             audio_context=contexts[0].audio_encoding,
             transformer=transformer,
         )
+        if plan.audio_driven:  # the video refined against the frozen input audio
+            video_state = denoise_video_only(
+                output_shape=shape,
+                conditionings=conds,
+                noiser=noiser,
+                sigmas=sigmas,
+                stepper=EulerDiffusionStep(),
+                denoising_loop_fn=_loop(denoise_fn),
+                components=self.components,
+                dtype=self.dtype,
+                device=self.device,
+                noise_scale=sigmas[0],
+                initial_video_latent=upscaled,
+                initial_audio_latent=audio_latent,
+            )
+            return video_state, _Frozen(audio_latent), sigmas
         video_state, audio_state = self._run_stage(
             shape,
             conds,
@@ -545,6 +833,7 @@ class Ltx2Backend:
             sigmas,
             denoise_fn,
             audio_kept=self._audio_kept(handoff, shape),
+            sampler=plan.sampler,
             noise_scale=sigmas[0],
             initial_video_latent=upscaled,
             initial_audio_latent=audio_latent,
@@ -559,20 +848,22 @@ class Ltx2Backend:
         sigmas: torch.Tensor,
         denoise_fn: Any,
         audio_kept: list[Any] | None = None,
+        sampler: Sampler = Sampler.euler,
         **initial: Any,
     ) -> tuple[Any, Any]:
-        """One denoising stage with the Euler loop (`initial`: a start latent and noise scale). Without an
-        audio handoff it is the official `denoise_audio_video`; with one (`audio_kept`: the conditioning
-        that keeps the handed-off audio tokens clean) the same official steps with that audio conditioning,
-        as ltx_pipelines' retake pipeline composes them (denoise_audio_video takes none for audio)."""
+        """One denoising stage with the Euler (hq: the res_2s) loop (`initial`: a start latent and noise
+        scale). Without an audio handoff it is the official `denoise_audio_video`; with one (`audio_kept`:
+        the conditioning that keeps the handed-off audio tokens clean) the same official steps with that
+        audio conditioning, as ltx_pipelines' retake pipeline composes them (denoise_audio_video takes none
+        for audio)."""
         if not audio_kept:
             return denoise_audio_video(
                 output_shape=shape,
                 conditionings=conditionings,
                 noiser=noiser,
                 sigmas=sigmas,
-                stepper=EulerDiffusionStep(),
-                denoising_loop_fn=_loop(denoise_fn),
+                stepper=_stepper(sampler),
+                denoising_loop_fn=_loop(denoise_fn, sampler),
                 components=self.components,
                 dtype=self.dtype,
                 device=self.device,
@@ -593,7 +884,8 @@ class Ltx2Backend:
         audio_state, audio_tools = noise_audio_state(
             conditionings=audio_kept, initial_latent=initial.get("initial_audio_latent"), **common
         )
-        video_state, audio_state = _loop(denoise_fn)(sigmas, video_state, audio_state, EulerDiffusionStep())
+        loop = _loop(denoise_fn, sampler)
+        video_state, audio_state = loop(sigmas, video_state, audio_state, _stepper(sampler))
         video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
         audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
         return video_state, audio_state
@@ -618,9 +910,18 @@ class Ltx2Backend:
         return [TemporalRegionMask(start_time=kept_s, end_time=horizon, fps=shape.fps)]
 
     def _info(
-        self, job: RenderJob, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
+        self, job: RenderJob, plan: _KindPlan, prompt: str, two_stage: bool, sigmas: dict[str, list[float]]
     ) -> dict[str, Any]:
         """What the sidecar records about how the job ran (`backend.*`)."""
+        lora = str(self.files.distilled_lora) if self.files.distilled_lora else None
+        recipe = {
+            "stage_1_steps": len(sigmas["stage1"]) - 1,
+            "stage_2_steps": len(sigmas["stage2"]) - 1 if "stage2" in sigmas else 0,
+            "spatial_scale": job.upscale.spatial_scale if two_stage else None,
+            "sampler": plan.sampler.value,
+            "guidance": plan.guided,  # CFG/STG in stage 1 (guided recipe) or none (distilled sigmas)
+            "stage_2_distilled_lora": two_stage and any(lo.path == lora for lo in plan.stage2_loras),
+        }
         return {
             "device": str(self.device),
             "dtype": self.policy.dtype,
@@ -635,6 +936,8 @@ class Ltx2Backend:
             "weights": self.weights.kind,
             "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
             "model_version": self.files.model_version,
+            "checkpoint_kind": self.files.checkpoint_kind.value if self.files.checkpoint_kind else None,
+            "recipe": recipe,
             "prompt_cache": {"hits": self.prompts.hits, "misses": self.prompts.misses},
             **(self.memory_plan.as_info() if self.memory_plan else {}),
         }
@@ -649,7 +952,10 @@ class Ltx2Backend:
             chunks = vae_decode_video(state.to_decode, self.cache.get("video_decoder"), tiling, generator)
             frames = torch.cat([c.cpu() for c in chunks], dim=0).numpy()
         audio = sample_rate = None
-        if job.audio:
+        if state.source_audio is not None:  # a2vid_two_stage.py returns the input audio for fidelity
+            audio = state.source_audio.waveform.squeeze(0).float().cpu().numpy()
+            sample_rate = int(state.source_audio.sampling_rate)
+        elif job.audio:
             with clock("decode_audio"):
                 decoded = vae_decode_audio(
                     state.audio_latent, self.cache.get("audio_decoder"), self.cache.get("vocoder")
@@ -748,6 +1054,26 @@ class Ltx2Backend:
         self._warm = None
 
 
+def _image_tokens_matched(text_encoder: Any) -> Any:
+    """`text_encoder` with its processor expanding an image into as many soft tokens as the model's vision
+    projector makes (`mm_tokens_per_image`). ltx-core builds the processor with transformers' default of
+    256, which is real Gemma 3's value; a smaller Gemma (the embedded sets use 4) needs its own, or the
+    image-to-video enhancement fails in Gemma's forward ("Image features and image tokens do not match")."""
+    processor = text_encoder.processor
+    wanted = getattr(getattr(text_encoder.model, "config", None), "mm_tokens_per_image", None)
+    if processor is None or wanted is None or processor.image_seq_length == wanted:
+        return text_encoder
+    from transformers import Gemma3Processor
+
+    text_encoder.processor = Gemma3Processor(
+        image_processor=processor.image_processor,
+        tokenizer=processor.tokenizer,
+        chat_template=processor.chat_template,
+        image_seq_length=wanted,
+    )
+    return text_encoder
+
+
 def _is_text_encoder(name: str) -> bool:
     return name == "text_encoder"
 
@@ -805,17 +1131,45 @@ def _guider(defaults: MultiModalGuiderParams, spec: GuiderSpec) -> MultiModalGui
     return replace(defaults, **overrides)
 
 
-def _loop(denoise_fn: Any) -> Any:
+def _stepper(sampler: Sampler) -> Any:
+    return Res2sDiffusionStep() if sampler is Sampler.res2s else EulerDiffusionStep()
+
+
+def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
     def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
-        return euler_denoising_loop(
-            sigmas=sigmas,
-            video_state=video_state,
-            audio_state=audio_state,
-            stepper=stepper,
-            denoise_fn=denoise_fn,
-        )
+        common = {
+            "sigmas": sigmas,
+            "video_state": video_state,
+            "audio_state": audio_state,
+            "stepper": stepper,
+        }
+        if sampler is Sampler.res2s:
+            # res_2s casts its substep latents to the model's dtype: bf16 (its default) is the official
+            # pipeline's only dtype, float32 the CPU default here
+            dtype = video_state.latent.dtype
+            return res2s_audio_video_denoising_loop(**common, denoise_fn=denoise_fn, model_dtype=dtype)
+        return euler_denoising_loop(**common, denoise_fn=denoise_fn)
 
     return denoising_loop
+
+
+def _fit_frames(latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """An audio latent cut or zero-padded to `frames` latent frames (as retake.py does)."""
+    if latent.shape[2] >= frames:
+        return latent[:, :, :frames]
+    pad = torch.zeros(
+        (*latent.shape[:2], frames - latent.shape[2], latent.shape[3]),
+        device=latent.device,
+        dtype=latent.dtype,
+    )
+    return torch.cat([latent, pad], dim=2)
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """An audio "state" that did not denoise (a2vid): only its latent is read."""
+
+    latent: torch.Tensor
 
 
 @dataclass
@@ -834,6 +1188,7 @@ class _Denoised:
     generator: torch.Generator
     timings: dict[str, float]
     info: dict[str, Any]
+    source_audio: Any = None  # a2vid: the driving audio, written as it was read (not VAE-decoded)
 
 
 class _PendingDecode:

@@ -57,6 +57,11 @@ class ModelFiles:
     family: ModelFamily = ModelFamily.ltx2  # read from the checkpoint's metadata when it has one
     model_version: str = ""  # the checkpoint's `model_version` metadata ("" when absent)
     checkpoint_kind: CheckpointKind | None = None  # from the file name, else model.checkpoint_kind
+    spatial_upsampler_x1_5: Path | None = None  # `upscale.spatial: 1.5`; optional, outside ROLES
+
+    def spatial_upsampler_for(self, scale: float) -> Path | None:
+        """The x2 or x1.5 spatial upsampler file."""
+        return self.spatial_upsampler_x1_5 if scale == 1.5 else self.spatial_upsampler
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -217,6 +222,7 @@ def model_names(cfg: ModelConfig) -> dict[str, list[str]]:
         "spatial_upsampler": [cfg.spatial_upsampler],
         "temporal_upsampler": [cfg.temporal_upsampler],
         "gemma_root": [cfg.gemma_root],
+        **({"spatial_upsampler_x1_5": [cfg.spatial_upsampler_x1_5]} if cfg.spatial_upsampler_x1_5 else {}),
     }
 
 
@@ -260,7 +266,8 @@ def _discover(
     checkpoint = next((c for c in candidates if c.is_file()), None)
     expected: list[tuple[str, Path]] = [("checkpoint", c) for c in candidates]
     singles: dict[str, Path | None] = {}
-    for role in ("distilled_lora", "spatial_upsampler", "temporal_upsampler"):
+    optional = ("spatial_upsampler_x1_5",) if names.get("spatial_upsampler_x1_5") else ()
+    for role in ("distilled_lora", "spatial_upsampler", "temporal_upsampler", *optional):
         rel = names[role][0]
         looked = [root / r for r in (rel, *_siblings(rel, earlier_versions(rel)))]
         expected += [(role, p) for p in looked]

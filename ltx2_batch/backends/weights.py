@@ -117,7 +117,9 @@ class CheckpointWeights:
         files.require(("checkpoint", "gemma_root"))
         with_checkpoint_info(files, self.cfg)  # a checkpoint of another family is refused here, on the driver
         digest = hashlib.sha256()
-        for role in ROLES:
+        # the x1.5 upsampler counts only when present: fingerprints of sets without one stay as they were
+        optional = ("spatial_upsampler_x1_5",) if files.spatial_upsampler_x1_5 is not None else ()
+        for role in (*ROLES, *optional):
             path = getattr(files, role)
             if path is None:
                 digest.update(f"{role}:absent\n".encode())
@@ -172,15 +174,23 @@ class TinyWeights:
         # a role left at its real-weights default maps to the tiny set's file
         layout = builder.TINY_LAYOUT
         tiny_names = {
-            role: [layout[role]] if names[role] == defaults[role] else names[role] for role in names
+            role: [layout[role]] if names[role] == defaults.get(role) else names[role] for role in names
         }
         files = discover_model_files(
             self.cfg, self.project_root, allow_fp8=allow_fp8, root=self.root, names=tiny_names, source="tiny"
         )
         ic_lora = self.root / layout["ic_lora"]
         files = dataclasses.replace(files, ic_lora=ic_lora if ic_lora.is_file() else None)
+        x1_5 = self.root / layout.get("spatial_upsampler_x1_5", "-")
+        if (
+            files.spatial_upsampler_x1_5 is None and x1_5.is_file()
+        ):  # the set's own, when the config names none
+            files = dataclasses.replace(files, spatial_upsampler_x1_5=x1_5)
         files.require(("checkpoint", "gemma_root"))
-        return with_checkpoint_info(files, self.cfg)
+        files = with_checkpoint_info(files, self.cfg)
+        # The tiny weights play either role: the preset's kind (a dev preset on them) wins over the name.
+        kind = self.cfg.checkpoint_kind or files.checkpoint_kind
+        return dataclasses.replace(files, checkpoint_kind=kind)
 
     def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
         return builder

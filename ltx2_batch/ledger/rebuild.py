@@ -93,7 +93,8 @@ def sidecar_row(
         width=params.get("width"),
         height=params.get("height"),
         num_frames=params.get("num_frames"),
-        frame_rate=float(params["frame_rate"]) if params.get("frame_rate") is not None else None,
+        # the written file's rate (sidecars since schema 3), else the job's
+        frame_rate=_float(meta.get("frame_rate", params.get("frame_rate"))),
         seed=params.get("seed"),
         tags_json=canonical_json(meta.get("tags") or {}),
     )
@@ -135,3 +136,7 @@ def rebuild_ledger(output_dir: Path) -> RebuildReport:
     for name, why in rejected:
         _log.warning("ledger rebuild: %s not trusted: %s", name, why)
     return RebuildReport(aside, len(rows), tuple(rejected))
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -24,7 +24,7 @@ from ltx2_batch.errors import LedgerError
 from ltx2_batch.jobs import RenderJob, canonical_json
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 
-SCHEMA_VERSION = 2  # 2: memory_policy
+SCHEMA_VERSION = 3  # 2: memory_policy; 3: model_family, model_version, recipe_*
 
 
 class RowKind(str, enum.Enum):
@@ -90,9 +90,14 @@ class LedgerRow:
     width: int | None = None
     height: int | None = None
     num_frames: int | None = None
-    frame_rate: float | None = None
+    frame_rate: float | None = None  # final rows: the written file's (temporal upscale doubles the job's)
     seed: int | None = None
     tags_json: str | None = None
+    model_family: str | None = None  # ltx2 | ltx23, read from the checkpoint
+    model_version: str | None = None  # the checkpoint's `model_version` metadata
+    recipe_steps: int | None = None  # stage-1 denoising steps that ran
+    recipe_guidance: bool | None = None  # CFG/STG in stage 1
+    recipe_stage_2_lora: bool | None = None  # the distilled LoRA on the stage-2 transformer
 
     def __post_init__(self) -> None:
         try:
@@ -165,6 +170,11 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("frame_rate", _F64),
         pa.field("seed", _I64),
         pa.field("tags_json", _STR),
+        pa.field("model_family", _STR),
+        pa.field("model_version", _STR),
+        pa.field("recipe_steps", _I32),
+        pa.field("recipe_guidance", pa.bool_()),
+        pa.field("recipe_stage_2_lora", pa.bool_()),
     ],
     metadata={"ltx2_batch.ledger.schema_version": str(SCHEMA_VERSION)},
 )
@@ -236,6 +246,12 @@ def outcome_row(
         frames_written=outcome.frames_written,
         duration_s=outcome.duration_s,
         error=outcome.error,
+        frame_rate=outcome.frame_rate if outcome.frame_rate is not None else float(job.frame_rate),
+        model_family=outcome.model_family,
+        model_version=outcome.model_version,
+        recipe_steps=outcome.recipe_steps,
+        recipe_guidance=outcome.recipe_guidance,
+        recipe_stage_2_lora=outcome.recipe_stage_2_lora,
     )
 
 

@@ -60,3 +60,42 @@ def video_problem(path: str, max_pixels: int) -> str | None:
             return "has a video stream with no decodable frame"
     except (av.FFmpegError, OSError, ValueError) as exc:
         return f"is not a video PyAV can decode: {exc}"
+
+
+def audio_problem(path: str) -> str | None:
+    """Why the file at `path` cannot drive an a2vid job, or None (an audio stream with a decodable frame)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                return "has no audio stream"
+            for _frame in container.decode(container.streams.audio[0]):
+                return None
+            return "has an audio stream with no decodable frame"
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        return f"is not audio PyAV can decode: {exc}"
+
+
+def audio_duration_s(path: str) -> float | None:
+    """The audio stream's duration in seconds (container metadata), None when the file does not say."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return container.duration / 1e6 if container.duration else None
+
+
+def video_facts(path: str) -> tuple[float, int, int, int]:
+    """(fps, frames, width, height) of a video's first stream (frames decoded when the container does not
+    count them). Only called on a file `video_problem` accepted."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.base_rate or 0)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        frames = stream.frames or sum(1 for _ in container.decode(stream))
+    return fps, frames, width, height

@@ -33,7 +33,7 @@ from ltx2_batch.jobs import (
     with_job_id,
 )
 from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
-from ltx2_batch.manifest.inputs import image_problem, video_problem
+from ltx2_batch.manifest.inputs import audio_problem, image_problem, video_problem
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.quote import quote
@@ -47,7 +47,7 @@ from ltx2_batch.manifest.schema import (
     parse_template,
     unknown_keys,
 )
-from ltx2_batch.manifest.select import chunk_count
+from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.manifest.stream import ManifestStream, PromptTemplate
 from ltx2_batch.prompts import PLACEHOLDER, open_prompt_source
@@ -213,6 +213,8 @@ def _content_problem(path: str, kind: InputKind, limits: Limits) -> str | None:
         return image_problem(path, limits.max_image_pixels)
     if kind is InputKind.VIDEO:
         return video_problem(path, limits.max_image_pixels)
+    if kind is InputKind.AUDIO:
+        return audio_problem(path)
     return None  # LoRA files are read by the model loader, which names the file it cannot parse
 
 
@@ -307,6 +309,7 @@ def validate_document(
     seed_override: int | None = None,
     model_fingerprint: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ValidatedJobs:
     """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
     With a `model_fingerprint` every job also gets its id."""
@@ -334,6 +337,7 @@ def validate_document(
         base_seed=base_seed,
         seed_override=seed_override,
         limits=limits,
+        weights=weights,
     )
     jobs: list[RenderJob] = []
     sources: list[int] = []
@@ -385,6 +389,7 @@ def open_manifest(
     model_fingerprint: str,
     seed_override: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ManifestStream:
     """Read, expand and validate (prompt files: their header only); raises ManifestError listing every
     problem. Memory stays bounded by the YAML file, not by its prompt files."""
@@ -393,7 +398,7 @@ def open_manifest(
     doc = parse_yaml(data, source, limits)
     sha = hashlib.sha256(data).hexdigest()
     if is_storyboard(doc):
-        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override, limits)
+        jobs = _storyboard(doc, path, chaining, paths, model_fingerprint, seed_override, limits, weights)
         return ManifestStream(source, sha, jobs, (), model_fingerprint)
     valid = validate_document(
         doc,
@@ -403,6 +408,7 @@ def open_manifest(
         seed_override=seed_override,
         model_fingerprint=model_fingerprint,
         limits=limits,
+        weights=weights,
     )
     jobs = valid.jobs
     problems = _duplicate_renders(jobs, valid.sources, source)
@@ -419,6 +425,7 @@ def load_manifest(
     model_fingerprint: str,
     seed_override: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ManifestPlan:
     """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
     stream = open_manifest(
@@ -428,6 +435,7 @@ def load_manifest(
         model_fingerprint=model_fingerprint,
         seed_override=seed_override,
         limits=limits,
+        weights=weights,
     )
     return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
@@ -440,6 +448,7 @@ def _storyboard(
     model_fingerprint: str,
     seed_override: int | None,
     limits: Limits = DEFAULT_LIMITS,
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> tuple[RenderJob, ...]:
     """Shots become ordinary jobs (same validation), then each is linked to the previous shot of its
     scene: its id covers the previous shot's id, so changing shot 1 re-renders the rest of the scene."""
@@ -447,7 +456,13 @@ def _storyboard(
     if problems:
         raise ManifestError(problems)
     valid = validate_document(
-        board.document, path, chaining=chaining, paths=paths, seed_override=seed_override, limits=limits
+        board.document,
+        path,
+        chaining=chaining,
+        paths=paths,
+        seed_override=seed_override,
+        limits=limits,
+        weights=weights,
     )
     last_in_scene: dict[str, str] = {}
     jobs = []

@@ -20,7 +20,9 @@ from enum import Enum
 from typing import Any
 
 from ltx2_batch.chaining.plan import plan_chunks
+from ltx2_batch.families import CheckpointKind
 from ltx2_batch.jobs import (
+    AudioCondition,
     ChunkingSpec,
     GuiderSpec,
     ImageCondition,
@@ -29,24 +31,34 @@ from ltx2_batch.jobs import (
     PipelineKind,
     RenderJob,
     RenderMode,
+    RetakeSpec,
     SeedRule,
     UpscaleSpec,
     VideoCondition,
     derive_seed,
     varied_job,
 )
+from ltx2_batch.manifest.inputs import audio_duration_s, video_facts
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, chunk_problems, text_problem, value_problems
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import (
+    ANY_WEIGHTS,
     LTX2_TEMPORAL_SCALE,
+    SPATIAL_SCALES,
+    WeightsOffer,
+    a2vid_problems,
     chunk_count,
     chunk_estimate,
     frame_problems,
+    hq_problems,
     mode_problems,
     pipeline_problems,
+    retake_problems,
     select_mode,
     select_pipeline,
     size_problems,
+    upsampler_problems,
+    weights_problems,
 )
 
 TOP_KEYS = ("base_seed", "defaults", "sweep", "jobs")
@@ -56,6 +68,8 @@ UPSCALE_KEYS = ("spatial", "temporal")
 IMAGE_KEYS = ("path", "frame_idx", "strength")
 LORA_KEYS = ("path", "strength", "type")
 VIDEO_KEYS = ("path", "strength")
+AUDIO_KEYS = ("path", "start", "max_duration")
+RETAKE_KEYS = ("path", "start", "end", "regenerate_video", "regenerate_audio")
 
 # Job field -> the kind of value it holds. Mapping kinds may be swept with a dotted key (`upscale.temporal`).
 JOB_FIELDS: dict[str, str] = {
@@ -74,6 +88,8 @@ JOB_FIELDS: dict[str, str] = {
     "images": "images",
     "loras": "loras",
     "video_conditioning": "videos",
+    "audio_conditioning": "audio_input",
+    "retake": "retake",
     "audio": "bool",
     "enhance_prompt": "bool",
     "upscale": "upscale",
@@ -87,6 +103,8 @@ NESTED_KEYS: dict[str, tuple[str, ...] | None] = {
     "video_guider_params": GUIDER_KEYS,
     "audio_guider_params": GUIDER_KEYS,
     "upscale": UPSCALE_KEYS,
+    "audio_conditioning": AUDIO_KEYS,
+    "retake": RETAKE_KEYS,
     "tags": None,  # free-form
 }
 NOT_IN_DEFAULTS = frozenset({"name", "sweep", "prompts"})
@@ -215,6 +233,7 @@ class InputKind(str, Enum):
     IMAGE = "image"
     VIDEO = "video"
     LORA = "lora"
+    AUDIO = "audio"  # a2vid's driving audio (any file with an audio stream)
 
 
 Resolve = Callable[[str, InputKind], ResolvedInput]  # (raw path, kind) -> ResolvedInput
@@ -230,6 +249,7 @@ class JobContext:
     base_seed: int = 0
     seed_override: int | None = None
     limits: Limits = DEFAULT_LIMITS
+    weights: WeightsOffer = ANY_WEIGHTS  # what the model's files serve: `auto`'s recipe and its refusals
 
 
 class _Reader:
@@ -330,9 +350,21 @@ def _upscale(reader: _Reader) -> UpscaleSpec:
         reader.report(f"upscale.{sub}" if sub else "upscale", message)
     if not isinstance(value, dict):
         return UpscaleSpec()
+    spatial, scale = value.get("spatial", True), 2.0
+    if not isinstance(spatial, bool):  # a number names the upsampler's scale: 2 (= true) or 1.5
+        if is_number(spatial) and float(spatial) in SPATIAL_SCALES:
+            spatial, scale = True, float(spatial)
+        else:
+            reader.report(
+                "upscale.spatial",
+                f"must be true or false (x2 two-stage, or one stage), or 1.5 (x1.5 upsampler), "
+                f"got {quote(spatial)}",
+            )
+            spatial = True
     return UpscaleSpec(
-        spatial=reader.sub("upscale", value, "spatial", "bool", True),
+        spatial=spatial,
         temporal=reader.sub("upscale", value, "temporal", "bool", False),
+        spatial_scale=scale,
     )
 
 
@@ -387,6 +419,82 @@ def _videos(reader: _Reader, resolve: Resolve) -> tuple[VideoCondition, ...]:
         )
         out.append(VideoCondition(found.path, strength, found.sha256))
     return tuple(out)
+
+
+def _audio_input(reader: _Reader, resolve: Resolve) -> AudioCondition | None:
+    """`audio_conditioning: {path, start, max_duration}`: the file probed (an audio stream that decodes,
+    long enough to start at `start`) and hashed like images."""
+    value = reader.fields.get("audio_conditioning")
+    if value is None:
+        return None
+    for sub, message in check_mapping(value, AUDIO_KEYS):
+        reader.report(f"audio_conditioning.{sub}" if sub else "audio_conditioning", message)
+    if not isinstance(value, dict):
+        return None
+    if "path" not in value:
+        reader.report("audio_conditioning.path", "is required (the audio file that drives the video)")
+        return None
+    start = float(reader.sub("audio_conditioning", value, "start", "number", 0.0))
+    limit = value.get("max_duration")
+    if limit is not None and not is_number(limit):
+        reader.report("audio_conditioning.max_duration", f"must be a number of seconds, got {quote(limit)}")
+        limit = None
+    if start < 0:
+        reader.report("audio_conditioning.start", f"must be >= 0 seconds, got {start:g}")
+    if limit is not None and limit <= 0:
+        reader.report("audio_conditioning.max_duration", f"must be > 0 seconds, got {limit:g}")
+    found = reader.input_file("audio_conditioning.path", value["path"], resolve, InputKind.AUDIO)
+    if found.path and not found.error:
+        duration = audio_duration_s(found.path)
+        if duration is not None and start >= duration:
+            reader.report(
+                "audio_conditioning.start",
+                f"{start:g} s is past the end of the audio ({duration:.3f} s); start earlier",
+            )
+    return AudioCondition(found.path, found.sha256, start, None if limit is None else float(limit))
+
+
+def _retake(reader: _Reader, resolve: Resolve, guided: bool) -> RetakeSpec | None:
+    """`retake: {path, start, end, regenerate_video, regenerate_audio}`: the source probed (it decodes; the
+    window lies inside it) and hashed like images. The job renders at the source's size, length and rate."""
+    value = reader.fields.get("retake")
+    if value is None:
+        return None
+    for sub, message in check_mapping(value, RETAKE_KEYS):
+        reader.report(f"retake.{sub}" if sub else "retake", message)
+    if not isinstance(value, dict):
+        return None
+    for key in ("path", "start", "end"):
+        if key not in value:
+            reader.report(f"retake.{key}", "is required (the source video and the window to regenerate, s)")
+    if not all(key in value for key in ("path", "start", "end")):
+        return None
+    start = float(reader.sub("retake", value, "start", "number", 0.0))
+    end = float(reader.sub("retake", value, "end", "number", 0.0))
+    if not 0 <= start < end:
+        reader.report("retake.end", f"the window must satisfy 0 <= start < end, got [{start:g}, {end:g}]")
+    found = reader.input_file("retake.path", value["path"], resolve, InputKind.VIDEO)
+    if found.path and not found.error:
+        fps, frames, width, height = video_facts(found.path)
+        for key, want in (("width", width), ("height", height), ("num_frames", frames), ("frame_rate", fps)):
+            got = reader.fields.get(key, BUILTIN_DEFAULTS.get(key))
+            if got != want:
+                reader.report(
+                    key,
+                    f"a retake renders at its source's {key} ({want:g}), got {quote(got)}: "
+                    f"set {key}: {want:g}",
+                )
+        if fps and end > frames / fps + 1e-6:
+            reader.report("retake.end", f"{end:g} s is past the end of the source ({frames / fps:.3f} s)")
+    return RetakeSpec(
+        found.path,
+        found.sha256,
+        start,
+        end,
+        reader.sub("retake", value, "regenerate_video", "bool", True),
+        reader.sub("retake", value, "regenerate_audio", "bool", True),
+        guided,
+    )
 
 
 def _tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
@@ -511,7 +619,11 @@ def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem 
     ):
         reader.report(field, message)
     upscale = _upscale(reader)
-    for field, message in size_problems(width, height, upscale.spatial):
+    for field, message in size_problems(width, height, upscale.spatial, upscale.spatial_scale):
+        reader.report(field, message)
+    for field, message in upsampler_problems(
+        width, height, num_frames, upscale.spatial, upscale.spatial_scale
+    ):
         reader.report(field, message)
     video_guider, audio_guider = (
         _guider(reader, "video_guider_params"),
@@ -524,6 +636,9 @@ def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem 
                 f"images[{i}].frame_idx", im.frame_idx, 0, num_frames - 1, "must be a frame index"
             )
     loras, videos, tags = _loras(reader, ctx.resolve), _videos(reader, ctx.resolve), _tags(reader)
+    audio_input = _audio_input(reader, ctx.resolve)
+    # a retake's recipe is the checkpoint's own: guided on a dev checkpoint, distilled sigmas otherwise
+    retake = _retake(reader, ctx.resolve, ctx.weights.kind is CheckpointKind.dev)
     requested = PipelineKind.AUTO
     if pipeline_text is not None:
         try:
@@ -537,7 +652,11 @@ def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem 
             )
     # Over the limit is already reported; the clamp keeps the rules below (chunk plans) bounded.
     frames = min(num_frames, ctx.limits.max_num_frames) if isinstance(num_frames, int) else 1
-    pipeline = select_pipeline(requested, (im.frame_idx for im in images), (lo.kind for lo in loras))
+    pipeline = select_pipeline(
+        requested, (im.frame_idx for im in images), (lo.kind for lo in loras), ctx.weights
+    )
+    for field, message in weights_problems(requested, pipeline, ctx.weights, upscale):
+        reader.report(field, message)
     for field, message in pipeline_problems(
         requested,
         pipeline,
@@ -547,6 +666,12 @@ def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem 
         bool(videos),
         ctx.chunking.chunk_frames,
     ):
+        reader.report(field, message)
+    for field, message in hq_problems(pipeline, upscale):
+        reader.report(field, message)
+    for field, message in a2vid_problems(pipeline, audio_input is not None, upscale, bool(audio)):
+        reader.report(field, message)
+    for field, message in retake_problems(pipeline, retake is not None, upscale):
         reader.report(field, message)
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
     for field, message in mode_problems(mode, upscale):
@@ -580,6 +705,8 @@ def parse_template(  # noqa: PLR0912 - one branch per field rule, every problem 
         images=images,
         loras=loras,
         video_conditioning=videos,
+        audio_conditioning=audio_input,
+        retake=retake,
         audio=audio,
         enhance_prompt=enhance,
         upscale=upscale,

@@ -10,8 +10,10 @@ testable on its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
+from ltx2_batch.families import CheckpointKind, ModelFamily, auto_recipe
 from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
@@ -20,19 +22,53 @@ from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode
 LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
+# Spatial upsampler scales with a published file (ltx-core's rational resampler also knows 0.75 and 4).
+SPATIAL_SCALES = (2.0, 1.5)
+_X2 = UpscaleSpec()
+# The rules below return (field, message) pairs instead of raising, so the caller can collect every
+# problem of a manifest into one error. They are value rules: the caller has already checked the types.
+Problems = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class WeightsOffer:
+    """What the model's files can serve, known on the driver without loading them: the checkpoint's kind
+    (which recipe `auto` picks) and whether the distilled LoRA that guided stage 2 needs is present.
+    `model` and `distilled_lora_path` only name things in refusals."""
+
+    kind: CheckpointKind = CheckpointKind.dev
+    distilled_lora: bool = True
+    family: ModelFamily = ModelFamily.ltx2
+    model: str = ""
+    distilled_lora_path: str = ""
+    spatial_x1_5: bool = True  # the x1.5 spatial upsampler file is present
+
+
+# Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).
+ANY_WEIGHTS = WeightsOffer()
+# Pipelines whose stage 2 runs the distilled LoRA on the stage-1 transformer (ti2vid_two_stages.py,
+# keyframe_interpolation.py): without that file they cannot run as the official recipe does.
+NEEDS_DISTILLED_LORA = frozenset(
+    {PipelineKind.TI2VID, PipelineKind.KEYFRAME, PipelineKind.HQ, PipelineKind.A2VID}
+)
 
 
 KEYFRAME_IMAGES = 2  # conditioning images at this many distinct frames make a keyframe interpolation
 
 
 def select_pipeline(
-    requested: PipelineKind, image_frames: Iterable[int], lora_kinds: Iterable[LoraKind]
+    requested: PipelineKind,
+    image_frames: Iterable[int],
+    lora_kinds: Iterable[LoraKind],
+    weights: WeightsOffer = ANY_WEIGHTS,
 ) -> PipelineKind:
     """Resolve `auto`; an explicit request is returned unchanged (the validator judges it).
 
     docs/behaviour.md, "Pipeline auto-selection": 2+ conditioning images at *different* frames mean
     keyframe interpolation;
-    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video.
+    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video with the recipe the
+    checkpoint is made for: `distilled` (8 fixed sigmas, no guidance) on a distilled checkpoint, guided
+    two-stage `ti2vid` on a dev one.
     """
     if requested is not PipelineKind.AUTO:
         return requested
@@ -40,7 +76,47 @@ def select_pipeline(
         return PipelineKind.KEYFRAME
     if any(kind is LoraKind.IC_LORA for kind in lora_kinds):
         return PipelineKind.IC_LORA
-    return PipelineKind.TI2VID
+    return auto_recipe(weights.family, weights.kind).pipeline
+
+
+def weights_problems(
+    requested: PipelineKind,
+    pipeline: PipelineKind,
+    weights: WeightsOffer,
+    upscale: UpscaleSpec = _X2,
+) -> Problems:
+    """What the model's files cannot serve of the concrete pipeline (refused before any model work)."""
+    out: Problems = []
+    if upscale.spatial and upscale.spatial_scale == 1.5 and not weights.spatial_x1_5:
+        model = f"model={weights.model}" if weights.model else "the model"
+        out.append(
+            (
+                "upscale.spatial",
+                f"1.5 needs the x1.5 spatial upsampler, which {model} does not have (only LTX-2.3 publishes "
+                "one: ltx-2.3-spatial-upscaler-x1.5-1.0); set model.spatial_upsampler_x1_5 or use "
+                "upscale.spatial: true (x2)",
+            )
+        )
+    return out + _lora_problems(requested, pipeline, weights)
+
+
+def _lora_problems(requested: PipelineKind, pipeline: PipelineKind, weights: WeightsOffer) -> Problems:
+    how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
+    if pipeline in NEEDS_DISTILLED_LORA and not weights.distilled_lora:
+        model = f"model={weights.model}" if weights.model else "the model"
+        fix = "use pipeline: distilled" if weights.kind is CheckpointKind.distilled else "download it"
+        if pipeline in (PipelineKind.KEYFRAME, PipelineKind.HQ):
+            fix = f"download it ({pipeline.value} has no recipe without it)"
+        where = f" ({weights.distilled_lora_path})" if weights.distilled_lora_path else ""
+        stages = "both stages" if pipeline is PipelineKind.HQ else "stage 2"
+        return [
+            (
+                "pipeline",
+                f"{how} runs the distilled LoRA in {stages}, but {model} ({weights.kind.value} checkpoint) "
+                f"has no distilled LoRA file{where}; {fix}, or set model.distilled_lora to the file",
+            )
+        ]
+    return []
 
 
 def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int = MAX_CHUNK_FRAMES) -> RenderMode:
@@ -91,16 +167,15 @@ def nearest_frame_counts(num_frames: int) -> tuple[int, ...]:
     return tuple(v for v in (low, low + 8) if v >= 1 and v != num_frames)
 
 
-# The rules below return (field, message) pairs instead of raising, so the caller can collect every
-# problem of a manifest into one error. They are value rules: the caller has already checked the types.
-Problems = list[tuple[str, str]]
-
-
-def size_problems(width: int | None, height: int | None, spatial: bool) -> Problems:
-    """Two-stage renders (spatial upscale) need multiples of 64, one-stage renders multiples of 32."""
+def size_problems(width: int | None, height: int | None, spatial: bool, scale: float = 2.0) -> Problems:
+    """Two-stage renders (spatial upscale) need multiples of 64, one-stage renders multiples of 32; x1.5
+    multiples of 96: stage 1 runs at 2/3 of the size, on the 64-pixel grid (an even latent, which the
+    rational resampler's 3/2 step maps onto a whole one)."""
     multiple, why = (
         (64, "two-stage (upscale.spatial: true)") if spatial else (32, "one-stage (upscale.spatial: false)")
     )
+    if spatial and scale == 1.5:
+        multiple, why = 96, "x1.5 two-stage (upscale.spatial: 1.5)"
     out: Problems = []
     for key, value in (("width", width), ("height", height)):
         if value is None:
@@ -113,6 +188,27 @@ def size_problems(width: int | None, height: int | None, spatial: bool) -> Probl
                 (key, f"must be a multiple of {multiple} for {why} renders, got {value}; nearest: {near}")
             )
     return out
+
+
+def upsampler_problems(
+    width: object, height: object, num_frames: object, spatial: bool, scale: float = 2.0
+) -> Problems:
+    """The spatial upsampler normalises over each channel of the stage-1 latent (GroupNorm), which needs more
+    than one value: a one-frame two-stage render at 64x64 is a single latent cell (half size, /32)."""
+    if not spatial or not all(isinstance(v, int) and v > 0 for v in (width, height, num_frames)):
+        return []
+    side = int(32 * scale)  # pixels of the target per stage-1 latent cell
+    cells = (1 + (num_frames - 1) // 8) * (width // side) * (height // side)  # type: ignore[operator]
+    if cells > 1:
+        return []
+    return [
+        (
+            "width",
+            f"a {width}x{height} two-stage render of {num_frames} frame gives the spatial upsampler a single "
+            "latent cell, which it cannot normalise; use width or height 128, or upscale.spatial: false "
+            "(one-stage renders take 32x32)",
+        )
+    ]
 
 
 def frame_problems(num_frames: int | None, frame_rate: float | None, chained: bool = False) -> Problems:
@@ -176,6 +272,61 @@ def pipeline_problems(
                 "num_frames",
                 f"{how} renders at most {chunk_frames} frames, got {num_frames}; only "
                 "ti2vid/distilled chain longer clips",
+            )
+        )
+    return out
+
+
+def hq_problems(pipeline: PipelineKind, upscale: UpscaleSpec) -> Problems:
+    """The HQ recipe is two-stage at x2 by construction (ti2vid_two_stages_hq.py)."""
+    if pipeline is PipelineKind.HQ and (not upscale.spatial or upscale.spatial_scale != 2.0):
+        return [("upscale.spatial", "pipeline hq is two-stage with the x2 upsampler: set it to true")]
+    return []
+
+
+def a2vid_problems(
+    pipeline: PipelineKind, has_audio_input: bool, upscale: UpscaleSpec, audio: bool
+) -> Problems:
+    """a2vid (a2vid_two_stage.py) needs its driving audio, is two-stage x2, and writes that audio back."""
+    if pipeline is not PipelineKind.A2VID:
+        if has_audio_input:
+            return [
+                ("audio_conditioning", f"is only used by pipeline a2vid, but this job uses {pipeline.value}")
+            ]
+        return []
+    out: Problems = []
+    if not has_audio_input:
+        out.append(
+            (
+                "audio_conditioning",
+                "pipeline a2vid needs the audio that drives it: {path, start, max_duration}",
+            )
+        )
+    if not upscale.spatial or upscale.spatial_scale != 2.0:
+        out.append(("upscale.spatial", "pipeline a2vid is two-stage with the x2 upsampler: set it to true"))
+    if not audio:
+        out.append(("audio", "pipeline a2vid writes its driving audio into the clip: set it to true"))
+    return out
+
+
+def retake_problems(pipeline: PipelineKind, has_retake: bool, upscale: UpscaleSpec) -> Problems:
+    """retake (retake.py) needs its source and window, and is one stage at the source's size."""
+    if pipeline is not PipelineKind.RETAKE:
+        return (
+            [("retake", f"is only used by pipeline retake, but this job uses {pipeline.value}")]
+            if has_retake
+            else []
+        )
+    out: Problems = []
+    if not has_retake:
+        out.append(
+            ("retake", "pipeline retake needs {path, start, end}: the source video and the window (s)")
+        )
+    if upscale.spatial or upscale.temporal:
+        out.append(
+            (
+                "upscale",
+                "pipeline retake is one stage at the source's size: set {spatial: false, temporal: false}",
             )
         )
     return out

@@ -205,7 +205,7 @@ def test_chained_length_need_not_be_8k_plus_1(folder: Path) -> None:
 
 
 def test_single_frame_is_an_image(folder: Path) -> None:
-    assert job(folder, num_frames=1).mode is RenderMode.IMAGE
+    assert job(folder, num_frames=1, width=128).mode is RenderMode.IMAGE  # 64x64 x 1: refused (two-stage)
 
 
 def test_every_problem_is_reported_at_once(folder: Path) -> None:

@@ -1,0 +1,145 @@
+"""`pipeline: retake`: regenerate a time window of an existing video. Bit for bit against the official
+RetakePipeline in bf16 on the CPU at 64x64 x 9 frames (distilled and guided) on both embedded sets; the
+manifest rules (the source probed and hashed, the job at the source's size, length and rate)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ltx2_batch.backends.base import RenderBackend, RenderRequest
+from ltx2_batch.backends.factory import create_backend
+from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.errors import ManifestError
+from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
+from ltx2_batch.manifest.load import load_manifest
+from ltx2_batch.manifest.select import WeightsOffer
+
+pytestmark = pytest.mark.slow
+PROMPT = "The ball turns red."
+
+
+def write_source(path: Path, frames: int = 9, rate: int = 24) -> Path:
+    """A 64x64 clip with a stereo tone: a moving gradient, written by the project's own MP4 writer."""
+    from ltx2_batch.media.write import write_mp4
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    video = np.stack(
+        [np.stack([(xx * 4 + 8 * i) % 256, yy * 4, np.full_like(xx, 90)], -1) for i in range(frames)]
+    )
+    t = np.arange(int(frames / rate * 48_000)) / 48_000
+    tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    write_mp4(path, video.astype(np.uint8), rate, audio=np.stack([tone, tone]), sample_rate=48_000)
+    return path
+
+
+@pytest.fixture(scope="module", params=[ModelFamily.ltx2, ModelFamily.ltx23], ids=["tiny", "tiny23"])
+def bf16(request: pytest.FixtureRequest, tiny_root: Path) -> Iterator[tuple[RenderBackend, Path, dict]]:
+    be = create_backend(
+        ModelConfig(root=str(tiny_root.parent), family=request.param, dtype="bf16"), Path("/")
+    )
+    if request.param is ModelFamily.ltx23:
+        from ltx2_batch.backends import tiny23 as builder
+    else:
+        from ltx2_batch.backends import tiny as builder
+    yield be, tiny_root.parent / builder.TINY_DIR_NAME, builder.TINY_LAYOUT
+    be.close()
+
+
+@pytest.mark.parametrize("guided", [False, True], ids=["distilled", "guided"])
+def test_parity_with_official_retake_pipeline(
+    bf16: tuple[RenderBackend, Path, dict], tmp_path: Path, guided: bool
+) -> None:
+    from ltx_pipelines.retake import RetakePipeline
+    from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, detect_params
+
+    backend, root, layout = bf16
+    source = write_source(tmp_path / "source.mp4")
+    job = RenderJob(
+        name="retake",
+        prompt=PROMPT,
+        width=64,
+        height=64,
+        num_frames=9,
+        frame_rate=24.0,
+        seed=42,
+        pipeline=PipelineKind.RETAKE,
+        mode=RenderMode.VIDEO,
+        num_inference_steps=2,
+        upscale=UpscaleSpec(spatial=False),
+        retake=RetakeSpec(str(source), start_s=0.1, end_s=0.3, guided=guided),
+    )
+    ours = backend.render(RenderRequest(job=job))
+    checkpoint = str(root / layout["checkpoint"])
+    official = RetakePipeline(
+        checkpoint_path=checkpoint,
+        gemma_root=str(root / layout["gemma_root"]),
+        loras=[],
+        device=torch.device("cpu"),
+    )
+    params = detect_params(checkpoint)
+    with torch.inference_mode():
+        video, audio = official(
+            str(source),
+            PROMPT,
+            0.1,
+            0.3,
+            42,
+            negative_prompt=DEFAULT_NEGATIVE_PROMPT,
+            num_inference_steps=2,
+            video_guider_params=params.video_guider_params,
+            audio_guider_params=params.audio_guider_params,
+            distilled=not guided,
+        )
+        frames = torch.cat([c.cpu() for c in video], dim=0).numpy()
+    assert np.array_equal(ours.frames, frames)
+    assert np.array_equal(ours.audio, audio.waveform.cpu().numpy())
+    assert ours.info["recipe"]["guidance"] is guided
+
+
+def _load(folder: Path, jobs: list[dict], kind: CheckpointKind = CheckpointKind.distilled):
+    path = folder / "m.yaml"
+    base = {"prompt": "a ball", "width": 64, "height": 64, "num_frames": 9, "upscale": {"spatial": False}}
+    path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
+    weights = WeightsOffer(kind, True)
+    return load_manifest(
+        path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp", weights=weights
+    )
+
+
+def test_retake_manifest_rules(tmp_path: Path) -> None:
+    write_source(tmp_path / "source.mp4")
+    ok = {"name": "ok", "pipeline": "retake", "retake": {"path": "source.mp4", "start": 0.1, "end": 0.3}}
+    [job] = _load(tmp_path, [ok]).jobs
+    assert job.retake is not None and (job.retake.start_s, job.retake.end_s, job.retake.guided) == (
+        0.1,
+        0.3,
+        False,
+    )
+    assert len(job.retake.sha256) == 64
+    assert _load(tmp_path, [ok], CheckpointKind.dev).jobs[0].retake.guided  # a dev checkpoint: guided
+    bad = [
+        {**ok, "name": "wrong_size", "width": 128},
+        {**ok, "name": "past_end", "retake": {"path": "source.mp4", "start": 0.1, "end": 2.0}},
+        {**ok, "name": "empty", "retake": {"path": "source.mp4", "start": 0.3, "end": 0.1}},
+        {**ok, "name": "two_stage", "upscale": {"spatial": True}},
+        {"name": "no_spec", "pipeline": "retake"},
+        {"name": "wrong_kind", "pipeline": "distilled", "retake": ok["retake"]},
+    ]
+    with pytest.raises(ManifestError) as caught:
+        _load(tmp_path, bad)
+    found = {(p.job_name, p.field) for p in caught.value.problems}
+    assert {
+        ("wrong_size", "width"),
+        ("past_end", "retake.end"),
+        ("empty", "retake.end"),
+        ("two_stage", "upscale"),
+        ("no_spec", "retake"),
+        ("wrong_kind", "retake"),
+    } <= found
