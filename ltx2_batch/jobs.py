@@ -112,11 +112,15 @@ class RetakeSpec:
     guided: bool = False
 
 
+X2 = 2.0  # the spatial upsampler's default scale
+X1_5 = 1.5  # LTX-2.3's x1.5 spatial upsampler
+
+
 @dataclass(frozen=True)
 class UpscaleSpec:
     spatial: bool = True
     temporal: bool = False
-    spatial_scale: float = 2.0  # of the spatial upsampler (x2, or x1.5 with LTX-2.3's x1.5 file)
+    spatial_scale: float = X2  # of the spatial upsampler (x2, or x1.5 with LTX-2.3's x1.5 file)
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,7 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
             params[key].pop("path")
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
-    if params["upscale"].get("spatial_scale") == 2 or not job.upscale.spatial:
+    if params["upscale"].get("spatial_scale") == X2 or not job.upscale.spatial:
         params["upscale"].pop("spatial_scale")  # the x2 default: ids from before x1.5 existed stay valid
     if job.pipeline in DISTILLED_SCHEDULE:  # fixed sigmas, no guidance, no negative prompt: not inputs here
         for unused in (

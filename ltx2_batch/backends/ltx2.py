@@ -90,8 +90,9 @@ from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.weights import WeightsSource
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.families import spec as family_spec
-from ltx2_batch.jobs import GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.jobs import X1_5, X2, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
 
+_WAVEFORM_BATCHED_DIMS = 3  # [batch, channels, samples]
 SHARED_MODULES = (
     "text_encoder",
     "embeddings_processor",
@@ -236,7 +237,7 @@ class Ltx2Backend:
 
     def _spatial_upsampler(self, scale: float) -> Any:
         """The x2 upsampler `prepare` loaded, or the x1.5 one, built on first use."""
-        if scale != 1.5:
+        if scale != X1_5:
             return self.cache.get("spatial_upsampler")
         builder = self.weights.loading(
             SingleGPUModelBuilder(
@@ -399,7 +400,7 @@ class Ltx2Backend:
         a chained job's windows are checked per chunk). Raises FatalBackendError or MissingWeightsError."""
         self._kind_plan(job.pipeline, job.loras)
         two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
-        if job.pipeline in (PipelineKind.HQ, PipelineKind.A2VID) and (not two_stage or scale != 2.0):
+        if job.pipeline in (PipelineKind.HQ, PipelineKind.A2VID) and (not two_stage or scale != X2):
             raise FatalBackendError(
                 f"pipeline {job.pipeline.value} is two-stage with the x2 upsampler (upscale.spatial: true)"
             )
@@ -408,7 +409,7 @@ class Ltx2Backend:
         if (job.pipeline is PipelineKind.A2VID) != (job.audio_conditioning is not None):
             raise FatalBackendError("audio_conditioning is what pipeline a2vid needs, and only a2vid uses it")
         if two_stage and self.files.spatial_upsampler_for(scale) is None:
-            role = "spatial_upsampler_x1_5" if scale == 1.5 else "spatial_upsampler"
+            role = "spatial_upsampler_x1_5" if scale == X1_5 else "spatial_upsampler"
             if role == "spatial_upsampler_x1_5":
                 raise MissingWeightsError(
                     f"upscale.spatial: 1.5 needs the x1.5 spatial upsampler, absent under {self.files.root}; "
@@ -416,7 +417,7 @@ class Ltx2Backend:
                 )
             self.files.require((role,))
         try:
-            if two_stage and scale == 1.5:  # stage 1 at 2/3 size on the two-stage (64-pixel) grid
+            if two_stage and scale == X1_5:  # stage 1 at 2/3 size on the two-stage (64-pixel) grid
                 if job.width % 96 or job.height % 96:
                     raise ValueError(
                         f"x1.5 two-stage sizes must be multiples of 96, got {job.width}x{job.height}"
@@ -475,7 +476,8 @@ class Ltx2Backend:
             source_audio = decode_audio_from_file(spec.path, self.device)
             if source_audio is not None:
                 waveform = source_audio.waveform.squeeze(0)
-                waveform = waveform.unsqueeze(0) if waveform.dim() == 2 else waveform
+                batched = waveform.dim() == _WAVEFORM_BATCHED_DIMS - 1  # [channels, samples]: add the batch
+                waveform = waveform.unsqueeze(0) if batched else waveform
                 encoder = self.cache.ensure("audio_encoder", self._ledger.audio_encoder)
                 audio_latent = vae_encode_audio(
                     Audio(waveform=waveform.to(self.dtype), sampling_rate=source_audio.sampling_rate),

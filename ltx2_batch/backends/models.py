@@ -30,6 +30,7 @@ from ltx2_batch.families import (
     repo_for_file,
     spec,
 )
+from ltx2_batch.jobs import X1_5
 
 ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsampler", "gemma_root")
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
@@ -61,7 +62,7 @@ class ModelFiles:
 
     def spatial_upsampler_for(self, scale: float) -> Path | None:
         """The x2 or x1.5 spatial upsampler file."""
-        return self.spatial_upsampler_x1_5 if scale == 1.5 else self.spatial_upsampler
+        return self.spatial_upsampler_x1_5 if scale == X1_5 else self.spatial_upsampler
 
     @property
     def missing(self) -> tuple[str, ...]:

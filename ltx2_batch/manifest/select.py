@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
 from ltx2_batch.families import CheckpointKind, ModelFamily, auto_recipe
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, LoraKind, PipelineKind, RenderMode, UpscaleSpec
+from ltx2_batch.jobs import MAX_CHUNK_FRAMES, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
 # Planning uses it before any model loads; workers re-plan with the loaded VAE's value, and an integration
@@ -87,7 +87,7 @@ def weights_problems(
 ) -> Problems:
     """What the model's files cannot serve of the concrete pipeline (refused before any model work)."""
     out: Problems = []
-    if upscale.spatial and upscale.spatial_scale == 1.5 and not weights.spatial_x1_5:
+    if upscale.spatial and upscale.spatial_scale == X1_5 and not weights.spatial_x1_5:
         model = f"model={weights.model}" if weights.model else "the model"
         out.append(
             (
@@ -174,7 +174,7 @@ def size_problems(width: int | None, height: int | None, spatial: bool, scale: f
     multiple, why = (
         (64, "two-stage (upscale.spatial: true)") if spatial else (32, "one-stage (upscale.spatial: false)")
     )
-    if spatial and scale == 1.5:
+    if spatial and scale == X1_5:
         multiple, why = 96, "x1.5 two-stage (upscale.spatial: 1.5)"
     out: Problems = []
     for key, value in (("width", width), ("height", height)):
@@ -279,7 +279,7 @@ def pipeline_problems(
 
 def hq_problems(pipeline: PipelineKind, upscale: UpscaleSpec) -> Problems:
     """The HQ recipe is two-stage at x2 by construction (ti2vid_two_stages_hq.py)."""
-    if pipeline is PipelineKind.HQ and (not upscale.spatial or upscale.spatial_scale != 2.0):
+    if pipeline is PipelineKind.HQ and (not upscale.spatial or upscale.spatial_scale != X2):
         return [("upscale.spatial", "pipeline hq is two-stage with the x2 upsampler: set it to true")]
     return []
 
@@ -302,7 +302,7 @@ def a2vid_problems(
                 "pipeline a2vid needs the audio that drives it: {path, start, max_duration}",
             )
         )
-    if not upscale.spatial or upscale.spatial_scale != 2.0:
+    if not upscale.spatial or upscale.spatial_scale != X2:
         out.append(("upscale.spatial", "pipeline a2vid is two-stage with the x2 upsampler: set it to true"))
     if not audio:
         out.append(("audio", "pipeline a2vid writes its driving audio into the clip: set it to true"))

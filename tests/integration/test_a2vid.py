@@ -19,7 +19,8 @@ from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.families import ModelFamily
 from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode
-from ltx2_batch.manifest.load import load_manifest
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest
+from tests.conftest import AppFactory
 
 pytestmark = pytest.mark.slow
 PROMPT = "A drummer plays a steady beat in a small room."
@@ -109,7 +110,7 @@ def test_parity_with_official_a2vid_pipeline(bf16: tuple[RenderBackend, Path, di
     assert ours.sample_rate == audio.sampling_rate == 16_000
 
 
-def _load(folder: Path, jobs: list[dict]):
+def _load(folder: Path, jobs: list[dict]) -> ManifestPlan:
     path = folder / "m.yaml"
     base = {"prompt": "a beat", "width": 64, "height": 64, "num_frames": 9}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
@@ -144,7 +145,7 @@ def test_a2vid_manifest_rules(tmp_path: Path) -> None:
     }
 
 
-def test_a2vid_through_the_cli_writes_the_input_audio(tmp_path: Path, app_factory) -> None:
+def test_a2vid_through_the_cli_writes_the_input_audio(tmp_path: Path, app_factory: AppFactory) -> None:
     import pyarrow.parquet as pq
 
     from ltx2_batch.cli import run

@@ -12,7 +12,7 @@ import pytest
 
 from ltx2_batch.cli import run
 from ltx2_batch.media.probe import probe
-from tests.conftest import REPO_ROOT, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def _done(output_dir: Path) -> dict:
 )
 def test_auto_runs_the_checkpoints_recipe(
     tmp_path: Path,
-    app_factory,
+    app_factory: AppFactory,
     override: tuple[str, ...],
     pipeline: str,
     steps: int,
@@ -75,7 +75,9 @@ def test_auto_runs_the_checkpoints_recipe(
     assert row["model_version"] == backend["model_version"]
 
 
-def test_temporal_upscale_records_the_files_rate_and_duration(tmp_path: Path, app_factory) -> None:
+def test_temporal_upscale_records_the_files_rate_and_duration(
+    tmp_path: Path, app_factory: AppFactory
+) -> None:
     manifest = write_manifest(tmp_path / "m", TEMPORAL)
     assert run(app_factory(f"manifest={manifest}", "export.dataset=true"), REPO_ROOT) == 0
     out = tmp_path / "outputs" / "m"

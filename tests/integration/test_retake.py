@@ -18,7 +18,7 @@ from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.families import CheckpointKind, ModelFamily
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
-from ltx2_batch.manifest.load import load_manifest
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import WeightsOffer
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_parity_with_official_retake_pipeline(
     assert ours.info["recipe"]["guidance"] is guided
 
 
-def _load(folder: Path, jobs: list[dict], kind: CheckpointKind = CheckpointKind.distilled):
+def _load(folder: Path, jobs: list[dict], kind: CheckpointKind = CheckpointKind.distilled) -> ManifestPlan:
     path = folder / "m.yaml"
     base = {"prompt": "a ball", "width": 64, "height": 64, "num_frames": 9, "upscale": {"spatial": False}}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))

@@ -13,7 +13,7 @@ from ltx2_batch.errors import ManifestError
 from ltx2_batch.families import CheckpointKind, ModelFamily
 from ltx2_batch.jobs import LoraKind, PipelineKind
 from ltx2_batch.locations import BUNDLED_MANIFESTS
-from ltx2_batch.manifest.load import load_manifest
+from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, select_pipeline, weights_problems
 from ltx2_batch.planning import weights_offer
 from tests.conftest import write_input_files
@@ -49,7 +49,7 @@ def test_guided_without_the_distilled_lora_is_refused() -> None:
     assert weights_problems(PipelineKind.TI2VID, PipelineKind.TI2VID, ANY_WEIGHTS) == []
 
 
-def _load(folder: Path, jobs: list[dict], weights: WeightsOffer):
+def _load(folder: Path, jobs: list[dict], weights: WeightsOffer) -> ManifestPlan:
     path = folder / "m.yaml"
     base = {"prompt": "a cat", "width": 64, "height": 64, "num_frames": 9}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
