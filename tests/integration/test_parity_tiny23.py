@@ -114,6 +114,8 @@ def _distilled_lora(root: Path) -> list[object]:
 
 
 def _assert_same(ours: object, frames: np.ndarray, audio: object) -> None:
+    assert ours.sample_rate == tiny23.AUDIO_SAMPLE_RATE  # type: ignore[attr-defined]  # rendered on the 2.3 set
+    assert frames.shape == (9, 64, 64, 3)
     assert np.array_equal(ours.frames, frames)  # type: ignore[attr-defined]
     assert np.array_equal(ours.audio, audio.waveform.cpu().numpy())  # type: ignore[attr-defined]
 
