@@ -147,6 +147,7 @@ class _Bars:
         if task is not None:
             label = f"chunk {index + 1}/{count} ({how})"
             self._bars.update(task, total=count, completed=index + 1, eta=label)
+            self._bars.refresh()  # drawn now: chunks can finish faster than the display's refresh rate
 
     def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
         task = self._jobs.pop(name, None)
