@@ -239,31 +239,21 @@ class Ltx2Backend:
         """The x2 upsampler `prepare` loaded, or the x1.5 one, built on first use."""
         if scale != X1_5:
             return self.cache.get("spatial_upsampler")
-        builder = self.weights.loading(
-            SingleGPUModelBuilder(
-                model_path=str(self.files.spatial_upsampler_x1_5),
-                model_class_configurator=LatentUpsamplerConfigurator,
-            ),
-            self.dtype,
-        )
-        return self.cache.ensure(
-            "spatial_upsampler_x1_5",
-            lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
-        )
+        return self._extra_upsampler("spatial_upsampler_x1_5", self.files.spatial_upsampler_x1_5)
 
     def _temporal_upsampler(self) -> Any:
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
+        return self._extra_upsampler("temporal_upsampler", self.files.temporal_upsampler)
+
+    def _extra_upsampler(self, name: str, path: Any) -> Any:
+        """An upsampler no pipeline kind loads in `prepare`, built from its file on first use and held."""
         builder = self.weights.loading(
-            SingleGPUModelBuilder(
-                model_path=str(self.files.temporal_upsampler),
-                model_class_configurator=LatentUpsamplerConfigurator,
-            ),
+            SingleGPUModelBuilder(model_path=str(path), model_class_configurator=LatentUpsamplerConfigurator),
             self.dtype,
         )
         return self.cache.ensure(
-            "temporal_upsampler",
-            lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval(),
+            name, lambda: builder.build(device=self.device, dtype=self.dtype).to(self.device).eval()
         )
 
     def _apply_memory_plan(self, n_transformers: int) -> None:

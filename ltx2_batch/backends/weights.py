@@ -104,8 +104,26 @@ def _file_sizes(files: ModelFiles, n_transformers: int, fp8_ok: bool) -> WeightS
     return WeightSizes(transformer, gemma, other, fp8 if fp8_ok else None)
 
 
+class _FileWeights:
+    """What the two sources of real files share: the builders read the files as stored, and the memory
+    policy sizes them by their bytes."""
+
+    def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
+        return builder
+
+    def sizes(
+        self,
+        files: ModelFiles,
+        n_transformers: int,
+        elem: int,  # noqa: ARG002 - the WeightsSource signature; file sizes are already in bytes
+        quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
+        fp8_ok: bool,
+    ) -> WeightSizes:
+        return _file_sizes(files, n_transformers, fp8_ok)
+
+
 @dataclass(frozen=True)
-class CheckpointWeights:
+class CheckpointWeights(_FileWeights):
     """Lightricks' files under `model.root`. The fingerprint hashes names, sizes and safetensors headers."""
 
     cfg: ModelConfig
@@ -135,22 +153,9 @@ class CheckpointWeights:
             self.cfg, self.project_root, require=("checkpoint", "gemma_root"), allow_fp8=allow_fp8
         )
 
-    def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
-        return builder
-
-    def sizes(
-        self,
-        files: ModelFiles,
-        n_transformers: int,
-        elem: int,  # noqa: ARG002 - the WeightsSource signature; file sizes are already in bytes
-        quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
-        fp8_ok: bool,
-    ) -> WeightSizes:
-        return _file_sizes(files, n_transformers, fp8_ok)
-
 
 @dataclass(frozen=True)
-class TinyWeights:
+class TinyWeights(_FileWeights):
     """The embedded tiny set of the preset's family (tiny.py for LTX-2, tiny23.py for LTX-2.3). Its recipe
     (version + seed) fully determines its bytes, so the fingerprint needs no build: the driver computes job
     ids without torch."""
@@ -191,19 +196,6 @@ class TinyWeights:
         # The tiny weights play either role: the preset's kind (a dev preset on them) wins over the name.
         kind = self.cfg.checkpoint_kind or files.checkpoint_kind
         return dataclasses.replace(files, checkpoint_kind=kind)
-
-    def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
-        return builder
-
-    def sizes(
-        self,
-        files: ModelFiles,
-        n_transformers: int,
-        elem: int,  # noqa: ARG002 - the WeightsSource signature; file sizes are already in bytes
-        quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
-        fp8_ok: bool,
-    ) -> WeightSizes:
-        return _file_sizes(files, n_transformers, fp8_ok)
 
 
 @dataclass(frozen=True)
