@@ -766,17 +766,8 @@ class Ltx2Backend:
             a_context=contexts[0].audio_encoding,
             transformer=transformer,
         )
-        video_state = denoise_video_only(
-            output_shape=shape,
-            conditionings=conds,
-            noiser=noiser,
-            sigmas=sigmas,
-            stepper=EulerDiffusionStep(),
-            denoising_loop_fn=_loop(denoise_fn),
-            components=self.components,
-            dtype=self.dtype,
-            device=self.device,
-            initial_audio_latent=audio_latent,
+        video_state = self._run_video_stage(
+            shape, conds, noiser, sigmas, denoise_fn, initial_audio_latent=audio_latent
         )
         return video_state, _Frozen(audio_latent), sigmas
 
@@ -803,16 +794,12 @@ class Ltx2Backend:
             transformer=transformer,
         )
         if plan.audio_driven:  # the video refined against the frozen input audio
-            video_state = denoise_video_only(
-                output_shape=shape,
-                conditionings=conds,
-                noiser=noiser,
-                sigmas=sigmas,
-                stepper=EulerDiffusionStep(),
-                denoising_loop_fn=_loop(denoise_fn),
-                components=self.components,
-                dtype=self.dtype,
-                device=self.device,
+            video_state = self._run_video_stage(
+                shape,
+                conds,
+                noiser,
+                sigmas,
+                denoise_fn,
                 noise_scale=sigmas[0],
                 initial_video_latent=upscaled,
                 initial_audio_latent=audio_latent,
@@ -831,6 +818,29 @@ class Ltx2Backend:
             initial_audio_latent=audio_latent,
         )
         return video_state, audio_state, sigmas
+
+    def _run_video_stage(
+        self,
+        shape: VideoPixelShape,
+        conditionings: list[Any],
+        noiser: GaussianNoiser,
+        sigmas: torch.Tensor,
+        denoise_fn: Any,
+        **initial: Any,
+    ) -> Any:
+        """One official `denoise_video_only` stage (a2vid: the audio latents stay as given)."""
+        return denoise_video_only(
+            output_shape=shape,
+            conditionings=conditionings,
+            noiser=noiser,
+            sigmas=sigmas,
+            stepper=EulerDiffusionStep(),
+            denoising_loop_fn=_loop(denoise_fn),
+            components=self.components,
+            dtype=self.dtype,
+            device=self.device,
+            **initial,
+        )
 
     def _run_stage(
         self,
