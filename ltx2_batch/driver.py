@@ -241,6 +241,7 @@ def _render_all(cfg: AppConfig, project_root: Path, source: _Source) -> RunRepor
         project_root=str(project_root),
         output_dir=str(output_dir),
         run=ctx,
+        verify=cfg.verify,
     )
     layout = OutputLayout(output_dir)
     stats = RunStats()

@@ -235,6 +235,8 @@ class JobExecutor:
             plan,
             self._files.layout,
             crf=self._files.video_crf,
+            count=self._files.count,
+            keep_chunks=self._keep_chunks,
             on_chunk=(lambda outcome: on_chunk(job, outcome)) if on_chunk else None,
             should_stop=should_stop,
         )

@@ -19,6 +19,7 @@ import numpy as np
 from ltx2_batch.backends.base import RenderResult
 from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
 from ltx2_batch.layout import OutputLayout
+from ltx2_batch.media.probe import VideoCount
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
 from ltx2_batch.outcome import ChunkOutcome
@@ -55,6 +56,7 @@ class JobFiles:
     run_fields: dict[str, Any]
     video_crf: int = 18
     thumbnail_width: int = 320
+    count: VideoCount = VideoCount.packets  # how a written video's frames are counted (verify=full: decoded)
 
     def remove_partials(self, job: RenderJob) -> None:
         """Temporaries left by an earlier attempt of this job that was killed (SIGKILL skips `finally`).
@@ -82,6 +84,7 @@ class JobFiles:
                 audio=result.audio if job.audio else None,
                 sample_rate=result.sample_rate if job.audio else None,
                 crf=self.video_crf,
+                count=self.count,
             )
             frames = info.frame_count
         write_thumbnail(self.layout.thumbnail(job), result.frames[0], width=self.thumbnail_width)

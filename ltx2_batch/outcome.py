@@ -26,7 +26,8 @@ class OutcomeStatus(str, Enum):
 @dataclass(frozen=True)
 class ChunkOutcome:
     """One chunk of a chained job. Its resume state: `latent_path` (latents, kept audio; written last, so it
-    marks the chunk complete) and `media_path` (its kept frames, lossless)."""
+    marks the chunk complete) and `media_path` (its kept frames, lossless); both "" for a last chunk whose
+    state was not stored (the chunk files are not kept, and the job's file is written right after it)."""
 
     index: int  # 0-based
     count: int

@@ -32,7 +32,7 @@ from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio
 from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.layout import OutputLayout
-from ltx2_batch.media.probe import MediaInfo, read_frames, read_last_frame
+from ltx2_batch.media.probe import MediaInfo, VideoCount, read_frames, read_last_frame
 from ltx2_batch.media.write import Mp4Writer, atomic_target, write_lossless_frames, write_png
 from ltx2_batch.outcome import ChunkOutcome, OutcomeStatus
 from ltx2_batch.overlap import EncodeQueue
@@ -116,8 +116,9 @@ class _Chain:
 class _Stitch:
     """The one encoder of the job's file, fed in chunk order on its own thread (one chunk in flight)."""
 
-    def __init__(self, path: Path, frame_rate: float, crf: int) -> None:
-        self._writer = Mp4Writer(path, frame_rate, crf=crf).__enter__()  # exited in finish() or abort()
+    def __init__(self, path: Path, frame_rate: float, crf: int, count: VideoCount) -> None:
+        # exited in finish() or abort()
+        self._writer = Mp4Writer(path, frame_rate, crf=crf, count=count).__enter__()
         self._queue = EncodeQueue()
         self._audio: list[np.ndarray] = []
         self._sample_rate: int | None = None
@@ -168,11 +169,19 @@ def run_chained(
     crf: int = 18,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    count: VideoCount = VideoCount.decode,
+    keep_chunks: bool = False,
 ) -> ChainedResult:
-    """Render (or resume) every chunk and stitch them into `layout.video(job)`."""
-    stitch = _Stitch(layout.video(job), job.frame_rate, crf)
+    """Render (or resume) every chunk and stitch them into `layout.video(job)`.
+
+    The last chunk's resume state is stored only when `keep_chunks` asks for the chunk files: without it
+    the state would be deleted moments later, once the job's file is done, and writing it is on the
+    job's critical path (nothing renders meanwhile). A crash in that window costs one chunk's render on
+    the rerun, which gives the same bytes (it is conditioned on the stored state of the chunk before).
+    """
+    stitch = _Stitch(layout.video(job), job.frame_rate, crf, count)
     try:
-        result = _run_chunks(backend, job, plan, layout, stitch, on_chunk, should_stop)
+        result = _run_chunks(backend, job, plan, layout, stitch, on_chunk, should_stop, keep_chunks)
     except BaseException as exc:
         stitch.abort(exc)
         raise
@@ -187,6 +196,7 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
     stitch: _Stitch,
     on_chunk: Callable[[ChunkOutcome], None] | None,
     should_stop: Callable[[], bool] | None,
+    keep_chunks: bool,
 ) -> ChainedResult:
     chain = _Chain()
     outcomes: list[ChunkOutcome] = []
@@ -198,9 +208,8 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
 
     def report(outcome: ChunkOutcome) -> None:
         """A chunk whose resume state is on disk (its size is measured now)."""
-        outcome = dataclasses.replace(
-            outcome, resume_bytes=_size(Path(outcome.latent_path)) + _size(Path(outcome.media_path))
-        )
+        paths = [Path(p) for p in (outcome.latent_path, outcome.media_path) if p]
+        outcome = dataclasses.replace(outcome, resume_bytes=sum(_size(p) for p in paths))
         outcomes.append(outcome)
         if on_chunk is not None:
             on_chunk(outcome)
@@ -247,11 +256,13 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
             write_lossless_frames(paths[1], kept)
             _save_chunk_state(paths[0], {**latents, **_audio_tensors(audio)})  # last: marks it complete
 
-        stitch.feed(lambda kept=kept: kept, audio, store)  # waits for the chunk before: complete now
+        stored = keep_chunks or chunk.index < plan.chunk_count - 1
+        # waits for the chunk before: complete now
+        stitch.feed(lambda kept=kept: kept, audio, store if stored else None)
         if waiting is not None:
             report(waiting)
         waiting = _outcome(
-            chunk, plan, sub_job, OutcomeStatus.DONE, elapsed, state_path, frames_path, handoff
+            chunk, plan, sub_job, OutcomeStatus.DONE, elapsed, state_path, frames_path, handoff, stored
         )
     t_tail = time.perf_counter()
     stitch.wait()
@@ -327,14 +338,16 @@ def _outcome(
     state_path: Path,
     frames_path: Path,
     handoff: LatentHandoff | None = None,
+    stored: bool = True,
 ) -> ChunkOutcome:
+    """`stored`: its resume state was written (not so for the last chunk unless the chunks are kept)."""
     audio = handoff.audio if handoff is not None else None
     return ChunkOutcome(
         index=chunk.index,
         count=plan.chunk_count,
         status=status,
-        latent_path=str(state_path),
-        media_path=str(frames_path),
+        latent_path=str(state_path) if stored else "",
+        media_path=str(frames_path) if stored else "",
         render_s=render_s,
         frames=chunk.kept_frames,
         prompt=sub_job.prompt,

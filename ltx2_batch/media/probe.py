@@ -9,6 +9,7 @@ at each position. Must not write files or run the ffmpeg binary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,8 +61,16 @@ def _packet_end(packet: av.Packet) -> int | None:
     return packet.pts + packet.duration
 
 
-def probe(path: str | Path) -> MediaInfo:
-    """Decode every video frame and audio sample of `path` and count them (exact, and not free)."""
+class VideoCount(str, Enum):
+    """How `probe` counts a file's video frames. Audio is always decoded: it is cheap and its presented
+    length depends on the container's declared end, which only decoding reconciles with the samples."""
+
+    decode = "decode"  # decode every frame: proves the bitstream decodes, costs a full decode
+    packets = "packets"  # count the non-empty packets (one per frame in the H.264 we write): demux only
+
+
+def probe(path: str | Path, frames: VideoCount = VideoCount.decode) -> MediaInfo:
+    """Count the video frames (as `frames` says) and decode and count the audio samples of `path`."""
     with _open(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path} has no video stream")
@@ -78,6 +87,8 @@ def probe(path: str | Path) -> MediaInfo:
                     if end is not None:
                         audio_end = end if audio_end is None else max(audio_end, end)
                     frames_seen.extend(_span(frame) for frame in packet.decode())
+                elif frames is VideoCount.packets:
+                    num_frames += 1 if packet.size else 0  # the demuxer's final empty packet only flushes
                 else:
                     num_frames += len(packet.decode())
         except av.FFmpegError as exc:

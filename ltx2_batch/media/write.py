@@ -33,7 +33,7 @@ from ltx2_batch.media.ffmpeg import (
     rate_fraction,
     run_ffmpeg,
 )
-from ltx2_batch.media.probe import MediaInfo, probe, video_packet_count
+from ltx2_batch.media.probe import MediaInfo, VideoCount, probe, video_packet_count
 
 PARTIAL_SUFFIX = ".partial"
 AAC_FRAME_SAMPLES = 1024
@@ -121,8 +121,9 @@ class Mp4Writer:
             writer.set_audio(audio, 48000)      # optional, once
         info = writer.info                      # verified MediaInfo of the file now at `path`
 
-    Only on a clean exit is the file checked (decoded frame count == frames written, audio cut to the
-    video's duration) and renamed into place. An exception inside the block kills ffmpeg, deletes the
+    Only on a clean exit is the file checked (its frame count == frames written, counted as `count` says:
+    decoded, or the stream's packets; its audio decoded and cut to the video's duration) and renamed into
+    place. An exception inside the block kills ffmpeg, deletes the
     temporaries and propagates.
     """
 
@@ -134,11 +135,11 @@ class Mp4Writer:
         crf: int = 18,
         preset: str = "medium",
         audio_bitrate: str = DEFAULT_AUDIO_BITRATE,
-        verify: bool = True,
+        count: VideoCount = VideoCount.decode,
     ) -> None:
         self.path = Path(path)
         self.frame_rate = rate_fraction(frame_rate)
-        self._crf, self._preset, self._audio_bitrate, self._verify = crf, preset, audio_bitrate, verify
+        self._crf, self._preset, self._audio_bitrate, self._count = crf, preset, audio_bitrate, count
         self._video_tmp = partial_path(self.path, "v.")
         self._final_tmp = partial_path(self.path)
         self._pipe: FfmpegPipe | None = None
@@ -215,18 +216,16 @@ class Mp4Writer:
                 ),
                 stdin_data=np.ascontiguousarray(fitted.T).tobytes(),  # interleaved f32le
             )
-        if self._verify:
-            self.info = self._checked(probe(self._final_tmp))
+        info = self._checked(probe(self._final_tmp, self._count))
         _fsync(self._final_tmp)
         self._final_tmp.replace(self.path)
-        if self.info is not None:
-            self.info = dataclasses.replace(self.info, path=str(self.path))
+        self.info = dataclasses.replace(info, path=str(self.path))
 
     def _checked(self, info: MediaInfo) -> MediaInfo:
-        """Count, do not trust: the decoded file must hold exactly what we fed ffmpeg."""
+        """Count, do not trust: the file must hold exactly what we fed ffmpeg."""
         if info.frame_count != self.frames_written:
             raise MediaError(
-                f"{self.path}: wrote {self.frames_written} frames, file decodes to {info.frame_count}"
+                f"{self.path}: wrote {self.frames_written} frames, the file holds {info.frame_count}"
             )
         if self._audio is not None:
             target = expected_audio_samples(self.frames_written, self.frame_rate, self._audio[1])
@@ -247,15 +246,16 @@ def write_mp4(
     *,
     crf: int = 18,
     preset: str = "medium",
+    count: VideoCount = VideoCount.decode,
 ) -> MediaInfo:
     """Write all frames (and audio) at once; a thin shell over Mp4Writer. Returns the verified MediaInfo."""
     if (audio is None) != (sample_rate is None):
         raise MediaError("audio and sample_rate must be given together")
-    with Mp4Writer(path, frame_rate, crf=crf, preset=preset) as writer:
+    with Mp4Writer(path, frame_rate, crf=crf, preset=preset, count=count) as writer:
         writer.write_frames(frames)
         if audio is not None and sample_rate is not None:
             writer.set_audio(audio, sample_rate)
-    if writer.info is None:  # cannot happen: verify=True sets it on every clean exit
+    if writer.info is None:  # cannot happen: every clean exit sets it
         raise MediaError(f"{path}: writer finished without verifying the file")
     return writer.info
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2_batch.backends.factory import create_backend  # cheap: torch is imported when a backend is made
-from ltx2_batch.config import ModelConfig, OutputConfig
+from ltx2_batch.config import ModelConfig, OutputConfig, VerifyMode
 from ltx2_batch.execute import JobExecutor
 from ltx2_batch.job_files import JobFiles
 from ltx2_batch.layout import OutputLayout
 from ltx2_batch.ledger.schema import RunContext
+from ltx2_batch.media.probe import VideoCount
 from ltx2_batch.outcome import WorkerIdentity
 from ltx2_batch.overlap import settle
 
@@ -26,6 +27,7 @@ class ExecutorSpec:
     project_root: str
     output_dir: str
     run: RunContext
+    verify: VerifyMode = VerifyMode.cheap  # `full` also decodes every file it writes to count its frames
 
 
 def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None) -> JobExecutor:
@@ -36,6 +38,7 @@ def build_executor(spec: ExecutorSpec, worker_name: str, node: str | None = None
         run_fields=spec.run.sidecar_fields(),
         video_crf=spec.output.video_crf,
         thumbnail_width=spec.output.thumbnail_width,
+        count=VideoCount.decode if spec.verify is VerifyMode.full else VideoCount.packets,
     )
     return JobExecutor(
         backend=backend,

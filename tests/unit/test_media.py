@@ -32,6 +32,7 @@ from ltx2_batch.media.ffmpeg import (
 )
 from ltx2_batch.media.probe import (
     MediaInfo,
+    VideoCount,
     decode_frame_index,
     frame_index_pattern,
     probe,
@@ -353,7 +354,7 @@ def test_interrupt_during_verification_leaves_nothing(
 ) -> None:
     """Ctrl-C after both ffmpeg passes, before the rename: the muxed temporary must go too."""
 
-    def interrupted(path: Path) -> MediaInfo:
+    def interrupted(path: Path, _frames: VideoCount) -> MediaInfo:
         assert Path(path).is_file()  # the muxed temporary exists at this point
         raise KeyboardInterrupt
 
@@ -368,13 +369,13 @@ def test_interrupt_during_verification_leaves_nothing(
 def test_verification_rejects_a_file_with_the_wrong_frame_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def one_short(path: Path) -> MediaInfo:
-        info = probe(path)
+    def one_short(path: Path, frames: VideoCount) -> MediaInfo:
+        info = probe(path, frames)
         return dataclasses.replace(info, frame_count=info.frame_count - 1)
 
     monkeypatch.setattr(media_write, "probe", one_short)
     path = tmp_path / "short.mp4"
-    with pytest.raises(MediaError, match="wrote 9 frames, file decodes to 8"):
+    with pytest.raises(MediaError, match="wrote 9 frames, the file holds 8"):
         write_mp4(path, index_frames(9), FPS)
     assert not path.exists()
     assert leftovers(tmp_path) == []
@@ -419,6 +420,26 @@ def test_partials_of_finds_only_this_targets_temporaries(tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------- probing
+
+
+@pytest.mark.parametrize("frames", [1, 9, 61])
+def test_packet_count_matches_decoded_count(tmp_path: Path, frames: int) -> None:
+    """The writer's cheap check counts packets: it must agree with decoding, B-frames and all."""
+    path = tmp_path / "c.mp4"
+    written = write_mp4(path, index_frames(frames), FPS, audio=tone(frames * SR // FPS), sample_rate=SR,
+                        count=VideoCount.packets)  # fmt: skip
+    decoded = probe(path, VideoCount.decode)
+    assert written.frame_count == decoded.frame_count == frames
+    assert probe(path, VideoCount.packets) == decoded  # audio is decoded and counted either way
+
+
+def test_packet_count_sees_a_truncated_file(tmp_path: Path) -> None:
+    """Half a file counts short (the writer compares the count with the frames it fed, and refuses)."""
+    path = tmp_path / "t.mp4"
+    write_mp4(path, index_frames(30), FPS)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert probe(path, VideoCount.packets).frame_count < 30
 
 
 def test_probe_and_read_frames_errors(tmp_path: Path) -> None:

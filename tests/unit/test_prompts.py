@@ -4,6 +4,7 @@ its sweep, with the ids a hand-written job would get; sharding the stream is dis
 from __future__ import annotations
 
 import json
+import random
 import tracemalloc
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
+from ltx2_batch import prompts as prompts_module
 from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.jobs import compute_job_id
 from ltx2_batch.manifest.load import ManifestStream, load_manifest, open_manifest
-from ltx2_batch.prompts import PromptRow, iter_prompts, open_prompt_source
+from ltx2_batch.prompts import PromptRow, check_prompts, iter_prompts, open_prompt_source
 from ltx2_batch.shard import Shard
 
 CAPTIONS = ["a red fox, in snow", "", "a blue bird", "a red fox, in snow", "  a quiet lake  "]
@@ -191,3 +193,42 @@ def test_batches_hold_the_hand_written_jobs_together_then_stream_rows(tmp_path: 
     assert sizes == [["a", "b", "c"], ["ds__p0", "ds__p2"], ["ds__p3", "ds__p4"]]  # row 1 is blank
     halves = [[job.name for batch in stream.batches(Shard(i, 2), 2) for job in batch] for i in (0, 1)]
     assert halves == [["a", "c", "ds__p2", "ds__p4"], ["b", "ds__p0", "ds__p3"]]
+
+
+_PIECES = ["a cat", "", " ", "\t", "\u00a0", "\u2003", "\x1c", "\r", "café ☕", "猫の動画", "x" * 40, " l"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bulk_text_check_counts_what_the_row_reader_yields(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_prompts scans a text file in blocks; its count must be the row reader's, blanks, Unicode
+    spaces, CR-LF, a missing last newline and lines cut by a block edge included."""
+    rng = random.Random(seed)
+    lines = ["".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 3))) for _ in range(3000)]
+    data = "\n".join(lines) + rng.choice(["", "\n", "\r\n", "\n\n"])
+    (tmp_path / "p.txt").write_text(data, encoding="utf-8")
+    source, problems = open_prompt_source({"path": "p.txt"}, tmp_path)
+    assert problems == [] and source is not None
+    expected = sum(1 for _ in iter_prompts(source))
+    assert prompts_module._count_clean_lines(source) == expected  # the fast path, not the fallback
+    monkeypatch.setattr(prompts_module, "_SCAN_BLOCK", rng.randint(7, 300))  # edges inside lines, chars
+    assert prompts_module.check_prompts(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"a cat\n" * 5000 + b"bad\x00row\n", "row 5000: the prompt contains a NUL"),
+        (b"a cat\n" * 5000 + b"caf\xe9\n", "line 5001 is not valid UTF-8"),
+        (b"a cat\n" * 5000 + b"b" * 30_000 + b"\n", "row 5000: the prompt is 30,000 characters"),
+    ],
+)
+def test_the_bulk_text_check_leaves_refusals_to_the_row_reader(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    (tmp_path / "p.txt").write_bytes(data)
+    source, _ = open_prompt_source({"path": "p.txt"}, tmp_path)
+    assert source is not None
+    with pytest.raises(ManifestError, match=message):
+        check_prompts(source)
