@@ -335,6 +335,8 @@ def _adopt_finished(
 ) -> tuple[tuple[RenderJob, ...], tuple[RenderJob, ...]]:
     """Pending jobs whose files are already whole (a worker finished them after its driver died, so no
     done row was written) get that done row now instead of a second render. (pending, adopted)"""
+    if not layout.sidecar_dir.is_dir():  # a fresh output dir: no sidecar, nothing to adopt
+        return pending, ()
     keep, adopted = [], []
     for job in pending:
         meta = None if job.job_id in rejected else finished_meta(layout.root, job.job_id, layout.sidecar(job))

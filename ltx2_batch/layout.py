@@ -53,8 +53,12 @@ class OutputLayout:
     def thumbnail(self, job: RenderJob) -> Path:
         return self.root / "thumbnails" / f"{job.job_id}.jpg"
 
+    @property
+    def sidecar_dir(self) -> Path:
+        return self.root / "metadata"
+
     def sidecar(self, job: RenderJob) -> Path:
-        return self.root / "metadata" / f"{job.job_id}.json"
+        return self.sidecar_dir / f"{job.job_id}.json"
 
     def chunk_dir(self, job: RenderJob) -> Path:
         return self.root / "chunks" / job.job_id

@@ -268,6 +268,8 @@ def latest_rows(output_dir: Path, columns: Iterable[str] | None = None) -> pa.Ta
 
 def completed_job_ids(output_dir: Path) -> set[str]:
     """Jobs whose latest job row is `done`: what a resumed run must not render again."""
+    if not (Path(output_dir) / LEDGER_DIR).is_dir() and not parquet_path(output_dir).is_file():
+        return set()  # a fresh output dir (the common launch): no Parquet reader to start
     latest = latest_rows(output_dir, columns=())
     return set(latest.filter(pc.equal(latest["status"], "done"))["job_id"].to_pylist())
 
