@@ -114,14 +114,13 @@ class _Chain:
 
 
 class _Stitch:
-    """The one encoder of the job's file, fed in chunk order on its own thread (one chunk in flight)."""
+    """The one encoder of the job's file (and one for its audio), fed in chunk order on its own thread (one
+    chunk in flight): when the last chunk has rendered, only its own frames and sound are left to encode."""
 
     def __init__(self, path: Path, frame_rate: float, crf: int, count: VideoCount) -> None:
         # exited in finish() or abort()
         self._writer = Mp4Writer(path, frame_rate, crf=crf, count=count).__enter__()
         self._queue = EncodeQueue()
-        self._audio: list[np.ndarray] = []
-        self._sample_rate: int | None = None
 
     def feed(
         self,
@@ -129,15 +128,14 @@ class _Stitch:
         audio: tuple[np.ndarray, int] | None,
         store: Callable[[np.ndarray], None] | None = None,
     ) -> None:
-        """On the thread: hand the chunk's kept frames to the encoder (a separate ffmpeg process, which
-        encodes them meanwhile), then `store` its resume state."""
-        if audio is not None:
-            self._audio.append(audio[0])
-            self._sample_rate = audio[1]
+        """On the thread: hand the chunk's kept frames and its sound to the encoders (separate ffmpeg
+        processes, which encode them meanwhile), then `store` its resume state."""
 
         def task() -> None:
             kept = frames()
             self._writer.write_frames(kept)
+            if audio is not None:
+                self._writer.write_audio(*audio)
             if store is not None:
                 store(kept)
 
@@ -148,8 +146,6 @@ class _Stitch:
 
     def finish(self) -> MediaInfo:
         self._queue.shutdown()
-        if self._audio and self._sample_rate:
-            self._writer.set_audio(np.concatenate(self._audio, axis=1), self._sample_rate)
         self._writer.__exit__(None, None, None)
         if self._writer.info is None:
             raise FatalBackendError(f"{self._writer.path}: the stitched file was not verified")

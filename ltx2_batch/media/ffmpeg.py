@@ -132,6 +132,39 @@ def ffmpeg_mux_command(
     return _compile(out, exe)
 
 
+def ffmpeg_audio_command(
+    output: str | Path,
+    sample_rate: int,
+    channels: int,
+    *,
+    audio_bitrate: str = DEFAULT_AUDIO_BITRATE,
+    exe: str = "ffmpeg",
+) -> list[str]:
+    """Raw float32 interleaved audio on stdin -> AAC in an MP4 (audio only) at `output`: the audio of a video
+    whose samples arrive in pieces, encoded while they do; `ffmpeg_copy_mux_command` joins it to the video."""
+    if sample_rate <= 0:
+        raise MediaError(f"sample rate must be positive, got {sample_rate}")
+    if channels not in (1, 2):
+        raise MediaError(f"audio must be mono or stereo, got {channels} channels")
+    audio_in = ffmpeg.input("pipe:0", f="f32le", ar=sample_rate, ac=channels)
+    out = ffmpeg.output(
+        audio_in, str(output), format="mp4", **{"c:a": "aac", "b:a": audio_bitrate, "map_metadata": -1}
+    )
+    return _compile(out, exe)
+
+
+def ffmpeg_copy_mux_command(
+    video: str | Path, audio: str | Path, output: str | Path, exe: str = "ffmpeg"
+) -> list[str]:
+    """The video stream of `video` and the audio stream of `audio`, both copied (no coding) into one MP4.
+    The AAC priming is carried over as the edit list: the presented samples stay exact."""
+    out = ffmpeg.output(
+        ffmpeg.input(str(video))["v:0"], ffmpeg.input(str(audio))["a:0"], str(output), format="mp4",
+        **{"c": "copy", "map_metadata": -1, "movflags": "+faststart"},
+    )  # fmt: skip
+    return _compile(out, exe)
+
+
 def _compile(node: ffmpeg.nodes.OutputStream, exe: str) -> list[str]:
     """The argument list for one output, our global flags (quiet, no stdin, overwrite) first: ffmpeg-python
     appends global args after the output name, where ffmpeg warns about trailing options."""

@@ -26,6 +26,8 @@ from ltx2_batch.errors import MediaError
 from ltx2_batch.media.ffmpeg import (
     DEFAULT_AUDIO_BITRATE,
     FfmpegPipe,
+    ffmpeg_audio_command,
+    ffmpeg_copy_mux_command,
     ffmpeg_encode_command,
     ffmpeg_exe,
     ffmpeg_lossless_command,
@@ -121,6 +123,12 @@ class Mp4Writer:
             writer.set_audio(audio, 48000)      # optional, once
         info = writer.info                      # verified MediaInfo of the file now at `path`
 
+    Audio that arrives in pieces beside the frames (a chained job's chunks) goes to `write_audio` instead:
+    it is encoded by a second encoder as it comes, so closing only copies both streams into the file
+    (encoding a long clip's AAC at the end costs about a second per 15 s of sound here). Samples beyond
+    what the frames written so far can hold are kept back until more frames come or the writer closes,
+    where the track is fitted (padded with silence or cut) to the video's duration, as `set_audio` does.
+
     Only on a clean exit is the file checked (its frame count == frames written, counted as `count` says:
     decoded, or the stream's packets; its audio decoded and cut to the video's duration) and renamed into
     place. An exception inside the block kills ffmpeg, deletes the
@@ -145,6 +153,11 @@ class Mp4Writer:
         self._pipe: FfmpegPipe | None = None
         self._size: tuple[int, int] | None = None  # (height, width)
         self._audio: tuple[np.ndarray, int] | None = None
+        self._audio_tmp = partial_path(self.path, "a.")
+        self._audio_pipe: FfmpegPipe | None = None
+        self._audio_format: tuple[int, int] | None = None  # (sample rate, channels) of the streamed audio
+        self._audio_sent = 0  # samples handed to the audio encoder
+        self._audio_held: list[np.ndarray] = []  # [C, n] pieces not sendable yet
         self.frames_written = 0
         self.info: MediaInfo | None = None
 
@@ -180,8 +193,43 @@ class Mp4Writer:
         """Audio for the whole video; fitted to frames/fps when the writer closes."""
         if sample_rate <= 0:
             raise MediaError(f"sample rate must be positive, got {sample_rate}")
+        if self._audio_format is not None:
+            raise MediaError("audio was streamed with write_audio; set_audio cannot replace it")
         fit_audio(audio, 0)  # validate shape and values now, where the caller can see the mistake
         self._audio = (np.asarray(audio), int(sample_rate))
+
+    def write_audio(self, audio: np.ndarray, sample_rate: int) -> None:
+        """The next samples of the video's audio, `[C, n]` (1-D: mono), after the frames they accompany."""
+        if sample_rate <= 0:
+            raise MediaError(f"sample rate must be positive, got {sample_rate}")
+        if self._audio is not None:
+            raise MediaError("audio was set whole with set_audio; write_audio cannot add to it")
+        piece = fit_audio(audio, np.asarray(audio).shape[-1])  # validated, float32 [C, n]
+        if self._audio_format is None:
+            self._audio_format = (int(sample_rate), piece.shape[0])
+            self._audio_pipe = FfmpegPipe(
+                ffmpeg_audio_command(
+                    self._audio_tmp, sample_rate, piece.shape[0], audio_bitrate=self._audio_bitrate,
+                    exe=ffmpeg_exe(),
+                )
+            )  # fmt: skip
+        elif self._audio_format != (int(sample_rate), piece.shape[0]):
+            raise MediaError(
+                f"audio format changed from {self._audio_format} to {(sample_rate, piece.shape[0])}"
+            )
+        self._audio_held.append(piece)
+        self._send_audio(expected_audio_samples(self.frames_written, self.frame_rate, sample_rate))
+
+    def _send_audio(self, upto: int) -> None:
+        """Send held samples up to `upto` in all (the length the frames written so far call for)."""
+        if self._audio_pipe is None or not self._audio_held:
+            return
+        held = np.concatenate(self._audio_held, axis=1)
+        count = max(0, min(held.shape[1], upto - self._audio_sent))
+        if count:
+            self._audio_pipe.write(np.ascontiguousarray(held[:, :count].T).tobytes())  # interleaved f32le
+            self._audio_sent += count
+        self._audio_held = [held[:, count:]] if count < held.shape[1] else []
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -192,14 +240,28 @@ class Mp4Writer:
         finally:
             if self._pipe is not None:
                 self._pipe.abort()
+            if self._audio_pipe is not None:
+                self._audio_pipe.abort()
             self._video_tmp.unlink(missing_ok=True)
+            self._audio_tmp.unlink(missing_ok=True)
             self._final_tmp.unlink(missing_ok=True)
 
     def _finish(self) -> None:
         if self._pipe is None or self.frames_written == 0:
             raise MediaError(f"no frames were written for {self.path}")
         self._pipe.finish()
-        if self._audio is None:
+        if self._audio_pipe is not None and self._audio_format is not None:
+            sample_rate, channels = self._audio_format
+            target = expected_audio_samples(self.frames_written, self.frame_rate, sample_rate)
+            self._send_audio(target)
+            if self._audio_sent < target:  # the track is shorter than the video: silence to its end
+                self._audio_pipe.write(np.zeros((target - self._audio_sent) * channels, np.float32).tobytes())
+                self._audio_sent = target
+            self._audio_pipe.finish()
+            run_ffmpeg(
+                ffmpeg_copy_mux_command(self._video_tmp, self._audio_tmp, self._final_tmp, exe=ffmpeg_exe())
+            )
+        elif self._audio is None:
             self._video_tmp.replace(self._final_tmp)
         else:
             audio, sample_rate = self._audio
@@ -227,8 +289,9 @@ class Mp4Writer:
             raise MediaError(
                 f"{self.path}: wrote {self.frames_written} frames, the file holds {info.frame_count}"
             )
-        if self._audio is not None:
-            target = expected_audio_samples(self.frames_written, self.frame_rate, self._audio[1])
+        sample_rate = self._audio_format[0] if self._audio_format else self._audio and self._audio[1]
+        if sample_rate:
+            target = expected_audio_samples(self.frames_written, self.frame_rate, sample_rate)
             if info.audio_samples is None or abs(info.audio_samples - target) >= AAC_FRAME_SAMPLES:
                 raise MediaError(
                     f"{self.path}: audio has {info.audio_samples} samples, expected {target} "

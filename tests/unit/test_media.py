@@ -230,6 +230,44 @@ def test_audio_is_padded_or_trimmed_to_the_video_duration(tmp_path: Path, given:
     assert audio.shape == (1, 18_000)
 
 
+@pytest.mark.parametrize("total", [36_000, 30_000, 41_000])  # exact, short (padded), long (cut)
+def test_streamed_audio_is_encoded_as_it_comes_and_fitted_at_the_end(tmp_path: Path, total: int) -> None:
+    """A chained job's audio: pieces beside the frames, some ahead of them; the file's track is the
+    video's duration exactly (18 frames at 24 fps: 36000 samples), in sync, with no set_audio pass."""
+    audio = np.zeros((2, total), dtype=np.float32)
+    audio[:, 24_000:] = tone(total - 24_000)  # silence, then a tone from 0.5 s
+    path = tmp_path / "streamed.mp4"
+    frames = index_frames(18)
+    with Mp4Writer(path, FPS, count=VideoCount.packets) as writer:
+        writer.write_frames(frames[:6])
+        writer.write_audio(audio[:, :20_000], SR)  # ahead of the frames: 6 frames hold only 12000
+        writer.write_frames(frames[6:12])
+        writer.write_audio(audio[:, 20_000:30_000], SR)
+        writer.write_frames(frames[12:])
+        writer.write_audio(audio[:, 30_000:], SR)
+    info = writer.info
+    assert info is not None and info.frame_count == 18 and info.audio_samples == 36_000
+    decoded, rate = read_audio(path)
+    assert rate == SR and decoded.shape == (2, 36_000)
+    onset = int(np.argmax(np.abs(decoded[0]) > 0.05))
+    assert abs(onset - 24_000) <= 32
+    if total < 36_000:
+        assert np.abs(decoded[:, total + 2048 :]).max() < 0.01  # the padding is silence
+    assert leftovers(tmp_path) == []
+
+
+def test_streamed_and_whole_audio_do_not_mix(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="set_audio"), Mp4Writer(tmp_path / "m.mp4", FPS) as writer:  # noqa: PT012 - the second call must fail inside an open writer
+        writer.write_frames(index_frames(3))
+        writer.write_audio(tone(100), SR)
+        writer.set_audio(tone(100), SR)
+    with pytest.raises(MediaError, match="format changed"), Mp4Writer(tmp_path / "f.mp4", FPS) as writer:  # noqa: PT012 - as above
+        writer.write_frames(index_frames(3))
+        writer.write_audio(tone(100), SR)
+        writer.write_audio(tone(100, channels=1), SR)
+    assert leftovers(tmp_path) == []
+
+
 def test_audio_starts_in_sync_aac_priming_is_removed(tmp_path: Path) -> None:
     """Silence then a tone from exactly 0.5 s: the decoded onset must be there (not 1024 samples late)."""
     samples = SR  # 1 s = 24 frames
