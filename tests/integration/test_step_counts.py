@@ -15,7 +15,7 @@ from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult,
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.cli import run
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
+from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
 from ltx2_batch.progress import Progress
 from ltx2_batch.step_progress import StepEvent
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
@@ -95,6 +95,35 @@ def test_counting_steps_leaves_the_output_bit_identical(backend: RenderBackend, 
     assert np.array_equal(plain.audio, counted.audio)
     for name in ("stage1_latent", "final_latent", "audio_latent"):
         assert torch.equal(getattr(plain, name), getattr(counted, name)), name
+
+
+@pytest.mark.parametrize(
+    ("kind", "guided", "expected"),
+    [
+        (PipelineKind.A2VID, True, {1: 2, 2: 3}),  # video-only stages (denoise_video_only), audio frozen
+        (PipelineKind.RETAKE, False, {1: 8}),  # one stage from the source's latents, distilled sigmas
+        (PipelineKind.RETAKE, True, {1: 2}),
+    ],
+    ids=["a2vid", "retake-distilled", "retake-guided"],
+)
+def test_audio_driven_and_retake_stages_count_their_steps_and_stay_bit_identical(
+    backend: RenderBackend, tmp_path: Path, kind: PipelineKind, guided: bool, expected: dict[int, int]
+) -> None:
+    from tests.integration.test_a2vid import write_wav
+    from tests.integration.test_retake import write_source
+
+    if kind is PipelineKind.A2VID:
+        job = _job(pipeline=kind, audio_conditioning=AudioCondition(str(write_wav(tmp_path / "beat.wav"))))
+    else:
+        source = write_source(tmp_path / "source.mp4")
+        retake = RetakeSpec(str(source), start_s=0.1, end_s=0.3, guided=guided)
+        job = _job(pipeline=kind, upscale=UpscaleSpec(spatial=False), retake=retake)
+    plain = backend.render(RenderRequest(job=job))
+    counted, events = _counted(backend, job)
+    assert _per_stage(events) == {stage: list(range(n + 1)) for stage, n in expected.items()}
+    assert counted.info["recipe"]["stage_1_steps"] == expected[1]
+    assert np.array_equal(plain.frames, counted.frames)
+    assert torch.equal(plain.final_latent, counted.final_latent)
 
 
 def test_no_listener_after_the_block(backend: RenderBackend) -> None:
