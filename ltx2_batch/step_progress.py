@@ -2,9 +2,9 @@
 
 Owns: `StepEvent` (the frozen value that travels from the backend's denoising loop to the driver's display),
 `StageSteps` (counts one render's stages and steps from the step indices the official loop passes to its
-denoising function), and `StepThrottle` (at most one event per interval, so a Ray worker does not flood the
-driver's progress queue when the tiny model's steps take milliseconds). The decisions are pure functions
-(`steps_done`, `is_due`); the two small classes only hold the last value each decision needs.
+denoising function), and `StepThrottle` (one event per interval, plus each stage's end, so a Ray worker does
+not flood the driver's progress queue when the tiny model's steps take milliseconds). The decisions are pure
+functions (`steps_done`, `is_due`); the two small classes only hold the last value each decision needs.
 Must not: import torch, Ray or rich; draw anything (progress.py draws, in the driver); touch the tensors of
 the loop it counts (outputs stay bitwise identical with and without a listener).
 """

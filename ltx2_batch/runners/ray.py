@@ -5,8 +5,8 @@ slow job never blocks the others and a free actor takes the next job that matche
 System failures (the actor process died: killed, out of memory) replace the actor and resubmit the job
 up to `max_attempts`; a job that raises inside the actor is an application failure, recorded and not
 retried. Ctrl-C / SIGTERM kill the in-flight actors (Ray cannot cancel a running actor task) and report
-those jobs cancelled. Chunk progress and denoising steps (at most ~10 step events a second per actor: the
-executor's StepThrottle) stream back through a small Ray queue.
+those jobs cancelled. Chunk progress and denoising steps (about ten step events a second per actor, plus each
+stage's end: the executor's StepThrottle) stream back through a small Ray queue.
 """
 
 from __future__ import annotations
