@@ -6,7 +6,7 @@ job in flight with its elapsed time (a chained job's line is its chunk bar), and
 of the denoising steps of the stage it is in ("steps, stage 1/2  3/8"; it starts again at each stage and
 each chunk). Anywhere else (a CI log, a Slurm output file, a pipe) it writes one plain line per job event
 and per chunk, as before, and none per step, so logs stay short and greppable.
-Step events come from the backend's loop through the executor (thinned to ~10 a second, step_progress.py)
+Step events come from the backend's loop through the executor (~10 a second plus stage ends, step_progress.py)
 and, on Ray, the progress queue; a job's step bar goes when the job finishes.
 Must not: touch the ledger or the runners; know anything about Ray or torch.
 """
