@@ -45,6 +45,7 @@ from ltx2_batch.runners.checks import check_engine, check_output
 from ltx2_batch.runners.factory import ExecutorSpec
 from ltx2_batch.scheduler import split_pending
 from ltx2_batch.shard import Shard
+from ltx2_batch.step_progress import StepEvent
 from ltx2_batch.verify import ADOPTED, ResumeCheck
 from ltx2_batch.writer_lock import hold_output_dir
 
@@ -94,6 +95,9 @@ class LedgerEvents:
         self._store.append(chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=_now()))
         resumed = chunk.status is OutcomeStatus.RESUMED
         self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, resumed)
+
+    def job_stepped(self, job: RenderJob, step: StepEvent, attempt: int) -> None:  # noqa: ARG002 - RunEvents
+        self._progress.job_stepped(job.name, step)
 
     def _queue_s(self, job: RenderJob) -> float:
         """Seconds from when the job was ready to dispatch (its batch reached the runner) to its start."""

@@ -14,15 +14,20 @@ it is shorter) and a backend whose memory plan allows it, the queue also runs th
 (`backend.denoise(...).decode()`). Both are the same functions on the same arrays and the job's own
 generator, so the files are bit-identical. A pipeline switch, an image or chained job and a storyboard shot
 wait for the pending work first. Deferred jobs report `render_s` as denoise + decode wall time.
+
+Steps: with `on_step`, a backend that reports its denoising steps (StepReportingBackend) sends them, thinned
+by a StepThrottle (step_progress.py), for every window of the job, chunks included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ltx2_batch.backends.base import (
@@ -31,6 +36,7 @@ from ltx2_batch.backends.base import (
     RenderBackend,
     RenderRequest,
     RenderResult,
+    StepReportingBackend,
 )
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import run_chained
@@ -41,8 +47,10 @@ from ltx2_batch.media.probe import read_last_frame
 from ltx2_batch.media.write import write_png
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus, WorkerIdentity
 from ltx2_batch.overlap import EncodeQueue, Overlap, completed, overlapped_decode_is_shorter
+from ltx2_batch.step_progress import StepEvent, StepThrottle
 
 ChunkCallback = Callable[[RenderJob, ChunkOutcome], None]
+StepCallback = Callable[[RenderJob, StepEvent], None]
 StopCheck = Callable[[], bool]
 
 
@@ -86,6 +94,7 @@ class JobExecutor:
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
         overlap: bool | None = None,
+        on_step: StepCallback | None = None,
     ) -> Future[JobOutcome]:
         """Render `job` now; when overlapping (default: the settled overlap) a one-window video's files are
         written on the encode thread and the future completes when they are, so the caller can render the
@@ -104,13 +113,14 @@ class JobExecutor:
         self._warm_key = key
         self._files.remove_partials(job)
         try:
-            self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before any loading
-            load_s = self._backend.prepare(job.pipeline, job.loras)
-            render_job = self._with_previous_shot(job) if job.after else job
-            if job.mode is RenderMode.CHAINED:
-                written = self._execute_chained(render_job, on_chunk, should_stop)
-                return completed(outcome(OutcomeStatus.DONE, load_s=load_s, written=written))
-            write = self._render_window(render_job, defer=overlap and self._decode_can_wait(job))
+            with self._step_reports(job, on_step):  # the denoise runs here; a deferred decode has no steps
+                self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before loading
+                load_s = self._backend.prepare(job.pipeline, job.loras)
+                render_job = self._with_previous_shot(job) if job.after else job
+                if job.mode is RenderMode.CHAINED:
+                    written = self._execute_chained(render_job, on_chunk, should_stop)
+                    return completed(outcome(OutcomeStatus.DONE, load_s=load_s, written=written))
+                write = self._render_window(render_job, defer=overlap and self._decode_can_wait(job))
         except JobCancelledError as exc:
             return completed(outcome(OutcomeStatus.CANCELLED, error=str(exc)))
         except Exception as exc:  # any job failure is recorded, the run goes on
@@ -128,6 +138,12 @@ class JobExecutor:
         if not overlap or job.mode is not RenderMode.VIDEO:
             return completed(encode())
         return self._queue.submit(encode)
+
+    def _step_reports(self, job: RenderJob, on_step: StepCallback | None) -> AbstractContextManager[Any]:
+        """Where the backend's step events for `job` go while it renders (nowhere without a callback)."""
+        if on_step is None or not isinstance(self._backend, StepReportingBackend):
+            return contextlib.nullcontext()
+        return self._backend.reporting_steps(StepThrottle(lambda event: on_step(job, event)))
 
     def _outcome_factory(self, job: RenderJob, started: float) -> Callable[..., JobOutcome]:
         """Builds this attempt's outcome: identity and total time filled in, file facts from WrittenFiles."""
@@ -203,9 +219,10 @@ class JobExecutor:
         job: RenderJob,
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_step: StepCallback | None = None,
     ) -> JobOutcome:
         """Render and write `job`; returns when its files are complete (see `submit`)."""
-        return self.submit(job, on_chunk, should_stop, overlap=False).result()
+        return self.submit(job, on_chunk, should_stop, overlap=False, on_step=on_step).result()
 
     def _with_previous_shot(self, job: RenderJob) -> RenderJob:
         """Storyboard: the previous shot's last frame conditions frame 0 of this shot (docs/behaviour.md)."""

@@ -2,10 +2,12 @@
 
 Lives in the driver only (workers report events, they never draw). On a terminal (the stream is a TTY) it
 draws with `rich`: one bar for the run (jobs done/total, an ETA that leaves model loading out), one line per
-job in flight with its elapsed time, and a chunk bar under a chained job. Anywhere else (a CI log, a
-Slurm output file, a pipe) it writes one plain line per event, as before, so logs stay greppable.
-Denoising steps are not shown: they run inside the official pipeline's loop, which reports nothing to the
-driver (a per-step callback would have to cross the backend, the executor and, on Ray, the progress queue).
+job in flight with its elapsed time (a chained job's line is its chunk bar), and under each job line a bar
+of the denoising steps of the stage it is in ("steps, stage 1/2  3/8"; it starts again at each stage and
+each chunk). Anywhere else (a CI log, a Slurm output file, a pipe) it writes one plain line per job event
+and per chunk, as before, and none per step, so logs stay short and greppable.
+Step events come from the backend's loop through the executor (~10 a second plus stage ends, step_progress.py)
+and, on Ray, the progress queue; a job's step bar goes when the job finishes.
 Must not: touch the ledger or the runners; know anything about Ray or torch.
 """
 
@@ -15,6 +17,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from ltx2_batch.step_progress import StepEvent
 
 _STATUS_WIDTH = len("cancelled")  # the longest job status: names start after it and one space
 _MINUTE_S = 60
@@ -109,6 +113,9 @@ class _Lines:
     def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
         self._write(f"{self._prefix()}   chunk {index + 1}/{count} of {name} ({how})")
 
+    def job_stepped(self, name: str, step: StepEvent) -> None:
+        pass  # a line per denoising step would bury the job lines
+
     def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
         line = f"{self._prefix()} {status:<{_STATUS_WIDTH}} {name} ({_fmt_s(seconds)}) {self._clock.eta()}"
         self._write(line + detail)
@@ -136,11 +143,28 @@ class _Bars:
         )
         self._run = self._bars.add_task("jobs", total=clock.total, eta="ETA --")
         self._jobs: dict[str, Any] = {}  # job name -> its task id (one line per job in flight)
+        self._steps: dict[str, Any] = {}  # job name -> its step bar's task id (hidden until a step comes)
+        self._stage: dict[str, tuple[int, int, int]] = {}  # job name -> (stage, steps, done) drawn last
         self._bars.start()
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
         retry = f" (attempt {attempt})" if attempt > 1 else ""
         self._jobs[name] = self._bars.add_task(f"  {name} on {worker}{retry}", total=None, eta="")
+        # added now, hidden, so that it is drawn right under its job line (rich draws tasks in order)
+        self._steps[name] = self._bars.add_task("    steps", total=None, visible=False, eta="")
+
+    def job_stepped(self, name: str, step: StepEvent) -> None:
+        task = self._steps.get(name)
+        if task is None:
+            return
+        label = f"    steps, stage {step.stage}/{step.stages}" if step.stages > 1 else "    steps"
+        stage, steps, done = self._stage.get(name, (0, 0, 0))
+        if (step.stage, step.steps) != (stage, steps) or step.done < done:  # a new stage, or a new chunk
+            self._bars.reset(task, total=step.steps, completed=step.done, description=label, visible=True)
+        else:
+            self._bars.update(task, completed=step.done)
+        self._stage[name] = (step.stage, step.steps, step.done)
+        self._bars.refresh()  # drawn now (events come thinned): a stage can end between refreshes
 
     def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
         task = self._jobs.get(name)
@@ -150,9 +174,10 @@ class _Bars:
             self._bars.refresh()  # drawn now: chunks can finish faster than the display's refresh rate
 
     def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
-        task = self._jobs.pop(name, None)
-        if task is not None:
-            self._bars.remove_task(task)
+        for task in (self._jobs.pop(name, None), self._steps.pop(name, None)):
+            if task is not None:
+                self._bars.remove_task(task)
+        self._stage.pop(name, None)
         self._bars.update(self._run, completed=self._clock.finished, eta=self._clock.eta())
         colour = {"done": "green", "failed": "red", "cancelled": "yellow"}.get(status, "cyan")
         self._bars.console.print(
@@ -185,6 +210,11 @@ class Progress:
     def chunk_finished(self, name: str, index: int, count: int, seconds: float, resumed: bool) -> None:
         if self._view:
             self._view.chunk_finished(name, index, count, "resumed" if resumed else f"{seconds:.1f}s")
+
+    def job_stepped(self, name: str, step: StepEvent) -> None:
+        """Where the denoising of job `name`'s current window stands (a terminal's step bar)."""
+        if self._view:
+            self._view.job_stepped(name, step)
 
     def job_finished(self, name: str, status: str, seconds: float, error: str | None = None) -> None:
         self._clock.finished_job(name, seconds, counts=status != "retried")

@@ -6,10 +6,12 @@ import torch. Frames come back as a uint8 numpy array `[F, H, W, 3]`, audio as f
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.step_progress import StepListener
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,11 @@ class OverlappedDecodeBackend(RenderBackend, Protocol):
         ...
 
     def denoise(self, request: RenderRequest) -> PendingDecode: ...
+
+
+@runtime_checkable
+class StepReportingBackend(RenderBackend, Protocol):
+    """A backend that reports its denoising steps: every render (or denoise) inside `reporting_steps` tells
+    `listener` how far its stages are, from inside the official loop, without changing what it computes."""
+
+    def reporting_steps(self, listener: StepListener) -> AbstractContextManager[None]: ...

@@ -10,7 +10,8 @@ can be handed in (the chaining stage's latent handoff). No model math is re-impl
 memory policy (memory.py: text encoder parked after encoding, tiled decode, fp8), keeps a per-backend LRU of
 prompt encodings, and can split a render into denoise now and decode later (`denoise`: the decode runs on
 another thread and, on CUDA, its own stream, so it overlaps the next job's denoise). Where the weights come
-from (files, or generated for the full-size random set) is the WeightsSource's business (weights.py).
+from (files, or generated for the full-size random set) is the WeightsSource's business (weights.py). Inside
+`reporting_steps` it counts denoising steps (step_progress.py) as the official loop calls its denoiser.
 Must not: write files, choose devices (device.py), be imported before the compat shims are applied (make it
 through backends.factory), or leak torch types into the pure core except as the opaque tensors RenderResult
 carries. Over 400 lines because the five official recipes are followed stage by stage in one place (so a
@@ -19,9 +20,11 @@ diff against ltx_pipelines stays readable); policy and caching live in their own
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -91,6 +94,7 @@ from ltx2_batch.backends.weights import WeightsSource
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.families import spec as family_spec
 from ltx2_batch.jobs import X1_5, X2, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.step_progress import StageSteps, StepListener
 
 _WAVEFORM_BATCHED_DIMS = 3  # [batch, channels, samples]
 SHARED_MODULES = (
@@ -174,6 +178,8 @@ class Ltx2Backend:
         self.memory_plan: MemoryPlan | None = None
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
         self._decode_stream: Any = None  # CUDA: the stream overlapped decodes run on (made on first use)
+        self._step_listener: StepListener | None = None  # set by reporting_steps
+        self._steps: StageSteps | None = None  # the render in progress counts its steps here
 
     def _make_ledger(self) -> ModelLedger:
         ledger = ModelLedger(
@@ -349,6 +355,15 @@ class Ltx2Backend:
         result.timings["total"] = time.perf_counter() - t_start
         return result
 
+    @contextlib.contextmanager
+    def reporting_steps(self, listener: StepListener) -> Iterator[None]:
+        """Renders inside this block report their denoising steps to `listener` (StepReportingBackend)."""
+        previous, self._step_listener = self._step_listener, listener
+        try:
+            yield
+        finally:
+            self._step_listener = previous
+
     def can_overlap_decode(self, job: RenderJob) -> bool:
         """The memory plan's verdict (set by prepare): a decode fits beside the next job's denoise. CUDA
         (side stream) or CPU only: MPS has no second stream to decode on. A temporally upscaled job decodes
@@ -431,10 +446,16 @@ class Ltx2Backend:
         two_stage = job.upscale.spatial
         load_s = self.prepare(job.pipeline, job.loras)  # after validation: a bad job loads nothing
         timings: dict[str, float] = {"load": load_s} if load_s else {}
-        with torch.inference_mode():
-            if job.pipeline is PipelineKind.RETAKE:
-                return self._retake(job, plan, timings)
-            return self._denoise(job, plan, two_stage, request.handoff, timings)
+        if self._step_listener is not None:  # counted in _loop: stage 1, then stage 2 of two-stage kinds
+            stages = 2 if two_stage and job.pipeline is not PipelineKind.RETAKE else 1
+            self._steps = StageSteps(self._step_listener, stages)
+        try:
+            with torch.inference_mode():
+                if job.pipeline is PipelineKind.RETAKE:
+                    return self._retake(job, plan, timings)
+                return self._denoise(job, plan, two_stage, request.handoff, timings)
+        finally:
+            self._steps = None
 
     def _retake(self, job: RenderJob, plan: _KindPlan, timings: dict[str, float]) -> _Denoised:
         """retake.py as one stage at the source's size: the source video and audio encoded as the start
@@ -518,7 +539,7 @@ class Ltx2Backend:
             audio_state, audio_tools = noise_audio_state(
                 conditionings=audio_conds, initial_latent=audio_latent, **common
             )
-            video_state, audio_state = _loop(denoise_fn)(
+            video_state, audio_state = _loop(denoise_fn, steps=self._steps)(
                 sigmas, video_state, audio_state, EulerDiffusionStep()
             )
             video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
@@ -835,7 +856,7 @@ class Ltx2Backend:
             noiser=noiser,
             sigmas=sigmas,
             stepper=EulerDiffusionStep(),
-            denoising_loop_fn=_loop(denoise_fn),
+            denoising_loop_fn=_loop(denoise_fn, steps=self._steps),
             components=self.components,
             dtype=self.dtype,
             device=self.device,
@@ -865,7 +886,7 @@ class Ltx2Backend:
                 noiser=noiser,
                 sigmas=sigmas,
                 stepper=_stepper(sampler),
-                denoising_loop_fn=_loop(denoise_fn, sampler),
+                denoising_loop_fn=_loop(denoise_fn, sampler, self._steps),
                 components=self.components,
                 dtype=self.dtype,
                 device=self.device,
@@ -886,7 +907,7 @@ class Ltx2Backend:
         audio_state, audio_tools = noise_audio_state(
             conditionings=audio_kept, initial_latent=initial.get("initial_audio_latent"), **common
         )
-        loop = _loop(denoise_fn, sampler)
+        loop = _loop(denoise_fn, sampler, self._steps)
         video_state, audio_state = loop(sigmas, video_state, audio_state, _stepper(sampler))
         video_state = video_tools.unpatchify(video_tools.clear_conditioning(video_state))
         audio_state = audio_tools.unpatchify(audio_tools.clear_conditioning(audio_state))
@@ -1137,8 +1158,11 @@ def _stepper(sampler: Sampler) -> Any:
     return Res2sDiffusionStep() if sampler is Sampler.res2s else EulerDiffusionStep()
 
 
-def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
-    def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
+def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler, steps: StageSteps | None = None) -> Any:
+    """The official denoising loop of `sampler` over `denoise_fn`; with `steps`, one stage of the render's
+    step count (the loop's own step indices, read as its denoising function is called)."""
+
+    def official(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any, fn: Any) -> Any:
         common = {
             "sigmas": sigmas,
             "video_state": video_state,
@@ -1149,10 +1173,29 @@ def _loop(denoise_fn: Any, sampler: Sampler = Sampler.euler) -> Any:
             # res_2s casts its substep latents to the model's dtype: bf16 (its default) is the official
             # pipeline's only dtype, float32 the CPU default here
             dtype = video_state.latent.dtype
-            return res2s_audio_video_denoising_loop(**common, denoise_fn=denoise_fn, model_dtype=dtype)
-        return euler_denoising_loop(**common, denoise_fn=denoise_fn)
+            return res2s_audio_video_denoising_loop(**common, denoise_fn=fn, model_dtype=dtype)
+        return euler_denoising_loop(**common, denoise_fn=fn)
+
+    def denoising_loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, stepper: Any) -> Any:
+        if steps is None:
+            return official(sigmas, video_state, audio_state, stepper, denoise_fn)
+        steps.begin(len(sigmas) - 1)  # both loops take len(sigmas) - 1 steps
+        result = official(sigmas, video_state, audio_state, stepper, _counted(denoise_fn, steps))
+        steps.end()
+        return result
 
     return denoising_loop
+
+
+def _counted(denoise_fn: Any, steps: StageSteps) -> Any:
+    """`denoise_fn`, telling `steps` the step index of each call first: the same call with the same
+    arguments, so the latents are bit-identical with and without counting."""
+
+    def counted(video_state: Any, audio_state: Any, sigmas: torch.Tensor, step_index: int) -> Any:
+        steps.at(step_index)
+        return denoise_fn(video_state, audio_state, sigmas, step_index)
+
+    return counted
 
 
 def _fit_frames(latent: torch.Tensor, frames: int) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """The Runner seam: something that takes pending jobs and reports what happened to each, in completion order.
 
 Runners execute; the driver records. Every event goes through `RunEvents`, implemented by the driver, which
-alone writes the ledger and draws progress. A runner never decides that a job is done without an outcome
-from the worker that wrote its files.
+alone writes the ledger and draws progress (denoising steps only draw: they write no row). A runner never
+decides that a job is done without an outcome from the worker that wrote its files.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from typing import Protocol
 from ltx2_batch.jobs import RenderJob
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.scheduler import WorkQueue
+from ltx2_batch.step_progress import StepEvent
 
 
 class RunEvents(Protocol):
     def job_started(self, job: RenderJob, attempt: int, worker: str) -> None: ...
 
     def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None: ...
+
+    def job_stepped(self, job: RenderJob, step: StepEvent, attempt: int) -> None: ...
 
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None: ...
 

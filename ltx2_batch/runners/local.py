@@ -6,6 +6,7 @@ batches share it. Ctrl-C interrupts the render in progress (the driver raises Ke
 `interruptible` is set, i.e. inside a render): that job is reported cancelled and the rest are not started.
 With an `output.overlap` job n is encoded on the executor's encode thread while job n+1 renders; job n is
 reported when its files are complete (so `job_started(n+1)` may come before `job_finished(n)`).
+Denoising steps go straight to `events.job_stepped` (already thinned by the executor).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ltx2_batch.jobs import RenderJob
 from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.scheduler import WorkQueue, affinity_key
+from ltx2_batch.step_progress import StepEvent
 
 
 class LocalRunner:
@@ -81,13 +83,16 @@ class LocalRunner:
             finally:
                 self._interruptible.set()
 
+        def on_step(step_job: RenderJob, step: StepEvent) -> None:
+            events.job_stepped(step_job, step, 1)
+
         future: Future[JobOutcome] | None = None
         try:
             try:
                 self._interruptible.set()
                 if stop.is_set():  # the stop came while the job was being dispatched
                     raise KeyboardInterrupt
-                future = executor.submit(job, on_chunk=on_chunk, should_stop=stop.is_set)
+                future = executor.submit(job, on_chunk=on_chunk, should_stop=stop.is_set, on_step=on_step)
             finally:
                 self._interruptible.clear()
         except KeyboardInterrupt:

@@ -5,7 +5,8 @@ slow job never blocks the others and a free actor takes the next job that matche
 System failures (the actor process died: killed, out of memory) replace the actor and resubmit the job
 up to `max_attempts`; a job that raises inside the actor is an application failure, recorded and not
 retried. Ctrl-C / SIGTERM kill the in-flight actors (Ray cannot cancel a running actor task) and report
-those jobs cancelled. Chunk progress streams back through a small Ray queue.
+those jobs cancelled. Chunk progress and denoising steps (about ten step events a second per actor, plus each
+stage's end: the executor's StepThrottle) stream back through a small Ray queue.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.util.queue import Empty, Queue
+from ray.util.queue import Empty, Full, Queue
 
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.errors import FatalBackendError
@@ -35,6 +36,7 @@ from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
 from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
+from ltx2_batch.step_progress import StepEvent
 
 POLL_S = 0.2
 
@@ -66,8 +68,14 @@ class RenderWorker:
             if self._progress is not None:
                 self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
 
+        def on_step(step_job: RenderJob, step: StepEvent) -> None:
+            if self._progress is not None:
+                # a bar that misses an update is not worth failing a render for (the queue's actor is gone)
+                with contextlib.suppress(Full, ray.exceptions.RayError):
+                    self._progress.put_nowait((step_job.job_id, attempt, step))
+
         with self._render_lock:
-            future = self._executor.submit(job, on_chunk=on_chunk)
+            future = self._executor.submit(job, on_chunk=on_chunk, on_step=on_step)
         return future.result()
 
 
@@ -341,8 +349,12 @@ class RayRunner:
             return
         while True:
             try:
-                job_id, attempt, chunk = self._progress.get_nowait()
+                job_id, attempt, event = self._progress.get_nowait()
             except Empty:
                 return
-            if job_id in by_id:
-                events.chunk_finished(by_id[job_id], chunk, attempt)
+            if job_id not in by_id:
+                continue
+            if isinstance(event, StepEvent):
+                events.job_stepped(by_id[job_id], event, attempt)
+            else:
+                events.chunk_finished(by_id[job_id], event, attempt)

@@ -68,6 +68,9 @@ def test_a_terminal_gets_live_bars_and_no_library_noise(tmp_path: Path) -> None:
     assert "━" in drawn  # rich's bar
     assert "jobs" in drawn and "2/2" in drawn  # the run bar: done/total
     assert "chunk 1/2" in drawn  # the chained job's chunk bar
+    # the step bar under a job line: distilled is 8 steps at half size, then 3 at full size (two-stage)
+    assert "steps, stage 1/2" in drawn and "8/8" in drawn
+    assert "steps, stage 2/2" in drawn and "3/3" in drawn
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)  # without colours and cursor moves
     assert "done      cat (" in text and "done      long_walk (" in text  # finished jobs scroll above
     assert "| jobs " in drawn  # the summary table after the bars
@@ -85,5 +88,7 @@ def test_a_log_gets_plain_lines_and_no_library_noise(tmp_path: Path) -> None:
     assert "[1/2]   chunk 2/2 of long_walk" in done.stderr
     assert lines[-1].startswith("[2/2] done      long_walk (") and lines[-1].endswith("ETA 0.0s")
     assert "\x1b[" not in done.stderr + done.stdout and "━" not in done.stderr
+    assert not [line for line in lines if "step" in line]  # no line per denoising step in a log
+    assert len(lines) == 6, lines  # per job a start and an end, and long_walk's 2 chunks: no more
     assert not [n for n in NOISE if n in done.stderr + done.stdout]
     assert "| throughput             |" in done.stdout  # the summary table, its columns fit the values

@@ -60,6 +60,45 @@ def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory: AppFa
     assert all(Path(p).is_file() for p in done.output_path)
 
 
+CHAINED = """
+defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled}
+jobs:
+  - {name: cat, prompt: "A cat walks on a sunny street.", seed: 1}
+  - {name: long_walk, prompt: "A long walk on the beach.", seed: 2, num_frames: 145}
+"""
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_denoising_steps_cross_the_progress_queue_before_their_job_ends(
+    tmp_path: Path, app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actor's step events (throttled, each stage's end always sent) reach the driver's progress through
+    the Ray queue, every window of the chained job included, and all of a job's before its end."""
+    from ltx2_batch.progress import Progress
+    from ltx2_batch.step_progress import StepEvent
+
+    seen: list[tuple[str, StepEvent | None]] = []  # None: the job finished
+    stepped, finished = Progress.job_stepped, Progress.job_finished
+
+    def record_step(self: Progress, name: str, step: StepEvent) -> None:
+        seen.append((name, step))
+        stepped(self, name, step)
+
+    def record_end(self: Progress, name: str, status: str, seconds: float, error: str | None = None) -> None:
+        seen.append((name, None))
+        finished(self, name, status, seconds, error)
+
+    monkeypatch.setattr(Progress, "job_stepped", record_step)
+    monkeypatch.setattr(Progress, "job_finished", record_end)
+    manifest = write_manifest(tmp_path / "m", CHAINED)
+    assert run(app_factory(f"manifest={manifest}", "engine=ray", "engine.num_workers=1"), REPO_ROOT) == 0
+    for name, windows in (("cat", 1), ("long_walk", 2)):
+        mine = [step for job, step in seen if job == name]
+        assert mine[-1] is None and None not in mine[:-1]  # every step event came before the job's end
+        ends = [(e.stage, e.steps) for e in mine[:-1] if e is not None and e.stage_finished]
+        assert ends == [(1, 8), (2, 3)] * windows
+
+
 def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> None:
     """Ray titles an actor process `ray::RenderWorker.render` while it runs that method; it is killed once it
     has spent CPU time inside the render (the job is in the model, not just dispatched)."""

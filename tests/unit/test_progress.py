@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from ltx2_batch.progress import EtaClock, Progress, RunStats, summary_table
+from ltx2_batch.step_progress import StepEvent
 
 
 def test_eta_leaves_each_workers_first_job_out() -> None:
@@ -55,3 +56,30 @@ def test_summary_table_columns_fit_their_widest_values() -> None:
     assert len({len(line) for line in table}) == 1  # every row as wide as the borders
     assert "| frames written         | 1000000000000000 |" in table
     assert "| throughput             |      5.0 clips/h |" in table
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, so Progress draws rich bars into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_draws_a_step_bar_under_the_job_and_plain_lines_draw_none() -> None:
+    term, log = _Terminal(), io.StringIO()
+    for out in (term, log):
+        progress = Progress(1, stream=out)
+        progress.job_started("walk", "local-0", 1)
+        for done in range(9):
+            progress.job_stepped("walk", StepEvent(stage=1, stages=2, done=done, steps=8))
+        progress.job_stepped("walk", StepEvent(stage=2, stages=2, done=3, steps=3))
+        progress.job_stepped("nobody", StepEvent(stage=1, stages=1, done=1, steps=8))  # not in flight
+        progress.job_finished("walk", "done", 1.0)
+    drawn = term.getvalue()
+    assert "steps, stage 1/2" in drawn and "8/8" in drawn
+    assert "steps, stage 2/2" in drawn and "3/3" in drawn
+    assert drawn.index("walk on local-0") < drawn.index("steps, stage 1/2")  # under its job line
+    assert log.getvalue().splitlines() == [
+        "[0/1] start     walk on local-0",
+        "[1/1] done      walk (1.0s) ETA 0.0s",
+    ]
