@@ -13,7 +13,10 @@ import logging
 import os
 import warnings
 
-_LIBRARY_LOGGERS = ("transformers", "ltx_core", "ltx_pipelines", "torch", "PIL", "urllib3", "filelock")
+_LIBRARY_LOGGERS = (
+    "transformers", "ltx_core", "ltx_pipelines", "torch", "torchao", "PIL", "urllib3", "filelock",
+)  # fmt: skip
+_quiet = False  # set by quiet_libraries: the policy `after_import` applies again
 
 
 def quiet_env(verbose: bool) -> dict[str, str]:
@@ -27,14 +30,28 @@ def quiet_env(verbose: bool) -> dict[str, str]:
 
 def quiet_libraries(verbose: bool) -> None:
     """Apply the policy to this process (the CLI's edge calls it once, before any model work)."""
+    global _quiet  # noqa: PLW0603 - one process-wide policy, set once at the CLI's edge
     if verbose:
         logging.getLogger().setLevel(logging.INFO)
         return
+    _quiet = True
     for key, value in quiet_env(verbose).items():
         os.environ.setdefault(key, value)
     logging.getLogger().setLevel(logging.WARNING)  # the root handler: libraries that log through it
-    for name in _LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _library_loggers_to_error()
     logging.getLogger("ltx2_batch").setLevel(logging.INFO)
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"ltx2_batch(\.|$)")
+
+
+def after_import() -> None:
+    """Apply the policy again once torch is imported: torch sets up its own logging when it loads (its
+    `torch` logger back to WARNING, with its own handler), which would let `torch.utils._pytree` print
+    warnings when an extra like torchao registers its types. A no-op unless quiet_libraries ran quiet."""
+    if _quiet:
+        _library_loggers_to_error()
+
+
+def _library_loggers_to_error() -> None:
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

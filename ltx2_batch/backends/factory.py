@@ -19,6 +19,7 @@ from ltx2_batch.backends.models import fp8_variant
 from ltx2_batch.backends.weights import weights_source
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.errors import ConfigError
+from ltx2_batch.noise import after_import
 
 if TYPE_CHECKING:
     from ltx2_batch.backends.ltx2 import Ltx2Backend
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
 
 def adapter() -> type[Ltx2Backend]:
     """The adapter class, imported after the shims it needs (idempotent)."""
+    import torch  # noqa: F401 - first, alone: it resets its loggers as it loads, before the packages that log
+
     from ltx2_batch.backends import compat
 
+    after_import()  # ... so the quiet policy is applied again before transformers, torchao and LTX load
     compat.prepare()
     from ltx2_batch.backends.ltx2 import Ltx2Backend
 
