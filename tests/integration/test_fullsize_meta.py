@@ -23,7 +23,7 @@ from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.tiny import FULL_CONFIG as TINY_CONFIG
 from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT
 from ltx2_batch.backends.weights import RandomWeights
-from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from tests.conftest import REPO_ROOT, compose_app
@@ -213,6 +213,6 @@ def test_fp8_is_refused_off_cuda_with_a_clear_message() -> None:
     fp8_model = compose_app("model=ltx2_fp8").model
     with pytest.raises(ConfigError, match=r"model=ltx2_fp8 runs the fp8 transformer, which needs a CUDA GPU"):
         create_backend(fp8_model, REPO_ROOT)
-    forced = ModelConfig(name="ltx2_random", source=ModelSource.random, fp8=True)
+    forced = ModelConfig(name="ltx2_random", source=ModelSource.random, quantization=Quantization.fp8_cast)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         create_backend(forced, REPO_ROOT)
