@@ -1,9 +1,9 @@
 """fp8_scaled and torch.compile through the adapter on the tiny model, on the CPU.
 
-fp8_scaled's matmuls need fp8 tensor cores, so on a CPU it is refused before any model work; the same torchao
-tensors with an emulating matmul (Fp8Kernel.emulated, which only code can ask for) run the quantized model code
-here: the right layers hold fp8 weights, and a render keeps its frame count with pixels close to the
-unquantized ones. torch.compile on the blocks runs on the CPU too (a minute of compiling on two cores).
+fp8_scaled's matmuls need fp8 tensor cores, so on a CPU it is refused before any model work; the same
+torchao tensors with an emulating matmul (Fp8Kernel.emulated, which only code can ask for) run the quantized
+model code here: the right layers hold fp8 weights, and a render keeps its frame count with pixels close to
+the unquantized ones. torch.compile on the blocks runs on the CPU too (a minute of compiling on two cores).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def _render(root: Path, prep: TransformerPrep) -> tuple[RenderResult, object]:
     )
     try:
         result = backend.render(RenderRequest(job=_job()))
-        transformer = next(backend.cache.get(n) for n in backend.cache.names() if n.startswith("transformer:"))
+        name = next(n for n in backend.cache.names() if n.startswith("transformer:"))
+        transformer = backend.cache.get(name)
         return result, transformer
     finally:
         backend.close()
@@ -81,7 +82,9 @@ def test_fp8_scaled_is_refused_off_cuda_before_any_model_work(tmp_path: Path) ->
     assert not (tmp_path / "models").exists()  # the tiny set was not even built
 
 
-def test_compile_without_a_compiler_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_without_a_compiler_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CXX", "no-such-c++-compiler")
     cfg = ModelConfig(root=str(tmp_path / "models"), device="cpu", compile=CompileMode.blocks)
     with pytest.raises(ConfigError, match=r"model.compile=blocks on the CPU needs a C\+\+ compiler"):
