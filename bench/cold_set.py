@@ -221,6 +221,21 @@ def write_cold_set(root: Path, dry: bool, text_encoder: str = "disk") -> dict[st
     }
 
 
+def filesystem_of(path: Path) -> dict[str, Any]:
+    """The mount holding `path` (type, free GiB): a RAM-backed /tmp would make "from disk" a copy from RAM."""
+    real = str(Path(path).resolve())
+    best = ("", "?")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _dev, mount, kind, *_rest = line.split()
+            inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) > len(best[0]):
+                best = (mount, kind)
+    except OSError:
+        pass
+    return {"mount": best[0], "type": best[1], "free_gib": round(shutil.disk_usage(path).free / 2**30, 1)}
+
+
 def drop_from_page_cache(root: Path) -> dict[str, Any]:
     """Ask the kernel to forget the set's pages (each file fsynced, then POSIX_FADV_DONTNEED); also try the
     global drop_caches (root only). Says which worked: under some sandboxes neither does."""

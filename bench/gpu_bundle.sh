@@ -2,6 +2,7 @@
 # The Python packages bench/gpu_frontier.py needs on a lent H200 that its image lacks (or has in another
 # version), as one xz archive of an unpacked site-packages folder: .gpu/site312.tar.xz (~49 MiB, under the
 # device tool's 64 MiB per call; the wheels themselves are 79 MB). Run it here, where pip reaches PyPI.
+# Versions as in this project's CPU venv where both exist (the combination the tests ran).
 # The image has Python 3.12, torch 2.11 (CUDA 13), triton, numpy, pyarrow, pyyaml, rich, pillow, scipy,
 # einops, accelerate, safetensors; it has transformers 5.x (ltx-core 1.0.0 needs 4.x: its Gemma loader breaks
 # on 5.x), tokenizers 0.23.2 (transformers 4.57.6 takes <=0.23.0) and huggingface-hub 1.x (4.57 takes <1.0).
@@ -16,11 +17,12 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   "${PLATFORMS[@]}" -d "$WHL" \
-  ltx-core==1.0.0 ltx-pipelines==1.0.0 transformers==4.57.6 huggingface-hub==0.36.0 tokenizers==0.22.1 \
+  ltx-core==1.0.0 ltx-pipelines==1.0.0 transformers==4.57.6 huggingface-hub==0.36.2 tokenizers==0.22.2 \
   torchao==0.18.0 hydra-core==1.3.2 omegaconf==2.3.0 ffmpeg-python==0.2.0 future==1.0.0 \
-  imageio-ffmpeg==0.4.9 av==19.0.2
+  imageio-ffmpeg==0.4.9 av==18.1.0
 "$PY" -m pip wheel -q --no-deps -w "$WHL" antlr4-python3-runtime==4.9.3
-for wheel in "$WHL"/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$wheel" "$SITE"; done
+# unzip keeps the files' modes (imageio-ffmpeg's ffmpeg must stay executable); Python's zipfile drops them
+for wheel in "$WHL"/*.whl; do unzip -q -o "$wheel" -d "$SITE"; done
 mkdir -p .gpu
-tar cf - -C "$SITE" . | xz -9 -T0 > .gpu/site312.tar.xz
+tar cf - -C "$SITE" . | xz -9 -T"${XZ_THREADS:-0}" > .gpu/site312.tar.xz
 ls -la .gpu/site312.tar.xz

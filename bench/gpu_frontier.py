@@ -299,9 +299,11 @@ def compile_summary(rows: list[dict[str, Any]], compiled: str, plain: str) -> di
 # ------------------------------------------------------------------------------------------- cold start
 def cold_start_step(ctx: Context, seconds: float) -> dict[str, Any]:  # noqa: ARG001 - the step signature
     """Write the set, drop it from the page cache, run a fresh child process to its first finished clip."""
-    from cold_set import drop_from_page_cache, write_cold_set
+    from cold_set import drop_from_page_cache, filesystem_of, write_cold_set
 
     root = ctx.work / "cold"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    where = filesystem_of(root.parent)
     t0 = time.perf_counter()
     written = write_cold_set(root, dry=ctx.dry, text_encoder=ctx.args.cold_text_encoder)
     write_s = time.perf_counter() - t0
@@ -328,6 +330,7 @@ def cold_start_step(ctx: Context, seconds: float) -> dict[str, Any]:  # noqa: AR
     )
     wall = time.time() - launched
     row: dict[str, Any] = {
+        "work_filesystem": where,
         **written,
         "write_s": round(write_s, 1),
         "write_gb_per_s": round(written["bytes_on_disk"] / 1e9 / write_s, 2),
