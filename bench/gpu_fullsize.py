@@ -29,13 +29,14 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ltx2_batch.config import ModelConfig, ModelSource  # noqa: E402 - after the path insert
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization  # noqa: E402 - after the path insert
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id  # noqa: E402 - after the path insert
 
 PROMPT = "A drone flight over snowy mountains at sunset, wind and distant birds."
@@ -139,11 +140,15 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
     deadline: float,
     out_dir: Path,
     overlap_decode: bool = False,
+    make_backend: Callable[[ModelConfig], Any] | None = None,
+    after: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """1 cold + `warm_jobs` warm jobs through JobExecutor (overlapped encode, real MP4s; with `overlap_decode`
     the decode of job n also runs on the encode thread, on its own CUDA stream, beside job n+1's denoise).
     Steady state = the interval between warm jobs' completions (files written), so the last job's
-    un-overlapped encode (the drain) is not counted as throughput."""
+    un-overlapped encode (the drain) is not counted as throughput. `make_backend` replaces create_backend
+    (bench/gpu_frontier.py's dry run); `after(backend)` runs on the warm backend before it closes and adds
+    its keys to the row."""
     import torch
 
     from ltx2_batch.backends.factory import create_backend
@@ -158,11 +163,12 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
     row: dict[str, Any] = {
         "row": f"{label} {name}",
         "model": cfg.name,
-        "fp8": cfg.fp8,
+        "quantization": cfg.quantization.value,
+        "compile": cfg.compile.value,
         "overlap_decode": overlap_decode,
     }
     t0 = time.perf_counter()
-    backend = create_backend(cfg, REPO)
+    backend = (make_backend or (lambda c: create_backend(c, REPO)))(cfg)
     row["create_backend_s"] = round(time.perf_counter() - t0, 2)
     executor = JobExecutor(
         backend,
@@ -189,6 +195,7 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
             timer.attach(backend)  # the first job built the transformers inside submit
             forward_s, calls = timer.take() if index else (0.0, 0)
             peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+            reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
             if index == 0:
                 future.result()  # the cold job's files are complete before the warm clock starts
             entry = {
@@ -196,12 +203,15 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
                 "forward_s": forward_s,
                 "forwards": calls,
                 "peak_gib": peak,
+                "reserved_gib": reserved,
                 "future": future,
             }
             future.add_done_callback(lambda _f, e=entry: e.__setitem__("done_at", time.perf_counter()))
             jobs.append(entry)
         executor.drain()
         warm_wall = time.perf_counter() - warm_started if warm_started else None
+        if after is not None and all(j["future"].result().status == "done" for j in jobs):
+            row |= after(backend)
     finally:
         executor.shutdown()
         plan = backend.memory_plan.as_info() if backend.memory_plan else {}
@@ -236,6 +246,7 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
         "phases_first_s": {k: round(v, 3) for k, v in outcomes[0].phases.items()},
         "forwards_per_job": warm[-1]["forwards"] if warm else None,
         "peak_gpu_gib": round(max(j["peak_gib"] for j in jobs), 2) if cuda else None,
+        "peak_reserved_gib": round(max(j["reserved_gib"] for j in jobs), 2) if cuda else None,
     }
     if warm and warm_wall:
         forward_s = statistics.median(j["forward_s"] for j in warm)
@@ -357,7 +368,7 @@ def main() -> int:  # noqa: PLR0915 - the benchmark's options and rows, read top
     # bf16 rows first (the README table's), each size with the decode in line, then overlapped; fp8 after
     plan = [(label, base, warm, size, ovl) for size in sizes for label, ovl in variants_bf16(args)]
     if cuda and not args.skip_fp8:
-        fp8 = ModelConfig(**{**base.__dict__, "fp8": True})
+        fp8 = ModelConfig(**{**base.__dict__, "quantization": Quantization.fp8_cast})
         plan += [("fp8", fp8, args.fp8_warm_jobs, size, False) for size in sizes]
     weights = [2.0 if size[4] else 1.0 for *_rest, size, _ovl in plan]  # a two-stage row gets twice the time
     with tempfile.TemporaryDirectory(prefix="gpu-fullsize-") as tmp:

@@ -40,6 +40,23 @@ class EngineKind(str, Enum):
     ray = "ray"
 
 
+class Quantization(str, Enum):
+    """How the transformer's block matmuls are stored and computed (backends/quantize.py)."""
+
+    none = "none"  # the model's dtype throughout
+    fp8_cast = "fp8_cast"  # ltx-core's fp8 policy: weights stored in fp8, upcast to bf16 per matmul (CUDA)
+    fp8_scaled = "fp8_scaled"  # torchao: fp8 weights and dynamic fp8 activations, fp8 tensor-core matmuls
+    # (torch._scaled_mm); CUDA with compute capability >= 8.9 and the `fp8` extra (torchao) only
+
+
+class CompileMode(str, Enum):
+    """torch.compile on the transformer, applied once when it is built (the first job pays the compile)."""
+
+    off = "off"
+    blocks = "blocks"  # each transformer block (identical blocks share one compiled graph: a short compile)
+    full = "full"  # the whole transformer as one region
+
+
 @dataclass
 class ModelConfig:
     """Which weights, and how to place them. File names default to Lightricks' published ones."""
@@ -70,8 +87,11 @@ class ModelConfig:
     hf_repo: str = "Lightricks/LTX-2"
     device: str = "auto"  # auto = cuda > mps > cpu
     dtype: str = "auto"  # auto = bf16 on CUDA, float32 elsewhere
-    allow_fp8: bool = True
-    fp8: bool = False  # force the official fp8 transformer (CUDA only; refused elsewhere); fp8 files imply it
+    allow_fp8: bool = True  # may fp8 files be used and may the memory policy pick fp8_cast (CUDA only)
+    # none | fp8_cast | fp8_scaled (see Quantization); fp8 checkpoint files imply fp8_cast
+    quantization: Quantization = Quantization.none
+    compile: CompileMode = CompileMode.off
+    fp8: bool | None = None  # removed (it was `quantization=fp8_cast`): any value is refused, naming the fix
     seed: int = 0  # only for source=tiny/random: the weights' RNG seed
     prompt_cache_size: int = 64  # text encodings kept per worker (LRU; seed sweeps encode a prompt once)
 

@@ -13,6 +13,8 @@ import logging
 import os
 import warnings
 
+# torchao (the fp8 extra) is imported by transformers whenever it is installed, and logs WARNINGs about its
+# optional CUDA kernels on a CPU torch
 _LIBRARY_LOGGERS = (
     "transformers", "ltx_core", "ltx_pipelines", "torch", "torchao", "PIL", "urllib3", "filelock",
 )  # fmt: skip

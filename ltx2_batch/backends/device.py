@@ -70,10 +70,17 @@ def choose_device_policy(cfg: ModelConfig) -> DevicePolicy:
 
 
 def device_free_bytes(device: str) -> int | None:
-    """Free memory of a CUDA device now (what the memory policy plans with); None for host memory."""
+    """Free memory of a CUDA device now, within this process's memory-fraction cap if one is set (what the
+    memory policy plans with); None for host memory."""
     import torch
 
     if device.split(":", 1)[0] != "cuda" or not torch.cuda.is_available():
         return None
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    # a process capped with torch.cuda.set_per_process_memory_fraction may allocate only its share: plan
+    # within the cap (what this process has reserved already counts against it)
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _d: 1.0)(torch.device(device))
+    if fraction < 1.0:
+        capped = int(total * fraction) - torch.cuda.memory_reserved(torch.device(device))
+        free = min(free, max(capped, 0))
     return int(free)

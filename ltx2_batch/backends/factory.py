@@ -2,8 +2,9 @@
 
 Owns the order of things that must happen before the official packages are imported (the compat shims:
 torchaudio on a CPU torch, `torch.cuda.synchronize` without CUDA), then wiring the device policy, the weights
-source and the memory figures into an `Ltx2Backend`; and refusing fp8 where it cannot run, by name, before any
-file is read. Importing this module is cheap: torch and the adapter are imported when a backend is made.
+source and the memory figures into an `Ltx2Backend`; and refusing fp8 (and the quantization / compile
+settings, quantize.py) where they cannot run, by name, before any file is read. Importing this module is
+cheap: torch and the adapter are imported when a backend is made.
 Must not: hold state, render, or be imported by the adapter (the adapter is below it).
 """
 
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from ltx2_batch.backends.device import choose_device_policy, device_free_bytes
 from ltx2_batch.backends.models import fp8_variant
+from ltx2_batch.backends.quantize import TransformerPrep, check_files, device_problems, setting_problems
 from ltx2_batch.backends.weights import weights_source
-from ltx2_batch.config import ModelConfig
+from ltx2_batch.config import ModelConfig, Quantization
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.noise import after_import
 
@@ -53,15 +55,23 @@ def _import_quietly() -> None:
 
 
 def wants_fp8(cfg: ModelConfig) -> bool:
-    """model.fp8, or a checkpoint list made only of fp8 files (model=ltx2_fp8)."""
+    """model.quantization=fp8_cast, or a checkpoint list made only of fp8 files (model=ltx2_fp8)."""
     names = [Path(n).name for n in cfg.checkpoints]
-    return cfg.fp8 or (bool(names) and all(fp8_variant(n) == n for n in names))
+    fp8_files = bool(names) and all(fp8_variant(n) == n for n in names)
+    return cfg.quantization is Quantization.fp8_cast or (fp8_files and cfg.quantization is Quantization.none)
 
 
 def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
     """Resolve the files (building the tiny set, or the header-only random set, if needed), choose the device
-    policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name."""
+    policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name, and so
+    is a quantization or compile setting this device cannot run."""
+    problems = setting_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
     policy = choose_device_policy(cfg)
+    problems = device_problems(cfg, policy)
+    if problems:
+        raise ConfigError("; ".join(problems))
     fp8 = wants_fp8(cfg)
     if fp8 and policy.kind != "cuda":
         raise ConfigError(
@@ -73,11 +83,14 @@ def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
         raise ConfigError(f"model={cfg.name} needs fp8 but model.allow_fp8=false")
     source = weights_source(cfg, Path(project_root))
     files = source.resolve(allow_fp8=policy.allow_fp8)
+    prep = TransformerPrep(quantization=cfg.quantization, compile=cfg.compile)
+    check_files(prep, files.is_fp8, str(files.checkpoint))
     return adapter()(
         files=files,
         weights=source,
         policy=policy,
         force_fp8=fp8,
+        transformer_prep=prep,
         prompt_cache_size=cfg.prompt_cache_size,
         free_bytes=device_free_bytes(policy.device),
     )

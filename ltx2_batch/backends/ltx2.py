@@ -90,6 +90,7 @@ from ltx2_batch.backends.memory import (
     decode_peak_bytes,
 )
 from ltx2_batch.backends.models import ModelFiles
+from ltx2_batch.backends.quantize import NO_PREP, TransformerPrep, prepare_transformer
 from ltx2_batch.backends.weights import WeightsSource
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from ltx2_batch.families import spec as family_spec
@@ -153,12 +154,15 @@ class Ltx2Backend:
         weights: WeightsSource,
         *,
         force_fp8: bool = False,
+        transformer_prep: TransformerPrep = NO_PREP,
         prompt_cache_size: int = 64,
         free_bytes: int | None = None,
     ) -> None:
         """`weights`: where the tensors come from (read from `files`, or generated for a header-only set).
         `free_bytes`: device memory free at start (None: host memory), from which the memory policy is
-        chosen. Build it with backends.factory.create_backend, which applies the compat shims first."""
+        chosen. `transformer_prep`: fp8_scaled quantization / torch.compile applied to each transformer as it
+        is built (quantize.py). Build it with backends.factory.create_backend, which applies the compat shims
+        first."""
         if files.checkpoint is None or files.gemma_root is None:
             files.require(("checkpoint", "gemma_root"))
         self.files = files
@@ -170,6 +174,7 @@ class Ltx2Backend:
         use_gemma_config(files.gemma_root)  # the Gemma folder describes itself (tiny or 12B)
         fp8 = (files.is_fp8 or force_fp8) and policy.allow_fp8
         self.quantization = QuantizationPolicy.fp8_cast() if fp8 else None
+        self.transformer_prep = transformer_prep
         self.params: PipelineParams = detect_params(str(files.checkpoint))
         self.components = PipelineComponents(dtype=self.dtype, device=self.device)
         self._ledger = self._make_ledger()
@@ -237,7 +242,8 @@ class Ltx2Backend:
             model = self.weights.loading(self._ledger.with_loras(loras), self.dtype).transformer()
             # ltx-core's LoRA fusion (DummyRegistry path) leaves weights no LoRA touches in the checkpoint's
             # dtype (bf16) whatever dtype was asked for; casting them is exact, as in the no-LoRA path.
-            return model.to(self.dtype) if loras and self.quantization is None else model
+            model = model.to(self.dtype) if loras and self.quantization is None else model
+            return prepare_transformer(model, self.transformer_prep)  # before its first use
 
         return build
 
@@ -266,7 +272,8 @@ class Ltx2Backend:
         """Choose the memory policy from the device's free memory (memory.py) and apply it: which modules may
         be parked on the CPU, fp8 for transformers not built yet, tiled decode (read in _render)."""
         plan = choose_memory_policy(self.free_bytes, self._footprint(n_transformers))
-        if plan.fp8_transformer and self.quantization is None:
+        # fp8_scaled already quantizes the transformer (fp8_cast on top of it would quantize twice)
+        if plan.fp8_transformer and self.quantization is None and not self.transformer_prep.quantizes:
             if any(n.startswith("transformer:") for n in self.cache.names()):
                 log.warning("memory policy wants fp8 but a bf16 transformer is already built; keeping it")
             else:
@@ -954,7 +961,8 @@ class Ltx2Backend:
             "sigmas": sigmas,
             "offload": self.cache.offload,
             "resident_bytes": self.cache.resident_bytes(),
-            "fp8": self.quantization is not None,
+            "fp8": self.quantization is not None or self.transformer_prep.quantizes,
+            **self.transformer_prep.as_info(fp8_cast=self.quantization is not None),
             "temporal_upsampled": job.upscale.temporal,
             "weights": self.weights.kind,
             "model_family": self.files.family.value,  # read from the checkpoint header (model_version)

@@ -33,7 +33,7 @@ from ltx2_batch.backends.models import (
     resolve_model_files,
     with_checkpoint_info,
 )
-from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.families import CheckpointKind, ModelFamily
 
 T = TypeVar("T")
@@ -209,12 +209,14 @@ class RandomWeights:
     def fingerprint(self) -> str:
         from ltx2_batch.backends.random_weights import RANDOM_RECIPE_VERSION  # torch-free constants
 
-        recipe = {
+        recipe: dict[str, object] = {
             "random": self.cfg.name,
             "seed": self.cfg.seed,
-            "fp8": self.cfg.fp8,
+            "fp8": self.cfg.quantization is Quantization.fp8_cast,
             "recipe": RANDOM_RECIPE_VERSION,
         }
+        if self.cfg.quantization is Quantization.fp8_scaled:  # other weights; ids of the older two unchanged
+            recipe["quantization"] = Quantization.fp8_scaled.value
         return _digest(recipe, sort_keys=True)
 
     def resolve(self, allow_fp8: bool) -> ModelFiles:  # noqa: ARG002 - the WeightsSource signature; no fp8 set

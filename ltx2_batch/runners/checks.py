@@ -13,6 +13,7 @@ import re
 from enum import Enum
 from pathlib import Path
 
+from ltx2_batch.backends.quantize import setting_problems as quantize_problems
 from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.layout import RUN_FOLDERS
@@ -103,7 +104,7 @@ def model_problems(model: ModelConfig) -> list[str]:
         problems.append(f"model.dtype={model.dtype!r}: expected auto, bf16, fp16 or fp32")
     if model.prompt_cache_size < 0:
         problems.append(f"model.prompt_cache_size must be >= 0 (0: no cache), got {model.prompt_cache_size}")
-    return problems
+    return problems + quantize_problems(model)
 
 
 def chaining_problems(app: AppConfig) -> list[str]:

@@ -23,7 +23,7 @@ from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.tiny import FULL_CONFIG as TINY_CONFIG
 from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT
 from ltx2_batch.backends.weights import RandomWeights
-from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from tests.conftest import REPO_ROOT, compose_app
@@ -213,6 +213,28 @@ def test_fp8_is_refused_off_cuda_with_a_clear_message() -> None:
     fp8_model = compose_app("model=ltx2_fp8").model
     with pytest.raises(ConfigError, match=r"model=ltx2_fp8 runs the fp8 transformer, which needs a CUDA GPU"):
         create_backend(fp8_model, REPO_ROOT)
-    forced = ModelConfig(name="ltx2_random", source=ModelSource.random, fp8=True)
+    forced = ModelConfig(name="ltx2_random", source=ModelSource.random, quantization=Quantization.fp8_cast)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         create_backend(forced, REPO_ROOT)
+
+
+@pytest.mark.parametrize("family", ["ltx2", "ltx23"])
+def test_fp8_scaled_selection_on_the_full_size_transformers(family: str) -> None:
+    """On the real 48-block trees (meta device): blocks 1-42's attention and feed-forward linears go to fp8,
+    86 % of the transformer's parameters; LTX-2.3's gate logits, the edge blocks and the rest stay bf16."""
+    from ltx_core.model.transformer import LTXModelConfigurator
+
+    from ltx2_batch.backends import random_weights23
+    from ltx2_batch.backends.quantize import fp8_layer_names, linear_layers
+
+    config = rw.FULL_CONFIG if family == "ltx2" else random_weights23.FULL_CONFIG
+    with torch.device("meta"):
+        model = LTXModelConfigurator.from_config(config)
+    chosen = fp8_layer_names(linear_layers(model))
+    blocks = {int(name.split(".")[1]) for name in chosen}
+    assert blocks == set(range(1, 43))
+    assert len(chosen) == 42 * 28  # per block: 6 attentions x (q, k, v, out) + video and audio feed-forward
+    assert not [n for n in chosen if "to_gate_logits" in n]
+    quantized = sum(model.get_submodule(n).weight.numel() for n in chosen)
+    total = sum(p.numel() for p in model.parameters())
+    assert 0.84 < quantized / total < 0.88

@@ -13,7 +13,7 @@ import pytest
 
 from ltx2_batch.backends.models import checkpoint_candidates, resolve_model_files
 from ltx2_batch.backends.weights import model_fingerprint
-from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.errors import MissingWeightsError
 
 FULL = "checkpoints/ltx-2-19b-distilled.safetensors"
@@ -146,11 +146,16 @@ def test_tiny_fingerprint_needs_no_build_and_no_torch(tmp_path: Path) -> None:
     )
 
 
-def test_random_model_fingerprint_covers_fp8_and_seed() -> None:
+def test_random_model_fingerprint_covers_quantization_and_seed() -> None:
 
     base = ModelConfig(name="ltx2_random", source=ModelSource.random)
-    prints = {
-        model_fingerprint(cfg, Path())
-        for cfg in (base, dataclasses.replace(base, fp8=True), dataclasses.replace(base, seed=1))
-    }
-    assert len(prints) == 3
+    variants = (
+        base,
+        dataclasses.replace(base, quantization=Quantization.fp8_cast),
+        dataclasses.replace(base, quantization=Quantization.fp8_scaled),
+        dataclasses.replace(base, seed=1),
+    )
+    assert len({model_fingerprint(cfg, Path()) for cfg in variants}) == 4
+    # the recipe of the older settings is unchanged, so their job ids stay valid
+    assert model_fingerprint(base, Path()) == "96f8812fcf97df1e"
+    assert model_fingerprint(variants[1], Path()) == "88ba6bc46c4972c4"
