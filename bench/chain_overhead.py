@@ -13,7 +13,7 @@ gradient's encode time here), so at its default steps every shape is encode-heav
 2:1 render:encode per chunk). On the H200 the distilled rows measured 1.4:1 (bench/results); a guided
 pipeline runs about 15 times the distilled one's transformer forwards per clip (40 steps of 3 guided passes
 against 8 single ones; an estimate from the recipes, not a measurement), so the render-dominant shape here
-runs ti2vid at 300 steps, where the tiny chunk's render:encode is about 15:1. Each row prints its own
+runs ti2vid at 300 steps (render:encode 12:1 measured here on a quiet machine). Each row prints its own
 proportion: the mean chunk render over the time to encode one chunk's kept frames (read back from the job's
 file) with the job's encoder settings, alone.
 Usage: python bench/chain_overhead.py [--shapes 64x500:distilled,256x300:ti2vid:300]
