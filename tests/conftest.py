@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from ltx2_batch.cli import CONF_DIR, to_app_config
 from ltx2_batch.config import AppConfig
+from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,3 +156,23 @@ def write_input_files(folder: Path, names: tuple[str, ...]) -> None:
             _tiny_mp4(target)
         else:
             target.write_bytes(name.encode())
+
+
+TINY_PROMPT = "A cat walks on a sunny street, soft piano music."
+
+
+def tiny_job(**kw: object) -> RenderJob:
+    """A small distilled job for the tiny model (64x64, 9 frames, seed 3); `kw` replaces any field."""
+    base = {
+        "name": "t",
+        "prompt": TINY_PROMPT,
+        "width": 64,
+        "height": 64,
+        "num_frames": 9,
+        "frame_rate": 24.0,
+        "seed": 3,
+        "pipeline": PipelineKind.DISTILLED,
+        "mode": RenderMode.VIDEO,
+        "num_inference_steps": 2,
+    }
+    return RenderJob(**{**base, **kw})  # type: ignore[arg-type]

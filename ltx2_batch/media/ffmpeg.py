@@ -119,10 +119,7 @@ def ffmpeg_mux_command(
     Mux-only stream copy keeps every video frame and timestamp. The caller has already cut the audio to
     exactly round(frames / fps * sr) samples, so no `-shortest` (which cuts at packet granularity).
     """
-    if sample_rate <= 0:
-        raise MediaError(f"sample rate must be positive, got {sample_rate}")
-    if channels not in (1, 2):
-        raise MediaError(f"audio must be mono or stereo, got {channels} channels")
+    _check_audio_format(sample_rate, channels)
     video_in = ffmpeg.input(str(video))
     audio_in = ffmpeg.input("pipe:0", f="f32le", ar=sample_rate, ac=channels)
     out = ffmpeg.output(
@@ -142,10 +139,7 @@ def ffmpeg_audio_command(
 ) -> list[str]:
     """Raw float32 interleaved audio on stdin -> AAC in an MP4 (audio only) at `output`: the audio of a video
     whose samples arrive in pieces, encoded while they do; `ffmpeg_copy_mux_command` joins it to the video."""
-    if sample_rate <= 0:
-        raise MediaError(f"sample rate must be positive, got {sample_rate}")
-    if channels not in (1, 2):
-        raise MediaError(f"audio must be mono or stereo, got {channels} channels")
+    _check_audio_format(sample_rate, channels)
     audio_in = ffmpeg.input("pipe:0", f="f32le", ar=sample_rate, ac=channels)
     out = ffmpeg.output(
         audio_in, str(output), format="mp4", **{"c:a": "aac", "b:a": audio_bitrate, "map_metadata": -1}
@@ -163,6 +157,13 @@ def ffmpeg_copy_mux_command(
         **{"c": "copy", "map_metadata": -1, "movflags": "+faststart"},
     )  # fmt: skip
     return _compile(out, exe)
+
+
+def _check_audio_format(sample_rate: int, channels: int) -> None:
+    if sample_rate <= 0:
+        raise MediaError(f"sample rate must be positive, got {sample_rate}")
+    if channels not in (1, 2):
+        raise MediaError(f"audio must be mono or stereo, got {channels} channels")
 
 
 def _compile(node: ffmpeg.nodes.OutputStream, exe: str) -> list[str]:

@@ -21,14 +21,14 @@ from ltx2_batch.jobs import (
     LoraKind,
     LoraSpec,
     PipelineKind,
-    RenderJob,
     RenderMode,
     UpscaleSpec,
     VideoCondition,
 )
+from tests.conftest import TINY_PROMPT, tiny_job
 
 pytestmark = pytest.mark.slow
-PROMPT = "A cat walks on a sunny street, soft piano music."
+PROMPT = TINY_PROMPT
 
 
 def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
@@ -90,24 +90,8 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
         container.mux(stream.encode())
 
 
-def job(**kw: object) -> RenderJob:
-    base = {
-        "name": "t",
-        "prompt": PROMPT,
-        "width": 64,
-        "height": 64,
-        "num_frames": 9,
-        "frame_rate": 24.0,
-        "seed": 3,
-        "pipeline": PipelineKind.DISTILLED,
-        "mode": RenderMode.VIDEO,
-        "num_inference_steps": 2,
-    }
-    return RenderJob(**{**base, **kw})  # type: ignore[arg-type]
-
-
 def render(backend: RenderBackend, **kw: object) -> RenderResult:
-    return backend.render(RenderRequest(job=job(**kw)))
+    return backend.render(RenderRequest(job=tiny_job(**kw)))
 
 
 def test_distilled_returns_frames_audio_latents_and_timings(backend: RenderBackend) -> None:
@@ -233,7 +217,7 @@ def test_audio_off(backend: RenderBackend) -> None:
 def test_latent_handoff_keeps_the_previous_tail(backend: RenderBackend) -> None:
     first = render(backend, num_frames=17, seed=1)
     tail = LatentHandoff(stage1=first.stage1_latent[:, :, -1:], final=first.final_latent[:, :, -1:])
-    second = backend.render(RenderRequest(job=job(num_frames=17, seed=2), handoff=tail))
+    second = backend.render(RenderRequest(job=tiny_job(num_frames=17, seed=2), handoff=tail))
     free = render(backend, num_frames=17, seed=2)
     assert torch.equal(second.stage1_latent[:, :, :1], tail.stage1)
     assert torch.equal(second.final_latent[:, :, :1], tail.final)
@@ -285,7 +269,7 @@ def _official_frames(video_iter: object) -> np.ndarray:
 def test_parity_with_official_distilled_pipeline(bf16_backend: RenderBackend, tiny_root: Path) -> None:
     from ltx_pipelines.distilled import DistilledPipeline
 
-    ours = bf16_backend.render(RenderRequest(job=job(seed=42)))
+    ours = bf16_backend.render(RenderRequest(job=tiny_job(seed=42)))
     official = DistilledPipeline(
         distilled_checkpoint_path=str(tiny_root / "checkpoints/ltx-2-tiny-distilled.safetensors"),
         gemma_root=str(tiny_root / "text_encoders/gemma3"),
@@ -307,7 +291,7 @@ def test_parity_with_official_two_stage_pipeline(bf16_backend: RenderBackend, ti
     from ltx_pipelines.ti2vid_two_stages import TI2VidTwoStagesPipeline
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, LTX_2_PARAMS
 
-    ours = bf16_backend.render(RenderRequest(job=job(seed=42, pipeline=PipelineKind.TI2VID)))
+    ours = bf16_backend.render(RenderRequest(job=tiny_job(seed=42, pipeline=PipelineKind.TI2VID)))
     distilled = [
         LoraPathStrengthAndSDOps(
             str(tiny_root / "checkpoints/ltx-2-tiny-distilled-lora.safetensors"),
@@ -361,7 +345,7 @@ def test_parity_with_official_one_stage_pipeline(
 
     ours = bf16_backend.render(
         RenderRequest(
-            job=job(
+            job=tiny_job(
                 seed=42,
                 pipeline=PipelineKind.TI2VID,
                 upscale=UpscaleSpec(spatial=False),
@@ -399,7 +383,9 @@ def test_parity_with_official_keyframe_pipeline(
     from ltx_pipelines.utils.args import ImageConditioningInput
 
     images = (ImageCondition(assets["first"], 0, 1.0), ImageCondition(assets["last"], 8, 0.9))
-    ours = bf16_backend.render(RenderRequest(job=job(seed=42, pipeline=PipelineKind.KEYFRAME, images=images)))
+    ours = bf16_backend.render(
+        RenderRequest(job=tiny_job(seed=42, pipeline=PipelineKind.KEYFRAME, images=images))
+    )
     distilled = [
         LoraPathStrengthAndSDOps(
             str(tiny_root / "checkpoints/ltx-2-tiny-distilled-lora.safetensors"),
@@ -439,7 +425,7 @@ def test_parity_with_official_ic_lora_pipeline(
 
     ours = bf16_backend.render(
         RenderRequest(
-            job=job(
+            job=tiny_job(
                 seed=42,
                 pipeline=PipelineKind.IC_LORA,
                 loras=(LoraSpec(assets["ic_lora"], 1.0, LoraKind.IC_LORA),),
@@ -518,12 +504,12 @@ def test_a_job_the_model_cannot_render_fails_before_anything_is_loaded(
     cold = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
     executor = JobExecutor(cold, JobFiles(OutputLayout(tmp_path / "out"), {}), WorkerIdentity("t", "local"))
     try:
-        bad = with_job_id(job(width=100), "bad-width")
+        bad = with_job_id(tiny_job(width=100), "bad-width")
         outcome = executor.execute(bad)
         assert outcome.status == "failed"
         assert "100" in (outcome.error or "") and "FatalBackendError" in (outcome.error or "")
         assert not cold.cache.builds and not cold.cache.names()  # nothing was built or loaded
-        long_bad = with_job_id(job(width=100, num_frames=300, mode=RenderMode.CHAINED), "bad-chained")
+        long_bad = with_job_id(tiny_job(width=100, num_frames=300, mode=RenderMode.CHAINED), "bad-chained")
         assert executor.execute(long_bad).status == "failed" and not cold.cache.builds
     finally:
         executor.close()

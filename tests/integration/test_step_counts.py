@@ -15,13 +15,13 @@ from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult,
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.cli import run
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
+from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RetakeSpec, UpscaleSpec
 from ltx2_batch.progress import Progress
 from ltx2_batch.step_progress import StepEvent
-from tests.conftest import REPO_ROOT, AppFactory, write_manifest
+from tests.conftest import REPO_ROOT, TINY_PROMPT, AppFactory, tiny_job, write_manifest
 
 pytestmark = pytest.mark.slow
-PROMPT = "A cat walks on a sunny street, soft piano music."
+PROMPT = TINY_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +29,6 @@ def backend(tiny_root: Path) -> Iterator[RenderBackend]:
     be = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
     yield be
     be.close()
-
-
-def _job(**kw: object) -> RenderJob:
-    base = {
-        "name": "t",
-        "prompt": PROMPT,
-        "width": 64,
-        "height": 64,
-        "num_frames": 9,
-        "frame_rate": 24.0,
-        "seed": 3,
-        "pipeline": PipelineKind.DISTILLED,
-        "mode": RenderMode.VIDEO,
-        "num_inference_steps": 2,
-    }
-    return RenderJob(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def _counted(backend: RenderBackend, job: RenderJob) -> tuple[RenderResult, list[StepEvent]]:
@@ -75,7 +59,7 @@ def _per_stage(events: list[StepEvent]) -> dict[int, list[int]]:
 def test_the_listener_sees_exactly_the_recipes_steps(
     backend: RenderBackend, kind: PipelineKind, upscale: bool, size: int, expected: dict[int, int]
 ) -> None:
-    job = _job(pipeline=kind, upscale=UpscaleSpec(spatial=upscale), width=size, height=size)
+    job = tiny_job(pipeline=kind, upscale=UpscaleSpec(spatial=upscale), width=size, height=size)
     result, events = _counted(backend, job)
     recipe = result.info["recipe"]
     assert {1: recipe["stage_1_steps"], 2: recipe["stage_2_steps"]} == {1: expected[1], 2: expected.get(2, 0)}
@@ -87,7 +71,7 @@ def test_the_listener_sees_exactly_the_recipes_steps(
 
 @pytest.mark.parametrize("kind", [PipelineKind.DISTILLED, PipelineKind.HQ], ids=["euler", "res2s"])
 def test_counting_steps_leaves_the_output_bit_identical(backend: RenderBackend, kind: PipelineKind) -> None:
-    job = _job(pipeline=kind, seed=9)
+    job = tiny_job(pipeline=kind, seed=9)
     plain = backend.render(RenderRequest(job=job))
     counted, events = _counted(backend, job)
     assert events
@@ -113,11 +97,13 @@ def test_audio_driven_and_retake_stages_count_their_steps_and_stay_bit_identical
     from tests.integration.test_retake import write_source
 
     if kind is PipelineKind.A2VID:
-        job = _job(pipeline=kind, audio_conditioning=AudioCondition(str(write_wav(tmp_path / "beat.wav"))))
+        job = tiny_job(
+            pipeline=kind, audio_conditioning=AudioCondition(str(write_wav(tmp_path / "beat.wav")))
+        )
     else:
         source = write_source(tmp_path / "source.mp4")
         retake = RetakeSpec(str(source), start_s=0.1, end_s=0.3, guided=guided)
-        job = _job(pipeline=kind, upscale=UpscaleSpec(spatial=False), retake=retake)
+        job = tiny_job(pipeline=kind, upscale=UpscaleSpec(spatial=False), retake=retake)
     plain = backend.render(RenderRequest(job=job))
     counted, events = _counted(backend, job)
     assert _per_stage(events) == {stage: list(range(n + 1)) for stage, n in expected.items()}
@@ -127,11 +113,11 @@ def test_audio_driven_and_retake_stages_count_their_steps_and_stay_bit_identical
 
 
 def test_no_listener_after_the_block(backend: RenderBackend) -> None:
-    _counted(backend, _job())
+    _counted(backend, tiny_job())
     events: list[StepEvent] = []
     with backend.reporting_steps(events.append):  # type: ignore[attr-defined]
         pass
-    backend.render(RenderRequest(job=_job()))
+    backend.render(RenderRequest(job=tiny_job()))
     assert events == []
 
 
