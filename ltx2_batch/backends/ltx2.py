@@ -513,17 +513,9 @@ class Ltx2Backend:
             transformer = self.cache.get(_transformer_name(plan.stage1_loras))
             v_ctx, a_ctx = contexts[0].video_encoding, contexts[0].audio_encoding
             if spec.guided:
-                steps = job.num_inference_steps or self.params.num_inference_steps
-                sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+                sigmas = self._guided_sigmas(job)
                 denoise_fn = multi_modal_guider_denoising_func(
-                    MultiModalGuider(
-                        params=_guider(self.params.video_guider_params, job.video_guider_params),
-                        negative_context=contexts[1].video_encoding,
-                    ),
-                    MultiModalGuider(
-                        params=_guider(self.params.audio_guider_params, job.audio_guider_params),
-                        negative_context=contexts[1].audio_encoding,
-                    ),
+                    *_guiders(self.params, job, contexts[1]),
                     v_context=v_ctx,
                     a_context=a_ctx,
                     transformer=transformer,
@@ -655,6 +647,12 @@ class Ltx2Backend:
             info=self._info(job, plan, prompt, two_stage, sigmas),  # read here: the decode may run elsewhere
         )
 
+    def _guided_sigmas(self, job: RenderJob) -> torch.Tensor:
+        """Stage 1's sigmas of a guided recipe: the official scheduler over the job's steps, else the
+        family's."""
+        steps = job.num_inference_steps or self.params.num_inference_steps
+        return LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+
     def _text_stage(
         self, job: RenderJob, plan: _KindPlan, images: list[ImageConditioningInput]
     ) -> tuple[str, list[Any]]:
@@ -701,21 +699,13 @@ class Ltx2Backend:
                 LTX2Scheduler().execute(latent=empty, steps=steps).to(dtype=torch.float32, device=self.device)
             )
             denoise_fn = multi_modal_guider_denoising_func(
-                video_guider=MultiModalGuider(
-                    params=_guider(hq.video_guider_params, job.video_guider_params),
-                    negative_context=contexts[1].video_encoding,
-                ),
-                audio_guider=MultiModalGuider(
-                    params=_guider(hq.audio_guider_params, job.audio_guider_params),
-                    negative_context=contexts[1].audio_encoding,
-                ),
+                *_guiders(hq, job, contexts[1]),
                 v_context=v_ctx,
                 a_context=a_ctx,
                 transformer=transformer,
             )
         elif plan.guided:
-            steps = job.num_inference_steps or self.params.num_inference_steps
-            sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+            sigmas = self._guided_sigmas(job)
             denoise_fn = multi_modal_guider_factory_denoising_func(
                 video_guider_factory=create_multimodal_guider_factory(
                     params=_guider(self.params.video_guider_params, job.video_guider_params),
@@ -782,8 +772,7 @@ class Ltx2Backend:
             device=self.device,
         )
         transformer = self.cache.get(_transformer_name(self._kind_plan(job.pipeline, job.loras).stage1_loras))
-        steps = job.num_inference_steps or self.params.num_inference_steps
-        sigmas = LTX2Scheduler().execute(steps=steps).to(dtype=torch.float32, device=self.device)
+        sigmas = self._guided_sigmas(job)
         denoise_fn = multi_modal_guider_denoising_func(
             video_guider=MultiModalGuider(
                 params=_guider(self.params.video_guider_params, job.video_guider_params),
@@ -1160,6 +1149,21 @@ def _guider(defaults: MultiModalGuiderParams, spec: GuiderSpec) -> MultiModalGui
     if spec.stg_blocks is not None:
         overrides["stg_blocks"] = list(spec.stg_blocks)
     return replace(defaults, **overrides)
+
+
+def _guiders(defaults: Any, job: RenderJob, negative: Any) -> tuple[MultiModalGuider, MultiModalGuider]:
+    """(video, audio) guiders of a guided stage: `defaults`' guider params (PipelineParams or the HQ ones)
+    with the job's overrides, against the negative prompt's encodings."""
+    return (
+        MultiModalGuider(
+            params=_guider(defaults.video_guider_params, job.video_guider_params),
+            negative_context=negative.video_encoding,
+        ),
+        MultiModalGuider(
+            params=_guider(defaults.audio_guider_params, job.audio_guider_params),
+            negative_context=negative.audio_encoding,
+        ),
+    )
 
 
 def _stepper(sampler: Sampler) -> Any:
