@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,6 +114,17 @@ def _distilled_lora(root: Path) -> list[object]:
     return [LoraPathStrengthAndSDOps(_path(root, "distilled_lora"), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)]
 
 
+def _assert_matches_official(ours: object, official: Any, **inputs: object) -> None:
+    """The official pipeline's output for the same prompt, seed and shape as `_job` (plus `inputs`) is
+    `ours`, bit for bit."""
+    with torch.inference_mode():
+        video, audio = official(
+            prompt=PROMPT, seed=42, height=64, width=64, num_frames=9, frame_rate=24.0, **inputs
+        )
+        frames = _official_frames(video)
+    _assert_same(ours, frames, audio)
+
+
 def _assert_same(ours: object, frames: np.ndarray, audio: object) -> None:
     assert ours.sample_rate == tiny23.AUDIO_SAMPLE_RATE  # type: ignore[attr-defined]  # rendered on the 2.3 set
     assert frames.shape == (9, 64, 64, 3)
@@ -131,12 +143,7 @@ def test_parity_with_official_distilled_pipeline(backend: RenderBackend, root: P
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
-        video, audio = official(
-            prompt=PROMPT, seed=42, height=64, width=64, num_frames=9, frame_rate=24.0, images=[]
-        )
-        frames = _official_frames(video)
-    _assert_same(ours, frames, audio)
+    _assert_matches_official(ours, official, images=[])
 
 
 def test_parity_with_official_two_stage_pipeline(backend: RenderBackend, root: Path) -> None:
@@ -151,19 +158,7 @@ def test_parity_with_official_two_stage_pipeline(backend: RenderBackend, root: P
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
-        video, audio = official(
-            prompt=PROMPT,
-            seed=42,
-            height=64,
-            width=64,
-            num_frames=9,
-            frame_rate=24.0,
-            images=[],
-            **_guided_kwargs(),
-        )
-        frames = _official_frames(video)
-    _assert_same(ours, frames, audio)
+    _assert_matches_official(ours, official, images=[], **_guided_kwargs())
 
 
 def test_parity_with_official_one_stage_pipeline(
@@ -184,19 +179,9 @@ def test_parity_with_official_one_stage_pipeline(
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
-        video, audio = official(
-            prompt=PROMPT,
-            seed=42,
-            height=64,
-            width=64,
-            num_frames=9,
-            frame_rate=24.0,
-            images=[ImageConditioningInput(assets["first"], 0, 1.0)],
-            **_guided_kwargs(),
-        )
-        frames = _official_frames(video)
-    _assert_same(ours, frames, audio)
+    _assert_matches_official(
+        ours, official, images=[ImageConditioningInput(assets["first"], 0, 1.0)], **_guided_kwargs()
+    )
 
 
 def test_parity_with_official_keyframe_pipeline(
@@ -215,19 +200,12 @@ def test_parity_with_official_keyframe_pipeline(
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
-        video, audio = official(
-            prompt=PROMPT,
-            seed=42,
-            height=64,
-            width=64,
-            num_frames=9,
-            frame_rate=24.0,
-            images=[ImageConditioningInput(i.path, i.frame_idx, i.strength) for i in images],
-            **_guided_kwargs(),
-        )
-        frames = _official_frames(video)
-    _assert_same(ours, frames, audio)
+    _assert_matches_official(
+        ours,
+        official,
+        images=[ImageConditioningInput(i.path, i.frame_idx, i.strength) for i in images],
+        **_guided_kwargs(),
+    )
 
 
 def test_parity_with_official_ic_lora_pipeline(
@@ -250,16 +228,4 @@ def test_parity_with_official_ic_lora_pipeline(
         loras=[LoraPathStrengthAndSDOps(ic_lora, 1.0, LTXV_LORA_COMFY_RENAMING_MAP)],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
-        video, audio = official(
-            prompt=PROMPT,
-            seed=42,
-            height=64,
-            width=64,
-            num_frames=9,
-            frame_rate=24.0,
-            images=[],
-            video_conditioning=[(assets["video"], 1.0)],
-        )
-        frames = _official_frames(video)
-    _assert_same(ours, frames, audio)
+    _assert_matches_official(ours, official, images=[], video_conditioning=[(assets["video"], 1.0)])
