@@ -21,7 +21,7 @@ from ltx2_batch.backends.base import RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 
 REPO = Path(__file__).resolve().parent.parent
 PURE = ("stage1", "upsample", "stage2", "decode_video", "decode_audio")

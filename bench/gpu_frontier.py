@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from gpu_fullsize import engine_row, make_job, write_rows  # noqa: E402 - after the path insert
 
 from ltx2_batch.config import CompileMode, ModelConfig, ModelSource, Quantization  # noqa: E402 - after the path insert
-from ltx2_batch.families import ModelFamily  # noqa: E402 - after the path insert
+from ltx2_batch.core.families import ModelFamily  # noqa: E402 - after the path insert
 
 GIB = 2**30
 CAP_GIB = 80
@@ -358,11 +358,11 @@ def cold_child(root: Path, report: Path, launched: float, size: Size, dry: bool)
     import torch
     from cold_set import cold_backend
 
-    from ltx2_batch.execute import JobExecutor
-    from ltx2_batch.job_files import JobFiles
-    from ltx2_batch.layout import OutputLayout
-    from ltx2_batch.outcome import WorkerIdentity
-    from ltx2_batch.overlap import Overlap
+    from ltx2_batch.core.outcome import WorkerIdentity
+    from ltx2_batch.storage.layout import OutputLayout
+    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.job_files import JobFiles
+    from ltx2_batch.worker.overlap import Overlap
 
     ready_at = time.time()
     backend = cold_backend(root, dry=dry)

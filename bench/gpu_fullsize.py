@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ltx2_batch.config import ModelConfig, ModelSource, Quantization  # noqa: E402 - after the path insert
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id  # noqa: E402 - after the path insert
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id  # noqa: E402 - after the path insert
 
 PROMPT = "A drone flight over snowy mountains at sunset, wind and distant birds."
 TRANSFORMER_19B = 18_876_174_592  # the published "19B"
@@ -152,11 +152,11 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
     import torch
 
     from ltx2_batch.backends.factory import create_backend
-    from ltx2_batch.execute import JobExecutor
-    from ltx2_batch.job_files import JobFiles
-    from ltx2_batch.layout import OutputLayout
-    from ltx2_batch.outcome import WorkerIdentity
-    from ltx2_batch.overlap import Overlap
+    from ltx2_batch.core.outcome import WorkerIdentity
+    from ltx2_batch.storage.layout import OutputLayout
+    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.job_files import JobFiles
+    from ltx2_batch.worker.overlap import Overlap
 
     name, width, height, frames, two_stage = size
     cuda = torch.cuda.is_available()

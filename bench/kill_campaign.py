@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltx2_batch.config import VerifyMode  # noqa: E402 - after the path insert: runs from a checkout
 from ltx2_batch.ledger.store import read_rows  # noqa: E402 - after the path insert
-from ltx2_batch.verify import DoneRecord, verify_files  # noqa: E402 - after the path insert
+from ltx2_batch.storage.verify import DoneRecord, verify_files  # noqa: E402 - after the path insert
 
 MANIFEST = """
 defaults: {width: 64, height: 64, frame_rate: 24, pipeline: distilled}

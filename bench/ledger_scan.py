@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
 from ltx2_batch.ledger.schema import JobStatus, LedgerRow, RunContext, job_row
 from ltx2_batch.ledger.store import (
     LedgerStore,

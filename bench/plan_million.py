@@ -30,8 +30,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.manifest.load import open_manifest
-from ltx2_batch.shard import Shard
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
-from ltx2_batch.jobs import compute_job_id
+from ltx2_batch.core.jobs import compute_job_id
 from ltx2_batch.manifest.expand import expand_manifest
 from ltx2_batch.manifest.load import load_manifest, parse_yaml, validate_document
 

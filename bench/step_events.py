@@ -20,8 +20,8 @@ from ltx2_batch.backends.base import RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
-from ltx2_batch.step_progress import StepEvent, StepThrottle
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.step_events import StepEvent, StepThrottle
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,15 +20,15 @@ from omegaconf import DictConfig, OmegaConf
 from ltx2_batch import __version__
 from ltx2_batch.backends.factory import import_adapter_in_background
 from ltx2_batch.config import AppConfig, EngineKind
+from ltx2_batch.core.library_logs import quiet_libraries
+from ltx2_batch.core.tool_paths import CONF_DIR as _CONF_PATH
+from ltx2_batch.core.tool_paths import manifest_dirs
 from ltx2_batch.errors import ConfigError, Ltx2BatchError
-from ltx2_batch.locations import CONF_DIR as _CONF_PATH
-from ltx2_batch.locations import manifest_dirs
 from ltx2_batch.manifest.load import resolve_manifest_path
-from ltx2_batch.noise import quiet_libraries
-from ltx2_batch.overrides import added_key_problems
-from ltx2_batch.run_record import write_run_record
-from ltx2_batch.runners.checks import check_settings
-from ltx2_batch.sweep import SweepPoint, gather_sweep, sweep_point_config, write_point
+from ltx2_batch.run.checks import check_settings
+from ltx2_batch.run.multirun import SweepPoint, gather_sweep, sweep_point_config, write_point
+from ltx2_batch.run.overrides import added_key_problems
+from ltx2_batch.run.record import write_run_record
 
 CONF_DIR = str(_CONF_PATH)
 log = logging.getLogger("ltx2_batch")
@@ -65,7 +65,7 @@ def run(
     """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
     `sweep_point_config`); exports the dataset when asked; returns the process exit code. `composed` and
     `overrides` (from Hydra) are recorded beside the outputs as config.yaml / overrides.yaml."""
-    from ltx2_batch.driver import format_report, plan_streaming, run_batch
+    from ltx2_batch.run.session import format_report, plan_streaming, run_batch
 
     root = project_root or Path.cwd()
     try:
@@ -75,8 +75,8 @@ def run(
             return 0
         if app.status:
             from ltx2_batch.manifest.load import resolve_manifest_path
-            from ltx2_batch.planning import output_dir_for
-            from ltx2_batch.status import status_text
+            from ltx2_batch.run.planning import output_dir_for
+            from ltx2_batch.run.status import status_text
 
             manifest_path = resolve_manifest_path(app.manifest, manifest_dirs(root))
             print(status_text(output_dir_for(app, manifest_path, root)))
@@ -102,14 +102,14 @@ def run(
 
 
 def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
-    from ltx2_batch.planning import output_dir_for
+    from ltx2_batch.run.planning import output_dir_for
 
     manifest = resolve_manifest_path(app.manifest, manifest_dirs(root))
     write_run_record(output_dir_for(app, manifest, root), OmegaConf.to_yaml(composed), overrides)
 
 
 def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
-    from ltx2_batch.dataset import export_dataset
+    from ltx2_batch.export.dataset import export_dataset
 
     dest = Path(app.export.dir) if app.export.dir else None
     if dest is not None and not dest.is_absolute():

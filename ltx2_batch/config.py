@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS as _LIMITS
 
 
@@ -135,7 +135,8 @@ class StillsPolicy(str, Enum):
 
 @dataclass
 class ExportConfig:
-    """Dataset export after the run (ltx2_batch.dataset): `export.dataset=true`, `export.webdataset=true`."""
+    """Dataset export after the run (ltx2_batch.export.dataset): `export.dataset=true`,
+    `export.webdataset=true`."""
 
     dataset: bool = False  # clips + metadata.parquet under `dir`
     webdataset: bool = False  # also tar shards of .mp4 + .json per sample (implies dataset)

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from ltx2_batch.cli import CONF_DIR, to_app_config
 from ltx2_batch.config import AppConfig
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

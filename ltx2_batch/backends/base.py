@@ -10,8 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob
-from ltx2_batch.step_progress import StepListener
+from ltx2_batch.core.jobs import LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.core.step_events import StepListener
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltx2_batch.core.families import CheckpointKind, ModelFamily, family_for_version, kind_from_name
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import CheckpointKind, ModelFamily, family_for_version, kind_from_name
 
 HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
 LENGTH_BYTES = 8  # a safetensors file opens with its header length, a little-endian u64

@@ -20,8 +20,8 @@ from ltx2_batch.backends.models import fp8_variant
 from ltx2_batch.backends.quantize import TransformerPrep, check_files, device_problems, setting_problems
 from ltx2_batch.backends.weights import weights_source
 from ltx2_batch.config import ModelConfig, Quantization
+from ltx2_batch.core.library_logs import after_import
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.noise import after_import
 
 if TYPE_CHECKING:
     from ltx2_batch.backends.ltx2 import Ltx2Backend

@@ -92,10 +92,10 @@ from ltx2_batch.backends.memory import (
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.backends.quantize import NO_PREP, TransformerPrep, prepare_transformer
 from ltx2_batch.backends.weights import WeightsSource
+from ltx2_batch.core.families import spec as family_spec
+from ltx2_batch.core.jobs import X1_5, X2, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
+from ltx2_batch.core.step_events import StageSteps, StepListener
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
-from ltx2_batch.families import spec as family_spec
-from ltx2_batch.jobs import X1_5, X2, GuiderSpec, LoraKind, LoraSpec, PipelineKind, RenderJob
-from ltx2_batch.step_progress import StageSteps, StepListener
 
 _WAVEFORM_BATCHED_DIMS = 3  # [batch, channels, samples]
 SHARED_MODULES = (

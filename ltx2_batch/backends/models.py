@@ -2,7 +2,7 @@
 
 Owns: discovery in the documented layout (<root>/checkpoints, <root>/upscalers, <root>/text_encoders/gemma3)
 with Lightricks' published names (each configured name followed by its earlier published versions, from
-`ltx2_batch.families`); full precision preferred over fp8 (fp8 dropped where it cannot run); the
+`ltx2_batch.core.families`); full precision preferred over fp8 (fp8 dropped where it cannot run); the
 missing-weights message (every expected path plus the exact `hf download` command, from the repository that
 publishes the file); the check that the checkpoint header's family is the preset's (`with_checkpoint_info`);
 where each family's embedded tiny set lives; `file_header_digest`, which hashes a safetensors header (never
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ltx2_batch.config import ModelConfig, ModelSource
-from ltx2_batch.errors import ConfigError, MissingWeightsError
-from ltx2_batch.families import (
+from ltx2_batch.core.families import (
     CheckpointKind,
     ModelFamily,
     earlier_versions,
@@ -30,7 +29,8 @@ from ltx2_batch.families import (
     repo_for_file,
     spec,
 )
-from ltx2_batch.jobs import X1_5
+from ltx2_batch.core.jobs import X1_5
+from ltx2_batch.errors import ConfigError, MissingWeightsError
 
 ROLES = ("checkpoint", "distilled_lora", "spatial_upsampler", "temporal_upsampler", "gemma_root")
 DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsampler")
@@ -208,7 +208,7 @@ def models_path(path: str | None, project_root: Path) -> Path:
     """A model root: unset means the models home (not the launch directory); a relative one is taken from
     the launch directory like every other path given on the command line."""
     if path is None:
-        from ltx2_batch.locations import models_home
+        from ltx2_batch.core.tool_paths import models_home
 
         return models_home()
     p = Path(path).expanduser()

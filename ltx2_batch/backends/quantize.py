@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ltx2_batch.config import CompileMode, Quantization
+from ltx2_batch.core.families import is_fp8_name
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import is_fp8_name
 
 if TYPE_CHECKING:
     from ltx2_batch.backends.device import DevicePolicy

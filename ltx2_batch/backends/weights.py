@@ -34,7 +34,7 @@ from ltx2_batch.backends.models import (
     with_checkpoint_info,
 )
 from ltx2_batch.config import ModelConfig, ModelSource, Quantization
-from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
 
 T = TypeVar("T")
 

@@ -29,13 +29,13 @@ import numpy as np
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio_sample_range
+from ltx2_batch.core.jobs import ImageCondition, RenderJob, RenderMode
+from ltx2_batch.core.outcome import ChunkOutcome, OutcomeStatus
 from ltx2_batch.errors import FatalBackendError, JobCancelledError
-from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
-from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.probe import MediaInfo, VideoCount, read_frames, read_last_frame
 from ltx2_batch.media.write import Mp4Writer, atomic_target, write_lossless_frames, write_png
-from ltx2_batch.outcome import ChunkOutcome, OutcomeStatus
-from ltx2_batch.overlap import EncodeQueue
+from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.worker.overlap import EncodeQueue
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ltx2_batch.config import VerifyMode
+from ltx2_batch.core.jobs import canonical_json
 from ltx2_batch.errors import LedgerError, MediaError
-from ltx2_batch.jobs import canonical_json
 from ltx2_batch.ledger.schema import JobStatus, LedgerRow, RowKind
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id, parquet_path
 from ltx2_batch.media.sidecar import read_sidecar
-from ltx2_batch.verify import REBUILT, verify_files
+from ltx2_batch.storage.verify import REBUILT, verify_files
 
 _log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from ltx2_batch.core.jobs import RenderJob, canonical_json
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.errors import LedgerError
-from ltx2_batch.jobs import RenderJob, canonical_json
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 
 SCHEMA_VERSION = 3  # 2: memory_policy; 3: model_family, model_version, recipe_*
 

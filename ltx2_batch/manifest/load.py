@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
-from ltx2_batch.jobs import (
+from ltx2_batch.core.jobs import (
     ChunkingSpec,
     JobIdentity,
     RenderJob,
@@ -32,10 +31,12 @@ from ltx2_batch.jobs import (
     varied_job,
     with_job_id,
 )
+from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
 from ltx2_batch.manifest.inputs import audio_problem, image_problem, video_problem
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.prompts import PLACEHOLDER, open_prompt_source
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.schema import (
     TOP_KEYS,
@@ -50,7 +51,6 @@ from ltx2_batch.manifest.schema import (
 from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.manifest.stream import ManifestStream, PromptTemplate
-from ltx2_batch.prompts import PLACEHOLDER, open_prompt_source
 
 if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
     from ltx2_batch.config import ChainingConfig, PathsConfig

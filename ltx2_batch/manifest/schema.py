@@ -20,8 +20,8 @@ from enum import Enum
 from typing import Any
 
 from ltx2_batch.chaining.plan import plan_chunks
-from ltx2_batch.families import CheckpointKind
-from ltx2_batch.jobs import (
+from ltx2_batch.core.families import CheckpointKind
+from ltx2_batch.core.jobs import (
     AudioCondition,
     ChunkingSpec,
     GuiderSpec,
@@ -96,7 +96,7 @@ JOB_FIELDS: dict[str, str] = {
     "chunk_prompts": "strs",
     "chunk_images": "chunk_images",
     "tags": "tags",
-    "prompts": "prompts",  # a prompts file: one job per row (ltx2_batch.prompts; expanded by the loader)
+    "prompts": "prompts",  # a prompts file: one job per row (manifest/prompts.py; expanded by the loader)
     "sweep": "sweep",
 }
 NESTED_KEYS: dict[str, tuple[str, ...] | None] = {

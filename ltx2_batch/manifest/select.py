@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
-from ltx2_batch.families import CheckpointKind, ModelFamily, auto_recipe
-from ltx2_batch.jobs import MAX_CHUNK_FRAMES, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
+from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe
+from ltx2_batch.core.jobs import MAX_CHUNK_FRAMES, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
 # Planning uses it before any model loads; workers re-plan with the loaded VAE's value, and an integration

@@ -2,9 +2,9 @@
 
 Owns `ManifestStream` (held jobs, then each prompt file's rows), `PromptTemplate` (a validated entry
 whose prompts come from a file) and the row-by-row expansion of a template (`template_jobs`), with this
-launch's share picked by position before a job is built (`ltx2_batch.shard`). Must not validate or read
+launch's share picked by position before a job is built (`ltx2_batch.core.shard`). Must not validate or read
 the manifest (`load.py` does) and imports no torch, Ray or Hydra; the only file it reads is a prompts file,
-through `ltx2_batch.prompts`.
+through `ltx2_batch.manifest.prompts`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ltx2_batch.jobs import JobIdentity, RenderJob, varied_job
+from ltx2_batch.core.jobs import JobIdentity, RenderJob, varied_job
+from ltx2_batch.core.shard import Shard, ShardDealer
 from ltx2_batch.manifest.expand import NAME_SEPARATOR
+from ltx2_batch.manifest.prompts import PLACEHOLDER, PromptSource, iter_prompts
 from ltx2_batch.manifest.schema import JobContext, prompt_seeds
-from ltx2_batch.prompts import PLACEHOLDER, PromptSource, iter_prompts
-from ltx2_batch.shard import Shard, ShardDealer
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ManifestStream:
     model_fingerprint: str
 
     def iter_jobs(self, shard: Shard | None = None) -> Iterator[RenderJob]:
-        """Every job with its id (or this launch's share of them, see `ltx2_batch.shard`): the held ones,
+        """Every job with its id (or this launch's share of them, see `ltx2_batch.core.shard`): the held ones,
         then each prompt file's rows in manifest order.
 
         Duplicate rows (the same prompt twice in a file) give the same id; the scheduler renders it once.

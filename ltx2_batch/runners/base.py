@@ -11,10 +11,10 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
-from ltx2_batch.scheduler import WorkQueue
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.scheduler import WorkQueue
+from ltx2_batch.core.step_events import StepEvent
 
 
 class RunEvents(Protocol):

@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from ltx2_batch.execute import JobExecutor
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.scheduler import WorkQueue, affinity_key
+from ltx2_batch.core.step_events import StepEvent
 from ltx2_batch.runners.base import RunEvents, release_dependents
-from ltx2_batch.scheduler import WorkQueue, affinity_key
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.worker.executor import JobExecutor
 
 
 class LocalRunner:

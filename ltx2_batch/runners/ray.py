@@ -28,15 +28,15 @@ import ray
 from ray.util.queue import Empty, Full, Queue
 
 from ltx2_batch.config import EngineConfig
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.outcome import JobOutcome, OutcomeStatus
+from ltx2_batch.core.scheduler import AffinityKey, WorkQueue, affinity_key
+from ltx2_batch.core.step_events import StepEvent
 from ltx2_batch.errors import FatalBackendError
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
-from ltx2_batch.runners.factory import ExecutorSpec, build_executor
 from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
-from ltx2_batch.scheduler import AffinityKey, WorkQueue, affinity_key
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.worker.spec import ExecutorSpec, build_executor
 
 POLL_S = 0.2
 

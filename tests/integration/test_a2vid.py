@@ -16,9 +16,9 @@ import yaml
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.core.families import ModelFamily
+from ltx2_batch.core.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.families import ModelFamily
-from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from tests.conftest import AppFactory
 

@@ -15,8 +15,7 @@ from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import TINY_LAYOUT, ensure_tiny_models, write_tiny_lora
 from ltx2_batch.config import ModelConfig, ModelSource
-from ltx2_batch.errors import FatalBackendError, MissingWeightsError
-from ltx2_batch.jobs import (
+from ltx2_batch.core.jobs import (
     ImageCondition,
     LoraKind,
     LoraSpec,
@@ -25,6 +24,7 @@ from ltx2_batch.jobs import (
     UpscaleSpec,
     VideoCondition,
 )
+from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from tests.conftest import TINY_PROMPT, tiny_job
 
 pytestmark = pytest.mark.slow
@@ -495,11 +495,11 @@ def test_a_job_the_model_cannot_render_fails_before_anything_is_loaded(
 ) -> None:
     """A size the official pipelines refuse (not a multiple of 32) that slipped past the manifest checks fails
     in the executor with the backend's message, and the cold backend has built no model for it."""
-    from ltx2_batch.execute import JobExecutor
-    from ltx2_batch.job_files import JobFiles
-    from ltx2_batch.jobs import with_job_id
-    from ltx2_batch.layout import OutputLayout
-    from ltx2_batch.outcome import WorkerIdentity
+    from ltx2_batch.core.jobs import with_job_id
+    from ltx2_batch.core.outcome import WorkerIdentity
+    from ltx2_batch.storage.layout import OutputLayout
+    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.job_files import JobFiles
 
     cold = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
     executor = JobExecutor(cold, JobFiles(OutputLayout(tmp_path / "out"), {}), WorkerIdentity("t", "local"))

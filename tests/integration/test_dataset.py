@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from ltx2_batch.cli import run
-from ltx2_batch.dataset import DATASET_SCHEMA, export_dataset
-from ltx2_batch.driver import plan_streaming
+from ltx2_batch.export.dataset import DATASET_SCHEMA, export_dataset
+from ltx2_batch.run.session import plan_streaming
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltx2_batch.cli import run
-from ltx2_batch.dataset import export_dataset
+from ltx2_batch.export.dataset import export_dataset
 from tests.conftest import REPO_ROOT, write_manifest
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from ltx2_batch.backends import compat
 from ltx2_batch.backends.checkpoint_info import checkpoint_info
-from ltx2_batch.families import (
+from ltx2_batch.core.families import (
     DISTILLED_SIGMAS,
     LTX2_PARAMS,
     LTX23_HQ_PARAMS,

@@ -24,8 +24,8 @@ from ltx2_batch.backends.tiny import FULL_CONFIG as TINY_CONFIG
 from ltx2_batch.backends.tiny import GEMMA_ROOT, TINY_LAYOUT
 from ltx2_batch.backends.weights import RandomWeights
 from ltx2_batch.config import ModelConfig, ModelSource, Quantization
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from tests.conftest import REPO_ROOT, compose_app
 
 

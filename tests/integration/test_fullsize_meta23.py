@@ -19,7 +19,7 @@ from ltx2_batch.backends.checkpoint_info import checkpoint_info
 from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
 from ltx2_batch.backends.weights import RandomWeights
 from ltx2_batch.config import ModelConfig, ModelSource
-from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
 from tests.conftest import REPO_ROOT, compose_app
 
 
@@ -116,7 +116,7 @@ def test_backend_renders_a_tiny_shaped_random_ltx23_set(tmp_path: Path) -> None:
     from ltx2_batch.backends.device import DevicePolicy
     from ltx2_batch.backends.factory import adapter
     from ltx2_batch.backends.models import ModelFiles
-    from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
+    from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 
     source = tmp_path / "tiny23"
     tiny23.ensure_tiny_models(source)

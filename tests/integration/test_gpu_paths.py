@@ -13,12 +13,12 @@ import torch
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.tiny import ensure_tiny_models
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.execute import JobExecutor
-from ltx2_batch.job_files import JobFiles
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
-from ltx2_batch.layout import OutputLayout
-from ltx2_batch.outcome import WorkerIdentity
-from ltx2_batch.overlap import Overlap
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
+from ltx2_batch.core.outcome import WorkerIdentity
+from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.worker.executor import JobExecutor
+from ltx2_batch.worker.job_files import JobFiles
+from ltx2_batch.worker.overlap import Overlap
 
 pytestmark = [
     pytest.mark.gpu,

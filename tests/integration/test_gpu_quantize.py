@@ -14,7 +14,7 @@ from ltx2_batch.backends.base import RenderRequest, RenderResult
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.backends.quantize import FP8_MIN_CAPABILITY, fp8_layer_names, linear_layers
 from ltx2_batch.config import CompileMode, ModelConfig, Quantization
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [

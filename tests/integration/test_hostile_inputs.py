@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltx2_batch.cli import run
-from ltx2_batch.dataset import export_dataset
+from ltx2_batch.export.dataset import export_dataset
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 from tests.unit.test_manifest_corpus import write_hostile_inputs
 

@@ -13,8 +13,8 @@ import torch
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.families import ModelFamily
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.families import ModelFamily
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 
 pytestmark = pytest.mark.slow
 PROMPT = "A cat walks on a sunny street, camera pans left, soft piano music."

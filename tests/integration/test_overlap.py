@@ -81,7 +81,7 @@ def test_overlapped_and_sequential_runs_write_identical_files(
         encode_threads.add(threading.current_thread().name)
         return real_write_mp4(*args, **kwargs)
 
-    import ltx2_batch.job_files as job_files_module
+    import ltx2_batch.worker.job_files as job_files_module
 
     # records which thread encodes; the real encoder runs
     monkeypatch.setattr(job_files_module, "write_mp4", recording_write_mp4)

@@ -16,7 +16,7 @@ import torch
 from ltx2_batch.backends import tiny23
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.jobs import (
+from ltx2_batch.core.jobs import (
     ImageCondition,
     LoraKind,
     LoraSpec,

@@ -15,7 +15,7 @@ from ltx2_batch.backends.base import RenderRequest
 from ltx2_batch.backends.caches import PromptCache
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 
 pytestmark = pytest.mark.slow
 PROMPT = "A cat walks on a sunny street, soft piano music."

@@ -26,8 +26,8 @@ from ltx2_batch.backends.quantize import (
 )
 from ltx2_batch.backends.weights import weights_source
 from ltx2_batch.config import CompileMode, ModelConfig, Quantization
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

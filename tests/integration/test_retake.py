@@ -15,9 +15,9 @@ import yaml
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.families import CheckpointKind, ModelFamily
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import WeightsOffer
 

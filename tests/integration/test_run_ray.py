@@ -74,8 +74,8 @@ def test_denoising_steps_cross_the_progress_queue_before_their_job_ends(
 ) -> None:
     """The actor's step events (throttled, each stage's end always sent) reach the driver's progress through
     the Ray queue, every window of the chained job included, and all of a job's before its end."""
-    from ltx2_batch.progress import Progress
-    from ltx2_batch.step_progress import StepEvent
+    from ltx2_batch.core.step_events import StepEvent
+    from ltx2_batch.run.progress import Progress
 
     seen: list[tuple[str, StepEvent | None]] = []  # None: the job finished
     stepped, finished = Progress.job_stepped, Progress.job_finished

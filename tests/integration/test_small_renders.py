@@ -15,9 +15,9 @@ import yaml
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.core.families import ModelFamily
+from ltx2_batch.core.jobs import ImageCondition, PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.families import ModelFamily
-from ltx2_batch.jobs import ImageCondition, PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from ltx2_batch.manifest.load import load_manifest
 
 pytestmark = pytest.mark.slow
@@ -105,7 +105,7 @@ def test_spatial_x1_5_on_tiny23(tiny_root: Path) -> None:
 
 
 def test_spatial_x1_5_rules(tmp_path: Path) -> None:
-    from ltx2_batch.planning import weights_offer
+    from ltx2_batch.run.planning import weights_offer
 
     path = tmp_path / "m.yaml"
     base = {"prompt": "a lemon", "num_frames": 9, "upscale": {"spatial": 1.5}}

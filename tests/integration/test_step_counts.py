@@ -15,9 +15,9 @@ from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult,
 from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.cli import run
 from ltx2_batch.config import ModelConfig
-from ltx2_batch.jobs import AudioCondition, PipelineKind, RenderJob, RetakeSpec, UpscaleSpec
-from ltx2_batch.progress import Progress
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.core.jobs import AudioCondition, PipelineKind, RenderJob, RetakeSpec, UpscaleSpec
+from ltx2_batch.core.step_events import StepEvent
+from ltx2_batch.run.progress import Progress
 from tests.conftest import REPO_ROOT, TINY_PROMPT, AppFactory, tiny_job, write_manifest
 
 pytestmark = pytest.mark.slow

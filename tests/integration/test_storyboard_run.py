@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ltx2_batch.cli import run
-from ltx2_batch.locations import BUNDLED_MANIFESTS
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.media.probe import read_frames
 from tests.conftest import REPO_ROOT, AppFactory
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from ltx2_batch.cli import run
-from ltx2_batch.sweep import parse_overrides, point_label, sweep_point_config, typed_column
+from ltx2_batch.run.multirun import parse_overrides, point_label, sweep_point_config, typed_column
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 MANIFEST = """

@@ -20,7 +20,7 @@ from ltx2_batch.backends.checkpoint_info import checkpoint_info, read_safetensor
 from ltx2_batch.backends.models import DEFAULT_REQUIRED
 from ltx2_batch.backends.weights import TinyWeights, model_fingerprint
 from ltx2_batch.cli import run
-from ltx2_batch.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
 from ltx2_batch.media.probe import probe
 from tests.conftest import REPO_ROOT, compose_app, write_manifest
 
@@ -134,8 +134,8 @@ def test_cli_renders_distilled_and_two_stage_with_48khz_audio(models_root: Path,
 def test_backend_check_uses_the_family_window(models_root: Path, tmp_path: Path) -> None:
     """A cold backend (nothing loaded) accepts a 241-frame window on LTX-2.3 and refuses it on LTX-2."""
     from ltx2_batch.backends.factory import create_backend
+    from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
     from ltx2_batch.errors import FatalBackendError
-    from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 
     job = RenderJob(
         name="w",

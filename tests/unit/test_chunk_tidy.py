@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ltx2_batch.driver import LedgerEvents, _discard_chunks
-from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.jobs import RenderJob, RenderMode
+from ltx2_batch.core.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.ledger.schema import RunContext
 from ltx2_batch.ledger.store import LedgerStore, completed_job_ids
-from ltx2_batch.outcome import JobOutcome, OutcomeStatus
-from ltx2_batch.progress import Progress, RunStats
+from ltx2_batch.run.progress import Progress, RunStats
+from ltx2_batch.run.session import LedgerEvents, _discard_chunks
+from ltx2_batch.storage.layout import OutputLayout
 from tests.unit.test_ledger import make_job
 
 

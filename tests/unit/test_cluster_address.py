@@ -9,7 +9,7 @@ import pytest
 
 from ltx2_batch.config import EngineConfig, EngineKind
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.runners.checks import check_engine
+from ltx2_batch.run.checks import check_engine
 from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 
 

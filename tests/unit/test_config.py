@@ -98,7 +98,7 @@ def test_no_dictconfig_leaks_into_the_typed_config() -> None:
 )
 def test_impossible_engine_settings_are_rejected_before_ray_starts(override: str, message: str) -> None:
     from ltx2_batch.errors import ConfigError
-    from ltx2_batch.runners.checks import check_engine
+    from ltx2_batch.run.checks import check_engine
 
     with pytest.raises(ConfigError, match=message):
         check_engine(_compose("engine=ray", override).engine)
@@ -117,7 +117,7 @@ def test_impossible_engine_settings_are_rejected_before_ray_starts(override: str
     ],
 )
 def test_overlap_setting_settles_per_worker_device(mode: str, cuda: bool, expected: str) -> None:
-    from ltx2_batch.overlap import Overlap, settle
+    from ltx2_batch.worker.overlap import Overlap, settle
 
     output = _compose(f"output.overlap={mode}").output
     settled = settle(output.overlap, cuda=cuda)
@@ -133,7 +133,7 @@ def test_an_unknown_overlap_setting_is_refused_by_the_schema() -> None:
 
 def test_output_settings_an_encode_would_refuse_are_refused_before_rendering() -> None:
     from ltx2_batch.errors import ConfigError
-    from ltx2_batch.runners.checks import check_output
+    from ltx2_batch.run.checks import check_output
 
     with pytest.raises(ConfigError, match="video_crf"):
         check_output(_compose("output.video_crf=99").output)

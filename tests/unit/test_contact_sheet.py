@@ -9,11 +9,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from ltx2_batch.contact_sheet import write_contact_sheet
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
+from ltx2_batch.export.contact_sheet import write_contact_sheet
 from ltx2_batch.ledger.schema import JobStatus, RunContext, job_row
 from ltx2_batch.ledger.store import LedgerStore, compact
+from ltx2_batch.storage.layout import OutputLayout
 
 
 def _job(i: int) -> RenderJob:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.backends.checkpoint_info import checkpoint_info, read_safetensors_metadata
-from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import (
+from ltx2_batch.core.families import (
     DISTILLED_STEPS,
     FAMILIES,
     CheckpointKind,
@@ -29,7 +28,8 @@ from ltx2_batch.families import (
     repo_for_file,
     spec,
 )
-from ltx2_batch.jobs import PipelineKind
+from ltx2_batch.core.jobs import PipelineKind
+from ltx2_batch.errors import ConfigError
 
 
 def header_only(path: Path, metadata: dict[str, str]) -> Path:
@@ -211,7 +211,8 @@ def test_header_reader_refuses_a_non_safetensors_file_by_name(tmp_path: Path) ->
 
 def test_families_module_imports_no_torch() -> None:
     code = (
-        "import sys, ltx2_batch.families, ltx2_batch.backends.checkpoint_info; print('torch' in sys.modules)"
+        "import sys, ltx2_batch.core.families, ltx2_batch.backends.checkpoint_info; "
+        "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

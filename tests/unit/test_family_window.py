@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.config import ChainingConfig
+from ltx2_batch.core.jobs import RenderMode
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import RenderMode
-from ltx2_batch.planning import family_chaining, open_jobs
+from ltx2_batch.run.planning import family_chaining, open_jobs
 from tests.conftest import REPO_ROOT, compose_app, write_manifest
 
 LONG = """

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from ltx2_batch.backends.base import RenderResult
-from ltx2_batch.job_files import JobFiles
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
 from ltx2_batch.media.probe import probe, read_frames
 from ltx2_batch.media.write import partial_path
-from ltx2_batch.overlap import EncodeQueue
+from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.worker.job_files import JobFiles
+from ltx2_batch.worker.overlap import EncodeQueue
 
 RUN = {"run_id": "r1", "model_name": "tiny", "model_fingerprint": "fp", "manifest": "m.yaml"}
 

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.errors import LedgerError
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
 from ltx2_batch.ledger.schema import (
     FIELD_NAMES,
     LEDGER_SCHEMA,
@@ -47,7 +48,6 @@ from ltx2_batch.ledger.store import (
     read_rows,
     read_rows_many,
 )
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
@@ -229,7 +229,7 @@ def test_unreadable_middle_line_is_skipped_and_the_rest_kept(
 _APPENDER = """
 import sys
 from pathlib import Path
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
 from ltx2_batch.ledger.schema import RunContext, job_row
 from ltx2_batch.ledger.store import LedgerStore
 

@@ -14,9 +14,9 @@ from ltx2_batch.manifest.expand import valid_name
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, limits_from
 from ltx2_batch.manifest.load import load_manifest, parse_yaml
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.prompts import check_prompts, iter_prompts, open_prompt_source
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import chunk_count, chunk_estimate
-from ltx2_batch.prompts import check_prompts, iter_prompts, open_prompt_source
 from tests.conftest import write_input_files
 
 JOB = {"name": "j", "prompt": "a cat", "width": 64, "height": 64, "num_frames": 9}

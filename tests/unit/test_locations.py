@@ -13,10 +13,10 @@ from ltx2_batch import __version__
 from ltx2_batch.backends.models import model_root
 from ltx2_batch.backends.weights import TinyWeights
 from ltx2_batch.config import AppConfig, ModelConfig
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS, CONF_DIR, manifest_dirs, models_home
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.locations import BUNDLED_MANIFESTS, CONF_DIR, manifest_dirs, models_home
 from ltx2_batch.manifest.load import resolve_manifest_path
-from ltx2_batch.overrides import added_key_problems
+from ltx2_batch.run.overrides import added_key_problems
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -60,7 +60,7 @@ def test_models_home_is_the_variable_else_a_checkout_else_the_user_cache(tmp_pat
 
 def test_models_home_outside_a_checkout_is_the_user_cache(tmp_path: Path) -> None:
     code = (
-        "import ltx2_batch.locations as L; L.source_checkout = lambda: None;"
+        "import ltx2_batch.core.tool_paths as L; L.source_checkout = lambda: None;"
         f"print(L.models_home({{'XDG_CACHE_HOME': {str(tmp_path)!r}}})); print(L.models_home({{}}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

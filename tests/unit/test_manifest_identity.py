@@ -12,8 +12,8 @@ import yaml
 from PIL import Image
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
-from ltx2_batch.jobs import derive_seed
-from ltx2_batch.locations import BUNDLED_MANIFESTS
+from ltx2_batch.core.jobs import derive_seed
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from tests.conftest import write_input_files
 
@@ -179,7 +179,7 @@ def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
     the ids the one-job-at-a-time hashing gave (pinned from before it), and equal the reference text."""
     import hashlib
 
-    from ltx2_batch.jobs import JOB_ID_LENGTH, identity_text
+    from ltx2_batch.core.jobs import JOB_ID_LENGTH, identity_text
 
     plan = load_manifest(
         BUNDLED_MANIFESTS / "demo.yaml",
@@ -210,9 +210,9 @@ def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
 
 def test_a_prompt_holding_the_slot_text_still_gets_its_own_id() -> None:
     """The template's stand-ins are NUL-delimited: a prompt containing them falls back to the full text."""
-    from ltx2_batch.jobs import JobIdentity, RenderJob, compute_job_id
-    from ltx2_batch.jobs import PipelineKind as Kind
-    from ltx2_batch.jobs import RenderMode as Mode
+    from ltx2_batch.core.jobs import JobIdentity, RenderJob, compute_job_id
+    from ltx2_batch.core.jobs import PipelineKind as Kind
+    from ltx2_batch.core.jobs import RenderMode as Mode
 
     slot = "\x00ltx2-prompt\x00"
     job = RenderJob("n", "x", 64, 64, 9, 24.0, 1, Kind.DISTILLED, Mode.VIDEO, chunk_prompts=(slot,))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.jobs import PipelineKind, RenderMode
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.jobs import PipelineKind, RenderMode
-from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count
 

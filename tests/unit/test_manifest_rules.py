@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 from ltx2_batch.errors import FieldProblem, ManifestError
-from ltx2_batch.jobs import PipelineKind, RenderJob, RenderMode
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from tests.conftest import write_input_files
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from ltx2_batch.core.jobs import LoraKind, PipelineKind, RenderMode
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import LoraKind, PipelineKind, RenderMode
 from ltx2_batch.manifest.select import (
     chunk_count,
     frame_problems,

@@ -16,8 +16,8 @@ from ltx2_batch.backends.factory import wants_fp8
 from ltx2_batch.backends.models import resolve_model_files
 from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import ModelConfig, ModelSource
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
 from ltx2_batch.errors import ConfigError, MissingWeightsError
-from ltx2_batch.families import CheckpointKind, ModelFamily
 from tests.conftest import compose_app
 
 V23 = {"model_version": "2.3.1"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.layout import run_name_problem
-from ltx2_batch.planning import output_dir_for
+from ltx2_batch.run.planning import output_dir_for
+from ltx2_batch.storage.layout import run_name_problem
 from tests.conftest import compose_app
 
 

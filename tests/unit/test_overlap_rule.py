@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ltx2_batch.overlap import overlapped_decode_is_shorter
+from ltx2_batch.worker.overlap import overlapped_decode_is_shorter
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from ltx2_batch.progress import EtaClock, Progress, RunStats, summary_table
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.core.step_events import StepEvent
+from ltx2_batch.run.progress import EtaClock, Progress, RunStats, summary_table
 
 
 def test_eta_leaves_each_workers_first_job_out() -> None:

@@ -13,13 +13,13 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from ltx2_batch import prompts as prompts_module
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.jobs import compute_job_id
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.jobs import compute_job_id
+from ltx2_batch.manifest import prompts as prompts_module
 from ltx2_batch.manifest.load import ManifestStream, load_manifest, open_manifest
-from ltx2_batch.prompts import PromptRow, check_prompts, iter_prompts, open_prompt_source
-from ltx2_batch.shard import Shard
+from ltx2_batch.manifest.prompts import PromptRow, check_prompts, iter_prompts, open_prompt_source
 
 CAPTIONS = ["a red fox, in snow", "", "a blue bird", "a red fox, in snow", "  a quiet lake  "]
 EXPECTED = [

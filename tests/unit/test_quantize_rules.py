@@ -20,7 +20,7 @@ from ltx2_batch.backends.quantize import (
     setting_problems,
 )
 from ltx2_batch.config import CompileMode, ModelConfig, Quantization
-from ltx2_batch.runners.checks import settings_problems
+from ltx2_batch.run.checks import settings_problems
 from tests.conftest import compose_app
 
 _BLOCK_LEAVES = (

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from ltx2_batch.config import ChainingConfig, ModelConfig, ModelSource, PathsConfig
+from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.jobs import LoraKind, PipelineKind
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.families import CheckpointKind, ModelFamily
-from ltx2_batch.jobs import LoraKind, PipelineKind
-from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, select_pipeline, weights_problems
-from ltx2_batch.planning import weights_offer
+from ltx2_batch.run.planning import weights_offer
 from tests.conftest import write_input_files
 
 DISTILLED = WeightsOffer(CheckpointKind.distilled, True, ModelFamily.ltx2, "tiny")

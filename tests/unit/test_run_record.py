@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ltx2_batch.run_record import write_run_record
+from ltx2_batch.run.record import write_run_record
 
 
 def test_record_is_written_only_into_an_existing_run_dir(tmp_path: Path) -> None:

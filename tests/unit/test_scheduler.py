@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from ltx2_batch.core.jobs import LoraSpec, PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
+from ltx2_batch.core.scheduler import Shard, WorkQueue, affinity_key, select_shard, split_pending
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import LoraSpec, PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
-from ltx2_batch.scheduler import Shard, WorkQueue, affinity_key, select_shard, split_pending
 
 
 def make_job(i: int, pipeline: PipelineKind = PipelineKind.TI2VID, lora: str | None = None) -> RenderJob:
@@ -104,8 +104,9 @@ def test_affinity_separates_lora_sets_and_upscalers() -> None:
 
 def test_core_modules_do_not_import_torch_or_ray() -> None:
     code = (
-        "import sys; import ltx2_batch.scheduler, ltx2_batch.jobs, ltx2_batch.chaining.plan, "
-        "ltx2_batch.layout, ltx2_batch.progress, ltx2_batch.manifest.load, ltx2_batch.manifest.storyboard, "
+        "import sys; import ltx2_batch.core.scheduler, ltx2_batch.core.jobs, ltx2_batch.chaining.plan, "
+        "ltx2_batch.storage.layout, ltx2_batch.run.progress, ltx2_batch.manifest.load, "
+        "ltx2_batch.manifest.storyboard, "
         "ltx2_batch.ledger.store, ltx2_batch.backends.models, ltx2_batch.media.write; "
         "bad = [m for m in ('torch', 'ray', 'ltx_core') if m in sys.modules]; print(bad); "
         "sys.exit(1 if bad else 0)"
@@ -115,7 +116,7 @@ def test_core_modules_do_not_import_torch_or_ray() -> None:
 
 
 def test_fields_a_distilled_pipeline_ignores_do_not_change_its_id() -> None:
-    from ltx2_batch.jobs import GuiderSpec, compute_job_id
+    from ltx2_batch.core.jobs import GuiderSpec, compute_job_id
 
     distilled = make_job(1, PipelineKind.DISTILLED)
     same = dataclasses.replace(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.runners.checks import check_settings, settings_problems
+from ltx2_batch.run.checks import check_settings, settings_problems
 from tests.conftest import compose_app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ltx2_batch.step_progress import StageSteps, StepEvent, StepThrottle, is_due, steps_done
+from ltx2_batch.core.step_events import StageSteps, StepEvent, StepThrottle, is_due, steps_done
 
 
 def _euler_calls(steps: int) -> list[int]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.scheduler import Shard, WorkQueue, select_shard
+from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.locations import BUNDLED_MANIFESTS
 from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.storyboard import Element, inject_elements
-from ltx2_batch.scheduler import Shard, WorkQueue, select_shard
 
 
 def _load(path: Path) -> ManifestPlan:
@@ -98,7 +98,7 @@ def test_a_scene_never_spans_shards() -> None:
 
 def test_jobs_keep_scene_out_of_identity() -> None:
     plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
-    from ltx2_batch.jobs import compute_job_id
+    from ltx2_batch.core.jobs import compute_job_id
 
     job = plan.jobs[0]
     assert compute_job_id(dataclasses.replace(job, scene="other"), "m") == job.job_id

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ltx2_batch.config import VerifyMode
-from ltx2_batch.verify import DoneRecord, container_problem, verify_files
+from ltx2_batch.storage.verify import DoneRecord, container_problem, verify_files
 from tests.conftest import write_input_files
 
 RECORD = DoneRecord("run-1", 9)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.writer_lock import LOCK_NAME, hold_output_dir
+from ltx2_batch.storage.writer_lock import LOCK_NAME, hold_output_dir
 
 
 def test_a_second_writer_is_refused_and_named(tmp_path: Path) -> None:
@@ -43,7 +43,8 @@ def test_kill_9_leaves_no_stale_lock(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from ltx2_batch.writer_lock import hold_output_dir\n"
+            "import sys, time; from pathlib import Path\n"
+            "from ltx2_batch.storage.writer_lock import hold_output_dir\n"
             f"with hold_output_dir(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(600)",
         ],
         stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ from pathlib import Path
 from ltx2_batch.backends.quantize import setting_problems as quantize_problems
 from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.layout import RUN_FOLDERS
 from ltx2_batch.runners.cluster import cluster_address, unreachable
+from ltx2_batch.storage.layout import RUN_FOLDERS
 
 CRF_RANGE = (0, 51)  # libx264's constant-rate-factor scale (8-bit)
 DTYPES = ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32")
@@ -110,7 +110,7 @@ def model_problems(model: ModelConfig) -> list[str]:
 def chaining_problems(app: AppConfig) -> list[str]:
     """The chunk arithmetic's own refusals, asked up front (a manifest with no long job would never ask)."""
     from ltx2_batch.chaining.plan import plan_chunks
-    from ltx2_batch.families import check_chunk_frames, spec
+    from ltx2_batch.core.families import check_chunk_frames, spec
     from ltx2_batch.manifest.select import LTX2_TEMPORAL_SCALE
 
     chaining = app.chaining.with_window(spec(app.model.family).window_frames)
@@ -145,7 +145,7 @@ def settings_problems(app: AppConfig, root: Path) -> list[str]:
     if app.batch_jobs < 1:
         problems.append(f"batch_jobs must be >= 1, got {app.batch_jobs}: e.g. batch_jobs=10000")
     if app.shard is not None:
-        from ltx2_batch.scheduler import Shard
+        from ltx2_batch.core.scheduler import Shard
 
         try:
             Shard.parse(app.shard)

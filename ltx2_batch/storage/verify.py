@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltx2_batch.config import VerifyMode
+from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.errors import MediaError
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.layout import OutputLayout
 from ltx2_batch.media.sidecar import read_sidecar
+from ltx2_batch.storage.layout import OutputLayout
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG ends with

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2_batch.jobs import RenderJob, RenderMode
+from ltx2_batch.core.jobs import RenderJob, RenderMode
 
 # The folders a run writes below its output dir (each checked against symlinks that lead out of it).
 RUN_FOLDERS = ("generated", "thumbnails", "metadata", "chunks", "ledger", "conditioning", "dataset")

@@ -14,17 +14,17 @@ from pathlib import Path
 from ltx2_batch.backends.models import discover_model_files
 from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource
+from ltx2_batch.core.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
+from ltx2_batch.core.jobs import RenderJob, RenderMode
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
-from ltx2_batch.jobs import RenderJob, RenderMode
-from ltx2_batch.layout import run_name_problem
 from ltx2_batch.manifest.limits import limits_from
 from ltx2_batch.manifest.load import ManifestPlan, open_manifest
 from ltx2_batch.manifest.select import WeightsOffer
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.manifest.stream import ManifestStream
-from ltx2_batch.runners.checks import check_output_dir
-from ltx2_batch.shard import Shard
+from ltx2_batch.run.checks import check_output_dir
+from ltx2_batch.storage.layout import run_name_problem
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from ltx2_batch.backends.factory import create_backend  # cheap: torch is imported when a backend is made
 from ltx2_batch.config import ModelConfig, OutputConfig, VerifyMode
-from ltx2_batch.execute import JobExecutor
-from ltx2_batch.job_files import JobFiles
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.outcome import WorkerIdentity
 from ltx2_batch.ledger.schema import RunContext
 from ltx2_batch.media.probe import VideoCount
-from ltx2_batch.outcome import WorkerIdentity
-from ltx2_batch.overlap import settle
+from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.worker.executor import JobExecutor
+from ltx2_batch.worker.job_files import JobFiles
+from ltx2_batch.worker.overlap import settle
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ sweep resumes each point, and adding `seed=4` later adds one folder. The sweep l
 ledgers (`read_rows_many`) plus `output_dir`, `sweep_point` and one `sweep_<key>` column per override
 (dots become underscores: `sweep_seed`, `sweep_model`), so points compare in one query. It is regathered
 after every point (cheap, idempotent, atomic), so it is complete when the last point ends, whichever
-launcher ran them; `python -m ltx2_batch.sweep <sweep dir>` regathers by hand.
+launcher ran them; `python -m ltx2_batch.run.multirun <sweep dir>` regathers by hand.
 
 Engine: a point is one `run(cfg)`. With Hydra's basic launcher the points run one after another in one
 process; with `engine=ray` each point starts its own private Ray and shuts it down when it ends (2-3 s),
@@ -39,8 +39,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.layout import run_name_problem
 from ltx2_batch.ledger.store import read_rows_many
+from ltx2_batch.storage.layout import run_name_problem
 
 if TYPE_CHECKING:
     from ltx2_batch.config import AppConfig

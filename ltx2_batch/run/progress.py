@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ltx2_batch.step_progress import StepEvent
+from ltx2_batch.core.step_events import StepEvent
 
 _STATUS_WIDTH = len("cancelled")  # the longest job status: names start after it and one space
 _MINUTE_S = 60

@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import RenderJob
 
 
 @dataclass(frozen=True)

@@ -40,14 +40,14 @@ from ltx2_batch.backends.base import (
 )
 from ltx2_batch.chaining.plan import plan_chunks
 from ltx2_batch.chaining.run import run_chained
+from ltx2_batch.core.jobs import ImageCondition, RenderJob, RenderMode
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus, WorkerIdentity
+from ltx2_batch.core.step_events import StepEvent, StepThrottle
 from ltx2_batch.errors import JobCancelledError
-from ltx2_batch.job_files import JobFiles, WrittenFiles
-from ltx2_batch.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.media.probe import read_last_frame
 from ltx2_batch.media.write import write_png
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus, WorkerIdentity
-from ltx2_batch.overlap import EncodeQueue, Overlap, completed, overlapped_decode_is_shorter
-from ltx2_batch.step_progress import StepEvent, StepThrottle
+from ltx2_batch.worker.job_files import JobFiles, WrittenFiles
+from ltx2_batch.worker.overlap import EncodeQueue, Overlap, completed, overlapped_decode_is_shorter
 
 ChunkCallback = Callable[[RenderJob, ChunkOutcome], None]
 StepCallback = Callable[[RenderJob, StepEvent], None]

@@ -27,27 +27,27 @@ from types import FrameType
 
 from ltx2_batch.backends.models import model_root
 from ltx2_batch.config import AppConfig, EngineKind
-from ltx2_batch.contact_sheet import ContactSheet, write_contact_sheet
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.scheduler import split_pending
+from ltx2_batch.core.shard import Shard
+from ltx2_batch.core.step_events import StepEvent
+from ltx2_batch.core.tool_paths import manifest_dirs
+from ltx2_batch.export.contact_sheet import ContactSheet, write_contact_sheet
 from ltx2_batch.ledger.live import LiveJobTable, write_job_table
 from ltx2_batch.ledger.rebuild import finished_meta, rebuild_ledger, sidecar_row
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
-from ltx2_batch.locations import manifest_dirs
 from ltx2_batch.manifest.load import ManifestPlan, resolve_manifest_path
-from ltx2_batch.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
-from ltx2_batch.planning import BatchPlan, chunk_count, open_jobs, output_dir_for, plan_table
-from ltx2_batch.progress import Progress, RunStats, summary_table
-from ltx2_batch.prompts import check_prompts
+from ltx2_batch.manifest.prompts import check_prompts
+from ltx2_batch.run.checks import check_engine, check_output
+from ltx2_batch.run.planning import BatchPlan, chunk_count, open_jobs, output_dir_for, plan_table
+from ltx2_batch.run.progress import Progress, RunStats, summary_table
 from ltx2_batch.runners.base import Runner
-from ltx2_batch.runners.checks import check_engine, check_output
-from ltx2_batch.runners.factory import ExecutorSpec
-from ltx2_batch.scheduler import split_pending
-from ltx2_batch.shard import Shard
-from ltx2_batch.step_progress import StepEvent
-from ltx2_batch.verify import ADOPTED, ResumeCheck
-from ltx2_batch.writer_lock import hold_output_dir
+from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.storage.verify import ADOPTED, ResumeCheck
+from ltx2_batch.storage.writer_lock import hold_output_dir
+from ltx2_batch.worker.spec import ExecutorSpec
 
 _log = logging.getLogger(__name__)
 
@@ -181,8 +181,8 @@ def make_runner(cfg: AppConfig, spec: ExecutorSpec, interruptible: threading.Eve
         from ltx2_batch.runners.ray import RayRunner
 
         return RayRunner(cfg.engine, spec)
-    from ltx2_batch.runners.factory import build_executor
     from ltx2_batch.runners.local import LocalRunner
+    from ltx2_batch.worker.spec import build_executor
 
     return LocalRunner(lambda: build_executor(spec, "local-0"), interruptible=interruptible)
 

@@ -48,10 +48,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ltx2_batch.config import StillsPolicy, VerifyMode
+from ltx2_batch.core.jobs import file_sha256
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.jobs import file_sha256
 from ltx2_batch.ledger.store import latest_rows
-from ltx2_batch.verify import DoneRecord, verify_files
+from ltx2_batch.storage.verify import DoneRecord, verify_files
 
 METADATA_NAME = "metadata.parquet"
 KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from ltx2_batch.backends.base import RenderResult
-from ltx2_batch.jobs import RenderJob, RenderMode, canonical_json
-from ltx2_batch.layout import OutputLayout
+from ltx2_batch.core.jobs import RenderJob, RenderMode, canonical_json
+from ltx2_batch.core.outcome import ChunkOutcome
 from ltx2_batch.media.probe import VideoCount
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
-from ltx2_batch.outcome import ChunkOutcome
+from ltx2_batch.storage.layout import OutputLayout
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ltx2_batch.jobs import PipelineKind
+from ltx2_batch.core.jobs import PipelineKind
 
 TEMPORAL_SCALE = 8  # pixel frames per latent frame after the first: both families' video VAE
 HF_DOWNLOAD = "hf download"

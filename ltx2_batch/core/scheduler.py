@@ -11,8 +11,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ltx2_batch.jobs import RenderJob
-from ltx2_batch.shard import Shard
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.shard import Shard
 
 AffinityKey = tuple[object, ...]
 
@@ -23,7 +23,7 @@ def affinity_key(job: RenderJob) -> AffinityKey:
 
 
 def select_shard(jobs: Iterable[RenderJob], shard: Shard | None) -> list[RenderJob]:
-    """This launch's share of `jobs` (the rule is `ltx2_batch.shard`'s: balanced, scenes kept whole)."""
+    """This launch's share of `jobs` (the rule is `ltx2_batch.core.shard`'s: balanced, scenes kept whole)."""
     if shard is None or shard.count == 1:
         return list(jobs)
     return list(shard.dealer().share(list(jobs)))
