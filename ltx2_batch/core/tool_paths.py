@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ltx2_batch/, this module lives in ltx2_batch/core/
 CONF_DIR = PACKAGE_DIR / "conf"
 BUNDLED_MANIFESTS = PACKAGE_DIR / "manifests"
 MODELS_ENV = "LTX2_BATCH_MODELS"
