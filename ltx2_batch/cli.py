@@ -65,13 +65,15 @@ def run(
     """Plan or run a batch (one sweep point of a multirun when `sweep` is given: `app` must then come from
     `sweep_point_config`); exports the dataset when asked; returns the process exit code. `composed` and
     `overrides` (from Hydra) are recorded beside the outputs as config.yaml / overrides.yaml."""
-    from ltx2_batch.run.session import format_report, plan_streaming, run_batch
+    from ltx2_batch.run.preview import preview
+    from ltx2_batch.run.report import format_report
+    from ltx2_batch.run.session import run_batch
 
     root = project_root or Path.cwd()
     try:
         check_settings(app, root)  # every bad setting at once, before a manifest is read or a model loaded
         if app.plan:
-            print(plan_streaming(app, root))  # streamed: a prompts file is never held in memory
+            print(preview(app, root))  # streamed: a prompts file is never held in memory
             return 0
         if app.status:
             from ltx2_batch.manifest.load import resolve_manifest_path
@@ -92,7 +94,7 @@ def run(
                 _record(app, root, composed, overrides or [])
         print(format_report(report))
         if app.export.dataset or app.export.webdataset:
-            print(_export(app, report.plan.output_dir, root))
+            print(_export(app, report.output_dir, root))
         if sweep is not None:
             print(f"sweep ledger: {gather_sweep(sweep.sweep_dir)}")
     except Ltx2BatchError as exc:

@@ -1,14 +1,12 @@
-"""From config to a batch plan: manifest jobs, this shard, what is already done, where outputs go.
+"""From config to jobs: the validated manifest, this shard's jobs, where outputs go, what the weights serve.
 
-Everything here runs before any model work, and `plan=true` stops after it: validation, the job table
-with pipeline and chunk counts, and which jobs a rerun would skip. Loads no model (the model fingerprint
-reads only file headers).
+Everything here runs before any model work (`plan=true` stops after it, run/preview.py). Loads no model:
+the model fingerprint and what the weights serve are read from file names and headers only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 from ltx2_batch.backends.models import discover_model_files
@@ -19,23 +17,12 @@ from ltx2_batch.core.jobs import RenderJob, RenderMode
 from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.manifest.limits import limits_from
-from ltx2_batch.manifest.load import ManifestPlan, open_manifest
+from ltx2_batch.manifest.load import open_manifest
 from ltx2_batch.manifest.select import WeightsOffer
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.manifest.stream import ManifestStream
 from ltx2_batch.run.checks import check_output_dir
 from ltx2_batch.storage.layout import run_name_problem
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    manifest: ManifestPlan
-    jobs: tuple[RenderJob, ...]  # this shard's jobs
-    pending: tuple[RenderJob, ...]
-    skipped: tuple[RenderJob, ...]
-    output_dir: Path
-    model_fingerprint: str
-    rejected: Mapping[str, str] = field(default_factory=dict)  # done jobs whose files failed verification
 
 
 def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
@@ -104,40 +91,7 @@ def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingCon
 
 
 def chunk_count(job: RenderJob) -> int:
+    """Pipeline calls `job` takes: its chunks when chained, else one."""
     if job.mode is not RenderMode.CHAINED:
         return 1
     return count_chunks(job.num_frames, job.chunking.chunk_frames, job.chunking.overlap_frames)
-
-
-def plan_table(plan: BatchPlan, limit: int = 50) -> str:
-    skipped = {job.job_id for job in plan.skipped}
-    header = ("#", "name", "job_id", "pipeline", "mode", "size", "frames", "fps", "chunks", "seed", "state")
-    rows = [
-        (
-            str(job.index),
-            job.name[:40],
-            job.job_id,
-            job.pipeline.value,
-            job.mode.value,
-            f"{job.width}x{job.height}",
-            str(job.num_frames),
-            f"{job.frame_rate:g}",
-            str(chunk_count(job)),
-            str(job.seed),
-            "done" if job.job_id in skipped else "pending",
-        )
-        for job in plan.jobs[:limit]
-    ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*row) for row in rows]
-    if len(plan.jobs) > limit:
-        lines.append(f"... {len(plan.jobs) - limit} more jobs")
-    chunks = sum(chunk_count(job) for job in plan.jobs)
-    frames = sum(job.num_frames for job in plan.jobs)
-    lines.append(
-        f"{len(plan.jobs)} jobs ({len(plan.pending)} pending, {len(plan.skipped)} already done), "
-        f"{chunks} pipeline calls, {frames} frames -> {plan.output_dir}"
-    )
-    return "\n".join(lines)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ltx2_batch.cli import run
 from ltx2_batch.export.dataset import DATASET_SCHEMA, export_dataset
-from ltx2_batch.run.session import plan_streaming
+from ltx2_batch.run.preview import preview
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -53,9 +53,9 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     dest = out / "dataset"
 
     # plan=true streams too: totals per shard add up, and the done jobs are known as done
-    text = plan_streaming(app, REPO_ROOT)
+    text = preview(app, REPO_ROOT)
     assert text is not None and "3 jobs (0 pending, 3 already done)" in text
-    halves = [plan_streaming(app_factory(f"manifest={manifest}", f"shard={i}/2"), REPO_ROOT) for i in (0, 1)]
+    halves = [preview(app_factory(f"manifest={manifest}", f"shard={i}/2"), REPO_ROOT) for i in (0, 1)]
     counts = [int(t.rsplit("\n", 1)[1].split(" jobs")[0]) for t in halves if t]
     assert sum(counts) == 3 and len(counts) == 2
 

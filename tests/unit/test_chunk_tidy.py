@@ -9,8 +9,9 @@ from ltx2_batch.core.jobs import RenderJob, RenderMode
 from ltx2_batch.core.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.ledger.schema import RunContext
 from ltx2_batch.ledger.store import LedgerStore, completed_job_ids
+from ltx2_batch.run.events import LedgerEvents
 from ltx2_batch.run.progress import Progress, RunStats
-from ltx2_batch.run.session import LedgerEvents, _discard_chunks
+from ltx2_batch.run.resume import discard_chunks
 from ltx2_batch.storage.layout import OutputLayout
 from tests.unit.test_ledger import make_job
 
@@ -26,7 +27,7 @@ def test_chunk_frames_go_after_the_done_row_and_only_for_done_jobs(tmp_path: Pat
 
     def tidy(job: RenderJob) -> None:
         seen_done_row.append(job.job_id in completed_job_ids(tmp_path))  # durable before we delete
-        _discard_chunks(layout, (job,))
+        discard_chunks(layout, (job,))
 
     store = LedgerStore(tmp_path, "run1")
     ctx = RunContext(

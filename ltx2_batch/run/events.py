@@ -1,0 +1,99 @@
+"""What the driver does with each event a runner reports: a ledger row, a progress line, run statistics.
+
+`LedgerEvents` is the driver's `RunEvents` (runners/base.py): the only writer of the run's journal. A job's
+`running` row is written when it is dispatched and its final row (done, failed, cancelled, retried) when its
+outcome comes back; a chunk row as each chunk of a chained job finishes. Denoising steps only draw.
+Must not: decide an outcome (workers do) or touch the files of a job (workers wrote them, tidying is the
+session's `after_done`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.step_events import StepEvent
+from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
+from ltx2_batch.ledger.store import LedgerStore
+from ltx2_batch.run.progress import Progress, RunStats
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LedgerEvents:
+    """RunEvents implementation: ledger rows + progress lines + run statistics."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        ctx: RunContext,
+        progress: Progress,
+        stats: RunStats,
+        after_done: Callable[[RenderJob], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._after_done = after_done  # runs once the job's done row is durable (fsynced)
+        self._ctx = ctx
+        self._progress = progress
+        self._stats = stats
+        self._started: dict[str, tuple[float, datetime]] = {}
+        self._ready_at = time.monotonic()  # built as its batch goes to the runner: jobs are ready now
+
+    def job_started(self, job: RenderJob, attempt: int, worker: str) -> None:
+        """A `running` row for this attempt, and its line."""
+        now = utc_now()
+        self._started[job.job_id] = (time.monotonic(), now)
+        row = job_row(
+            self._ctx,
+            job,
+            JobStatus.RUNNING,
+            attempt=attempt,
+            worker=worker,
+            started_at=now,
+            queue_s=self._queue_s(job),
+        )
+        self._store.append(row)
+        self._progress.job_started(job.name, worker, attempt)
+
+    def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
+        """A `chunk` row for one finished (or resumed) chunk of a chained job."""
+        self._store.append(chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=utc_now()))
+        resumed = chunk.status is OutcomeStatus.RESUMED
+        self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, resumed)
+
+    def job_stepped(self, job: RenderJob, step: StepEvent, attempt: int) -> None:  # noqa: ARG002 - RunEvents
+        """Denoising steps draw only: they write no row."""
+        self._progress.job_stepped(job.name, step)
+
+    def _queue_s(self, job: RenderJob) -> float:
+        """Seconds from when the job was ready to dispatch (its batch reached the runner) to its start."""
+        started = self._started.get(job.job_id, (time.monotonic(), None))[0]
+        return started - self._ready_at
+
+    def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
+        """The attempt's outcome row; a done row is durable before `after_done` tidies the job's state."""
+        # a retried attempt keeps its start for the next one's row; a final outcome releases it
+        get = self._started.get if not outcome.is_final else self._started.pop
+        t0, started_at = get(job.job_id, None) or (time.monotonic(), utc_now())
+        row = outcome_row(
+            self._ctx,
+            job,
+            outcome,
+            attempt=attempt,
+            started_at=started_at,
+            finished_at=utc_now(),
+            queue_s=self._queue_s(job),
+        )
+        self._store.append(row)
+        if outcome.status is OutcomeStatus.DONE and self._after_done is not None:
+            self._after_done(job)
+        if outcome.is_final:
+            self._stats.statuses[outcome.status.value] += 1
+            self._stats.render_s += outcome.render_s
+            self._stats.frames += outcome.frames_written
+        self._progress.job_finished(job.name, outcome.status.value, time.monotonic() - t0, outcome.error)
