@@ -19,6 +19,7 @@ class ModelSource(str, Enum):
     tiny = "tiny"  # embedded default: built locally, cached under <models root>/tiny/
     checkpoint = "checkpoint"  # real Lightricks weights under the models root
     random = "random"  # full-size official configs, random weights built on the device (benchmarks)
+    fake = "fake"  # no model: synthetic numpy clips, to test the plumbing (backends/fake.py)
 
 
 class OverlapMode(str, Enum):

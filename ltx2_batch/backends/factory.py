@@ -15,11 +15,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ltx2_batch.backends.base import RenderBackend
 from ltx2_batch.backends.device import choose_device_policy, device_free_bytes
+from ltx2_batch.backends.fake import FakeBackend
 from ltx2_batch.backends.models import fp8_variant
 from ltx2_batch.backends.quantize import TransformerPrep, check_files, device_problems, setting_problems
 from ltx2_batch.backends.weights import weights_source
-from ltx2_batch.config import ModelConfig, Quantization
+from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.core.library_logs import after_import
 from ltx2_batch.errors import ConfigError
 
@@ -61,10 +63,13 @@ def wants_fp8(cfg: ModelConfig) -> bool:
     return cfg.quantization is Quantization.fp8_cast or (fp8_files and cfg.quantization is Quantization.none)
 
 
-def create_backend(cfg: ModelConfig, project_root: Path) -> Ltx2Backend:
-    """Resolve the files (building the tiny set, or the header-only random set, if needed), choose the device
+def create_backend(cfg: ModelConfig, project_root: Path) -> RenderBackend:
+    """`model=fake`: the numpy stand-in (no torch, no files). Otherwise: resolve the files (building the tiny
+    set, or the header-only random set, if needed), choose the device
     policy, return a cold backend. An fp8-only model on a device without CUDA is refused here, by name, and so
     is a quantization or compile setting this device cannot run."""
+    if cfg.source is ModelSource.fake:
+        return FakeBackend.from_config(cfg)
     problems = setting_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ltx2_batch.backends.fake import fake_fingerprint
 from ltx2_batch.backends.models import (
     ROLES,
     ModelFiles,
@@ -84,6 +85,8 @@ def weights_source(cfg: ModelConfig, project_root: Path) -> WeightsSource:
 
 def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
     """The fingerprint of `cfg`'s weights (what job ids are computed with)."""
+    if cfg.source is ModelSource.fake:
+        return fake_fingerprint(cfg)
     return weights_source(cfg, project_root).fingerprint()
 
 

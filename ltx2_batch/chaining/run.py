@@ -29,11 +29,12 @@ import numpy as np
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio_sample_range
+from ltx2_batch.chaining.state import channel_stats, load_chunk_state, save_chunk_state, stored_audio
 from ltx2_batch.core.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.core.outcome import ChunkOutcome, OutcomeStatus
 from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.media.probe import MediaInfo, VideoCount, read_frames, read_last_frame
-from ltx2_batch.media.write import Mp4Writer, atomic_target, write_lossless_frames, write_png
+from ltx2_batch.media.write import Mp4Writer, write_lossless_frames, write_png
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.worker.overlap import EncodeQueue
 
@@ -50,20 +51,6 @@ class ChainedResult:
         RenderResult  # for the sidecar: phase seconds summed over the chunks, the last render's backend info
     )
     stitch_tail_s: float  # after the last render: its frames, the audio mux and the file check
-
-
-def load_chunk_state(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _save_chunk_state(path: Path, tensors: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}, str(tmp))
 
 
 def _chunk_images(job: RenderJob, chunk: ChunkRange) -> tuple[ImageCondition, ...]:
@@ -220,11 +207,11 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
         if not chain.rendered_fresh and state_path.is_file() and frames_path.is_file():
             chain.latents = load_chunk_state(state_path)
             if chunk.index == 0 and job.chunking.adain:
-                chain.reference = _channel_stats(chain.latents["final"])
+                chain.reference = channel_stats(chain.latents["final"])
             chain.last_frame = read_last_frame(frames_path)
             if first_frame is None:
                 first_frame = read_frames(frames_path, 0, 1)[0]
-            audio = _stored_audio(chain.latents)
+            audio = stored_audio(chain.latents)
             stitch.feed(lambda p=frames_path: read_frames(p), audio)
             report(_outcome(chunk, plan, sub_job, OutcomeStatus.RESUMED, 0.0, state_path, frames_path))
             continue
@@ -236,7 +223,7 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
         kept = np.ascontiguousarray(result.frames[chunk.keep_start : chunk.keep_end])
         audio = _kept_audio(result, job, chunk)
         latents = {"stage1": result.stage1_latent, "final": result.final_latent, "audio": result.audio_latent}
-        reference = _channel_stats(result.final_latent) if chunk.index == 0 and job.chunking.adain else None
+        reference = channel_stats(result.final_latent) if chunk.index == 0 and job.chunking.adain else None
         chain = _Chain(latents, reference or chain.reference, kept[-1], rendered_fresh=True)
         first_frame = kept[0] if first_frame is None else first_frame
         last_info = {k: v for k, v in result.info.items() if k != "prompt"}  # prompts are per chunk
@@ -250,7 +237,7 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
             paths: tuple[Path, Path] = (state_path, frames_path),
         ) -> None:
             write_lossless_frames(paths[1], kept)
-            _save_chunk_state(paths[0], {**latents, **_audio_tensors(audio)})  # last: marks it complete
+            save_chunk_state(paths[0], latents, audio)  # last: marks it complete
 
         stored = keep_chunks or chunk.index < plan.chunk_count - 1
         # waits for the chunk before: complete now
@@ -304,25 +291,6 @@ def _handoff(
     if job.chunking.condition_on_last_frame and chain.last_frame is not None:
         extra = (_last_frame_condition(layout, job, chunk, chain.last_frame),)
     return handoff, extra
-
-
-def _channel_stats(latent: Any) -> tuple[Any, Any]:
-    """Per-channel mean and std of a video latent [B, C, T, H, W]: what chaining.adain matches chunks to."""
-    return latent.mean(dim=(0, 2, 3, 4)), latent.std(dim=(0, 2, 3, 4), correction=0)
-
-
-def _audio_tensors(audio: tuple[np.ndarray, int] | None) -> dict[str, Any]:
-    if audio is None:
-        return {}
-    import torch
-
-    return {"kept_audio": torch.from_numpy(audio[0]), "sample_rate": torch.tensor([audio[1]])}
-
-
-def _stored_audio(state: dict[str, Any]) -> tuple[np.ndarray, int] | None:
-    if "kept_audio" not in state:
-        return None
-    return state["kept_audio"].numpy(), int(state["sample_rate"][0])
 
 
 def _outcome(

@@ -68,6 +68,8 @@ def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
         kind = model.checkpoint_kind or CheckpointKind.distilled
         x1_5 = model.family is ModelFamily.ltx23  # only the tiny23 set ships an x1.5 upsampler
         return WeightsOffer(kind, True, model.family, model.name, spatial_x1_5=x1_5)
+    if model.source is ModelSource.fake:  # renders every kind the embedded sets do
+        return WeightsOffer(CheckpointKind.distilled, True, model.family, model.name, spatial_x1_5=True)
     if model.source is ModelSource.random:
         kind = model.checkpoint_kind or CheckpointKind.distilled
         return WeightsOffer(kind, False, model.family, model.name, spatial_x1_5=False)
