@@ -26,3 +26,4 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check ltx2_batch tests bench
+	$(VENV)/bin/mypy

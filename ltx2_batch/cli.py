@@ -148,7 +148,7 @@ def _sweep_point(app: AppConfig, root: Path) -> tuple[AppConfig, SweepPoint | No
     return sweep_point_config(app, list(hydra_cfg.overrides.task), hydra_cfg.job.num or 0, root, stem)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")  # type: ignore[untyped-decorator]  # Hydra is not followed (pyproject: mypy)
 def _hydra_main(cfg: DictConfig) -> int:
     root = Path.cwd()
     task = list(HydraConfig.get().overrides.task)

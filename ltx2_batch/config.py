@@ -22,7 +22,10 @@ class ModelSource(str, Enum):
     fake = "fake"  # no model: synthetic numpy clips, to test the plumbing (backends/fake.py)
 
 
-class OverlapMode(str, Enum):
+class OverlapMode(Enum):
+    """`output.overlap` (worker/overlap.py). A plain Enum: as a `str` subclass its member `encode` would
+    shadow `str.encode` (`OverlapMode.auto.encode()` raised TypeError)."""
+
     auto = "auto"
     off = "off"
     encode = "encode"

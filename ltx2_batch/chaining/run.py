@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
             if first_frame is None:
                 first_frame = read_frames(frames_path, 0, 1)[0]
             audio = stored_audio(chain.latents)
-            stitch.feed(lambda p=frames_path: read_frames(p), audio)
+            stitch.feed(functools.partial(read_frames, frames_path), audio)
             report(_outcome(chunk, plan, sub_job, OutcomeStatus.RESUMED, 0.0, state_path, frames_path))
             continue
         handoff, extra = _handoff(backend, job, plan, chunk, chain, layout)
@@ -241,7 +242,7 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
 
         stored = keep_chunks or chunk.index < plan.chunk_count - 1
         # waits for the chunk before: complete now
-        stitch.feed(lambda kept=kept: kept, audio, store if stored else None)
+        stitch.feed(_in_memory(kept), audio, store if stored else None)
         if waiting is not None:
             report(waiting)
         waiting = _outcome(
@@ -257,6 +258,11 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
     summary = RenderResult(frames=None, frame_rate=job.frame_rate, timings=phases, info=last_info)
     tail_s = time.perf_counter() - t_tail
     return ChainedResult(info, tuple(outcomes), render_s, first_frame, summary, tail_s)
+
+
+def _in_memory(frames: np.ndarray) -> Callable[[], np.ndarray]:
+    """Frames already rendered, handed to the stitch the way stored frames are (a reader to call)."""
+    return lambda: frames
 
 
 def _handoff(

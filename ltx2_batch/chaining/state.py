@@ -57,10 +57,12 @@ def load_chunk_state(path: Path) -> dict[str, Any]:
     if kind == "numpy":
         from safetensors.numpy import load_file as load_numpy
 
-        return load_numpy(str(path))
+        state: dict[str, Any] = load_numpy(str(path))
+        return state
     from safetensors.torch import load_file as load_torch
 
-    return load_torch(str(path))
+    tensors: dict[str, Any] = load_torch(str(path))
+    return tensors
 
 
 def stored_audio(state: dict[str, Any]) -> tuple[np.ndarray, int] | None:

@@ -33,6 +33,7 @@ the ledger without changing it. Just over 300 lines: the three reader layouts sh
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -42,6 +43,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -172,7 +174,7 @@ def export_dataset(
     )
 
 
-def _previous(path: Path) -> dict[str, dict]:
+def _previous(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
     table = pq.read_table(path)
@@ -181,7 +183,9 @@ def _previous(path: Path) -> dict[str, dict]:
     return {row["job_id"]: row for row in table.to_pylist()}
 
 
-def _verified(output_dir: Path, row: dict, mode: VerifyMode, rejected: list[tuple[str, str]]) -> bool:
+def _verified(
+    output_dir: Path, row: dict[str, Any], mode: VerifyMode, rejected: list[tuple[str, str]]
+) -> bool:
     if not row["output_path"]:
         rejected.append((row["job_id"], "the done row names no output file"))
         return False
@@ -196,12 +200,12 @@ def _verified(output_dir: Path, row: dict, mode: VerifyMode, rejected: list[tupl
 def _done_rows(
     output_dir: Path,
     dest: Path,
-    previous: dict[str, dict],
+    previous: dict[str, dict[str, Any]],
     stills: StillsPolicy,
     thumbnails: bool,
     mode: VerifyMode,
     rejected: list[tuple[str, str]],
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     table = latest_rows(output_dir, columns=_LEDGER_COLUMNS)
     table = table.filter(pc.equal(table["status"], "done"))
     rows = [r for r in table.to_pylist() if _verified(output_dir, r, mode, rejected)]
@@ -214,11 +218,11 @@ def _done_rows(
     return [_sample(i, r, dest, thumbnails) for i, r in enumerate(old + new)]
 
 
-def _kind(r: dict) -> str:
+def _kind(r: dict[str, Any]) -> str:
     return "image" if r["mode"] == "image" else "video"
 
 
-def _sample(index: int, r: dict, dest: Path, thumbnails: bool) -> dict:
+def _sample(index: int, r: dict[str, Any], dest: Path, thumbnails: bool) -> dict[str, Any]:
     params = json.loads(r["params_json"] or "{}")
     source = Path(r["output_path"])
     kind = _kind(r)
@@ -265,7 +269,7 @@ def _abs(dest: Path, relative: str) -> Path:
     return Path(os.path.normpath(dest / relative))
 
 
-def _place_clip(row: dict, dest: Path, before: dict | None, link: bool) -> bool:
+def _place_clip(row: dict[str, Any], dest: Path, before: dict[str, Any] | None, link: bool) -> bool:
     """Fill the row's sha256/size and put the clip in place; True when a file was linked or copied."""
     source, target = _abs(dest, row["source_path"]), dest / row["file_name"]
     stat = source.stat()
@@ -311,7 +315,7 @@ def _same(path: Path, size: int, sha256: str, trust_size: bool) -> bool:
     return path.stat().st_size == size and (trust_size or file_sha256(str(path)) == sha256)
 
 
-def _remove_stale(dest: Path, rows: list[dict]) -> None:
+def _remove_stale(dest: Path, rows: list[dict[str, Any]]) -> None:
     """Files of jobs no longer done (a re-render failed, the ledger was reset), or left out now."""
     keep = {r["file_name"] for r in rows} | {r["thumbnail"] for r in rows if r["thumbnail"]}
     for folder in (*KINDS, THUMBNAILS):
@@ -334,7 +338,7 @@ def _write_folder_metadata(dest: Path, kind: str, table: pa.Table) -> None:
     _atomic(target, lambda tmp: pq.write_table(public, tmp))
 
 
-def _write_shards(rows: list[dict], dest: Path, per_shard: int) -> tuple[int, int]:
+def _write_shards(rows: list[dict[str, Any]], dest: Path, per_shard: int) -> tuple[int, int]:
     root = dest / "webdataset"
     root.mkdir(exist_ok=True)
     index_path = root / "index.json"
@@ -363,11 +367,11 @@ def _write_shards(rows: list[dict], dest: Path, per_shard: int) -> tuple[int, in
             if index.get(name) == digest and all(f.is_file() for f in files):
                 kept += 1
                 continue
-            _atomic(files[0], lambda tmp, p=payloads: _tar(tmp, p, dest))
+            _atomic(files[0], functools.partial(_tar_into, payloads=payloads, dest=dest))
             shard_rows = pa.Table.from_pylist(members, schema=DATASET_SCHEMA).drop_columns(list(_PRIVATE))
-            _atomic(files[1], lambda tmp, t=shard_rows: pq.write_table(t, tmp))
+            _atomic(files[1], functools.partial(_parquet_into, table=shard_rows))
             stats = json.dumps(_stats(members), indent=1, sort_keys=True) + "\n"
-            _atomic(files[2], lambda tmp, s=stats: tmp.write_text(s))
+            _atomic(files[2], functools.partial(_text_into, text=stats))
             written += 1
         stems = {name.split("/")[1] for name in new_index if name.startswith(f"{kind}/")}
         for stale in folder.iterdir() if folder.is_dir() else ():
@@ -379,7 +383,7 @@ def _write_shards(rows: list[dict], dest: Path, per_shard: int) -> tuple[int, in
     return written, kept
 
 
-def _stats(members: list[dict]) -> dict[str, object]:
+def _stats(members: list[dict[str, Any]]) -> dict[str, object]:
     """Per-shard stats in the shape video2dataset's `<shard>_stats.json` has (counts and totals)."""
     return {
         "count": len(members),
@@ -393,7 +397,7 @@ def _stats(members: list[dict]) -> dict[str, object]:
     }
 
 
-def _sample_json(row: dict) -> bytes:
+def _sample_json(row: dict[str, Any]) -> bytes:
     """The sample's `<job_id>.json`: parameters and tags as objects, paths relative to the dataset."""
     plain = {
         k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in _PRIVATE
@@ -403,7 +407,7 @@ def _sample_json(row: dict) -> bytes:
     return json.dumps(plain, sort_keys=True, ensure_ascii=False).encode()
 
 
-def _tar(path: Path, payloads: list[tuple[dict, bytes]], dest: Path) -> None:
+def _tar(path: Path, payloads: list[tuple[dict[str, Any], bytes]], dest: Path) -> None:
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row, meta in payloads:
             clip = dest / row["file_name"]
@@ -417,6 +421,18 @@ def _tar(path: Path, payloads: list[tuple[dict, bytes]], dest: Path) -> None:
                 info = tarfile.TarInfo(member)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
+
+
+def _tar_into(tmp: Path, payloads: list[tuple[dict[str, Any], bytes]], dest: Path) -> None:
+    _tar(tmp, payloads, dest)
+
+
+def _parquet_into(tmp: Path, table: pa.Table) -> None:
+    pq.write_table(table, tmp)
+
+
+def _text_into(tmp: Path, text: str) -> None:
+    tmp.write_text(text)
 
 
 def _atomic(target: Path, write: Callable[[Path], object]) -> None:

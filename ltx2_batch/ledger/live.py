@@ -138,29 +138,32 @@ class LiveJobTable:
             wait = max(self._interval, _COST_FACTOR * (time.monotonic() - started))
 
     def refresh(self) -> Path:
+        """Fold the journal bytes written since the last pass into the table and replace the file (a full
+        rebuild when a journal vanished or was folded into ledger.parquet meanwhile)."""
         with self._lock:
+            target = jobs_path(self._output_dir)
             journals = list_journals(self._output_dir)
             vanished = any(path not in journals for path in self._offsets)
-            if self._states is None or vanished:
+            spans = None if self._states is None or vanished else self._new_spans(journals)
+            if spans is None:
                 rows, self._offsets = read_rows_upto(self._output_dir)
                 self._states = job_states(rows)
             else:
-                parts, offsets = [], dict(self._offsets)
-                for path in journals:
-                    span, offsets[path] = read_journal_span(path, offsets.get(path, 0))
-                    if span is None:  # folded between the listing and the read: its rows are in
-                        parts = None  # ledger.parquet now, so rebuild from there
-                        break
-                    parts.append(span)
-                if parts is None:
-                    rows, self._offsets = read_rows_upto(self._output_dir)
-                    self._states = job_states(rows)
-                else:
-                    new_rows = pa.concat_tables(parts) if parts else LEDGER_SCHEMA.empty_table()
-                    self._offsets = offsets
-                    if new_rows.num_rows == 0 and jobs_path(self._output_dir).exists():
-                        return jobs_path(self._output_dir)  # nothing new: the file is current
-                    self._states = fold(self._states, new_rows)
-            target = jobs_path(self._output_dir)
+                new_rows, self._offsets = spans
+                if new_rows.num_rows == 0 and target.exists():
+                    return target  # nothing new: the file is current
+                self._states = fold(self._states, new_rows)
             write_parquet_atomically(self._states, target)
             return target
+
+    def _new_spans(self, journals: list[Path]) -> tuple[pa.Table, dict[Path, int]] | None:
+        """The rows appended to each journal since the last pass, and the new offsets; None when a journal
+        was folded between the listing and the read (its rows are in ledger.parquet now: rebuild)."""
+        parts = []
+        offsets = dict(self._offsets)
+        for path in journals:
+            span, offsets[path] = read_journal_span(path, offsets.get(path, 0))
+            if span is None:
+                return None
+            parts.append(span)
+        return (pa.concat_tables(parts) if parts else LEDGER_SCHEMA.empty_table()), offsets

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import pyarrow as pa
 
@@ -204,7 +205,7 @@ class RunContext:
         }
 
 
-def job_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, **fields: object) -> LedgerRow:
+def job_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, **fields: Any) -> LedgerRow:
     """A job-level row: identity and parameters from `job`, outcome fields (timings, paths...) as keywords.
 
     An unknown keyword is a TypeError from `dataclasses.replace`, so a typo cannot silently drop a value.
@@ -260,11 +261,11 @@ def chunk_outcome_row(
 ) -> LedgerRow:
     """A chunk row of a chained job: its latent file is what makes the job resumable. A resumed chunk is
     `done` (its files are complete) with the resumption noted in `error`."""
-    base = _base_row(
-        ctx, job, JobStatus.DONE, RowKind.CHUNK, chunk_index=chunk.index, chunk_count=chunk.count
-    )
+    base = _base_row(ctx, job, JobStatus.DONE, RowKind.CHUNK)
     return dataclasses.replace(
         base,
+        chunk_index=chunk.index,
+        chunk_count=chunk.count,
         attempt=attempt,
         latent_path=chunk.latent_path,
         render_s=chunk.render_s,
@@ -274,9 +275,7 @@ def chunk_outcome_row(
     )
 
 
-def _base_row(
-    ctx: RunContext, job: RenderJob, status: JobStatus | str, kind: RowKind, **chunk: int
-) -> LedgerRow:
+def _base_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, kind: RowKind) -> LedgerRow:
     if not job.job_id:
         raise LedgerError(f"job {job.name!r} has no job_id: compute it (jobs.with_job_id) before logging")
     return LedgerRow(
@@ -300,7 +299,6 @@ def _base_row(
         frame_rate=float(job.frame_rate),
         seed=job.seed,
         tags_json=canonical_json(dict(job.tags)),
-        **chunk,
     )
 
 

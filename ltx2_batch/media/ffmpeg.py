@@ -31,7 +31,7 @@ def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary bundled with imageio-ffmpeg (no system ffmpeg is assumed)."""
     import imageio_ffmpeg  # deferred: only the runners need it; builders stay pure
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def rate_fraction(frame_rate: float | Fraction) -> Fraction:

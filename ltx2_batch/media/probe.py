@@ -58,7 +58,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
 def _packet_end(packet: av.Packet) -> int | None:
     if packet.pts is None or packet.duration is None:
         return None
-    return packet.pts + packet.duration
+    return int(packet.pts + packet.duration)
 
 
 class VideoCount(str, Enum):
@@ -197,7 +197,7 @@ def read_last_frame(path: str | Path) -> np.ndarray:
             last = frame
     if last is None:
         raise MediaError(f"{path} has no decodable frame")
-    return last.to_ndarray(format="rgb24")
+    return np.asarray(last.to_ndarray(format="rgb24"))
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -227,10 +227,10 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def _samples(frame: av.AudioFrame) -> np.ndarray:
     """float32 `[C, S]` from a planar (the AAC decoder's "fltp") or packed audio frame."""
     channels = len(frame.layout.channels)
-    data = frame.to_ndarray()
+    data = np.asarray(frame.to_ndarray())
     if frame.format.is_planar:
         return data.reshape(channels, -1).astype(np.float32, copy=False)
-    return data.reshape(-1, channels).T.astype(np.float32, copy=False)
+    return np.asarray(data.reshape(-1, channels).T, dtype=np.float32)
 
 
 def frame_index_pattern(index: int, height: int, width: int) -> np.ndarray:

@@ -186,7 +186,7 @@ class Mp4Writer:
             raise MediaError(f"frame size changed from {self._size} to {frames.shape[1:3]} mid-video")
         else:
             pipe = self._pipe
-        pipe.write(memoryview(frames).cast("B"))
+        pipe.write(frames.data.cast("B"))
         self.frames_written += frames.shape[0]
 
     def set_audio(self, audio: np.ndarray, sample_rate: int) -> None:
@@ -332,7 +332,7 @@ def write_lossless_frames(path: str | Path, frames: np.ndarray) -> Path:
     with atomic_target(target) as tmp:
         pipe = FfmpegPipe(ffmpeg_lossless_command(tmp, frames.shape[2], frames.shape[1], exe=ffmpeg_exe()))
         try:
-            pipe.write(memoryview(frames).cast("B"))
+            pipe.write(frames.data.cast("B"))
             pipe.finish()
         except BaseException:
             pipe.abort()
@@ -346,7 +346,7 @@ def write_lossless_frames(path: str | Path, frames: np.ndarray) -> Path:
 def _one_frame(frame: np.ndarray) -> np.ndarray:
     if isinstance(frame, np.ndarray) and frame.ndim == _VIDEO_NDIM:
         frame = frame[0]
-    return _check_frames(np.asarray(frame)[None])[0]
+    return np.asarray(_check_frames(np.asarray(frame)[None])[0])
 
 
 def write_png(path: str | Path, frame: np.ndarray) -> Path:

@@ -145,7 +145,7 @@ def settings_problems(app: AppConfig, root: Path) -> list[str]:
     if app.batch_jobs < 1:
         problems.append(f"batch_jobs must be >= 1, got {app.batch_jobs}: e.g. batch_jobs=10000")
     if app.shard is not None:
-        from ltx2_batch.core.scheduler import Shard
+        from ltx2_batch.core.shard import Shard
 
         try:
             Shard.parse(app.shard)

@@ -78,8 +78,10 @@ class LedgerEvents:
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
         """The attempt's outcome row; a done row is durable before `after_done` tidies the job's state."""
         # a retried attempt keeps its start for the next one's row; a final outcome releases it
-        get = self._started.get if not outcome.is_final else self._started.pop
-        t0, started_at = get(job.job_id, None) or (time.monotonic(), utc_now())
+        started = (
+            self._started.get(job.job_id) if not outcome.is_final else self._started.pop(job.job_id, None)
+        )
+        t0, started_at = started or (time.monotonic(), utc_now())
         row = outcome_row(
             self._ctx,
             job,

@@ -152,7 +152,7 @@ def typed_column(texts: list[str | None]) -> pa.Array:
     if kinds == {int}:
         return pa.array(values, pa.int64())
     if kinds and kinds <= {int, float}:
-        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())  # type: ignore[arg-type]  # kinds says: int or float
     return pa.array(texts, pa.string())
 
 

@@ -46,7 +46,7 @@ def added_key_problems(overrides: Sequence[str], schema: Any) -> list[str]:
         key = _added_key(override)
         if key is None:
             continue
-        node, walked = schema, []
+        node, walked = schema, list[str]()
         for part in key.split("."):
             names = _children(node)
             if part not in names:

@@ -115,7 +115,7 @@ def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
             raise
         signal.signal(signal.SIGTERM, previous)
         previous(signal.SIGTERM, None)
-        return ray.is_initialized()
+        return bool(ray.is_initialized())
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
