@@ -360,22 +360,18 @@ def cold_child(root: Path, report: Path, launched: float, size: Size, dry: bool)
 
     from ltx2_batch.core.outcome import WorkerIdentity
     from ltx2_batch.storage.layout import OutputLayout
-    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.executor import JobExecutor, RunOutput
     from ltx2_batch.worker.job_files import JobFiles
     from ltx2_batch.worker.overlap import Overlap
 
     ready_at = time.time()
     backend = cold_backend(root, dry=dry)
     built_at = time.time()
-    executor = JobExecutor(
-        backend,
-        JobFiles(OutputLayout(root.parent / "cold_out"), {}),
-        WorkerIdentity("cold", "local"),
-        overlap=Overlap.ENCODE,
-    )
+    executor = JobExecutor(backend, WorkerIdentity("cold", "local"))
+    files = RunOutput(JobFiles(OutputLayout(root.parent / "cold_out"), {}), overlap=Overlap.ENCODE)
     try:
         _name, width, height, frames, two_stage = size
-        outcome = executor.submit(make_job(width, height, frames, two_stage, seed=1)).result()
+        outcome = executor.submit(make_job(width, height, frames, two_stage, seed=1), files).result()
     finally:
         executor.shutdown()
     done_at = time.time()

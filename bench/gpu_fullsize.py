@@ -154,7 +154,7 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
     from ltx2_batch.backends.factory import create_backend
     from ltx2_batch.core.outcome import WorkerIdentity
     from ltx2_batch.storage.layout import OutputLayout
-    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.executor import JobExecutor, RunOutput
     from ltx2_batch.worker.job_files import JobFiles
     from ltx2_batch.worker.overlap import Overlap
 
@@ -170,10 +170,9 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
     t0 = time.perf_counter()
     backend = (make_backend or (lambda c: create_backend(c, REPO)))(cfg)
     row["create_backend_s"] = round(time.perf_counter() - t0, 2)
-    executor = JobExecutor(
-        backend,
+    executor = JobExecutor(backend, WorkerIdentity("bench", "local"))
+    files = RunOutput(
         JobFiles(OutputLayout(out_dir / label / name), {}),
-        WorkerIdentity("bench", "local"),
         overlap=Overlap.DECODE if overlap_decode else Overlap.ENCODE,
     )
     timer = ForwardTimer(cuda)
@@ -190,7 +189,7 @@ def engine_row(  # noqa: PLR0915 - one measured row, its steps in the order they
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             started = time.perf_counter()
-            future = executor.submit(make_job(width, height, frames, two_stage, seed=index + 1))
+            future = executor.submit(make_job(width, height, frames, two_stage, seed=index + 1), files)
             render_wall = time.perf_counter() - started
             timer.attach(backend)  # the first job built the transformers inside submit
             forward_s, calls = timer.take() if index else (0.0, 0)

@@ -261,11 +261,9 @@ def chunk_outcome_row(
 ) -> LedgerRow:
     """A chunk row of a chained job: its latent file is what makes the job resumable. A resumed chunk is
     `done` (its files are complete) with the resumption noted in `error`."""
-    base = _base_row(ctx, job, JobStatus.DONE, RowKind.CHUNK)
+    base = _base_row(ctx, job, JobStatus.DONE, RowKind.CHUNK, chunk=(chunk.index, chunk.count))
     return dataclasses.replace(
         base,
-        chunk_index=chunk.index,
-        chunk_count=chunk.count,
         attempt=attempt,
         latent_path=chunk.latent_path,
         render_s=chunk.render_s,
@@ -275,7 +273,14 @@ def chunk_outcome_row(
     )
 
 
-def _base_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, kind: RowKind) -> LedgerRow:
+def _base_row(
+    ctx: RunContext,
+    job: RenderJob,
+    status: JobStatus | str,
+    kind: RowKind,
+    chunk: tuple[int, int] | None = None,
+) -> LedgerRow:
+    """The identity and parameter columns of a row; `chunk` is (index, count) for a chunk row."""
     if not job.job_id:
         raise LedgerError(f"job {job.name!r} has no job_id: compute it (jobs.with_job_id) before logging")
     return LedgerRow(
@@ -299,6 +304,8 @@ def _base_row(ctx: RunContext, job: RenderJob, status: JobStatus | str, kind: Ro
         frame_rate=float(job.frame_rate),
         seed=job.seed,
         tags_json=canonical_json(dict(job.tags)),
+        chunk_index=chunk[0] if chunk else None,
+        chunk_count=chunk[1] if chunk else None,
     )
 
 

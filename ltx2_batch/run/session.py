@@ -38,7 +38,7 @@ from ltx2_batch.run.source import Batch, JobSource, open_source
 from ltx2_batch.runners.base import Runner
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.storage.writer_lock import hold_output_dir
-from ltx2_batch.worker.spec import ExecutorSpec
+from ltx2_batch.worker.spec import RunSpec, WorkerSpec
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
@@ -72,14 +72,11 @@ class RunSession:
             manifest_path=source.manifest_source,
             manifest_sha256=source.manifest_sha256,
         )
-        self._spec = ExecutorSpec(
-            # settled here, on the driver: a Ray worker's environment and launch dir may not be the driver's
-            model=replace(cfg.model, root=str(model_root(cfg.model, project_root))),
-            output=cfg.output,
-            project_root=str(project_root),
-            output_dir=str(source.output_dir),
-            run=self.ctx,
-            verify=cfg.verify,
+        # settled here, on the driver: a Ray worker's environment and launch dir may not be the driver's
+        model = replace(cfg.model, root=str(model_root(cfg.model, project_root)))
+        self._worker = WorkerSpec(model=model, project_root=str(project_root))
+        self._run = RunSpec(
+            output=cfg.output, output_dir=str(source.output_dir), run=self.ctx, verify=cfg.verify
         )
         self.stats = RunStats()
         self.interrupts = Interrupts()
@@ -131,7 +128,9 @@ class RunSession:
             self._dispatch(pending, store)
 
     def _dispatch(self, pending: tuple[RenderJob, ...], store: LedgerStore) -> None:
-        runner = self._runner = self._runner or make_runner(self._cfg, self._spec, self.interrupts)
+        runner = self._runner = self._runner or make_runner(
+            self._cfg, self._worker, self._run, self.interrupts
+        )
         # a chained job's resume state goes once its done row is durable (not before: a crash in between
         # would leave a job neither recorded done nor resumable)
         keep = self._cfg.output.keep_chunks
@@ -175,16 +174,16 @@ class RunSession:
         )
 
 
-def make_runner(cfg: AppConfig, spec: ExecutorSpec, interrupts: Interrupts) -> Runner:
+def make_runner(cfg: AppConfig, worker: WorkerSpec, run: RunSpec, interrupts: Interrupts) -> Runner:
     """The runner `engine.kind` names: warm Ray actors, or this process."""
     if cfg.engine.kind is EngineKind.ray:
         from ltx2_batch.runners.ray import RayRunner
 
-        return RayRunner(cfg.engine, spec)
+        return RayRunner(cfg.engine, worker, run)
     from ltx2_batch.runners.local import LocalRunner
     from ltx2_batch.worker.spec import build_executor
 
-    return LocalRunner(lambda: build_executor(spec, "local-0"), interruptible=interrupts.interruptible)
+    return LocalRunner(lambda: build_executor(worker, "local-0"), run, interruptible=interrupts.interruptible)
 
 
 def _rebuild(output_dir: Path, shard: str | None) -> None:

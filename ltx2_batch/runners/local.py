@@ -20,25 +20,30 @@ from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.core.scheduler import WorkQueue, affinity_key
 from ltx2_batch.core.step_events import StepEvent
 from ltx2_batch.runners.base import RunEvents, release_dependents
-from ltx2_batch.worker.executor import JobExecutor
+from ltx2_batch.worker.executor import JobExecutor, RunOutput
+from ltx2_batch.worker.spec import RunSpec, renders_on_cuda, run_output
 
 
 class LocalRunner:
     def __init__(
         self,
         make_executor: Callable[[], JobExecutor],
+        run: RunSpec,
         worker_name: str = "local-0",
         interruptible: threading.Event | None = None,
     ) -> None:
         self._make_executor = make_executor
+        self._run = run
         self._worker = worker_name
         self._interruptible = interruptible or threading.Event()
         self._executor: JobExecutor | None = None
+        self._out: RunOutput | None = None
 
     def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        if self._executor is None:
+        if self._executor is None or self._out is None:
             self._executor = self._make_executor()
-        executor = self._executor
+            self._out = run_output(self._run, cuda=renders_on_cuda(self._executor))
+        executor, out = self._executor, self._out
         queue = WorkQueue(jobs)
         warm = None
         encoding: tuple[RenderJob, Future[JobOutcome]] | None = None
@@ -58,7 +63,7 @@ class LocalRunner:
                     continue
                 warm = affinity_key(job)
                 events.job_started(job, 1, self._worker)
-                future = self._submit(executor, job, events, stop)
+                future = self._submit(executor, out, job, events, stop)
                 if encoding is not None:  # complete by now: submit waits for the previous encode
                     report(encoding[0], encoding[1].result())
                     encoding = None
@@ -72,7 +77,7 @@ class LocalRunner:
             executor.drain()
 
     def _submit(
-        self, executor: JobExecutor, job: RenderJob, events: RunEvents, stop: threading.Event
+        self, executor: JobExecutor, out: RunOutput, job: RenderJob, events: RunEvents, stop: threading.Event
     ) -> Future[JobOutcome]:
         """Render with the main thread interruptible; chunk rows are written with it not."""
 
@@ -92,7 +97,9 @@ class LocalRunner:
                 self._interruptible.set()
                 if stop.is_set():  # the stop came while the job was being dispatched
                     raise KeyboardInterrupt
-                future = executor.submit(job, on_chunk=on_chunk, should_stop=stop.is_set, on_step=on_step)
+                future = executor.submit(
+                    job, out, on_chunk=on_chunk, should_stop=stop.is_set, on_step=on_step
+                )
             finally:
                 self._interruptible.clear()
         except KeyboardInterrupt:

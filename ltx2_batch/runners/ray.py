@@ -36,15 +36,16 @@ from ltx2_batch.errors import FatalBackendError
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
-from ltx2_batch.worker.spec import ExecutorSpec, build_executor
+from ltx2_batch.worker.executor import RunOutput
+from ltx2_batch.worker.spec import RunSpec, WorkerSpec, build_executor, renders_on_cuda, run_output
 
 POLL_S = 0.2
 
 
 class RenderWorker:
-    """Ray actor body: holds the warm backend for its whole life."""
+    """Ray actor body: holds the warm backend for its whole life; each call says which launch it is for."""
 
-    def __init__(self, spec: ExecutorSpec, name: str, progress: Queue | None) -> None:
+    def __init__(self, spec: WorkerSpec, name: str, progress: Queue | None) -> None:
         self._name = name
         self._progress = progress
         # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
@@ -53,17 +54,26 @@ class RenderWorker:
         # With an overlap (output.overlap) the actor takes two calls at once (max_concurrency=2): renders
         # never overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
         self._render_lock = threading.Lock()
+        self._outputs: dict[str, RunOutput] = {}  # per launch (run id): its writer and settled overlap
 
-    def where(self) -> dict[str, str]:
+    def where(self, run: RunSpec) -> dict[str, str]:
+        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes one
+        job's files beside the next job's render)."""
         return {
             "worker": self._name,
             "pid": str(os.getpid()),
             "node": ray.util.get_node_ip_address(),
             "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
-            "capacity": "2" if self._executor.overlaps_encode else "1",
+            "capacity": "2" if self._output(run).overlap.encodes else "1",
         }
 
-    def render(self, job: RenderJob, attempt: int) -> JobOutcome:
+    def _output(self, run: RunSpec) -> RunOutput:
+        out = self._outputs.get(run.run.run_id)
+        if out is None:
+            out = self._outputs[run.run.run_id] = run_output(run, cuda=renders_on_cuda(self._executor))
+        return out
+
+    def render(self, job: RenderJob, attempt: int, run: RunSpec) -> JobOutcome:
         def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:
             if self._progress is not None:
                 self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
@@ -75,7 +85,7 @@ class RenderWorker:
                     self._progress.put_nowait((step_job.job_id, attempt, step))
 
         with self._render_lock:
-            future = self._executor.submit(job, on_chunk=on_chunk, on_step=on_step)
+            future = self._executor.submit(job, self._output(run), on_chunk=on_chunk, on_step=on_step)
         return future.result()
 
 
@@ -159,9 +169,10 @@ def worker_count(engine: EngineConfig) -> int:
 class RayRunner:
     """Starts (or joins) Ray and its actors on the first `run`; later runs reuse the warm actors."""
 
-    def __init__(self, engine: EngineConfig, spec: ExecutorSpec) -> None:
+    def __init__(self, engine: EngineConfig, worker: WorkerSpec, run: RunSpec) -> None:
         self._engine = engine
-        self._spec = spec
+        self._worker = worker
+        self._run = run
         self._spawned: list[_Slot] = []
         self._slots: list[_Slot] = []
         self._progress: Queue | None = None
@@ -180,7 +191,7 @@ class RayRunner:
             max_concurrency=2,  # the driver sends a second job only to an actor that overlaps (capacity)
             runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
         )
-        slot = _Slot(name=name, actor=actor_cls.remote(self._spec, name, self._progress))
+        slot = _Slot(name=name, actor=actor_cls.remote(self._worker, name, self._progress))
         self._spawned.append(slot)
         return slot
 
@@ -209,7 +220,7 @@ class RayRunner:
         """Each new actor has built its backend. One that cannot (missing weights on a node, fp8 without
         CUDA) stops the run with its own error instead of looking like a crash that retries every job; one
         that cannot be placed (asked for more GPUs than the cluster has) times out with what was asked."""
-        by_ref = {slot.actor.where.remote(): slot for slot in slots}
+        by_ref = {slot.actor.where.remote(self._run): slot for slot in slots}
         pending = list(by_ref)
         deadline = time.monotonic() + self._engine.start_timeout_s
         while pending and not stop.is_set():
@@ -248,7 +259,8 @@ class RayRunner:
                     attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
                     slot.warm = affinity_key(job)
                     events.job_started(job, attempt, slot.name)
-                    in_flight[slot.actor.render.remote(job, attempt)] = _InFlight(slot, job, attempt)
+                    ref = slot.actor.render.remote(job, attempt, self._run)
+                    in_flight[ref] = _InFlight(slot, job, attempt)
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
                 self._drain(by_id, events)
                 for ref in ready:

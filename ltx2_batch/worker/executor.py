@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from ltx2_batch.backends.base import (
@@ -60,37 +61,39 @@ def _error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{tail}"[-4000:]
 
 
-class JobExecutor:
-    """One worker's job loop body: a warm backend, its files writer, and the overlap it settled on."""
+@dataclass(frozen=True)
+class RunOutput:
+    """What one launch asks of a worker's writing: its files writer, its settled overlap, whether chunk
+    files stay. Per launch, not per worker: one warm worker may serve launches into different places."""
 
-    def __init__(
-        self,
-        backend: RenderBackend,
-        files: JobFiles,
-        identity: WorkerIdentity,
-        overlap: Overlap = Overlap.OFF,
-        keep_chunks: bool = False,
-    ) -> None:
+    files: JobFiles
+    overlap: Overlap = Overlap.OFF
+    keep_chunks: bool = False
+
+
+class JobExecutor:
+    """One worker's job loop body: a warm backend, held for the worker's life, and one encode thread."""
+
+    def __init__(self, backend: RenderBackend, identity: WorkerIdentity) -> None:
         self._backend = backend
-        self._files = files
         self._identity = identity
-        self._overlap = overlap
-        self._keep_chunks = keep_chunks
-        # the backend again, typed for denoise()/decode(), when decodes may be deferred (else None)
-        self._deferrable = (
-            backend if overlap.decodes and isinstance(backend, OverlappedDecodeBackend) else None
-        )
         self._warm_key: tuple[Any, ...] | None = None
         self._last_cycle: tuple[float, float, float] | None = None  # denoise, decode, encode seconds
         self._queue = EncodeQueue()
 
     @property
-    def overlaps_encode(self) -> bool:
-        return self._overlap.encodes
+    def backend(self) -> RenderBackend:
+        return self._backend
+
+    def _deferrable(self, out: RunOutput) -> OverlappedDecodeBackend | None:
+        """The backend, typed for denoise()/decode(), when this launch's decodes may be deferred."""
+        backend = self._backend
+        return backend if out.overlap.decodes and isinstance(backend, OverlappedDecodeBackend) else None
 
     def submit(
         self,
         job: RenderJob,
+        out: RunOutput,
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
         overlap: bool | None = None,
@@ -101,7 +104,7 @@ class JobExecutor:
         next job. Chained and image jobs always finish before returning. Never raises for a job's own
         failure (application errors become a failed outcome and are not retried); KeyboardInterrupt
         propagates and the caller records it."""
-        overlap = self._overlap.encodes if overlap is None else overlap
+        overlap = out.overlap.encodes if overlap is None else overlap
         started = time.perf_counter()
         outcome = self._outcome_factory(job, started)
         key = (job.pipeline, job.loras)
@@ -111,16 +114,18 @@ class JobExecutor:
         if job.after or job.mode is not RenderMode.VIDEO or key != self._warm_key:
             self.drain()
         self._warm_key = key
-        self._files.remove_partials(job)
+        out.files.remove_partials(job)
         try:
             with self._step_reports(job, on_step):  # the denoise runs here; a deferred decode has no steps
                 self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before loading
                 load_s = self._backend.prepare(job.pipeline, job.loras)
-                render_job = self._with_previous_shot(job) if job.after else job
+                render_job = self._with_previous_shot(job, out) if job.after else job
                 if job.mode is RenderMode.CHAINED:
-                    written = self._execute_chained(render_job, on_chunk, should_stop)
+                    written = self._execute_chained(render_job, out, on_chunk, should_stop)
                     return completed(outcome(OutcomeStatus.DONE, load_s=load_s, written=written))
-                write = self._render_window(render_job, defer=overlap and self._decode_can_wait(job))
+                write = self._render_window(
+                    render_job, out, defer=overlap and self._decode_can_wait(job, out)
+                )
         except JobCancelledError as exc:
             return completed(outcome(OutcomeStatus.CANCELLED, error=str(exc)))
         except Exception as exc:  # any job failure is recorded, the run goes on
@@ -170,34 +175,35 @@ class JobExecutor:
 
         return make
 
-    def _render_window(self, job: RenderJob, defer: bool) -> Callable[[], WrittenFiles]:
+    def _render_window(self, job: RenderJob, out: RunOutput, defer: bool) -> Callable[[], WrittenFiles]:
         """Render one window now; return what writes its files (and, deferred, decodes it first)."""
         t0 = time.perf_counter()
-        if defer:
-            assert self._deferrable is not None  # _decode_can_wait checked it
-            pending: PendingDecode = self._deferrable.denoise(RenderRequest(job=job))
+        deferrable = self._deferrable(out) if defer else None
+        if deferrable is not None:
+            pending: PendingDecode = deferrable.denoise(RenderRequest(job=job))
             denoise_s = time.perf_counter() - t0
 
             def decode_and_write() -> WrittenFiles:
                 t1 = time.perf_counter()
                 decoded = pending.decode()  # on the encode thread: the next job may be denoising
                 decoded.info["decode_overlapped"] = True  # in the sidecar: how this job was decoded
-                return self._files.write_window(job, decoded, denoise_s + time.perf_counter() - t1)
+                return out.files.write_window(job, decoded, denoise_s + time.perf_counter() - t1)
 
             return decode_and_write
         result: RenderResult = self._backend.render(RenderRequest(job=job))
         render_s = time.perf_counter() - t0
         result.info["decode_overlapped"] = False
-        return lambda: self._files.write_window(job, result, render_s)
+        return lambda: out.files.write_window(job, result, render_s)
 
-    def _decode_can_wait(self, job: RenderJob) -> bool:
+    def _decode_can_wait(self, job: RenderJob, out: RunOutput) -> bool:
         """A decoding overlap, the backend (memory plan, device) allows it for this job, and, when adaptive,
         the previous job's timings say the decode beside the next denoise shortens the cycle."""
-        if self._deferrable is None or job.mode is not RenderMode.VIDEO:
+        deferrable = self._deferrable(out)
+        if deferrable is None or job.mode is not RenderMode.VIDEO:
             return False
-        if not self._deferrable.can_overlap_decode(job):
+        if not deferrable.can_overlap_decode(job):
             return False
-        if self._overlap is not Overlap.ADAPTIVE or self._last_cycle is None:
+        if out.overlap is not Overlap.ADAPTIVE or self._last_cycle is None:
             return True
         return overlapped_decode_is_shorter(*self._last_cycle)
 
@@ -217,28 +223,29 @@ class JobExecutor:
     def execute(
         self,
         job: RenderJob,
+        out: RunOutput,
         on_chunk: ChunkCallback | None = None,
         should_stop: StopCheck | None = None,
         on_step: StepCallback | None = None,
     ) -> JobOutcome:
         """Render and write `job`; returns when its files are complete (see `submit`)."""
-        return self.submit(job, on_chunk, should_stop, overlap=False, on_step=on_step).result()
+        return self.submit(job, out, on_chunk, should_stop, overlap=False, on_step=on_step).result()
 
-    def _with_previous_shot(self, job: RenderJob) -> RenderJob:
+    def _with_previous_shot(self, job: RenderJob, out: RunOutput) -> RenderJob:
         """Storyboard: the previous shot's last frame conditions frame 0 of this shot (docs/behaviour.md)."""
-        found = [p for p in self._files.layout.previous_shot_outputs(job) if p.is_file()]
+        found = [p for p in out.files.layout.previous_shot_outputs(job) if p.is_file()]
         if not found:
-            generated = self._files.layout.root / "generated"
+            generated = out.files.layout.root / "generated"
             raise FileNotFoundError(
                 f"previous shot {job.after} has no output in {generated}; rerun the scene"
             )
-        png = self._files.layout.conditioning(job)
+        png = out.files.layout.conditioning(job)
         write_png(png, read_last_frame(found[0]))
         condition = ImageCondition(path=str(png), frame_idx=0, strength=1.0)
         return dataclasses.replace(job, images=(condition, *job.images))
 
     def _execute_chained(
-        self, job: RenderJob, on_chunk: ChunkCallback | None, should_stop: StopCheck | None
+        self, job: RenderJob, out: RunOutput, on_chunk: ChunkCallback | None, should_stop: StopCheck | None
     ) -> WrittenFiles:
         plan = plan_chunks(
             job.num_frames,
@@ -250,23 +257,23 @@ class JobExecutor:
             self._backend,
             job,
             plan,
-            self._files.layout,
-            crf=self._files.video_crf,
-            count=self._files.count,
-            keep_chunks=self._keep_chunks,
+            out.files.layout,
+            crf=out.files.video_crf,
+            count=out.files.count,
+            keep_chunks=out.keep_chunks,
             on_chunk=(lambda outcome: on_chunk(job, outcome)) if on_chunk else None,
             should_stop=should_stop,
         )
-        self._files.write_thumbnail(job, chained.first_frame)
+        out.files.write_thumbnail(job, chained.first_frame)
         # The chunk folder (resume state) is removed by the driver once the done row is durable.
-        return self._files.finish(
+        return out.files.finish(
             job,
             chained.summary,
             chained.info.frame_count,
             chained.render_s,
             chained.stitch_tail_s,
             chained.chunks,
-            chunk_files_kept=self._keep_chunks,
+            chunk_files_kept=out.keep_chunks,
         )
 
 

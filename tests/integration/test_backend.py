@@ -498,18 +498,19 @@ def test_a_job_the_model_cannot_render_fails_before_anything_is_loaded(
     from ltx2_batch.core.jobs import with_job_id
     from ltx2_batch.core.outcome import WorkerIdentity
     from ltx2_batch.storage.layout import OutputLayout
-    from ltx2_batch.worker.executor import JobExecutor
+    from ltx2_batch.worker.executor import JobExecutor, RunOutput
     from ltx2_batch.worker.job_files import JobFiles
 
     cold = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
-    executor = JobExecutor(cold, JobFiles(OutputLayout(tmp_path / "out"), {}), WorkerIdentity("t", "local"))
+    executor = JobExecutor(cold, WorkerIdentity("t", "local"))
+    out = RunOutput(JobFiles(OutputLayout(tmp_path / "out"), {}))
     try:
         bad = with_job_id(tiny_job(width=100), "bad-width")
-        outcome = executor.execute(bad)
+        outcome = executor.execute(bad, out)
         assert outcome.status == "failed"
         assert "100" in (outcome.error or "") and "FatalBackendError" in (outcome.error or "")
         assert not cold.cache.builds and not cold.cache.names()  # nothing was built or loaded
         long_bad = with_job_id(tiny_job(width=100, num_frames=300, mode=RenderMode.CHAINED), "bad-chained")
-        assert executor.execute(long_bad).status == "failed" and not cold.cache.builds
+        assert executor.execute(long_bad, out).status == "failed" and not cold.cache.builds
     finally:
         executor.close()

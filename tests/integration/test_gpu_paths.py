@@ -16,7 +16,7 @@ from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
 from ltx2_batch.core.outcome import WorkerIdentity
 from ltx2_batch.storage.layout import OutputLayout
-from ltx2_batch.worker.executor import JobExecutor
+from ltx2_batch.worker.executor import JobExecutor, RunOutput
 from ltx2_batch.worker.job_files import JobFiles
 from ltx2_batch.worker.overlap import Overlap
 
@@ -50,14 +50,12 @@ def _run(root: Path, out: Path, overlap_decode: bool) -> list[dict]:
     cfg = ModelConfig(root=str(root), dtype="bf16")
     backend = create_backend(cfg, Path(__file__).resolve().parents[2])
     assert backend.device.type == "cuda"
-    executor = JobExecutor(
-        backend,
-        JobFiles(OutputLayout(out), {}),
-        WorkerIdentity("gpu-test", "local"),
-        overlap=Overlap.DECODE if overlap_decode else Overlap.ENCODE,
+    executor = JobExecutor(backend, WorkerIdentity("gpu-test", "local"))
+    files = RunOutput(
+        JobFiles(OutputLayout(out), {}), overlap=Overlap.DECODE if overlap_decode else Overlap.ENCODE
     )
     try:
-        futures = [executor.submit(job) for job in _jobs()]
+        futures = [executor.submit(job, files) for job in _jobs()]
         outcomes = [f.result() for f in futures]
     finally:
         executor.close()

@@ -25,7 +25,7 @@ def local_ray() -> Iterator[None]:
 
 def _runner_with_queue() -> tuple[RayRunner, Queue]:
     # close() never reads the executor spec: no worker is spawned here
-    runner = RayRunner(EngineConfig(kind=EngineKind.ray), spec=None)  # type: ignore[arg-type]
+    runner = RayRunner(EngineConfig(kind=EngineKind.ray), worker=None, run=None)  # type: ignore[arg-type]
     queue = Queue(actor_options={"num_cpus": 0})
     runner._progress = queue  # what _ensure_workers sets once connected
     return runner, queue
