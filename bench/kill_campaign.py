@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltx2_batch.config import VerifyMode  # noqa: E402 - after the path insert: runs from a checkout
 from ltx2_batch.ledger.store import read_rows  # noqa: E402 - after the path insert
-from ltx2_batch.storage.verify import DoneRecord, verify_files  # noqa: E402 - after the path insert
+from ltx2_batch.storage.verify import DoneRecord, Expected, verify_files  # noqa: E402 - after the path insert
 
 MANIFEST = """
 defaults: {width: 64, height: 64, frame_rate: 24, pipeline: distilled}
@@ -187,8 +187,9 @@ def final_checks(out: Path) -> dict[str, object]:
     for job_id, rows in done_rows.items():
         last = rows[-1]
         record = DoneRecord(last["run_id"], last["frames_written"], last["error"])
+        expected = Expected.from_params(job_id, last["params_json"]) or Expected(job_id, -1, False)
         problem = verify_files(
-            Path(last["output_path"]), Path(last["sidecar_path"]), job_id, record, VerifyMode.full
+            Path(last["output_path"]), Path(last["sidecar_path"]), expected, record, VerifyMode.full
         )
         if problem:
             bad[job_id] = problem

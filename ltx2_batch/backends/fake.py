@@ -17,7 +17,8 @@ What it renders, deterministically per job:
 
 Tags steer it, for tests of the failure paths (tags are not part of a job's identity):
 `fake_render_s: "2.5"` makes a render take that long (a job to cancel or kill mid-render, with step events
-along the way); `fake_fail: "why"` makes it raise (an application failure, recorded `failed`).
+along the way); `fake_fail: "why"` makes it raise (an application failure, recorded `failed`);
+`fake_frames: "N"` returns N frames whatever the job asks (a model that comes up short: never recorded done).
 Must not: import torch or ltx (tests/unit/test_import_graph.py checks it), or touch files.
 """
 
@@ -115,7 +116,7 @@ class FakeBackend:
             raise RuntimeError(f"fake model asked to fail: {tags['fake_fail']}")
         handoff = request.handoff
         offset = int(np.asarray(handoff.stage1)[0, 0, 0, 0, 0]) if handoff is not None else 0
-        frames, rate = _frame_count(job), job.frame_rate * (2 if job.upscale.temporal else 1)
+        frames, rate = int(tags.get("fake_frames", job.output_frames)), job.output_frame_rate
         voice = _job_number(job)
         pictures = np.stack([_picture(offset + i, job, voice) for i in range(frames)])
         sample_rate = family_spec(self.family).audio_sample_rate
@@ -147,10 +148,6 @@ class FakeBackend:
 
     def close(self) -> None:
         self._warm = None
-
-
-def _frame_count(job: RenderJob) -> int:
-    return 2 * (job.num_frames - 1) + 1 if job.upscale.temporal else job.num_frames
 
 
 def _job_number(job: RenderJob) -> int:

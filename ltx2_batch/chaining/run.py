@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,14 +31,23 @@ import numpy as np
 
 from ltx2_batch.backends.base import LatentHandoff, RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio_sample_range
-from ltx2_batch.chaining.state import channel_stats, load_chunk_state, save_chunk_state, stored_audio
+from ltx2_batch.chaining.state import (
+    ChunkPaths,
+    ChunkStateError,
+    channel_stats,
+    discard_from,
+    load_chunk,
+    store_chunk,
+)
 from ltx2_batch.core.jobs import ImageCondition, RenderJob, RenderMode
 from ltx2_batch.core.outcome import ChunkOutcome, OutcomeStatus
 from ltx2_batch.errors import FatalBackendError, JobCancelledError
 from ltx2_batch.media.probe import MediaInfo, VideoCount, read_frames, read_last_frame
-from ltx2_batch.media.write import Mp4Writer, write_lossless_frames, write_png
+from ltx2_batch.media.write import Mp4Writer, write_png
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.worker.overlap import EncodeQueue
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ def run_chained(
     return result
 
 
-def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitch); its state spans both
+def _run_chunks(
     backend: RenderBackend,
     job: RenderJob,
     plan: ChunkPlan,
@@ -182,82 +192,128 @@ def _run_chunks(  # noqa: PLR0915 - one chunk loop (resume or render, then stitc
     should_stop: Callable[[], bool] | None,
     keep_chunks: bool,
 ) -> ChainedResult:
-    chain = _Chain()
-    outcomes: list[ChunkOutcome] = []
-    waiting: ChunkOutcome | None = None  # rendered, its files being written on the stitch thread
-    last_info: dict[str, Any] = {"resumed": True}  # every chunk resumed: nothing rendered in this attempt
-    phases: dict[str, float] = {}
-    first_frame: np.ndarray | None = None
-    render_s = 0.0
-
-    def report(outcome: ChunkOutcome) -> None:
-        """A chunk whose resume state is on disk (its size is measured now)."""
-        paths = [Path(p) for p in (outcome.latent_path, outcome.media_path) if p]
-        outcome = dataclasses.replace(outcome, resume_bytes=sum(_size(p) for p in paths))
-        outcomes.append(outcome)
-        if on_chunk is not None:
-            on_chunk(outcome)
-
+    loop = _ChunkLoop(backend, job, plan, layout, stitch, on_chunk, keep_chunks)
     for chunk in plan.chunks:
         if should_stop is not None and should_stop():
             raise JobCancelledError(
                 f"job {job.name} cancelled before chunk {chunk.index + 1}/{plan.chunk_count}"
             )
+        if loop.chain.rendered_fresh or not loop.resume(chunk):
+            loop.render(chunk)
+    return loop.finish()
+
+
+class _ChunkLoop:
+    """The state of one chained job's walk over its chunks: what the next chunk is conditioned on, the
+    outcomes reported so far, the one chunk whose files are still being written, timings."""
+
+    def __init__(
+        self,
+        backend: RenderBackend,
+        job: RenderJob,
+        plan: ChunkPlan,
+        layout: OutputLayout,
+        stitch: _Stitch,
+        on_chunk: Callable[[ChunkOutcome], None] | None,
+        keep_chunks: bool,
+    ) -> None:
+        self.backend, self.job, self.plan, self.layout, self.stitch = backend, job, plan, layout, stitch
+        self.on_chunk, self.keep_chunks = on_chunk, keep_chunks
+        self.chain = _Chain()
+        self.outcomes: list[ChunkOutcome] = []
+        self.waiting: ChunkOutcome | None = None  # rendered, its files being written on the stitch thread
+        self.last_info: dict[str, Any] = {"resumed": True}  # every chunk resumed: nothing rendered now
+        self.phases: dict[str, float] = {}
+        self.first_frame: np.ndarray | None = None
+        self.render_s = 0.0
+        self.t_tail = 0.0
+        self.discarded: str | None = None  # why the stored state of the next chunk to render was dropped
+
+    def report(self, outcome: ChunkOutcome) -> None:
+        """A chunk whose resume state is on disk (its size is measured now)."""
+        paths = [Path(p) for p in (outcome.latent_path, outcome.media_path) if p]
+        outcome = dataclasses.replace(outcome, resume_bytes=sum(_size(p) for p in paths))
+        self.outcomes.append(outcome)
+        if self.on_chunk is not None:
+            self.on_chunk(outcome)
+
+    def resume(self, chunk: ChunkRange) -> bool:
+        """Feed a stored chunk to the stitch when its state verifies; False when there is none to use (a
+        damaged one is discarded with every later chunk, with a warning naming the file)."""
+        job, paths = self.job, ChunkPaths.of(self.layout, self.job, chunk.index)
+        if not paths.record.is_file():
+            return False
+        try:
+            stored = load_chunk(paths, chunk.kept_frames)
+        except ChunkStateError as exc:
+            self.discarded = f"stored state discarded, rendered again: {exc}"
+            _log.debug("%s: %s", job.name, self.discarded)  # the driver warns, from the chunk row
+            discard_from(self.layout, job, chunk.index, self.plan.chunk_count)
+            return False
+        self.chain.latents = stored.latents
+        if chunk.index == 0 and job.chunking.adain:
+            self.chain.reference = channel_stats(stored.latents["final"])
+        self.chain.last_frame = read_last_frame(paths.frames)
+        if self.first_frame is None:
+            self.first_frame = read_frames(paths.frames, 0, 1)[0]
+        self.stitch.feed(functools.partial(read_frames, paths.frames), stored.audio)
         sub_job = chunk_job(job, chunk, ())
-        state_path, frames_path = layout.chunk_latent(job, chunk.index), layout.chunk_media(job, chunk.index)
-        if not chain.rendered_fresh and state_path.is_file() and frames_path.is_file():
-            chain.latents = load_chunk_state(state_path)
-            if chunk.index == 0 and job.chunking.adain:
-                chain.reference = channel_stats(chain.latents["final"])
-            chain.last_frame = read_last_frame(frames_path)
-            if first_frame is None:
-                first_frame = read_frames(frames_path, 0, 1)[0]
-            audio = stored_audio(chain.latents)
-            stitch.feed(functools.partial(read_frames, frames_path), audio)
-            report(_outcome(chunk, plan, sub_job, OutcomeStatus.RESUMED, 0.0, state_path, frames_path))
-            continue
-        handoff, extra = _handoff(backend, job, plan, chunk, chain, layout)
+        self.report(
+            _outcome(chunk, self.plan, sub_job, OutcomeStatus.RESUMED, 0.0, paths.state, paths.frames)
+        )
+        return True
+
+    def render(self, chunk: ChunkRange) -> None:
+        """Render the chunk, hand its kept frames and sound to the stitch and its state to the store."""
+        job, plan = self.job, self.plan
+        handoff, extra = _handoff(self.backend, job, plan, chunk, self.chain, self.layout)
         t0 = time.perf_counter()
-        result = backend.render(RenderRequest(job=chunk_job(job, chunk, extra), handoff=handoff))
+        result = self.backend.render(RenderRequest(job=chunk_job(job, chunk, extra), handoff=handoff))
         elapsed = time.perf_counter() - t0
-        render_s += elapsed
+        self.render_s += elapsed
         kept = np.ascontiguousarray(result.frames[chunk.keep_start : chunk.keep_end])
         audio = _kept_audio(result, job, chunk)
         latents = {"stage1": result.stage1_latent, "final": result.final_latent, "audio": result.audio_latent}
         reference = channel_stats(result.final_latent) if chunk.index == 0 and job.chunking.adain else None
-        chain = _Chain(latents, reference or chain.reference, kept[-1], rendered_fresh=True)
-        first_frame = kept[0] if first_frame is None else first_frame
-        last_info = {k: v for k, v in result.info.items() if k != "prompt"}  # prompts are per chunk
+        self.chain = _Chain(latents, reference or self.chain.reference, kept[-1], rendered_fresh=True)
+        self.first_frame = kept[0] if self.first_frame is None else self.first_frame
+        self.last_info = {k: v for k, v in result.info.items() if k != "prompt"}  # prompts are per chunk
         for phase, seconds in result.timings.items():
-            phases[phase] = phases.get(phase, 0.0) + seconds
-
-        def store(  # on the stitch thread, while the next chunk renders
-            kept: np.ndarray,
-            latents: dict[str, Any] = latents,
-            audio: Any = audio,
-            paths: tuple[Path, Path] = (state_path, frames_path),
-        ) -> None:
-            write_lossless_frames(paths[1], kept)
-            save_chunk_state(paths[0], latents, audio)  # last: marks it complete
-
-        stored = keep_chunks or chunk.index < plan.chunk_count - 1
-        # waits for the chunk before: complete now
-        stitch.feed(_in_memory(kept), audio, store if stored else None)
-        if waiting is not None:
-            report(waiting)
-        waiting = _outcome(
-            chunk, plan, sub_job, OutcomeStatus.DONE, elapsed, state_path, frames_path, handoff, stored
+            self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+        paths = ChunkPaths.of(self.layout, job, chunk.index)
+        stored = self.keep_chunks or chunk.index < plan.chunk_count - 1
+        store = functools.partial(_store, paths=paths, latents=latents, audio=audio) if stored else None
+        self.stitch.feed(_in_memory(kept), audio, store)  # waits for the chunk before: complete now
+        if self.waiting is not None:
+            self.report(self.waiting)
+        sub_job = chunk_job(job, chunk, ())
+        outcome = _outcome(
+            chunk, plan, sub_job, OutcomeStatus.DONE, elapsed, paths.state, paths.frames, handoff, stored
         )
-    t_tail = time.perf_counter()
-    stitch.wait()
-    if waiting is not None:
-        report(waiting)
-    info = stitch.finish()
-    if first_frame is None:
-        raise FatalBackendError(f"job {job.name}: the chunk plan was empty")
-    summary = RenderResult(frames=None, frame_rate=job.frame_rate, timings=phases, info=last_info)
-    tail_s = time.perf_counter() - t_tail
-    return ChainedResult(info, tuple(outcomes), render_s, first_frame, summary, tail_s)
+        self.waiting, self.discarded = dataclasses.replace(outcome, note=self.discarded), None
+        self.t_tail = time.perf_counter()
+
+    def finish(self) -> ChainedResult:
+        """Wait for the last chunk's frames, close and verify the stitched file."""
+        t_tail = self.t_tail or time.perf_counter()
+        self.stitch.wait()
+        if self.waiting is not None:
+            self.report(self.waiting)
+        info = self.stitch.finish()
+        if self.first_frame is None:
+            raise FatalBackendError(f"job {self.job.name}: the chunk plan was empty")
+        summary = RenderResult(
+            frames=None, frame_rate=self.job.frame_rate, timings=self.phases, info=self.last_info
+        )
+        tail_s = time.perf_counter() - t_tail
+        return ChainedResult(info, tuple(self.outcomes), self.render_s, self.first_frame, summary, tail_s)
+
+
+def _store(
+    kept: np.ndarray, paths: ChunkPaths, latents: dict[str, Any], audio: tuple[np.ndarray, int] | None
+) -> None:
+    """A rendered chunk's resume state, on the stitch thread while the next chunk renders."""
+    store_chunk(paths, kept, latents, audio)
 
 
 def _in_memory(frames: np.ndarray) -> Callable[[], np.ndarray]:

@@ -1,33 +1,156 @@
-"""A chained job's resume state on disk: one safetensors file per finished chunk, in the backend's arrays.
+"""A chained job's resume state on disk, and the checks that decide whether a stored chunk can be trusted.
 
+    <output_dir>/chunks/<job_id>/chunk_<i>.mkv           its kept frames, lossless (fed to the stitch again)
     <output_dir>/chunks/<job_id>/chunk_<i>.safetensors   stage1 / final / audio latents, kept audio samples
+    <output_dir>/chunks/<job_id>/chunk_<i>.json          written last: counts and checksums of both files
+
+A chunk is stored only when its record (`.json`) exists, and it is *used* only when everything the record
+says still holds: both files have the recorded size and sha256, the frames file holds the kept frames the
+chunk plan expects (counted on its packets), and the kept audio has the recorded sample count. Anything
+else (a truncated frames file, flipped bytes in the latents, a record from another plan) raises
+`ChunkStateError` naming the file and why: the caller discards that chunk and every later one and renders
+again from there, so a damaged chunk heals on the next attempt instead of failing the job forever.
 
 The latents are whatever arrays the backend returned: torch tensors from the LTX-2 adapter (bf16 included),
-numpy arrays from the fake backend (`backends/fake.py`, which never imports torch). The file's metadata says
-which, so it loads back as the same kind. Written atomically (temporary name, then rename): a file that
-exists is complete. Must not: decide when state is written or removed (chaining/run.py and the driver do).
+numpy arrays from the fake backend (`backends/fake.py`, which never imports torch). The state file's
+metadata says which, so it loads back as the same kind. Every file is written atomically (temporary name,
+then rename). Must not: decide when state is written or removed (chaining/run.py and the driver do).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ltx2_batch.media.write import atomic_target
+from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.errors import MediaError
+from ltx2_batch.media.probe import video_packet_count
+from ltx2_batch.media.write import atomic_target, write_lossless_frames
+from ltx2_batch.storage.layout import OutputLayout
 
-_ARRAYS_KEY = "ltx2_batch.arrays"  # metadata: "numpy" or "torch"
+_ARRAYS_KEY = "ltx2_batch.arrays"  # state metadata: "numpy" or "torch"
+RECORD_VERSION = 1
+_MAX_RECORD_BYTES = 64 << 10  # ours are a few hundred bytes: anything bigger is not one of ours
 
 
-def _is_numpy(tensors: dict[str, Any]) -> bool:
-    return all(isinstance(value, np.ndarray) for value in tensors.values())
+class ChunkStateError(Exception):
+    """A stored chunk that cannot be trusted; the message names the file and what failed."""
+
+
+@dataclass(frozen=True)
+class ChunkPaths:
+    """The three files of one stored chunk."""
+
+    frames: Path
+    state: Path
+    record: Path
+
+    @classmethod
+    def of(cls, layout: OutputLayout, job: RenderJob, index: int) -> ChunkPaths:
+        return cls(
+            layout.chunk_media(job, index), layout.chunk_latent(job, index), layout.chunk_record(job, index)
+        )
+
+    def all(self) -> tuple[Path, Path, Path]:
+        return self.frames, self.state, self.record
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A verified stored chunk: its latents (for the next chunk's handoff) and its kept audio."""
+
+    latents: dict[str, Any]
+    audio: tuple[np.ndarray, int] | None
+
+
+def store_chunk(
+    paths: ChunkPaths, kept: np.ndarray, latents: dict[str, Any], audio: tuple[np.ndarray, int] | None
+) -> None:
+    """Frames, then latents, then the record with their counts and checksums (last: marks it stored)."""
+    write_lossless_frames(paths.frames, kept)
+    save_chunk_state(paths.state, latents, audio)
+    record = {
+        "version": RECORD_VERSION,
+        "kept_frames": int(kept.shape[0]),
+        "audio_samples": int(audio[0].shape[1]) if audio is not None else None,
+        "files": {path.name: _fingerprint(path) for path in (paths.frames, paths.state)},
+    }
+    with atomic_target(paths.record) as tmp:
+        tmp.write_text(json.dumps(record, sort_keys=True))
+
+
+def load_chunk(paths: ChunkPaths, kept_frames: int) -> StoredChunk:
+    """The stored chunk, checked against its record and against the chunk plan (`kept_frames`)."""
+    record = _read_record(paths.record)
+    if record.get("kept_frames") != kept_frames:
+        raise ChunkStateError(
+            f"{paths.record}: records {record.get('kept_frames')} kept frames, the chunk plan {kept_frames}"
+        )
+    files = record.get("files")
+    for path in (paths.frames, paths.state):
+        wanted = files.get(path.name) if isinstance(files, dict) else None
+        if wanted is None:
+            raise ChunkStateError(f"{paths.record}: names no checksum for {path.name}")
+        found = _fingerprint(path)
+        if found != wanted:
+            raise ChunkStateError(f"{path}: {_difference(found, wanted)}; the stored chunk is damaged")
+    try:
+        counted = video_packet_count(paths.frames)
+    except MediaError as exc:
+        raise ChunkStateError(f"{paths.frames}: {exc}") from exc
+    if counted != kept_frames:
+        raise ChunkStateError(f"{paths.frames}: holds {counted} frames, the chunk plan keeps {kept_frames}")
+    latents = load_chunk_state(paths.state)
+    audio = stored_audio(latents)
+    samples = audio[0].shape[1] if audio is not None else None
+    if samples != record.get("audio_samples"):
+        raise ChunkStateError(
+            f"{paths.state}: {samples} kept audio samples, its record {record.get('audio_samples')}"
+        )
+    return StoredChunk(latents, audio)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > _MAX_RECORD_BYTES:
+            raise ChunkStateError(f"{path}: {path.stat().st_size:,} bytes, not a chunk record")
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ChunkStateError(f"{path}: unreadable chunk record ({exc})") from exc
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        raise ChunkStateError(f"{path}: not a chunk record of version {RECORD_VERSION}")
+    return record
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """{bytes, sha256} of a file ({} when it is missing or unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    except OSError:
+        return {}
+
+
+def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    if not found:
+        return "missing or unreadable"
+    if found.get("bytes") != wanted.get("bytes"):
+        return f"{found.get('bytes'):,} bytes, its record says {wanted.get('bytes')}"
+    return "its sha256 differs from its record's"
 
 
 def save_chunk_state(path: Path, latents: dict[str, Any], audio: tuple[np.ndarray, int] | None) -> None:
     """Latents (None entries dropped) and the chunk's kept audio samples, in one file written atomically."""
     tensors = {k: v for k, v in latents.items() if v is not None}
-    numpy = _is_numpy(tensors)
+    numpy = all(isinstance(value, np.ndarray) for value in tensors.values())
     if audio is not None:
         samples, rate = np.ascontiguousarray(audio[0], dtype=np.float32), np.array([audio[1]], dtype=np.int64)
         tensors["kept_audio"], tensors["sample_rate"] = samples, rate
@@ -36,16 +159,16 @@ def save_chunk_state(path: Path, latents: dict[str, Any], audio: tuple[np.ndarra
         if numpy:
             from safetensors.numpy import save_file as save_numpy
 
-            save_numpy(
-                {k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), {_ARRAYS_KEY: "numpy"}
-            )
+            arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+            save_numpy(arrays, str(tmp), {_ARRAYS_KEY: "numpy"})
             return
         import torch
         from safetensors.torch import save_file as save_torch
 
         as_torch = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in tensors.items()}
-        contiguous = {k: v.detach().cpu().contiguous() for k, v in as_torch.items()}
-        save_torch(contiguous, str(tmp), {_ARRAYS_KEY: "torch"})
+        save_torch(
+            {k: v.detach().cpu().contiguous() for k, v in as_torch.items()}, str(tmp), {_ARRAYS_KEY: "torch"}
+        )
 
 
 def load_chunk_state(path: Path) -> dict[str, Any]:
@@ -70,9 +193,8 @@ def stored_audio(state: dict[str, Any]) -> tuple[np.ndarray, int] | None:
     if "kept_audio" not in state:
         return None
     samples = state["kept_audio"]
-    return np.asarray(samples if isinstance(samples, np.ndarray) else samples.numpy()), int(
-        state["sample_rate"][0]
-    )
+    array = samples if isinstance(samples, np.ndarray) else samples.numpy()
+    return np.asarray(array), int(state["sample_rate"][0])
 
 
 def channel_stats(latent: Any) -> tuple[Any, Any]:
@@ -80,3 +202,11 @@ def channel_stats(latent: Any) -> tuple[Any, Any]:
     if isinstance(latent, np.ndarray):
         return latent.mean(axis=(0, 2, 3, 4)), latent.std(axis=(0, 2, 3, 4))
     return latent.mean(dim=(0, 2, 3, 4)), latent.std(dim=(0, 2, 3, 4), correction=0)
+
+
+def discard_from(layout: OutputLayout, job: RenderJob, first: int, count: int) -> None:
+    """Remove the stored state of chunks `first`..`count - 1`: the chunk that failed its check and every
+    later one (they were conditioned on it)."""
+    for index in range(first, count):
+        for path in ChunkPaths.of(layout, job, index).all():
+            path.unlink(missing_ok=True)

@@ -177,6 +177,20 @@ class RenderJob:
         return self.num_frames / self.frame_rate
 
     @property
+    def output_frames(self) -> int:
+        """Frames its file must hold: one for an image; 2(n-1)+1 when the temporal upsampler doubles
+        8k+1 frames to 16k+1; else `num_frames`. What "done" is checked against, never a count the
+        worker wrote down itself."""
+        if self.mode is RenderMode.IMAGE:
+            return 1
+        return 2 * (self.num_frames - 1) + 1 if self.upscale.temporal else self.num_frames
+
+    @property
+    def output_frame_rate(self) -> float:
+        """The rate its file plays at: twice the job's when temporally upscaled."""
+        return self.frame_rate * 2 if self.upscale.temporal else self.frame_rate
+
+    @property
     def lora_set(self) -> tuple[tuple[str, float], ...]:
         """Hashable LoRA identity used to group jobs that share a loaded model."""
         return tuple((lo.sha256 or lo.path, lo.strength) for lo in self.loras)

@@ -25,9 +25,10 @@ class OutcomeStatus(str, Enum):
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """One chunk of a chained job. Its resume state: `latent_path` (latents, kept audio; written last, so it
-    marks the chunk complete) and `media_path` (its kept frames, lossless); both "" for a last chunk whose
-    state was not stored (the chunk files are not kept, and the job's file is written right after it)."""
+    """One chunk of a chained job. Its resume state: `latent_path` (latents, kept audio) and `media_path` (its
+    kept frames, lossless), with a record of their counts and checksums beside them (chaining/state.py);
+    both "" for a last chunk whose state was not stored (the chunk files are not kept, and the job's file is
+    written right after it). `note`: why stored state was discarded before this chunk rendered again."""
 
     index: int  # 0-based
     count: int
@@ -41,6 +42,7 @@ class ChunkOutcome:
     handoff_latent_frames: int = 0  # video latent frames taken from the previous chunk
     handoff_audio_frames: int = 0  # audio latent frames taken from the previous chunk
     resume_bytes: int = 0  # bytes of its resume state on disk
+    note: str | None = None
 
     def as_dict(self, files_kept: bool = True) -> dict[str, Any]:
         """For the sidecar: the chunk's facts, and its files only while they exist (`files_kept`)."""

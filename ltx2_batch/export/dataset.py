@@ -53,7 +53,7 @@ from ltx2_batch.config import StillsPolicy, VerifyMode
 from ltx2_batch.core.jobs import file_sha256
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.ledger.store import latest_rows
-from ltx2_batch.storage.verify import DoneRecord, verify_files
+from ltx2_batch.storage.verify import DoneRecord, Expected, verify_files
 
 METADATA_NAME = "metadata.parquet"
 KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image
@@ -191,7 +191,11 @@ def _verified(
         return False
     sidecar = Path(row["sidecar_path"] or output_dir / "metadata" / f"{row['job_id']}.json")
     record = DoneRecord(row["run_id"], row["frames_written"], row["error"])
-    problem = verify_files(Path(row["output_path"]), sidecar, row["job_id"], record, mode)
+    expected = Expected.from_params(row["job_id"], row["params_json"] or "")
+    if expected is None:
+        rejected.append((row["job_id"], "the done row holds no job parameters to check its file against"))
+        return False
+    problem = verify_files(Path(row["output_path"]), sidecar, expected, record, mode)
     if problem:
         rejected.append((row["job_id"], problem))
     return problem is None

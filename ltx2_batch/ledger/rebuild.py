@@ -25,7 +25,7 @@ from ltx2_batch.errors import LedgerError, MediaError
 from ltx2_batch.ledger.schema import JobStatus, LedgerRow, RowKind
 from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id, parquet_path
 from ltx2_batch.media.sidecar import read_sidecar
-from ltx2_batch.storage.verify import REBUILT, verify_files
+from ltx2_batch.storage.verify import REBUILT, Expected, verify_files
 
 _log = logging.getLogger(__name__)
 
@@ -60,9 +60,17 @@ def finished_meta(output_dir: Path, job_id: str, sidecar: Path) -> dict[str, Any
         return None
     if meta.get("job_id") != job_id or not isinstance(meta.get("output"), str):
         return None
-    if verify_files(output_dir / meta["output"], sidecar, job_id, None, VerifyMode.cheap):
+    if _files_problem(output_dir, sidecar, job_id, meta):
         return None
     return meta
+
+
+def _files_problem(output_dir: Path, sidecar: Path, job_id: str, meta: dict[str, Any]) -> str | None:
+    """Why the files a sidecar vouches for do not hold what its job asks for (cheap check), or None."""
+    expected = Expected.from_params(job_id, meta.get("params") or "")
+    if expected is None:
+        return "names no job parameters to check its file against"
+    return verify_files(output_dir / meta["output"], sidecar, expected, None, VerifyMode.cheap)
 
 
 def sidecar_row(
@@ -119,7 +127,7 @@ def rebuild_ledger(output_dir: Path) -> RebuildReport:
             if not isinstance(job_id, str) or not isinstance(meta.get("output"), str):
                 rejected.append((sidecar.name, "names no job id or output file"))
             continue
-        problem = verify_files(output_dir / meta["output"], sidecar, job_id, None, VerifyMode.cheap)
+        problem = _files_problem(output_dir, sidecar, job_id, meta)
         if problem:
             rejected.append((sidecar.name, problem))
             continue

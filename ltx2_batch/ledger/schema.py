@@ -269,7 +269,7 @@ def chunk_outcome_row(
         render_s=chunk.render_s,
         frames_written=chunk.frames,
         finished_at=finished_at,
-        error="resumed from an earlier attempt" if chunk.status is OutcomeStatus.RESUMED else None,
+        error="resumed from an earlier attempt" if chunk.status is OutcomeStatus.RESUMED else chunk.note,
     )
 
 

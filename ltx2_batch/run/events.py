@@ -9,6 +9,7 @@ session's `after_done`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -19,6 +20,8 @@ from ltx2_batch.core.step_events import StepEvent
 from ltx2_batch.ledger.schema import JobStatus, RunContext, chunk_outcome_row, job_row, outcome_row
 from ltx2_batch.ledger.store import LedgerStore
 from ltx2_batch.run.progress import Progress, RunStats
+
+_log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -63,6 +66,8 @@ class LedgerEvents:
     def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
         """A `chunk` row for one finished (or resumed) chunk of a chained job."""
         self._store.append(chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=utc_now()))
+        if chunk.note:  # a worker's warning, shown by the driver (a Ray worker's log never reaches it)
+            _log.warning("%s, chunk %d/%d: %s", job.name, chunk.index + 1, chunk.count, chunk.note)
         resumed = chunk.status is OutcomeStatus.RESUMED
         self._progress.chunk_finished(job.name, chunk.index, chunk.count, chunk.render_s, resumed)
 

@@ -3,7 +3,7 @@
     <output_dir>/generated/<job_id>.mp4 (.png for one-frame jobs)
     <output_dir>/thumbnails/<job_id>.jpg
     <output_dir>/metadata/<job_id>.json
-    <output_dir>/chunks/<job_id>/chunk_<i>.safetensors (+ .npz)   chained jobs
+    <output_dir>/chunks/<job_id>/chunk_<i>.{mkv,safetensors,json}   chained jobs' resume state
     <output_dir>/ledger/ + ledger.parquet
 
 The job id decides every path, never the clock: a rerun finds what an earlier run wrote. The run name
@@ -65,6 +65,10 @@ class OutputLayout:
 
     def chunk_latent(self, job: RenderJob, index: int) -> Path:
         return self.chunk_dir(job) / f"chunk_{index:03d}.safetensors"
+
+    def chunk_record(self, job: RenderJob, index: int) -> Path:
+        """A stored chunk's counts and checksums, written last (chaining/state.py)."""
+        return self.chunk_dir(job) / f"chunk_{index:03d}.json"
 
     def chunk_media(self, job: RenderJob, index: int) -> Path:
         """A chunk's kept frames, stored lossless (resume state: fed to the stitch encoder again)."""

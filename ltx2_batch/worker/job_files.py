@@ -19,10 +19,12 @@ import numpy as np
 from ltx2_batch.backends.base import RenderResult
 from ltx2_batch.core.jobs import RenderJob, RenderMode, canonical_json
 from ltx2_batch.core.outcome import ChunkOutcome
+from ltx2_batch.errors import MediaError
 from ltx2_batch.media.probe import VideoCount
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
 from ltx2_batch.storage.layout import OutputLayout
+from ltx2_batch.storage.verify import Expected, tracks_problem
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ class JobFiles:
     ) -> WrittenFiles:
         """Write the sidecar (last: its presence marks the job's files complete) and describe the files. A
         chained job's sidecar describes every chunk (prompt, seed, timings, handoff sizes), and its chunk
-        files only when they are kept."""
+        files only when they are kept. Before the sidecar, the file is checked against the job itself (its
+        frames and sound, from its own sample tables): a short file is a failure, never done."""
+        self.check_against_job(job, frames)
         sidecar = self.layout.sidecar(job)
         # The file's own rate, not the job's: the temporal upsampler doubles frames and rate together.
         rate = float(result.frame_rate or job.frame_rate)
@@ -141,6 +145,18 @@ class JobFiles:
             frame_rate=rate,
             **_recipe_facts(result.info),
         )
+
+    def check_against_job(self, job: RenderJob, frames: int) -> None:
+        """MediaError when the written file does not hold what `job` asks for: `frames` (counted on the file
+        by the writer) must be the job's output frames, and an MP4's own tracks must agree (sound included).
+        A chained job resumed from damaged chunk frames, or a clip the encoder cut short, stops here."""
+        expected = Expected.of(job)
+        out = self.layout.video(job)
+        if frames != expected.frames:
+            raise MediaError(f"{out.name} holds {frames} frames, the job asks for {expected.frames}")
+        problem = tracks_problem(out, expected) if out.suffix == ".mp4" else None
+        if problem:
+            raise MediaError(f"{out.name} {problem}")
 
 
 def _recipe_facts(info: dict[str, Any]) -> dict[str, Any]:
