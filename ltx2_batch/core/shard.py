@@ -1,22 +1,27 @@
 """`shard=i/n`: which jobs of a manifest one launch of an n-machine run renders. Pure.
 
-Owns the split rule. Jobs are dealt out in the order the manifest expands them (held jobs first, then
-each prompt file's rows), one unit at a time, each unit to the launch that has the fewest jobs so far
-(ties: the lowest index). A unit is one job, or every shot of one storyboard scene (a scene's shots wait
-on each other, so they stay in one launch). Without storyboards that is round-robin on the position in
-the expanded stream: each launch gets floor(N/n) or ceil(N/n) jobs. With scenes the counts differ by at
-most the size of the largest scene. Balance is by job count, not frames.
+Owns the split rule and the spec's one spelling (`Shard.parse("00/2")` is `0/2`: locks and records use
+`str(shard)`, so two spellings of one shard are one shard).
+- Hand-written (held) jobs are dealt out in the order the manifest expands them, one unit at a time, each
+  unit to the launch that has the fewest jobs so far (ties: the lowest index). A unit is one job, or every
+  shot of one storyboard scene (a scene's shots wait on each other, so they stay in one launch). Without
+  storyboards that is round-robin: each launch gets floor(N/n) or ceil(N/n) jobs; with scenes the counts
+  differ by at most the size of the largest scene. Balance is by job count, not frames.
+- Prompt-file rows are dealt by their prompt: the row goes to launch `blake2b(prompt) mod n`. The same
+  prompt always lands in the same launch, so a prompt repeated in a file (or in two files with the same
+  settings: the same job id) renders once, in one launch, with no coordination between launches; over
+  many rows the shares are even to within a fraction of a percent (hashing, not counting).
 
 Every launch walks the same stream and makes the same decisions, so the split is deterministic and
-disjoint without any launch seeing another's; the decision for a position needs only the n counters,
-so it streams (a prompt file is never held) and a launch skips building the jobs it does not own.
-Rows appended to a prompts file keep the split of the rows before them. A prompt repeated in a file at
-positions dealt to two launches renders in both (same id, same output name). Must not read files or
-know the manifest schema.
+disjoint without any launch seeing another's; a decision needs only the n counters or the row's text, so
+it streams (a prompt file is never held) and a launch skips building the jobs it does not own. Rows
+appended to a prompts file keep the split of the rows before them. Must not read files or know the
+manifest schema.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +47,10 @@ class Shard:
             raise ConfigError(f"shard={text!r}: need 0 <= i < n, e.g. shard=0/{max(shard.count, 1)}")
         return shard
 
+    def __str__(self) -> str:
+        """The one spelling of this shard: `0/2`, whatever was typed (`00/2`, ` 0/2`)."""
+        return f"{self.index}/{self.count}"
+
     def dealer(self) -> ShardDealer:
         """A fresh walk over the expanded stream for this launch."""
         return ShardDealer(self)
@@ -62,6 +71,11 @@ class ShardDealer:
         target = loads.index(low)  # the first launch with the fewest jobs: round-robin for size 1
         loads[target] = low + size
         return target == self._shard.index
+
+    def take_prompt(self, prompt: str) -> bool:
+        """Whether this launch owns a prompt-file row: by its prompt's hash, so repeats land together."""
+        digest = hashlib.blake2b(prompt.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self._shard.count == self._shard.index
 
     def take_scene(self, scene: str, size: int) -> bool:
         """A storyboard scene of `size` shots: dealt as one unit at its first shot, then remembered."""

@@ -46,15 +46,16 @@ def template_jobs(
 ) -> Iterator[RenderJob]:
     """The entry's jobs, one per prompt row, lazily, each with its id. A row's job equals (same id) the
     job a hand-written entry with that prompt would give. `positions` numbers the rows in the expanded
-    manifest (`index`); with a `dealer`, rows another launch owns are read but not built."""
+    manifest (`index`); with a `dealer`, rows another launch owns (by their prompt, core/shard.py) are read
+    but not built."""
     identity = JobIdentity(tpl.job, model_fingerprint)
     seed_of = prompt_seeds(tpl.fields, tpl.explicit_seed, tpl.ctx)
     positions = positions if positions is not None else itertools.count()
     for row in iter_prompts(tpl.source):
         index = next(positions)
-        if dealer is not None and not dealer.take():
-            continue
         prompt = tpl.template.replace(PLACEHOLDER, row.text)
+        if dealer is not None and not dealer.take_prompt(prompt):
+            continue
         seed = seed_of(prompt)
         yield varied_job(
             tpl.job,

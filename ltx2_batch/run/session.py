@@ -20,6 +20,7 @@ from pathlib import Path
 from ltx2_batch.backends.models import model_root
 from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.core.jobs import RenderJob
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.core.tool_paths import manifest_dirs
 from ltx2_batch.export.contact_sheet import write_contact_sheet
 from ltx2_batch.ledger.live import LiveJobTable, write_job_table
@@ -46,10 +47,11 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
+    shard = Shard.parse(cfg.shard) if cfg.shard else None
     if cfg.ledger_rebuild:
-        _rebuild(output_dir_for(cfg, manifest_path, project_root), cfg.shard)
+        _rebuild(output_dir_for(cfg, manifest_path, project_root), shard)
     source = open_source(cfg, project_root, manifest_path)
-    with hold_output_dir(source.output_dir, cfg.shard):
+    with hold_output_dir(source.output_dir, shard):
         session = RunSession(cfg, project_root, source)
         try:
             session.render_all()
@@ -186,7 +188,7 @@ def make_runner(cfg: AppConfig, worker: WorkerSpec, run: RunSpec, interrupts: In
     return LocalRunner(lambda: build_executor(worker, "local-0"), run, interruptible=interrupts.interruptible)
 
 
-def _rebuild(output_dir: Path, shard: str | None) -> None:
+def _rebuild(output_dir: Path, shard: Shard | None) -> None:
     with hold_output_dir(output_dir, shard):
         report = rebuild_ledger(output_dir)
     aside = f"; the unreadable ledger was kept as {report.moved_aside}" if report.moved_aside else ""

@@ -4,10 +4,12 @@ Two identical launches into one output dir would render every job twice, and one
 delete chunk files the other still reads. So a run takes an exclusive, non-blocking flock before it writes
 anything, and a second launch is refused at once with a message naming the holder (pid, start time).
 Shards (`shard=i/n`) render disjoint jobs, so they may share a dir: each takes the main lock shared plus an
-exclusive lock of its own shard, which keeps out an unsharded run and a second launch of the same shard.
-The kernel drops a flock when its process dies, so a run killed with -9 leaves no stale lock; the lock
-file itself stays (deleting it would race with a launch that just opened it). Must not decide what a run
-renders.
+exclusive lock of its own shard (named by the shard's one spelling, so `00/2` is `0/2`), which keeps out an
+unsharded run and a second launch of the same shard. Shards of one launch share one count: a launch holds
+the count's lock (`writer-shards-of-<n>.lock`) shared and is refused while any other count's is held (the
+deals of 0/2 and 0/3 overlap, so together they would render jobs twice). The kernel drops a flock when its
+process dies, so a run killed with -9 leaves no stale lock; the lock files stay (deleting one would race
+with a launch that just opened it). Must not decide what a run renders.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError
 
 LOCK_NAME = "writer.lock"
@@ -55,7 +58,7 @@ def _stamp(fd: int, shard: str | None) -> None:
 
 
 @contextlib.contextmanager
-def hold_output_dir(output_dir: Path, shard: str | None = None) -> Iterator[None]:
+def hold_output_dir(output_dir: Path, shard: Shard | None = None) -> Iterator[None]:
     """Hold the output dir's writer lock for the duration of the block; ConfigError if another run has it."""
     output_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -64,6 +67,28 @@ def hold_output_dir(output_dir: Path, shard: str | None = None) -> Iterator[None
             _stamp(_take(main, fcntl.LOCK_EX, stack, "one run per output dir"), None)
         else:
             _take(main, fcntl.LOCK_SH, stack, "an unsharded run holds it")
-            name = f"writer-shard-{shard.replace('/', '-of-')}.lock"
-            _stamp(_take(output_dir / name, fcntl.LOCK_EX, stack, f"shard {shard} is already running"), shard)
+            _take(output_dir / f"writer-shards-of-{shard.count}.lock", fcntl.LOCK_SH, stack, "")
+            _refuse_other_counts(output_dir, shard)
+            name = f"writer-shard-{shard.index}-of-{shard.count}.lock"
+            what = f"shard {shard} is already running"
+            _stamp(_take(output_dir / name, fcntl.LOCK_EX, stack, what), str(shard))
         yield
+
+
+def _refuse_other_counts(output_dir: Path, shard: Shard) -> None:
+    """ConfigError while launches sharded into another count write here (their count lock is held)."""
+    for path in sorted(output_dir.glob("writer-shards-of-*.lock")):
+        other = path.name.removeprefix("writer-shards-of-").removesuffix(".lock")
+        if other == str(shard.count):
+            continue
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody runs with that count now
+        except BlockingIOError:
+            raise ConfigError(
+                f"launches with shard=i/{other} are writing {output_dir}; shard={shard} would deal the same "
+                f"jobs differently and render some twice. Use shard=<i>/{other} for this output dir, or "
+                "another output.run_name"
+            ) from None
+        finally:
+            os.close(fd)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.storage.writer_lock import LOCK_NAME, hold_output_dir
 
@@ -27,13 +28,42 @@ def test_a_second_writer_is_refused_and_named(tmp_path: Path) -> None:
 
 def test_shards_share_a_dir_but_not_a_shard_or_an_unsharded_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    with hold_output_dir(out, "0/2"), hold_output_dir(out, "1/2"):
-        with pytest.raises(ConfigError, match="shard 0/2 is already running"), hold_output_dir(out, "0/2"):
+    with hold_output_dir(out, Shard(0, 2)), hold_output_dir(out, Shard(1, 2)):
+        with (
+            pytest.raises(ConfigError, match="shard 0/2 is already running"),
+            hold_output_dir(out, Shard(0, 2)),
+        ):
             pass
         with pytest.raises(ConfigError, match="one run per output dir"), hold_output_dir(out):
             pass
     refused = pytest.raises(ConfigError, match="an unsharded run holds it")
-    with hold_output_dir(out), refused, hold_output_dir(out, "1/2"):
+    with hold_output_dir(out), refused, hold_output_dir(out, Shard(1, 2)):
+        pass
+
+
+def test_one_shard_has_one_spelling() -> None:
+    assert str(Shard.parse("00/2")) == str(Shard.parse("0/2")) == "0/2"
+    assert Shard.parse(" 1/02") == Shard(1, 2)
+
+
+def test_two_spellings_of_one_shard_are_one_shard(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with hold_output_dir(out, Shard.parse("0/2")):
+        refused = pytest.raises(ConfigError, match="shard 0/2 is already running")
+        with refused, hold_output_dir(out, Shard.parse("00/2")):
+            pass
+
+
+def test_shards_of_another_count_are_refused_while_one_count_writes(tmp_path: Path) -> None:
+    """0/2 and 0/3 deal the same jobs differently: together they would render some twice."""
+    out = tmp_path / "run"
+    with hold_output_dir(out, Shard(0, 2)):
+        refused = pytest.raises(ConfigError, match=r"launches with shard=i/2 are writing .* shard=<i>/2")
+        with refused, hold_output_dir(out, Shard(0, 3)):
+            pass
+        with hold_output_dir(out, Shard(1, 2)):  # the same count is welcome
+            pass
+    with hold_output_dir(out, Shard(0, 3)):  # once the count-2 launches are gone, count 3 may run
         pass
 
 
