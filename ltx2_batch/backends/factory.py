@@ -63,6 +63,38 @@ def wants_fp8(cfg: ModelConfig) -> bool:
     return cfg.quantization is Quantization.fp8_cast or (fp8_files and cfg.quantization is Quantization.none)
 
 
+def placement_problems(cfg: ModelConfig) -> list[str]:
+    """What this machine cannot run of `cfg`'s settings, each with its fix, before any file is read (imports
+    torch to see the device). The launch check asks it when the driver renders itself (engine=local), so
+    `plan=true` refuses what the run would; a Ray worker asks it before it loads anything, and the first
+    one's refusal stops the run once."""
+    if cfg.source is ModelSource.fake:
+        return []
+    problems = setting_problems(cfg)
+    if problems:
+        return problems
+    try:
+        policy = choose_device_policy(cfg)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = device_problems(cfg, policy)
+    if wants_fp8(cfg) and policy.kind != "cuda":
+        if cfg.quantization is Quantization.fp8_cast:
+            what, fix = "model.quantization=fp8_cast", "model.quantization=none (full precision)"
+        else:
+            what, fix = (
+                f"model={cfg.name} (fp8 checkpoint files)",
+                "a full-precision preset (model=ltx2_distilled)",
+            )
+        problems.append(
+            f"{what} runs the fp8 transformer, which needs a CUDA GPU (fp8 weights, upcast matmuls); this "
+            f"machine's device is {policy.device}: use {fix}, or run on a CUDA machine"
+        )
+    elif wants_fp8(cfg) and not policy.allow_fp8:
+        problems.append(f"model={cfg.name} needs fp8 but model.allow_fp8=false: set model.allow_fp8=true")
+    return problems
+
+
 def create_backend(cfg: ModelConfig, project_root: Path) -> RenderBackend:
     """`model=fake`: the numpy stand-in (no torch, no files). Otherwise: resolve the files (building the tiny
     set, or the header-only random set, if needed), choose the device
@@ -70,22 +102,11 @@ def create_backend(cfg: ModelConfig, project_root: Path) -> RenderBackend:
     is a quantization or compile setting this device cannot run."""
     if cfg.source is ModelSource.fake:
         return FakeBackend.from_config(cfg)
-    problems = setting_problems(cfg)
+    problems = placement_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
     policy = choose_device_policy(cfg)
-    problems = device_problems(cfg, policy)
-    if problems:
-        raise ConfigError("; ".join(problems))
     fp8 = wants_fp8(cfg)
-    if fp8 and policy.kind != "cuda":
-        raise ConfigError(
-            f"model={cfg.name} runs the fp8 transformer, which needs a CUDA GPU (fp8 weights with upcast "
-            f"matmuls); this worker's device is {policy.device}. Use model=ltx2_distilled (bf16) or a CUDA "
-            "machine."
-        )
-    if fp8 and not policy.allow_fp8:
-        raise ConfigError(f"model={cfg.name} needs fp8 but model.allow_fp8=false")
     source = weights_source(cfg, Path(project_root))
     files = source.resolve(allow_fp8=policy.allow_fp8)
     prep = TransformerPrep(quantization=cfg.quantization, compile=cfg.compile)

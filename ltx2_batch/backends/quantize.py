@@ -151,6 +151,7 @@ def _fp8_scaled_problem(policy: DevicePolicy) -> str | None:
 
     fix = "use model.quantization=none (bf16) or model.quantization=fp8_cast (fp8 storage, bf16 matmuls)"
     if policy.kind != "cuda":
+        fix = "use model.quantization=none (fp8 of either kind needs CUDA), or run on a CUDA machine"
         return (
             "model.quantization=fp8_scaled needs a CUDA GPU with fp8 tensor cores (compute capability >= "
             f"8.9: Ada, Hopper, Blackwell); this worker's device is {policy.device}: {fix}"

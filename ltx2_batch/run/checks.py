@@ -8,8 +8,10 @@ Must not: import torch, Ray or Hydra, create folders, or settle auto values (wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from enum import Enum
 from pathlib import Path
 
@@ -90,10 +92,31 @@ def _path_problems(setting: str, value: str | None, root: Path, use: FolderUse) 
     if use is FolderUse.read_required and not path.is_dir():
         return [f"{setting}={value} does not exist ({path}): create it or drop it"]
     if use is FolderUse.written:
-        existing = next((p for p in (path, *path.parents) if p.exists()), None)
-        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-            return [f"{setting}={value}: cannot write under {existing}; choose a folder you can write"]
+        problem = _unwritable(path)
+        if problem:
+            return [f"{setting}={value}: cannot write there ({problem}); choose a folder you can write"]
     return []
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be created in `path`, found by trying: the missing folders are made and a probe
+    file written and removed, then the folders made are removed again (permission bits cannot tell: root
+    passes `os.access` on /proc and on a read-only mount)."""
+    made: list[Path] = []
+    try:
+        for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
+            folder.mkdir()
+            made.append(folder)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".ltx2-batch-probe-")
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as exc:
+        return f"{exc.strerror or exc}: {exc.filename or path}"
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return None
 
 
 def model_problems(model: ModelConfig) -> list[str]:
@@ -144,6 +167,10 @@ def settings_problems(app: AppConfig, root: Path) -> list[str]:
         problems.append(f"export.samples_per_shard must be >= 1, got {app.export.samples_per_shard}")
     if app.batch_jobs < 1:
         problems.append(f"batch_jobs must be >= 1, got {app.batch_jobs}: e.g. batch_jobs=10000")
+    if app.engine.kind is EngineKind.local:  # the driver renders itself: its device is the one to ask
+        from ltx2_batch.backends.factory import placement_problems
+
+        problems += placement_problems(app.model)
     if app.shard is not None:
         from ltx2_batch.core.shard import Shard
 

@@ -101,6 +101,8 @@ class LedgerEvents:
             self._after_done(job)
         if outcome.is_final:
             self._stats.statuses[outcome.status.value] += 1
+            if outcome.status is OutcomeStatus.FAILED:
+                self._stats.failed_because(job.name, outcome.error)
             self._stats.render_s += outcome.render_s
             self._stats.frames += outcome.frames_written
         self._progress.job_finished(job.name, outcome.status.value, time.monotonic() - t0, outcome.error)

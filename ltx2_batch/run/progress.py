@@ -33,6 +33,9 @@ def _fmt_s(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
 
 
+FAILURES_SHOWN = 5
+
+
 @dataclass
 class RunStats:
     """Final per-job states and render time; the summary table is built from this."""
@@ -43,6 +46,13 @@ class RunStats:
     render_s: float = 0.0
     frames: int = 0
     wall_s: float = 0.0
+    # the first failures and why (bounded: a run of a million failing jobs keeps FAILURES_SHOWN of them), so
+    # the summary says why even when no progress was drawn (progress=false, a log without lines)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def failed_because(self, name: str, error: str | None) -> None:
+        if len(self.failures) < FAILURES_SHOWN:
+            self.failures.append((name, (error or "no reason given").strip().splitlines()[0][:300]))
 
     @property
     def failed(self) -> int:
@@ -248,4 +258,7 @@ def summary_table(stats: RunStats) -> str:
     val_w = max(len(v) for _, v in rows)
     line = f"+{'-' * (key_w + 2)}+{'-' * (val_w + 2)}+"
     body = [f"| {k:<{key_w}} | {v:>{val_w}} |" for k, v in rows]
-    return "\n".join([line, *body, line])
+    reasons = [f"failed: {name}: {why}" for name, why in stats.failures]
+    if stats.failed > len(stats.failures):
+        reasons.append(f"... and {stats.failed - len(stats.failures)} more failed job(s): see jobs.parquet")
+    return "\n".join([line, *body, line, *reasons])

@@ -32,7 +32,7 @@ from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.outcome import JobOutcome, OutcomeStatus
 from ltx2_batch.core.scheduler import AffinityKey, WorkQueue, affinity_key
 from ltx2_batch.core.step_events import StepEvent
-from ltx2_batch.errors import FatalBackendError
+from ltx2_batch.errors import FatalBackendError, Ltx2BatchError
 from ltx2_batch.runners.base import RunEvents, release_dependents
 from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
 from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
@@ -50,7 +50,14 @@ class RenderWorker:
         self._progress = progress
         # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
         node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
-        self._executor = build_executor(spec, name, node=node)
+        # A setting this worker's device cannot run (fp8 without CUDA, a missing file) is found before any
+        # weights load; the actor stays up to say so (`where`), so the driver stops the run once, with the
+        # tool's own message and no traceback.
+        self._refusal: str | None = None
+        try:
+            self._executor = build_executor(spec, name, node=node)
+        except Ltx2BatchError as exc:
+            self._refusal = str(exc)
         # With an overlap (output.overlap) the actor takes two calls at once (max_concurrency=2): renders
         # never overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
         self._render_lock = threading.Lock()
@@ -58,7 +65,9 @@ class RenderWorker:
 
     def where(self, run: RunSpec) -> dict[str, str]:
         """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes one
-        job's files beside the next job's render)."""
+        job's files beside the next job's render); or why it cannot render (`refusal`)."""
+        if self._refusal is not None:
+            return {"worker": self._name, "refusal": self._refusal}
         return {
             "worker": self._name,
             "pid": str(os.getpid()),
@@ -235,7 +244,10 @@ class RayRunner:
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
             try:
                 for ref in ready:  # the actor settled output.overlap_* for its device (auto: on for CUDA)
-                    by_ref[ref].capacity = int(ray.get(ref)["capacity"])
+                    answer = ray.get(ref)
+                    if "refusal" in answer:
+                        raise FatalBackendError(f"render worker {answer['worker']}: {answer['refusal']}")
+                    by_ref[ref].capacity = int(answer["capacity"])
             except ray.exceptions.RayError as exc:
                 raise FatalBackendError(f"render workers could not start: {exc}") from exc
 
