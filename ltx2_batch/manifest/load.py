@@ -43,13 +43,6 @@ from ltx2_batch.manifest.vocabulary import TOP
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True)
-class ManifestPlan:
-    source: str  # manifest path as given
-    sha256: str  # of the manifest file bytes
-    jobs: tuple[RenderJob, ...]  # each with job_id set
-
-
 def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
     """The chunk planner's own checks (8k+1 chunks, an overlap that leaves new frames), as problems."""
     try:
@@ -294,29 +287,6 @@ def open_manifest(
     if problems:
         raise ManifestError(_dedupe(problems))
     return ManifestStream(source, sha, jobs, valid.templates, model_fingerprint)
-
-
-def load_manifest(
-    path: str | Path,
-    *,
-    chaining: ChainingConfig,
-    paths: PathsConfig,
-    model_fingerprint: str,
-    seed_override: int | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    weights: WeightsOffer = ANY_WEIGHTS,
-) -> ManifestPlan:
-    """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
-    stream = open_manifest(
-        path,
-        chaining=chaining,
-        paths=paths,
-        model_fingerprint=model_fingerprint,
-        seed_override=seed_override,
-        limits=limits,
-        weights=weights,
-    )
-    return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
 
 def _storyboard(

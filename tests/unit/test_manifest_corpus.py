@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import load_manifest
 from tests.conftest import write_input_files
+from tests.manifests import manifest_jobs
 
 CORPUS = Path(__file__).parent / "bad_manifests"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -79,7 +78,7 @@ def test_bad_manifest_fails_with_expected_messages(
     target = folder / path.name
     shutil.copy(path, target)
     with pytest.raises(ManifestError) as info:
-        load_manifest(target, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+        manifest_jobs(target)
     text = str(info.value)
     assert text.startswith(f"{len(info.value.problems)} problem(s)")
     for expected in expectations(path):
@@ -96,11 +95,14 @@ _BOUNDED_LOADER = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_CPU, (240, 240))
     from ltx2_batch.config import ChainingConfig, PathsConfig
     from ltx2_batch.errors import ManifestError
-    from ltx2_batch.manifest.load import load_manifest
+    from ltx2_batch.manifest.load import open_manifest
     out = {}
     for path in sys.argv[1:]:
         try:
-            load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+            stream = open_manifest(
+                path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp"
+            )
+            sum(1 for _ in stream.iter_jobs())
             out[path] = "accepted"
         except ManifestError as exc:
             out[path] = "refused" if len(str(exc)) < 20_000 else "refused with a huge message"
@@ -132,6 +134,6 @@ def test_a_long_value_is_quoted_short(tmp_path: Path, monkeypatch: pytest.Monkey
     folder = corpus_folder(tmp_path)
     target = shutil.copy(CORPUS / "48_long_value_quoted_short.yaml", folder)
     with pytest.raises(ManifestError) as info:
-        load_manifest(target, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+        manifest_jobs(target)
     (problem,) = info.value.problems
     assert problem.message.endswith("w...") and len(problem.message) < 200
