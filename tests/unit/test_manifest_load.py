@@ -1,9 +1,8 @@
-"""The committed manifests, manifest name resolution, and the manifest core's import boundary."""
+"""The committed manifests and manifest name resolution (the manifest core's import boundary, no torch,
+Ray or Hydra, is a rule of tests/unit/test_import_graph.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,3 @@ def test_resolve_manifest_path(tmp_path: Path) -> None:
 def test_unreadable_manifest_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read the manifest"):
         manifest_jobs(tmp_path / "absent.yaml")
-
-
-def test_manifest_core_imports_no_torch_ray_or_hydra() -> None:
-    code = (
-        "import sys, ltx2_batch.manifest.load, ltx2_batch.manifest.expand;"
-        "print(sorted(m for m in ('torch', 'ray', 'hydra', 'omegaconf') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.strip() == "[]"
