@@ -38,7 +38,7 @@ class PipelineKind(str, enum.Enum):
 class RenderMode(str, enum.Enum):
     """How a job is executed once its pipeline is known (docs/behaviour.md, "Pipeline auto-selection")."""
 
-    VIDEO = "video"  # one pipeline call, <= 121 frames
+    VIDEO = "video"  # one pipeline call: at most one window, chaining.chunk_frames (by default the family's)
     CHAINED = "chained"  # overlapping chunks with a latent handoff, stitched
     IMAGE = "image"  # one frame, written as a PNG
 

@@ -2,8 +2,8 @@
 
 Owns defaults merging, `grid` (cartesian product) and `zip` (advanced together) sweeps at manifest and
 job level, dotted sweep keys (`upscale.temporal`), readable unique name suffixes, and the shape checks
-that must run once per manifest rather than once per expanded job (unknown keys, sweep structure). Must
-not read files or judge values: `schema.parse_job` does that on each expanded job.
+that must run once per manifest rather than once per expanded job (unknown keys, which keys may be swept,
+sweep structure). Must not read files or judge values: `job_rules` does that on each expanded job.
 """
 
 from __future__ import annotations
@@ -18,16 +18,9 @@ from typing import Any, NamedTuple
 
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS
 from ltx2_batch.manifest.quote import quote
-from ltx2_batch.manifest.schema import (
-    JOB_FIELDS,
-    NESTED_KEYS,
-    NOT_IN_DEFAULTS,
-    SWEEP_KEYS,
-    VARYING_FIELDS,
-    sweep_key_problem,
-    type_name,
-    unknown_keys,
-)
+from ltx2_batch.manifest.suggest import suggest, unknown_keys
+from ltx2_batch.manifest.values import type_name
+from ltx2_batch.manifest.vocabulary import JOB, NESTED_KEYS, NOT_IN_DEFAULTS, NOT_SWEPT, SWEEP, VARYING_FIELDS
 
 NAME_SEPARATOR = "__"
 # A guard against a typo'd sweep (three 1000-value axes) eating memory before any message is printed.
@@ -60,7 +53,7 @@ class ExpandedJob(NamedTuple):
     name: str
     fields: dict[str, Any]
     # Equal for two expanded jobs of one entry whose fields differ at most in name, prompt and seed
-    # (`schema.VARYING_FIELDS`): the loader validates such jobs once, as one template.
+    # (`vocabulary.VARYING_FIELDS`): the loader validates such jobs once, as one template.
     shape: tuple[Any, ...] = ()
 
 
@@ -103,7 +96,7 @@ def _label(key: str, value: object, position: int) -> str:
     return f"{key}#{position}"
 
 
-def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
+def _block_variants(values: Mapping[str, list[Any]], zipped: bool) -> list[Variant]:
     """Variants of one block. A swept `name` replaces the labels of its own axis (grid) or row (zip).
 
     Labels use the last part of a dotted key (`cfg_scale=4`) unless two keys of the block share it.
@@ -132,6 +125,22 @@ def _block_variants(values: Mapping[str, list], zipped: bool) -> list[Variant]:
     return out
 
 
+def sweep_key_problem(key: str) -> str | None:
+    """Why `key` cannot be swept, or None. Dotted keys reach one level into mapping-valued fields."""
+    head, dot, sub = key.partition(".")
+    if head not in JOB or head in NOT_SWEPT:
+        valid_fields = [k for k in JOB if k != "sweep"]
+        return f"cannot sweep unknown field {quote(key)}; {suggest(head[:200], valid_fields)}"
+    if not dot:
+        return None
+    if head not in NESTED_KEYS:
+        return f"{quote(head)} is not a mapping, so {quote(key)} cannot address a field inside it"
+    valid = NESTED_KEYS[head]
+    if valid is not None and sub not in valid:
+        return f"unknown key {quote(sub)} in {quote(head)}; {suggest(sub[:200], valid)}"
+    return None
+
+
 def sweep_variants(
     sweep: object, max_jobs: int = MAX_EXPANDED_JOBS
 ) -> tuple[list[Variant], list[tuple[str, str]]]:
@@ -140,9 +149,9 @@ def sweep_variants(
         return [Variant((), ())], []
     if not isinstance(sweep, dict):
         return [], [("sweep", f"must be a mapping with keys grid and/or zip, got {type_name(sweep)}")]
-    problems = [(f"sweep.{k}", m) for k, m in unknown_keys(sweep, SWEEP_KEYS)]
-    blocks: dict[str, dict[str, list]] = {}
-    for kind in SWEEP_KEYS:
+    problems = [(f"sweep.{k}", m) for k, m in unknown_keys(sweep, SWEEP)]
+    blocks: dict[str, dict[str, list[Any]]] = {}
+    for kind in SWEEP:
         block = sweep.get(kind) or {}
         if not isinstance(block, dict):
             problems.append((f"sweep.{kind}", f"must be a mapping of field -> list, got {type_name(block)}"))
@@ -220,7 +229,7 @@ def expand_manifest(doc: Mapping[str, Any], max_jobs: int = MAX_EXPANDED_JOBS) -
     if not isinstance(defaults, dict):
         problems.append((None, None, "defaults", f"must be a mapping, got {type_name(defaults)}"))
         defaults = {}
-    allowed_defaults = [k for k in JOB_FIELDS if k not in NOT_IN_DEFAULTS]
+    allowed_defaults = [k for k in JOB if k not in NOT_IN_DEFAULTS]
     for key, unknown in unknown_keys(defaults, allowed_defaults):
         message = (
             f"{quote(key)} cannot be a default (names are per job; a manifest-wide sweep is at top level)"
@@ -253,7 +262,7 @@ def expand_manifest(doc: Mapping[str, Any], max_jobs: int = MAX_EXPANDED_JOBS) -
             )
             problems.append((index, None, "name", f"{why}, got {quote(name)}"))
             name = f"job{index}"
-        problems += [(index, name, k, m) for k, m in unknown_keys(raw, list(JOB_FIELDS))]
+        problems += [(index, name, k, m) for k, m in unknown_keys(raw, list(JOB))]
         job_variants, job_problems = sweep_variants(raw.get("sweep"), max_jobs)
         problems += [(index, name, f, m) for f, m in job_problems]
         for key in sorted(top_keys & {k for v in job_variants[:1] for k, _ in v.assignments}):

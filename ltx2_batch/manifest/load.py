@@ -1,12 +1,12 @@
-"""Manifest loading: the only module of `ltx2_batch.manifest` that touches the file system.
+"""Opening a manifest: the one validation pass every manifest goes through before a run, its every problem
+gathered into one `ManifestError`.
 
-Owns reading and hashing the manifest, strict and bounded YAML parsing (duplicate keys, nesting deeper
-than `limits.max_yaml_depth` and alias bombs rejected), resolving and hashing input files and checking
-their content (`inputs.py`: image headers, a reference video's first frame; once per distinct path), job
-ids, the checks across jobs (duplicate names, duplicate renders) and gathering every problem into one
-`ManifestError`. Must not import torch, Ray or Hydra, and must not fetch anything a URL points at.
-Just over 400 lines because the three entry shapes (jobs, prompt-file templates, storyboards) share the
-one validation pass and its error gathering; splitting them would duplicate that pass.
+Owns `open_manifest` (read, parse, expand, validate, give every job its id: the run path's entry),
+`validate_document` (the pass over an expanded document: one template validation per shape, name,
+prompt and seed per job, prompt-file entries turned into streamed templates), the storyboard's scene
+links, the checks across jobs (duplicate names, duplicate renders), and finding a manifest by name. The
+file is read by `document.py`, input files by `resolver.py`, each job's fields by `job_rules.py`. Must
+not import torch, Ray or Hydra, and must not fetch anything a URL points at.
 Jobs of one entry that differ only in name, prompt or seed are validated once, as one template, and get
 their ids through that template's `jobs.JobIdentity`. The validated manifest is a `stream.ManifestStream`.
 """
@@ -19,150 +19,28 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
-
-from ltx2_batch.core.jobs import (
-    ChunkingSpec,
-    JobIdentity,
-    RenderJob,
-    file_sha256,
-    varied_job,
-    with_job_id,
-)
+from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.jobs import ChunkingSpec, JobIdentity, RenderJob, varied_job, with_job_id
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
-from ltx2_batch.manifest.expand import ExpandedJob, expand_manifest
-from ltx2_batch.manifest.inputs import audio_problem, image_problem, video_problem
+from ltx2_batch.manifest.document import parse_yaml, read_manifest_bytes
+from ltx2_batch.manifest.expand import ExpandedJob, Expansion, expand_manifest
+from ltx2_batch.manifest.job_rules import job_varying, parse_template
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
-from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
+from ltx2_batch.manifest.paths import InputRoots
 from ltx2_batch.manifest.prompts import PLACEHOLDER, open_prompt_source
 from ltx2_batch.manifest.quote import quote
-from ltx2_batch.manifest.schema import (
-    TOP_KEYS,
-    InputKind,
-    JobContext,
-    ResolvedInput,
-    expect,
-    job_varying,
-    parse_template,
-    unknown_keys,
-)
+from ltx2_batch.manifest.reader import JobContext, Problem, Report, report_all
+from ltx2_batch.manifest.resolver import InputCache
 from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, chunk_count
 from ltx2_batch.manifest.storyboard import is_storyboard, storyboard_jobs
 from ltx2_batch.manifest.stream import ManifestStream, PromptTemplate
-
-if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
-    from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.manifest.suggest import unknown_keys
+from ltx2_batch.manifest.values import expect, is_int
+from ltx2_batch.manifest.vocabulary import TOP
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_YAML_ERROR_CHARS = 2000  # a YAML error quotes the text it choked on: cut it to keep the message readable
-
-
-@dataclass(frozen=True)
-class ManifestPlan:
-    source: str  # manifest path as given
-    sha256: str  # of the manifest file bytes
-    jobs: tuple[RenderJob, ...]  # each with job_id set
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last), nesting
-    deeper than `limits.max_yaml_depth` (the composer recurses: 20000 levels would exhaust the stack) and
-    aliases that expand the document by more than `limits.max_alias_nodes` nodes (an alias bomb: a few
-    lines naming a list of lists ten times per level is millions of nodes to anything that walks it)."""
-
-    limits: Limits = DEFAULT_LIMITS
-
-    def __init__(self, stream: bytes) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._literal = 0  # nodes written in the file
-        self._expanded: dict[int, int] = {}  # id(node) -> nodes under it once aliases are expanded
-
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
-        self._depth += 1
-        if self._depth > self.limits.max_yaml_depth:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"nesting deeper than {self.limits.max_yaml_depth} levels (limits.max_yaml_depth)",
-                self.peek_event().start_mark,
-            )
-        alias = self.check_event(yaml.AliasEvent)
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if not alias:
-            self._literal += 1
-        size = self._expanded.get(id(node))
-        if size is None:
-            if isinstance(node, yaml.SequenceNode):
-                children: Iterable[yaml.Node] = node.value
-            elif isinstance(node, yaml.MappingNode):
-                children = (n for pair in node.value for n in pair)
-            else:
-                children = ()
-            size = 1 + sum(self._expanded.get(id(child), 1) for child in children)
-            self._expanded[id(node)] = size
-        if size > self._literal + self.limits.max_alias_nodes:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"aliases expand this document to over {size:,} nodes from {self._literal:,} written "
-                f"(limit: {self.limits.max_alias_nodes:,} more, limits.max_alias_nodes); write the "
-                "values out or use fewer nested aliases",
-                node.start_mark,
-            )
-        return node
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_manifest_bytes(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The manifest's bytes, refused before reading when the file is over `limits.max_manifest_bytes`."""
-    source = str(path)
-    try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(limits.max_manifest_bytes + 1)
-    except OSError as exc:
-        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
-    return data  # parse_yaml refuses one byte over the limit
-
-
-def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    if len(data) > limits.max_manifest_bytes:
-        message = (
-            f"is {len(data):,} bytes, over the limit of {limits.max_manifest_bytes:,} "
-            "(limits.max_manifest_bytes); move long prompt lists into a `prompts:` file"
-        )
-        raise ManifestError([FieldProblem(source, "<file>", message)])
-    loader = _StrictLoader(data)
-    loader.limits = limits
-    try:
-        doc = loader.get_single_data()
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
-        text = str(exc)
-        text = text if len(text) < _YAML_ERROR_CHARS else text[:_YAML_ERROR_CHARS] + "..."
-        raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {text}")]) from None
-    finally:
-        loader.dispose()
-    if not isinstance(doc, dict):
-        got = "an empty file" if doc is None else type(doc).__name__
-        raise ManifestError(
-            [FieldProblem(source, "<manifest>", f"must be a mapping with `jobs:`, got {got}")]
-        )
-    return doc
 
 
 def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProblem]:
@@ -174,63 +52,20 @@ def _chaining_problems(chaining: ChainingConfig, source: str) -> list[FieldProbl
     return []
 
 
-class _InputCache:
-    """Resolves each distinct path string once, hashes each distinct real file once and checks each
-    distinct (file, kind) once: an image's header, a reference video's first frame."""
-
-    def __init__(self, roots: InputRoots, limits: Limits = DEFAULT_LIMITS) -> None:
-        self._roots = roots
-        self._limits = limits
-        self._resolved: dict[tuple[str, InputKind], ResolvedInput] = {}
-        self._digests: dict[str, str] = {}
-        self._content: dict[tuple[str, InputKind], str | None] = {}
-
-    def __call__(self, raw: str, kind: InputKind) -> ResolvedInput:
-        key = (raw, kind)
-        if key not in self._resolved:
-            self._resolved[key] = self._resolve(raw, kind)
-        return self._resolved[key]
-
-    def _resolve(self, raw: str, kind: InputKind) -> ResolvedInput:
-        found = resolve_input_path(raw, self._roots, lora=kind is InputKind.LORA)
-        if not found.ok:
-            return ResolvedInput(error=found.error)
-        if found.path not in self._digests:
-            try:
-                self._digests[found.path] = file_sha256(found.path)
-            except OSError as exc:
-                return ResolvedInput(error=f"cannot read {quote(raw)}: {exc}")
-        if (found.path, kind) not in self._content:
-            self._content[found.path, kind] = _content_problem(found.path, kind, self._limits)
-        problem = self._content[found.path, kind]
-        if problem:
-            return ResolvedInput(error=f"{quote(raw)} {problem}")
-        return ResolvedInput(found.path, self._digests[found.path])
-
-
-def _content_problem(path: str, kind: InputKind, limits: Limits) -> str | None:
-    if kind is InputKind.IMAGE:
-        return image_problem(path, limits.max_image_pixels)
-    if kind is InputKind.VIDEO:
-        return video_problem(path, limits.max_image_pixels)
-    if kind is InputKind.AUDIO:
-        return audio_problem(path)
-    return None  # LoRA files are read by the model loader, which names the file it cannot parse
-
-
 def _dedupe(problems: Iterable[FieldProblem]) -> list[FieldProblem]:
     """One line per (job, field, message): a sweep repeats a bad value across its expanded jobs."""
-    counts: dict[tuple[Any, ...], list[Any]] = {}
+    first: dict[tuple[int | None, str, str], FieldProblem] = {}
+    repeats: dict[tuple[int | None, str, str], int] = {}
     for p in problems:
         key = (p.job_index, p.field, p.message)
-        if key in counts:
-            counts[key][1] += 1
+        if key in first:
+            repeats[key] += 1
         else:
-            counts[key] = [p, 0]
+            first[key], repeats[key] = p, 0
     out = []
-    for first, more in counts.values():
-        suffix = f" (and {more} more expanded job(s) of this entry)" if more else ""
-        out.append(dataclasses.replace(first, message=first.message + suffix))
+    for key, problem in first.items():
+        suffix = f" (and {repeats[key]} more expanded job(s) of this entry)" if repeats[key] else ""
+        out.append(dataclasses.replace(problem, message=problem.message + suffix))
     return out
 
 
@@ -265,12 +100,13 @@ def _duplicate_renders(
 
 
 def _prompt_template(
-    expanded: ExpandedJob, ctx: JobContext, report: Any, base_dir: Path, roots: InputRoots
+    expanded: ExpandedJob, ctx: JobContext, report: Report, base_dir: Path, roots: InputRoots
 ) -> PromptTemplate | None:
+    """An entry with a `prompts` file: its template validated once (its prompt with a stand-in where each
+    row's text goes), the file's header checked; its rows are read later, as the run streams them."""
     fields = {k: v for k, v in expanded.fields.items() if k != "prompts"}
     source, problems = open_prompt_source(expanded.fields["prompts"], base_dir, roots, ctx.limits)
-    for field, message in problems:
-        report(field, message)
+    report_all(report, problems)
     template = fields.get("prompt", PLACEHOLDER)
     if not isinstance(template, str) or PLACEHOLDER not in template:
         report(
@@ -300,6 +136,16 @@ class ValidatedJobs:
     templates: tuple[PromptTemplate, ...] = ()
 
 
+@dataclass(frozen=True)
+class _CheckedTemplate:
+    """One template's validation, shared by every expanded job of its shape: the template (None when it
+    has problems), its problems (reported again for each job that shares it) and its id maker."""
+
+    job: RenderJob | None
+    problems: tuple[Problem, ...]
+    identity: JobIdentity | None
+
+
 def validate_document(
     doc: dict[str, Any],
     manifest_path: str | Path,
@@ -314,16 +160,7 @@ def validate_document(
     """Expand and validate a parsed manifest (input files are resolved and hashed); raises ManifestError.
     With a `model_fingerprint` every job also gets its id."""
     source = str(manifest_path)
-    problems = _chaining_problems(chaining, source)
-    problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP_KEYS)]
-    base_seed = doc.get("base_seed", 0)
-    if expect(base_seed, "int"):
-        problems.append(FieldProblem(source, "base_seed", expect(base_seed, "int") or ""))
-        base_seed = 0
-    expansion = expand_manifest(doc, limits.max_jobs)
-    problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
-    if problems:  # shape problems make per-job messages noise (and chunk arithmetic impossible)
-        raise ManifestError(problems)
+    base_seed, expansion = _expand_checked(doc, source, chaining, limits)
     roots = InputRoots.for_manifest(manifest_path, paths, Path.cwd())
     ctx = JobContext(
         chunking=ChunkingSpec(
@@ -333,52 +170,87 @@ def validate_document(
             chaining.blend,
             chaining.adain,
         ),
-        resolve=_InputCache(roots, limits),
+        resolve=InputCache(roots, limits),
         base_seed=base_seed,
         seed_override=seed_override,
         limits=limits,
         weights=weights,
     )
+    problems: list[FieldProblem] = []
     jobs: list[RenderJob] = []
     sources: list[int] = []
     templates: list[PromptTemplate] = []
     # One validation per template: expanded jobs of an entry that differ only in name, prompt or seed
-    # (a sweep over seeds) share it; its problems are reported again for each job that shares it.
-    shapes: dict[tuple[Any, ...], tuple[RenderJob | None, list[tuple[str, str]], JobIdentity | None]] = {}
+    # (a sweep over seeds) share it.
+    checked: dict[tuple[object, ...], _CheckedTemplate] = {}
     for expanded in expansion.jobs:
-
-        def report(field: str, message: str, _e: Any = expanded) -> None:
-            problems.append(FieldProblem(source, field, message, _e.source_index, _e.name))
-
+        report = _reporter(problems, source, expanded)
         if "prompts" in expanded.fields:
-            template = _prompt_template(expanded, ctx, report, Path(manifest_path).parent, roots)
-            templates += [template] if template is not None else []
+            prompt_template = _prompt_template(expanded, ctx, report, Path(manifest_path).parent, roots)
+            templates += [prompt_template] if prompt_template is not None else []
             continue
-        known = shapes.get(expanded.shape) if expanded.shape else None
-        if known is None:
-            found: list[tuple[str, str]] = []
-            template = parse_template(expanded.fields, ctx, lambda f, m, _out=found: _out.append((f, m)))
-            identity = None
-            if template is not None and model_fingerprint is not None:
-                identity = JobIdentity(template, model_fingerprint)
-            known = template, found, identity
-            if expanded.shape:
-                shapes[expanded.shape] = known
-        template, template_problems, identity = known
-        for field, message in template_problems:
-            report(field, message)
+        template = _check_template(expanded, ctx, checked, model_fingerprint)
+        report_all(report, template.problems)
         varying = job_varying(expanded.fields, ctx, report)
-        if template is not None and varying is not None:
+        if template.job is not None and varying is not None:
             name, prompt, seed = varying
-            job_id = identity.job_id(prompt, seed) if identity is not None else ""
+            job_id = template.identity.job_id(prompt, seed) if template.identity is not None else ""
             jobs.append(
-                varied_job(template, name=name, prompt=prompt, seed=seed, index=len(jobs), job_id=job_id)
+                varied_job(template.job, name=name, prompt=prompt, seed=seed, index=len(jobs), job_id=job_id)
             )
             sources.append(expanded.source_index)
     problems += _duplicate_names(expansion.jobs, source)
     if problems:
         raise ManifestError(_dedupe(problems))
     return ValidatedJobs(tuple(jobs), tuple(sources), tuple(templates))
+
+
+def _expand_checked(
+    doc: dict[str, Any], source: str, chaining: ChainingConfig, limits: Limits
+) -> tuple[int, Expansion]:
+    """(base seed, expansion) of a document whose shape is sound; raises ManifestError when it is not:
+    shape problems make per-job messages noise (and chunk arithmetic impossible)."""
+    problems = _chaining_problems(chaining, source)
+    problems += [FieldProblem(source, k, m) for k, m in unknown_keys(doc, TOP)]
+    base_seed = doc.get("base_seed", TOP["base_seed"].default)
+    problem = expect(base_seed, "int")
+    if problem:
+        problems.append(FieldProblem(source, "base_seed", problem))
+    expansion = expand_manifest(doc, limits.max_jobs)
+    problems += [FieldProblem(source, f, m, i, n) for i, n, f, m in expansion.problems]
+    if problems:
+        raise ManifestError(problems)
+    return (base_seed if is_int(base_seed) else 0), expansion
+
+
+def _reporter(problems: list[FieldProblem], source: str, expanded: ExpandedJob) -> Report:
+    """A `Report` that files each problem under the expanded job it was found in."""
+
+    def report(field: str, message: str) -> None:
+        problems.append(FieldProblem(source, field, message, expanded.source_index, expanded.name))
+
+    return report
+
+
+def _check_template(
+    expanded: ExpandedJob,
+    ctx: JobContext,
+    checked: dict[tuple[object, ...], _CheckedTemplate],
+    model_fingerprint: str | None,
+) -> _CheckedTemplate:
+    """The template of `expanded`, validated once per shape (`checked` remembers each shape's)."""
+    known = checked.get(expanded.shape) if expanded.shape else None
+    if known is not None:
+        return known
+    found: list[Problem] = []
+    job = parse_template(expanded.fields, ctx, lambda field, message: found.append((field, message)))
+    identity = (
+        JobIdentity(job, model_fingerprint) if job is not None and model_fingerprint is not None else None
+    )
+    known = _CheckedTemplate(job, tuple(found), identity)
+    if expanded.shape:
+        checked[expanded.shape] = known
+    return known
 
 
 def open_manifest(
@@ -415,29 +287,6 @@ def open_manifest(
     if problems:
         raise ManifestError(_dedupe(problems))
     return ManifestStream(source, sha, jobs, valid.templates, model_fingerprint)
-
-
-def load_manifest(
-    path: str | Path,
-    *,
-    chaining: ChainingConfig,
-    paths: PathsConfig,
-    model_fingerprint: str,
-    seed_override: int | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    weights: WeightsOffer = ANY_WEIGHTS,
-) -> ManifestPlan:
-    """`open_manifest`, every job materialised (prompt files included): what the run path uses today."""
-    stream = open_manifest(
-        path,
-        chaining=chaining,
-        paths=paths,
-        model_fingerprint=model_fingerprint,
-        seed_override=seed_override,
-        limits=limits,
-        weights=weights,
-    )
-    return ManifestPlan(source=stream.source, sha256=stream.sha256, jobs=tuple(stream.iter_jobs()))
 
 
 def _storyboard(

@@ -2,8 +2,8 @@
 
 Owns how a path string written in a manifest (image, LoRA, reference video) becomes an absolute, real
 file path, and the rule that the file must lie under an allowed root after symlinks are followed. URLs are
-reduced to their decoded path and never fetched. Must not hash or read files (the loader does that once per
-distinct file) and must not raise for a bad path: it returns the reason so the loader can report every
+reduced to their decoded path and never fetched. Must not hash or read files (`resolver.py` does that once
+per distinct file) and must not raise for a bad path: it returns the reason so the loader can report every
 problem at once.
 """
 
@@ -13,13 +13,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+from ltx2_batch.config import PathsConfig
 from ltx2_batch.manifest.quote import quote
-
-if TYPE_CHECKING:  # config.py imports Hydra; the manifest core stays Hydra-free
-    from ltx2_batch.config import PathsConfig
 
 PROJECTS_PREFIX = "/projects"
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

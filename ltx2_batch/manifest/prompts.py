@@ -31,9 +31,8 @@ from ltx2_batch.errors import FieldProblem, ManifestError
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, text_problem
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.quote import quote
+from ltx2_batch.manifest.vocabulary import DEFAULT_PROMPT_COLUMN, PROMPTS
 
-PROMPT_KEYS = ("path", "column")
-DEFAULT_COLUMN = "prompt"
 FORMATS = {
     ".txt": "txt",
     ".csv": "csv",
@@ -76,18 +75,18 @@ def open_prompt_source(  # noqa: PLR0911 - each refusal returns its problem wher
     first block, Parquet schema, first JSONL line) to check the column.
     """
     if not isinstance(spec, Mapping):
-        return None, [("prompts", f"must be a mapping with keys {', '.join(PROMPT_KEYS)}, got {quote(spec)}")]
+        return None, [("prompts", f"must be a mapping with keys {', '.join(PROMPTS)}, got {quote(spec)}")]
     problems = [
-        (f"prompts.{str(k)[:100]}", f"unknown key {quote(k)}; valid: {', '.join(PROMPT_KEYS)}")
+        (f"prompts.{str(k)[:100]}", f"unknown key {quote(k)}; valid: {', '.join(PROMPTS)}")
         for k in spec
-        if k not in PROMPT_KEYS
+        if k not in PROMPTS
     ]
     raw, column = spec.get("path"), spec.get("column")
     if not isinstance(raw, str) or not raw:
         problems.append(("prompts.path", f"must be a path to a prompts file, got {quote(raw)}"))
     if column is not None and (not isinstance(column, str) or not column):
         problems.append(("prompts.column", f"must be a column name, got {quote(column)}"))
-    if problems:
+    if problems or not isinstance(raw, str):  # (a path that is not a string is among the problems)
         return None, problems
     if roots is None:
         real = os.path.realpath(base_dir)
@@ -105,7 +104,7 @@ def open_prompt_source(  # noqa: PLR0911 - each refusal returns its problem wher
         if column is not None:
             return None, [("prompts.column", "a .txt file has one prompt per line and no columns")]
         return PromptSource(str(path), fmt, None, limits), []
-    source = PromptSource(str(path), fmt, column or DEFAULT_COLUMN, limits)
+    source = PromptSource(str(path), fmt, column or DEFAULT_PROMPT_COLUMN, limits)
     try:
         names = _column_names(source)
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -280,7 +279,7 @@ def _problem(source: PromptSource, field: str, message: str) -> ManifestError:
 
 
 def _batches(source: PromptSource) -> Iterator[pa.RecordBatch]:
-    column = source.column or DEFAULT_COLUMN
+    column = source.column or DEFAULT_PROMPT_COLUMN
     if source.fmt == "parquet":
         yield from pq.ParquetFile(source.path).iter_batches(batch_size=_BATCH_ROWS, columns=[column])
     elif source.fmt == "jsonl":

@@ -26,11 +26,8 @@ from typing import Any
 from ltx2_batch.errors import FieldProblem
 from ltx2_batch.manifest.expand import valid_name
 from ltx2_batch.manifest.quote import quote
+from ltx2_batch.manifest.vocabulary import ELEMENT, SCENE, SHOT_ONLY, STORYBOARD
 
-STORYBOARD_KEYS = ("base_seed", "defaults", "elements", "scenes")
-SCENE_KEYS = ("name", "shots")
-ELEMENT_KEYS = ("name", "trigger", "description")
-SHOT_ONLY_KEYS = ("action", "elements")
 NARRATIVE_PREFIX = "Following the previous shot where {action}. {prompt}"
 _MENTION = re.compile(r"@([A-Za-z0-9_][A-Za-z0-9_-]*)")
 
@@ -44,11 +41,10 @@ class Element:
 
 @dataclass(frozen=True)
 class StoryboardJobs:
-    """An ordinary manifest document plus, per job, its scene and position in that scene."""
+    """An ordinary manifest document plus, per job, its scene."""
 
     document: dict[str, Any]
     scenes: tuple[str, ...]  # scenes[i] is job i's scene
-    positions: tuple[int, ...]  # 0 = first shot of its scene
 
 
 def is_storyboard(doc: Mapping[str, Any]) -> bool:
@@ -103,89 +99,101 @@ def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem])
             )
             continue
         for key in item:
-            if key not in ELEMENT_KEYS:
+            if key not in ELEMENT:
                 problems.append(
-                    FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(ELEMENT_KEYS)}")
+                    FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(ELEMENT)}")
                 )
         found[item["name"]] = Element(item["name"], item["trigger"], str(item.get("description", "")))
     return found
 
 
-def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:  # noqa: PLR0912 - one walk over scenes and shots, each branch one field's rule
+def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:
     """Flatten scenes into the `jobs` list the ordinary validator checks (sizes, frames, files...)."""
-    problems: list[FieldProblem] = []
-    for key in doc:
-        if key not in STORYBOARD_KEYS:
-            problems.append(
-                FieldProblem(
-                    source,
-                    str(key),
-                    f"unknown key in a storyboard manifest; valid: {', '.join(STORYBOARD_KEYS)}",
-                )
-            )
+    problems = [
+        FieldProblem(
+            source, str(key), f"unknown key in a storyboard manifest; valid: {', '.join(STORYBOARD)}"
+        )
+        for key in doc
+        if key not in STORYBOARD
+    ]
     elements = _elements(doc, source, problems)
     jobs: list[dict[str, Any]] = []
     scenes: list[str] = []
-    positions: list[int] = []
     raw_scenes = doc.get("scenes")
     if not isinstance(raw_scenes, list) or not raw_scenes:
         problems.append(FieldProblem(source, "scenes", "must be a non-empty list of {name, shots}"))
-        raw_scenes = []
-    for s, scene in enumerate(raw_scenes):
-        if (
-            not isinstance(scene, Mapping)
-            or not isinstance(scene.get("name"), str)
-            or not isinstance(scene.get("shots"), list)
-            or not scene["shots"]
-        ):
-            problems.append(
-                FieldProblem(source, f"scenes[{s}]", "needs a string 'name' and a non-empty 'shots' list")
-            )
-            continue
-        if not valid_name(scene["name"]):
-            message = (
-                f"scene name {quote(scene['name'])} cannot name its shots' jobs (<scene>__shotNN): use a "
-                "non-empty name without '/', '\\', control or bidi characters"
-            )
-            problems.append(FieldProblem(source, f"scenes[{s}].name", message))
-            continue
-        for key in scene:
-            if key not in SCENE_KEYS:
-                problems.append(
-                    FieldProblem(source, f"scenes[{s}].{key}", f"unknown key; valid: {', '.join(SCENE_KEYS)}")
-                )
-        previous_action: str | None = None
-        for k, shot in enumerate(scene["shots"]):
-            where = f"scenes[{s}].shots[{k}]"
-            if not isinstance(shot, Mapping) or not isinstance(shot.get("prompt"), str):
-                problems.append(FieldProblem(source, where, "a shot needs at least a string 'prompt'"))
-                continue
-            if "sweep" in shot:
-                problems.append(
-                    FieldProblem(source, f"{where}.sweep", "sweeps are not allowed inside a storyboard")
-                )
-            listed = shot.get("elements", [])
-            if not isinstance(listed, list):
-                problems.append(FieldProblem(source, f"{where}.elements", "must be a list of element names"))
-                listed = []
-            prompt, unknown = inject_elements(shot["prompt"], [str(x) for x in listed], elements)
-            for name in unknown:
-                known = ", ".join(elements) or "none defined"
-                problems.append(
-                    FieldProblem(
-                        source, f"{where}.elements", f"unknown element {quote(name)}; known: {known[:200]}"
-                    )
-                )
-            if k > 0:
-                prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)
-            action = shot.get("action")
-            previous_action = str(action) if action else shot["prompt"]
-            job = {key: value for key, value in shot.items() if key not in SHOT_ONLY_KEYS}
-            job["prompt"] = prompt
-            job.setdefault("name", f"{scene['name']}__shot{k + 1:02d}")
-            jobs.append(job)
-            scenes.append(scene["name"])
-            positions.append(k)
+    for s, scene in enumerate(raw_scenes if isinstance(raw_scenes, list) else []):
+        usable = _usable_scene(scene, f"scenes[{s}]", source, problems)
+        if usable is not None:
+            name, shots = usable
+            shot_jobs = _shot_jobs(shots, name, f"scenes[{s}]", elements, source, problems)
+            jobs += shot_jobs
+            scenes += [name] * len(shot_jobs)
     document = {key: doc[key] for key in ("base_seed", "defaults") if key in doc}
     document["jobs"] = jobs
-    return StoryboardJobs(document, tuple(scenes), tuple(positions)), problems
+    return StoryboardJobs(document, tuple(scenes)), problems
+
+
+def _usable_scene(
+    scene: object, where: str, source: str, problems: list[FieldProblem]
+) -> tuple[str, list[object]] | None:
+    """(name, shots) of a scene with a usable shape and name; unknown keys are reported, not fatal."""
+    if (
+        not isinstance(scene, Mapping)
+        or not isinstance(scene.get("name"), str)
+        or not isinstance(scene.get("shots"), list)
+        or not scene["shots"]
+    ):
+        problems.append(FieldProblem(source, where, "needs a string 'name' and a non-empty 'shots' list"))
+        return None
+    name, shots = scene["name"], scene["shots"]
+    if not valid_name(name):
+        message = (
+            f"scene name {quote(name)} cannot name its shots' jobs (<scene>__shotNN): use a "
+            "non-empty name without '/', '\\', control or bidi characters"
+        )
+        problems.append(FieldProblem(source, f"{where}.name", message))
+        return None
+    for key in scene:
+        if key not in SCENE:
+            problems.append(FieldProblem(source, f"{where}.{key}", f"unknown key; valid: {', '.join(SCENE)}"))
+    return name, shots
+
+
+def _shot_jobs(
+    shots: list[object],
+    scene: str,
+    where: str,
+    elements: Mapping[str, Element],
+    source: str,
+    problems: list[FieldProblem],
+) -> list[dict[str, Any]]:
+    """One job per usable shot: elements injected, each shot after the first prefixed with the previous
+    shot's action, named `<scene>__shotNN` unless it names itself."""
+    jobs = []
+    previous_action: str | None = None
+    for k, shot in enumerate(shots):
+        at = f"{where}.shots[{k}]"
+        if not isinstance(shot, Mapping) or not isinstance(shot.get("prompt"), str):
+            problems.append(FieldProblem(source, at, "a shot needs at least a string 'prompt'"))
+            continue
+        if "sweep" in shot:
+            problems.append(FieldProblem(source, f"{at}.sweep", "sweeps are not allowed inside a storyboard"))
+        listed = shot.get("elements", [])
+        if not isinstance(listed, list):
+            problems.append(FieldProblem(source, f"{at}.elements", "must be a list of element names"))
+        names = [str(x) for x in listed] if isinstance(listed, list) else []
+        prompt, unknown = inject_elements(shot["prompt"], names, elements)
+        for name in unknown:
+            known = ", ".join(elements) or "none defined"
+            message = f"unknown element {quote(name)}; known: {known[:200]}"
+            problems.append(FieldProblem(source, f"{at}.elements", message))
+        if k > 0:
+            prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)
+        action = shot.get("action")
+        previous_action = str(action) if action else shot["prompt"]
+        job = {key: value for key, value in shot.items() if key not in SHOT_ONLY}
+        job["prompt"] = prompt
+        job.setdefault("name", f"{scene}__shot{k + 1:02d}")
+        jobs.append(job)
+    return jobs

@@ -12,25 +12,25 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from ltx2_batch.core.jobs import JobIdentity, RenderJob, varied_job
 from ltx2_batch.core.shard import Shard, ShardDealer
 from ltx2_batch.manifest.expand import NAME_SEPARATOR
 from ltx2_batch.manifest.prompts import PLACEHOLDER, PromptSource, iter_prompts
-from ltx2_batch.manifest.schema import JobContext, prompt_seeds
+from ltx2_batch.manifest.reader import JobContext
+from ltx2_batch.manifest.seeds import prompt_seeds
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
     """A validated job entry (one sweep point of it) whose prompts come from a file: one job per row.
 
-    Validated once (`schema.parse_template`); each row then only swaps prompt, name, seed and id in, so
+    Validated once (`job_rules.parse_template`); each row then only swaps prompt, name, seed and id in, so
     a million rows cost a million cheap copies, not a million validations.
     """
 
     name: str  # the expanded entry name; each job is `<name>__p<row>`
-    fields: dict[str, Any]  # the entry's raw fields without `prompts`
+    fields: dict[str, object]  # the entry's raw fields without `prompts`
     template: str  # `prompt` with PLACEHOLDER where each row's text goes
     source: PromptSource
     job: RenderJob  # the entry's template (no name, prompt, seed or id)

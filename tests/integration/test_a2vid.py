@@ -15,12 +15,12 @@ import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.families import ModelFamily
 from ltx2_batch.core.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from tests.conftest import AppFactory
+from tests.manifests import manifest_jobs
 
 pytestmark = pytest.mark.slow
 PROMPT = "A drummer plays a steady beat in a small room."
@@ -110,22 +110,22 @@ def test_parity_with_official_a2vid_pipeline(bf16: tuple[RenderBackend, Path, di
     assert ours.sample_rate == audio.sampling_rate == 16_000
 
 
-def _load(folder: Path, jobs: list[dict]) -> ManifestPlan:
+def _load(folder: Path, jobs: list[dict]) -> tuple[RenderJob, ...]:
     path = folder / "m.yaml"
     base = {"prompt": "a beat", "width": 64, "height": 64, "num_frames": 9}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
-    return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+    return manifest_jobs(path)
 
 
 def test_a2vid_manifest_rules(tmp_path: Path) -> None:
     write_wav(tmp_path / "beat.wav", seconds=1.0)
     (tmp_path / "silent.txt").write_text("not audio")
     ok = {"name": "ok", "pipeline": "a2vid", "audio_conditioning": {"path": "beat.wav", "start": 0.25}}
-    [job] = _load(tmp_path, [ok]).jobs
+    [job] = _load(tmp_path, [ok])
     assert job.audio_conditioning is not None and job.audio_conditioning.start_s == 0.25
     assert len(job.audio_conditioning.sha256) == 64
     write_wav(tmp_path / "beat.wav", seconds=0.9)  # other bytes: another id
-    assert _load(tmp_path, [ok]).jobs[0].job_id != job.job_id
+    assert _load(tmp_path, [ok])[0].job_id != job.job_id
     bad = [
         {"name": "no_audio", "pipeline": "a2vid"},
         {"name": "not_audio", "pipeline": "a2vid", "audio_conditioning": {"path": "silent.txt"}},

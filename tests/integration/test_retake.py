@@ -14,12 +14,12 @@ import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.families import CheckpointKind, ModelFamily
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import WeightsOffer
+from tests.manifests import manifest_jobs
 
 pytestmark = pytest.mark.slow
 PROMPT = "The ball turns red."
@@ -103,27 +103,27 @@ def test_parity_with_official_retake_pipeline(
     assert ours.info["recipe"]["guidance"] is guided
 
 
-def _load(folder: Path, jobs: list[dict], kind: CheckpointKind = CheckpointKind.distilled) -> ManifestPlan:
+def _load(
+    folder: Path, jobs: list[dict], kind: CheckpointKind = CheckpointKind.distilled
+) -> tuple[RenderJob, ...]:
     path = folder / "m.yaml"
     base = {"prompt": "a ball", "width": 64, "height": 64, "num_frames": 9, "upscale": {"spatial": False}}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
     weights = WeightsOffer(kind, True)
-    return load_manifest(
-        path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp", weights=weights
-    )
+    return manifest_jobs(path, weights=weights)
 
 
 def test_retake_manifest_rules(tmp_path: Path) -> None:
     write_source(tmp_path / "source.mp4")
     ok = {"name": "ok", "pipeline": "retake", "retake": {"path": "source.mp4", "start": 0.1, "end": 0.3}}
-    [job] = _load(tmp_path, [ok]).jobs
+    [job] = _load(tmp_path, [ok])
     assert job.retake is not None and (job.retake.start_s, job.retake.end_s, job.retake.guided) == (
         0.1,
         0.3,
         False,
     )
     assert len(job.retake.sha256) == 64
-    assert _load(tmp_path, [ok], CheckpointKind.dev).jobs[0].retake.guided  # a dev checkpoint: guided
+    assert _load(tmp_path, [ok], CheckpointKind.dev)[0].retake.guided  # a dev checkpoint: guided
     bad = [
         {**ok, "name": "wrong_size", "width": 128},
         {**ok, "name": "past_end", "retake": {"path": "source.mp4", "start": 0.1, "end": 2.0}},

@@ -14,11 +14,11 @@ import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
 from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.config import ChainingConfig, ModelConfig, PathsConfig
+from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.families import ModelFamily
 from ltx2_batch.core.jobs import ImageCondition, PipelineKind, RenderJob, RenderMode, UpscaleSpec
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import load_manifest
+from tests.manifests import manifest_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +77,14 @@ def test_one_frame_two_stage_64x64_is_refused(tmp_path: Path) -> None:
     still = {"name": "still", "prompt": "a lemon", "width": 64, "height": 64, "num_frames": 1}
     path.write_text(yaml.safe_dump({"jobs": [still]}))
     with pytest.raises(ManifestError) as caught:
-        load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+        manifest_jobs(path)
     [problem] = caught.value.problems
     assert (problem.job_name, problem.field) == ("still", "width")
     assert "upscale.spatial: false" in problem.message and "128" in problem.message
     path.write_text(
         yaml.safe_dump({"jobs": [{**still, "num_frames": 9}, {**still, "name": "b", "width": 128}]})
     )
-    assert (
-        len(load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp").jobs)
-        == 2
-    )
+    assert len(manifest_jobs(path)) == 2
 
 
 def test_spatial_x1_5_on_tiny23(tiny_root: Path) -> None:
@@ -115,16 +112,15 @@ def test_spatial_x1_5_rules(tmp_path: Path) -> None:
         {**base, "name": "bad_scale", "width": 192, "height": 192, "upscale": {"spatial": 3}},
     ]
     path.write_text(yaml.safe_dump({"jobs": jobs}))
-    common = {"chaining": ChainingConfig(), "paths": PathsConfig(), "model_fingerprint": "fp"}
     tiny23 = weights_offer(ModelConfig(family=ModelFamily.ltx23), tmp_path)
     with pytest.raises(ManifestError) as caught:
-        load_manifest(path, weights=tiny23, **common)
+        manifest_jobs(path, weights=tiny23)
     found = {(p.job_name, p.field): p.message for p in caught.value.problems}
     assert set(found) == {("off_grid", "width"), ("bad_scale", "upscale.spatial")}
     assert "multiple of 96" in found[("off_grid", "width")] and "96 or 192" in found[("off_grid", "width")]
     path.write_text(yaml.safe_dump({"jobs": jobs[:1]}))
-    [job] = load_manifest(path, weights=tiny23, **common).jobs
+    [job] = manifest_jobs(path, weights=tiny23)
     assert job.upscale.spatial_scale == 1.5
     # the LTX-2 tiny set has no x1.5 file: refused before any model work
     with pytest.raises(ManifestError, match=r"x1\.5 spatial upsampler"):
-        load_manifest(path, weights=weights_offer(ModelConfig(), tmp_path), **common)
+        manifest_jobs(path, weights=weights_offer(ModelConfig(), tmp_path))

@@ -1,4 +1,5 @@
-"""The package's import graph: no cycles, and the layer rules of backends/ (read from the source, not run).
+"""The package's import graph: no cycles, the layer rules of backends/, and the modules that must not import
+the heavy runtimes (read from the source, not run).
 
 Every `import` statement counts, including those inside functions and under TYPE_CHECKING: a lazy import
 hides a cycle from Python's import machinery but not from a reader.
@@ -7,6 +8,7 @@ hides a cycle from Python's import machinery but not from a reader.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,39 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return {name if name in known else name.split(".")[0] for name in found}
 
 
-def _graph() -> dict[str, set[str]]:
+@functools.cache
+def _parsed_graph() -> tuple[tuple[str, frozenset[str]], ...]:
+    """Parsed once per session: each test gets its own copy (`_full_graph`) to plant edges in."""
     modules = _modules()
     known = set(modules)
-    return {name: _imports(path, known) & known for name, path in modules.items()}
+    return tuple((name, frozenset(_imports(path, known))) for name, path in modules.items())
+
+
+def _full_graph() -> dict[str, set[str]]:
+    """Module -> what it imports: modules of the package, and outside packages by their top-level name."""
+    return {name: set(deps) for name, deps in _parsed_graph()}
+
+
+def _graph() -> dict[str, set[str]]:
+    """The package's own import graph (outside packages left out)."""
+    graph = _full_graph()
+    return {name: deps & graph.keys() for name, deps in graph.items()}
+
+
+def _reached(graph: dict[str, set[str]], module: str) -> set[str]:
+    """Every module and outside package that importing `module` can import: its imports, theirs, and the
+    `__init__` of each package on the way (importing a.b.c runs a/__init__.py and a/b/__init__.py)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in graph]
+        todo += graph.get(name, set())
+    return seen - {module}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -110,3 +141,33 @@ def test_lower_backend_layers_do_not_reach_up(module: str) -> None:
     """device/caches/weights sit below the adapter and the factory."""
     deps = _graph()[module]
     assert not deps & {"ltx2_batch.backends.ltx2", "ltx2_batch.backends.factory"}
+
+
+# Validating, expanding and planning a manifest happens on the driver before any model loads (and in the
+# unit tests): the manifest package must not pull in a model runtime, a cluster or Hydra, directly or
+# through the rest of the package. Lazy (in-function) imports count too.
+HEAVY = frozenset({"torch", "ray", "ltx_core", "ltx_pipelines", "hydra", "omegaconf"})
+LIGHT_PACKAGES = ("ltx2_batch.manifest",)
+
+
+def _heavy_imports(graph: dict[str, set[str]], module: str) -> list[str]:
+    return sorted(_reached(graph, module) & HEAVY)
+
+
+def _light_modules() -> list[str]:
+    return sorted(m for m in _modules() if any(m == p or m.startswith(p + ".") for p in LIGHT_PACKAGES))
+
+
+@pytest.mark.parametrize("module", _light_modules())
+def test_the_manifest_core_imports_no_torch_ray_ltx_core_or_hydra(module: str) -> None:
+    assert _heavy_imports(_full_graph(), module) == []
+
+
+def test_the_heavy_import_rule_finds_planted_imports() -> None:
+    """A heavy import two modules down, or in a package's __init__, is found from a module above it."""
+    graph = _full_graph()
+    assert "ltx2_batch.manifest.quote" in _reached(graph, "ltx2_batch.manifest.load")
+    through_a_leaf = {**graph, "ltx2_batch.manifest.quote": graph["ltx2_batch.manifest.quote"] | {"torch"}}
+    assert _heavy_imports(through_a_leaf, "ltx2_batch.manifest.load") == ["torch"]
+    through_the_package = {**graph, "ltx2_batch": graph["ltx2_batch"] | {"ray"}}
+    assert _heavy_imports(through_the_package, "ltx2_batch.manifest.vocabulary") == ["ray"]

@@ -9,29 +9,34 @@ import pytest
 import yaml
 
 from ltx2_batch.config import ChainingConfig, LimitsConfig, PathsConfig
+from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.errors import ManifestError
+from ltx2_batch.manifest.document import parse_yaml
 from ltx2_batch.manifest.expand import valid_name
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, limits_from
-from ltx2_batch.manifest.load import load_manifest, parse_yaml
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.prompts import check_prompts, iter_prompts, open_prompt_source
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.select import chunk_count, chunk_estimate
 from tests.conftest import write_input_files
+from tests.manifests import manifest_jobs
 
 JOB = {"name": "j", "prompt": "a cat", "width": 64, "height": 64, "num_frames": 9}
 
 
-def _load(folder: Path, doc: dict, **kw: object) -> object:
+def _load(
+    folder: Path, doc: dict, *, chaining: ChainingConfig | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[RenderJob, ...]:
     path = folder / "m.yaml"
     path.write_text(yaml.safe_dump(doc))
-    chaining = kw.pop("chaining", ChainingConfig())
-    return load_manifest(path, chaining=chaining, paths=PathsConfig(), model_fingerprint="fp", **kw)
+    return manifest_jobs(path, chaining=chaining, limits=limits)
 
 
-def _problems(folder: Path, doc: dict, **kw: object) -> dict[str, str]:
+def _problems(
+    folder: Path, doc: dict, *, chaining: ChainingConfig | None = None, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, str]:
     with pytest.raises(ManifestError) as info:
-        _load(folder, doc, **kw)
+        _load(folder, doc, chaining=chaining, limits=limits)
     return {p.field: p.message for p in info.value.problems}
 
 
@@ -54,7 +59,7 @@ def test_quote_is_short_on_shared_structures_huge_strings_and_ints() -> None:
 def test_a_raised_limit_lets_a_job_through(tmp_path: Path) -> None:
     big = {**JOB, "width": 8192, "height": 64}
     assert "width" in _problems(tmp_path, {"jobs": [big]})
-    assert _load(tmp_path, {"jobs": [big]}, limits=Limits(max_width=8192)).jobs[0].width == 8192
+    assert _load(tmp_path, {"jobs": [big]}, limits=Limits(max_width=8192))[0].width == 8192
 
 
 def test_the_chunk_limit_uses_the_chaining_config(tmp_path: Path) -> None:
@@ -62,7 +67,7 @@ def test_the_chunk_limit_uses_the_chaining_config(tmp_path: Path) -> None:
     tiny_chunks = ChainingConfig(chunk_frames=9, overlap_frames=1)
     message = _problems(tmp_path, doc, chaining=tiny_chunks)["num_frames"]
     assert "chains into 625 or more chunks" in message and "limits.max_chunks" in message
-    assert len(_load(tmp_path, doc).jobs) == 1  # the default chunk of 121 frames: 52 chunks
+    assert len(_load(tmp_path, doc)) == 1  # the default chunk of 121 frames: 52 chunks
 
 
 @pytest.mark.parametrize(("chunk", "overlap"), [(121, 24), (121, 25), (17, 8), (9, 1), (33, 9)])
@@ -155,28 +160,23 @@ def test_a_prompts_file_under_an_allowed_root_is_accepted(
     }
     (folder / "m.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(ManifestError, match="outside the allowed folders"):
-        load_manifest(
-            folder / "m.yaml", chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="f"
-        )
-    plan = load_manifest(
-        folder / "m.yaml",
-        chaining=ChainingConfig(),
-        paths=PathsConfig(allowed_roots=["shared"]),
-        model_fingerprint="f",
+        manifest_jobs(folder / "m.yaml", model_fingerprint="f")
+    jobs = manifest_jobs(
+        folder / "m.yaml", paths=PathsConfig(allowed_roots=["shared"]), model_fingerprint="f"
     )
-    assert [j.prompt for j in plan.jobs] == ["a red fox"]
+    assert [j.prompt for j in jobs] == ["a red fox"]
 
 
 def test_a_real_image_and_video_pass_and_a_big_image_is_refused(tmp_path: Path) -> None:
     write_input_files(tmp_path, ("a.png", "ic.safetensors", "ref.mp4"))
-    plan = _load(tmp_path, {"jobs": [{**JOB, "images": [{"path": "a.png"}]}]})
-    assert plan.jobs[0].images[0].path.endswith("a.png")
+    jobs = _load(tmp_path, {"jobs": [{**JOB, "images": [{"path": "a.png"}]}]})
+    assert jobs[0].images[0].path.endswith("a.png")
     video = {
         **JOB,
         "loras": [{"path": "ic.safetensors", "type": "ic_lora"}],
         "video_conditioning": [{"path": "ref.mp4"}],
     }
-    assert len(_load(tmp_path, {"jobs": [video]}).jobs) == 1
+    assert len(_load(tmp_path, {"jobs": [video]})) == 1
     message = _problems(
         tmp_path, {"jobs": [{**JOB, "images": [{"path": "a.png"}]}]}, limits=Limits(max_image_pixels=100)
     )

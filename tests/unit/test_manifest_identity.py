@@ -12,10 +12,11 @@ import yaml
 from PIL import Image
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
-from ltx2_batch.core.jobs import derive_seed
+from ltx2_batch.core.jobs import RenderJob, derive_seed
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
+from ltx2_batch.manifest.load import open_manifest
 from tests.conftest import write_input_files
+from tests.manifests import manifest_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,12 +77,19 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def plan(folder: Path, jobs: list[dict], name: str = "m.yaml", **kw: Any) -> ManifestPlan:
+def plan(
+    folder: Path,
+    jobs: list[dict],
+    name: str = "m.yaml",
+    *,
+    base_seed: int = 1,
+    chaining: ChainingConfig | None = None,
+    fingerprint: str = "fp",
+    seed_override: int | None = None,
+) -> tuple[RenderJob, ...]:
     path = folder / name
-    path.write_text(yaml.safe_dump({"base_seed": kw.pop("base_seed", 1), "jobs": jobs}))
-    chaining = kw.pop("chaining", ChainingConfig())
-    fingerprint = kw.pop("fingerprint", "fp")
-    return load_manifest(path, chaining=chaining, paths=PathsConfig(), model_fingerprint=fingerprint, **kw)
+    path.write_text(yaml.safe_dump({"base_seed": base_seed, "jobs": jobs}))
+    return manifest_jobs(path, chaining=chaining, model_fingerprint=fingerprint, seed_override=seed_override)
 
 
 def _set(doc: Any, dotted: str, value: Any) -> None:
@@ -97,46 +105,50 @@ def _set(doc: Any, dotted: str, value: Any) -> None:
 def test_same_manifest_same_ids(folder: Path) -> None:
     first = plan(folder, [BASE])
     again = plan(folder, [copy.deepcopy(BASE)], name="other.yaml")
-    assert first.jobs[0].job_id == again.jobs[0].job_id
-    assert first.sha256 == again.sha256
-    assert first.source != again.source
+    assert first[0].job_id == again[0].job_id
+    one, other = (
+        open_manifest(folder / name, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
+        for name in ("m.yaml", "other.yaml")
+    )
+    assert one.sha256 == other.sha256
+    assert one.source != other.source
 
 
 def test_temporal_upscale_changes_the_id_of_a_one_window_job(folder: Path) -> None:
     short = {**copy.deepcopy(BASE), "num_frames": 9}
     for key in ("chunk_prompts", "chunk_images"):
         short.pop(key, None)
-    base_id = plan(folder, [short]).jobs[0].job_id
-    assert plan(folder, [{**short, "upscale": {"temporal": True}}]).jobs[0].job_id != base_id
+    base_id = plan(folder, [short])[0].job_id
+    assert plan(folder, [{**short, "upscale": {"temporal": True}}])[0].job_id != base_id
 
 
 @pytest.mark.parametrize(("dotted", "value"), CHANGES)
 def test_any_parameter_change_changes_the_id(folder: Path, dotted: str, value: Any) -> None:
-    base_id = plan(folder, [BASE]).jobs[0].job_id
+    base_id = plan(folder, [BASE])[0].job_id
     changed = copy.deepcopy(BASE)
     _set(changed, dotted, value)
-    assert plan(folder, [changed]).jobs[0].job_id != base_id
+    assert plan(folder, [changed])[0].job_id != base_id
 
 
 def test_input_bytes_change_the_id_but_paths_do_not(folder: Path) -> None:
-    base_id = plan(folder, [BASE]).jobs[0].job_id
+    base_id = plan(folder, [BASE])[0].job_id
     moved = copy.deepcopy(BASE)
     moved["images"][0]["path"] = "copy_of_a.png"
-    assert plan(folder, [moved]).jobs[0].job_id == base_id
+    assert plan(folder, [moved])[0].job_id == base_id
     Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "a.png")  # edited
-    assert plan(folder, [BASE]).jobs[0].job_id != base_id
+    assert plan(folder, [BASE])[0].job_id != base_id
 
 
 def test_model_and_chaining_are_part_of_identity(folder: Path) -> None:
-    base_id = plan(folder, [BASE]).jobs[0].job_id
-    assert plan(folder, [BASE], fingerprint="other").jobs[0].job_id != base_id
-    assert plan(folder, [BASE], chaining=ChainingConfig(overlap_frames=16)).jobs[0].job_id != base_id
+    base_id = plan(folder, [BASE])[0].job_id
+    assert plan(folder, [BASE], fingerprint="other")[0].job_id != base_id
+    assert plan(folder, [BASE], chaining=ChainingConfig(overlap_frames=16))[0].job_id != base_id
 
 
 def test_name_and_tags_are_metadata(folder: Path) -> None:
-    base_id = plan(folder, [BASE]).jobs[0].job_id
+    base_id = plan(folder, [BASE])[0].job_id
     renamed = {**copy.deepcopy(BASE), "name": "other", "tags": {"x": "y"}}
-    assert plan(folder, [renamed]).jobs[0].job_id == base_id
+    assert plan(folder, [renamed])[0].job_id == base_id
 
 
 def test_derived_seeds_are_stable_distinct_and_follow_base_seed(folder: Path) -> None:
@@ -144,31 +156,31 @@ def test_derived_seeds_are_stable_distinct_and_follow_base_seed(folder: Path) ->
         {"name": f"j{i}", "prompt": f"prompt {i}", "width": 64, "height": 64, "num_frames": 9}
         for i in range(20)
     ]
-    seeds = [j.seed for j in plan(folder, jobs).jobs]
-    assert seeds == [j.seed for j in plan(folder, jobs).jobs]
+    seeds = [j.seed for j in plan(folder, jobs)]
+    assert seeds == [j.seed for j in plan(folder, jobs)]
     assert len(set(seeds)) == 20
     assert all(0 <= s < 2**31 for s in seeds)
-    assert seeds != [j.seed for j in plan(folder, jobs, base_seed=2).jobs]
+    assert seeds != [j.seed for j in plan(folder, jobs, base_seed=2)]
     # documented derivation: base seed + the job's fields without name/tags/seed
     params = {k: v for k, v in jobs[0].items() if k != "name"}
     assert seeds[0] == derive_seed(1, params)
     # renaming does not change a derived seed (names are metadata)
     renamed = [{**jobs[0], "name": "zzz"}]
-    assert plan(folder, renamed).jobs[0].seed == seeds[0]
+    assert plan(folder, renamed)[0].seed == seeds[0]
 
 
 def test_seed_override_reseeds_every_job_including_explicit_ones(folder: Path) -> None:
-    explicit = plan(folder, [BASE]).jobs[0]
+    explicit = plan(folder, [BASE])[0]
     assert explicit.seed == 5
-    over1 = plan(folder, [BASE], seed_override=1).jobs[0]
-    over2 = plan(folder, [BASE], seed_override=2).jobs[0]
+    over1 = plan(folder, [BASE], seed_override=1)[0]
+    over2 = plan(folder, [BASE], seed_override=2)[0]
     assert len({explicit.seed, over1.seed, over2.seed}) == 3
-    assert over1.seed == plan(folder, [BASE], seed_override=1).jobs[0].seed
+    assert over1.seed == plan(folder, [BASE], seed_override=1)[0].seed
 
 
 def test_index_is_position_and_ids_unique_over_a_sweep(folder: Path) -> None:
     swept = {**copy.deepcopy(BASE), "sweep": {"grid": {"seed": [1, 2, 3]}, "zip": {"prompt": ["a", "b"]}}}
-    jobs = plan(folder, [swept]).jobs
+    jobs = plan(folder, [swept])
     assert [j.index for j in jobs] == list(range(6))
     assert len({j.job_id for j in jobs}) == 6
     assert jobs[0].images[0].sha256 == jobs[5].images[0].sha256
@@ -181,13 +193,8 @@ def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
 
     from ltx2_batch.core.jobs import JOB_ID_LENGTH, identity_text
 
-    plan = load_manifest(
-        BUNDLED_MANIFESTS / "demo.yaml",
-        chaining=ChainingConfig(),
-        paths=PathsConfig(),
-        model_fingerprint="fp",
-    )
-    assert [(j.name, j.job_id) for j in plan.jobs] == [
+    demo = manifest_jobs(BUNDLED_MANIFESTS / "demo.yaml")
+    assert [(j.name, j.job_id) for j in demo] == [
         ("sunrise__seed=1", "f62b3304b614cf49"),
         ("sunrise__seed=2", "55627ea9f08d5da2"),
         ("orange_disc", "ee8ed70ac0089657"),
@@ -197,20 +204,15 @@ def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
         ),  # chained: its chunking gained blend/adain (audio handoff: new output)
         ("still_life", "ff6422b8fdacb461"),
     ]
-    sweep = load_manifest(
-        BUNDLED_MANIFESTS / "examples/sweep.yaml",
-        chaining=ChainingConfig(),
-        paths=PathsConfig(),
-        model_fingerprint="fp",
-    )
-    for job in plan.jobs + sweep.jobs:
+    sweep = manifest_jobs(BUNDLED_MANIFESTS / "examples/sweep.yaml")
+    for job in demo + sweep:
         reference = hashlib.sha256(identity_text(job, "fp").encode()).hexdigest()[:JOB_ID_LENGTH]
         assert job.job_id == reference
 
 
 def test_a_prompt_holding_the_slot_text_still_gets_its_own_id() -> None:
     """The template's stand-ins are NUL-delimited: a prompt containing them falls back to the full text."""
-    from ltx2_batch.core.jobs import JobIdentity, RenderJob, compute_job_id
+    from ltx2_batch.core.jobs import JobIdentity, compute_job_id
     from ltx2_batch.core.jobs import PipelineKind as Kind
     from ltx2_batch.core.jobs import RenderMode as Mode
 

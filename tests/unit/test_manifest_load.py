@@ -1,9 +1,8 @@
-"""The committed manifests, manifest name resolution, and the manifest core's import boundary."""
+"""The committed manifests and manifest name resolution (the manifest core's import boundary, no torch,
+Ray or Hydra, is a rule of tests/unit/test_import_graph.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,21 @@ from ltx2_batch.config import ChainingConfig, PathsConfig
 from ltx2_batch.core.jobs import PipelineKind, RenderMode
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest, resolve_manifest_path
+from ltx2_batch.manifest.load import open_manifest, resolve_manifest_path
 from ltx2_batch.manifest.select import chunk_count
+from tests.manifests import manifest_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = BUNDLED_MANIFESTS
 
 
-def _load(path: Path) -> ManifestPlan:
-    return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
-
-
 def test_demo_is_small_and_covers_each_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    plan = _load(MANIFESTS / "demo.yaml")
-    jobs = {j.name: j for j in plan.jobs}
+    stream = open_manifest(
+        MANIFESTS / "demo.yaml", chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp"
+    )
+    demo = tuple(stream.iter_jobs())
+    jobs = {j.name: j for j in demo}
     assert 3 <= len(jobs) <= 5
     assert {"sunrise__seed=1", "sunrise__seed=2"} <= set(jobs)
     assert jobs["orange_disc"].images[0].sha256
@@ -34,19 +33,19 @@ def test_demo_is_small_and_covers_each_mode(monkeypatch: pytest.MonkeyPatch) -> 
     assert chunk_count(jobs["long_walk"].num_frames, 121, 24) == 2
     assert jobs["still_life"].mode is RenderMode.IMAGE
     # keep the demo cheap: tiny frames, few pixels overall
-    assert all(j.width * j.height <= 128 * 64 for j in plan.jobs)
-    assert sum(j.num_frames * j.width * j.height for j in plan.jobs) <= 64 * 64 * 250
-    assert len(plan.sha256) == 64
+    assert all(j.width * j.height <= 128 * 64 for j in demo)
+    assert sum(j.num_frames * j.width * j.height for j in demo) <= 64 * 64 * 250
+    assert len(stream.sha256) == 64
 
 
-def test_examples_load(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_examplesmanifest_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    sweep = _load(MANIFESTS / "examples" / "sweep.yaml")
-    assert len(sweep.jobs) == 16
-    assert "lighthouse__seed=1__cfg_scale=2.5__storm" in {j.name for j in sweep.jobs}
-    keyframe = _load(MANIFESTS / "examples" / "keyframe.yaml")
-    assert keyframe.jobs[0].pipeline is PipelineKind.KEYFRAME
-    assert [im.frame_idx for im in keyframe.jobs[0].images] == [0, 32]
+    sweep = manifest_jobs(MANIFESTS / "examples" / "sweep.yaml")
+    assert len(sweep) == 16
+    assert "lighthouse__seed=1__cfg_scale=2.5__storm" in {j.name for j in sweep}
+    keyframe = manifest_jobs(MANIFESTS / "examples" / "keyframe.yaml")
+    assert keyframe[0].pipeline is PipelineKind.KEYFRAME
+    assert [im.frame_idx for im in keyframe[0].images] == [0, 32]
 
 
 def test_resolve_manifest_path(tmp_path: Path) -> None:
@@ -63,13 +62,4 @@ def test_resolve_manifest_path(tmp_path: Path) -> None:
 
 def test_unreadable_manifest_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read the manifest"):
-        _load(tmp_path / "absent.yaml")
-
-
-def test_manifest_core_imports_no_torch_ray_or_hydra() -> None:
-    code = (
-        "import sys, ltx2_batch.manifest.load, ltx2_batch.manifest.expand;"
-        "print(sorted(m for m in ('torch', 'ray', 'hydra', 'omegaconf') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.strip() == "[]"
+        manifest_jobs(tmp_path / "absent.yaml")

@@ -1,4 +1,4 @@
-"""Every validation rule, through load_manifest on small manifests written into a temp folder."""
+"""Every validation rule, through `open_manifest` (the run path) on small manifests in a temp folder."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.config import ChainingConfig
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
 from ltx2_batch.errors import FieldProblem, ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from tests.conftest import write_input_files
+from tests.manifests import manifest_jobs
 
 INPUTS = ("a.png", "b.png", "style.safetensors", "ic.safetensors", "ref.mp4")
 
@@ -26,19 +26,17 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def load(folder: Path, doc: dict | str, chaining: ChainingConfig | None = None, **kw: object) -> ManifestPlan:
+def load(folder: Path, doc: dict | str, chaining: ChainingConfig | None = None) -> tuple[RenderJob, ...]:
     path = folder / "m.yaml"
     path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
-    return load_manifest(
-        path, chaining=chaining or ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp", **kw
-    )
+    return manifest_jobs(path, chaining=chaining)
 
 
 def job(folder: Path, **fields: object) -> RenderJob:
     return load(
         folder,
         {"jobs": [{"name": "j", "prompt": "a cat", "width": 64, "height": 64, "num_frames": 9, **fields}]},
-    ).jobs[0]
+    )[0]
 
 
 def problems(folder: Path, **fields: object) -> dict[str, str]:
@@ -187,9 +185,9 @@ def test_chunk_count_follows_the_chaining_config(folder: Path) -> None:
     }
     with pytest.raises(ManifestError, match="only 2 chunks"):
         load(folder, doc)
-    plan = load(folder, doc, ChainingConfig(chunk_frames=65, overlap_frames=16))  # 1 + ceil(80/49) = 3
-    assert plan.jobs[0].chunking.chunk_frames == 65
-    assert plan.jobs[0].mode is RenderMode.CHAINED
+    jobs = load(folder, doc, ChainingConfig(chunk_frames=65, overlap_frames=16))  # 1 + ceil(80/49) = 3
+    assert jobs[0].chunking.chunk_frames == 65
+    assert jobs[0].mode is RenderMode.CHAINED
 
 
 def test_bad_chaining_config_is_reported(folder: Path) -> None:

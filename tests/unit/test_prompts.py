@@ -18,8 +18,10 @@ from ltx2_batch.core.jobs import compute_job_id
 from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest import prompts as prompts_module
-from ltx2_batch.manifest.load import ManifestStream, load_manifest, open_manifest
+from ltx2_batch.manifest.load import open_manifest
 from ltx2_batch.manifest.prompts import PromptRow, check_prompts, iter_prompts, open_prompt_source
+from ltx2_batch.manifest.stream import ManifestStream
+from tests.manifests import manifest_jobs
 
 CAPTIONS = ["a red fox, in snow", "", "a blue bird", "a red fox, in snow", "  a quiet lake  "]
 EXPECTED = [
@@ -120,8 +122,7 @@ def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: P
     written = _manifest(
         tmp_path, ("jobs:\n  - {name: x, prompt: 'cinematic, a blue bird', num_inference_steps: 2}\n")
     )
-    plan = load_manifest(written, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp")
-    (twin,) = plan.jobs
+    (twin,) = manifest_jobs(written)
     assert twin.job_id == jobs[2].job_id and twin.seed == jobs[2].seed
     # A swept CLI seed re-derives every row's seed (Hydra `-m seed=1,2`)
     other = list(_open(Path(stream.source), seed=9).iter_jobs())

@@ -1,5 +1,5 @@
 """`pipeline: auto` by checkpoint kind, and the requests the model's files cannot serve, refused at validation
-(through load_manifest, and from the preset on the driver: `planning.weights_offer`)."""
+(through `open_manifest`, and from the preset on the driver: `planning.weights_offer`)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltx2_batch.config import ChainingConfig, ModelConfig, ModelSource, PathsConfig
+from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.core.families import CheckpointKind, ModelFamily
-from ltx2_batch.core.jobs import LoraKind, PipelineKind
+from ltx2_batch.core.jobs import LoraKind, PipelineKind, RenderJob
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.select import ANY_WEIGHTS, WeightsOffer, select_pipeline, weights_problems
 from ltx2_batch.run.planning import weights_offer
 from tests.conftest import write_input_files
+from tests.manifests import manifest_jobs
 
 DISTILLED = WeightsOffer(CheckpointKind.distilled, True, ModelFamily.ltx2, "tiny")
 DISTILLED_NO_LORA = WeightsOffer(
@@ -49,13 +49,11 @@ def test_guided_without_the_distilled_lora_is_refused() -> None:
     assert weights_problems(PipelineKind.TI2VID, PipelineKind.TI2VID, ANY_WEIGHTS) == []
 
 
-def _load(folder: Path, jobs: list[dict], weights: WeightsOffer) -> ManifestPlan:
+def _load(folder: Path, jobs: list[dict], weights: WeightsOffer) -> tuple[RenderJob, ...]:
     path = folder / "m.yaml"
     base = {"prompt": "a cat", "width": 64, "height": 64, "num_frames": 9}
     path.write_text(yaml.safe_dump({"jobs": [{**base, **j} for j in jobs]}))
-    return load_manifest(
-        path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="fp", weights=weights
-    )
+    return manifest_jobs(path, weights=weights)
 
 
 def test_refusal_names_job_and_field(tmp_path: Path) -> None:
@@ -70,10 +68,10 @@ def test_explicit_ids_do_not_depend_on_the_weights_auto_ids_do(tmp_path: Path) -
     write_input_files(tmp_path, ("a.png",))
     jobs = [{"name": "explicit", "pipeline": "ti2vid"}, {"name": "auto", "pipeline": "auto"}]
     on_dev, on_distilled = _load(tmp_path, jobs, ANY_WEIGHTS), _load(tmp_path, jobs, DISTILLED)
-    assert on_dev.jobs[0].job_id == on_distilled.jobs[0].job_id
-    assert [j.pipeline for j in on_dev.jobs] == [PipelineKind.TI2VID, PipelineKind.TI2VID]
-    assert on_distilled.jobs[1].pipeline is PipelineKind.DISTILLED
-    assert on_dev.jobs[1].job_id != on_distilled.jobs[1].job_id
+    assert on_dev[0].job_id == on_distilled[0].job_id
+    assert [j.pipeline for j in on_dev] == [PipelineKind.TI2VID, PipelineKind.TI2VID]
+    assert on_distilled[1].pipeline is PipelineKind.DISTILLED
+    assert on_dev[1].job_id != on_distilled[1].job_id
 
 
 def test_weights_offer_from_the_preset(tmp_path: Path) -> None:
@@ -103,12 +101,11 @@ def test_demo_on_the_tiny_set_runs_distilled() -> None:
     """The bundled demo says `pipeline: auto`: on the (distilled) tiny set every job is now `distilled`,
     so its ids differ from the ones a dev checkpoint gives (the pinned ones in test_manifest_identity)."""
     demo = BUNDLED_MANIFESTS / "demo.yaml"
-    common = {"chaining": ChainingConfig(), "paths": PathsConfig(), "model_fingerprint": "fp"}
-    tiny = load_manifest(demo, weights=weights_offer(ModelConfig(), Path("/")), **common)
-    dev = load_manifest(demo, **common)
-    assert {j.pipeline for j in tiny.jobs} == {PipelineKind.DISTILLED}
-    assert {j.pipeline for j in dev.jobs} == {PipelineKind.TI2VID}
-    assert not {j.job_id for j in tiny.jobs} & {j.job_id for j in dev.jobs}
+    tiny = manifest_jobs(demo, weights=weights_offer(ModelConfig(), Path("/")))
+    dev = manifest_jobs(demo)
+    assert {j.pipeline for j in tiny} == {PipelineKind.DISTILLED}
+    assert {j.pipeline for j in dev} == {PipelineKind.TI2VID}
+    assert not {j.job_id for j in tiny} & {j.job_id for j in dev}
 
 
 def test_hq_needs_the_lora_and_two_stages(tmp_path: Path) -> None:
@@ -117,5 +114,5 @@ def test_hq_needs_the_lora_and_two_stages(tmp_path: Path) -> None:
         _load(tmp_path, [{"name": "one_stage", "pipeline": "hq", "upscale": {"spatial": False}}], DISTILLED)
     [problem] = caught.value.problems
     assert (problem.job_name, problem.field) == ("one_stage", "upscale.spatial")
-    [job] = _load(tmp_path, [{"name": "hq", "pipeline": "hq", "num_inference_steps": 4}], DISTILLED).jobs
+    [job] = _load(tmp_path, [{"name": "hq", "pipeline": "hq", "num_inference_steps": 4}], DISTILLED)
     assert job.pipeline is PipelineKind.HQ and job.num_inference_steps == 4

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.scheduler import Shard, WorkQueue, select_shard
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
-from ltx2_batch.manifest.load import ManifestPlan, load_manifest
 from ltx2_batch.manifest.storyboard import Element, inject_elements
+from tests.manifests import manifest_jobs
 
 
-def _load(path: Path) -> ManifestPlan:
-    return load_manifest(path, chaining=ChainingConfig(), paths=PathsConfig(), model_fingerprint="m")
+def _load(path: Path) -> tuple[RenderJob, ...]:
+    return manifest_jobs(path, model_fingerprint="m")
 
 
 def test_example_storyboard_links_shots_and_prefixes_prompts() -> None:
-    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
-    park1, park2, harb1, harb2 = plan.jobs
+    jobs = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
+    park1, park2, harb1, harb2 = jobs
     assert (park1.scene, park2.scene, harb1.scene) == ("park", "park", "harbour")
     assert park1.after == "" and harb1.after == ""
     assert park2.after == park1.job_id and harb2.after == harb1.job_id
@@ -41,7 +41,7 @@ def test_changing_a_shot_changes_every_later_shot_of_its_scene_only(tmp_path: Pa
     edited = tmp_path / "sb.yaml"
     edited.write_text(text.replace("runs across a green park", "runs across a brown park"))
     after = _load(edited)
-    assert [a.job_id != b.job_id for a, b in zip(before.jobs, after.jobs, strict=True)] == [
+    assert [a.job_id != b.job_id for a, b in zip(before, after, strict=True)] == [
         True,
         True,
         False,
@@ -72,8 +72,8 @@ def test_bad_storyboard_reports_every_problem(tmp_path: Path) -> None:
 
 
 def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
-    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
-    queue = WorkQueue(plan.jobs)
+    jobs = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
+    queue = WorkQueue(jobs)
     first = [queue.take(), queue.take()]
     assert {j.name for j in first if j} == {"park__shot01", "harbour__shot01"}
     assert queue.take() is None and queue.parked == 2  # second shots wait
@@ -86,19 +86,19 @@ def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
 
 
 def test_a_scene_never_spans_shards() -> None:
-    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
+    jobs = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     for n in (2, 3, 5):
-        parts = [select_shard(plan.jobs, Shard(i, n)) for i in range(n)]
+        parts = [select_shard(jobs, Shard(i, n)) for i in range(n)]
         for part in parts:
             scenes = {j.scene for j in part}
             assert all(sum(j.scene == s for j in part) == 2 for s in scenes)
-        assert sorted(j.job_id for part in parts for j in part) == sorted(j.job_id for j in plan.jobs)
+        assert sorted(j.job_id for part in parts for j in part) == sorted(j.job_id for j in jobs)
         assert [len(part) for part in parts][:2] == [2, 2]  # two scenes of two shots: one per launch
 
 
 def test_jobs_keep_scene_out_of_identity() -> None:
-    plan = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
+    jobs = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     from ltx2_batch.core.jobs import compute_job_id
 
-    job = plan.jobs[0]
+    job = jobs[0]
     assert compute_job_id(dataclasses.replace(job, scene="other"), "m") == job.job_id

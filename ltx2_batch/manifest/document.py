@@ -1,0 +1,124 @@
+"""Reading a manifest file into a document: the size cap, and strict, bounded YAML.
+
+Owns `read_manifest_bytes` (refused before reading when over `limits.max_manifest_bytes`) and
+`parse_yaml`: PyYAML's safe loader made strict (a key given twice in one mapping is an error, not the
+last one silently kept) and bounded (nesting deeper than `limits.max_yaml_depth` and aliases that expand
+the document past `limits.max_alias_nodes` are refused while composing, before anything walks the
+result). Every refusal is a `ManifestError` naming the file. Must not interpret the document: that is
+`expand.py`'s and the validators' business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ltx2_batch.errors import FieldProblem, ManifestError
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
+
+_YAML_ERROR_CHARS = 2000  # a YAML error quotes the text it choked on: cut it to keep the message readable
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last), nesting
+    deeper than `limits.max_yaml_depth` (the composer recurses: 20000 levels would exhaust the stack) and
+    aliases that expand the document by more than `limits.max_alias_nodes` nodes (an alias bomb: a few
+    lines naming a list of lists ten times per level is millions of nodes to anything that walks it)."""
+
+    limits: Limits = DEFAULT_LIMITS
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._literal = 0  # nodes written in the file
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes under it once aliases are expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._depth += 1
+        if self._depth > self.limits.max_yaml_depth:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nesting deeper than {self.limits.max_yaml_depth} levels (limits.max_yaml_depth)",
+                self.peek_event().start_mark,
+            )
+        alias = self.check_event(yaml.AliasEvent)
+        try:
+            # index: PyYAML passes a position, a mapping's key node or None; types-PyYAML says int
+            node = super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
+        if node is None:  # never, in PyYAML; its stub allows it
+            return None
+        if not alias:
+            self._literal += 1
+        size = self._expanded.get(id(node))
+        if size is None:
+            if isinstance(node, yaml.SequenceNode):
+                children: Iterable[yaml.Node] = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = (n for pair in node.value for n in pair)
+            else:
+                children = ()
+            size = 1 + sum(self._expanded.get(id(child), 1) for child in children)
+            self._expanded[id(node)] = size
+        if size > self._literal + self.limits.max_alias_nodes:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases expand this document to over {size:,} nodes from {self._literal:,} written "
+                f"(limit: {self.limits.max_alias_nodes:,} more, limits.max_alias_nodes); write the "
+                "values out or use fewer nested aliases",
+                node.start_mark,
+            )
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_manifest_bytes(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The manifest's bytes, refused before reading when the file is over `limits.max_manifest_bytes`."""
+    source = str(path)
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(limits.max_manifest_bytes + 1)
+    except OSError as exc:
+        raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
+    return data  # parse_yaml refuses one byte over the limit
+
+
+def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    if len(data) > limits.max_manifest_bytes:
+        message = (
+            f"is {len(data):,} bytes, over the limit of {limits.max_manifest_bytes:,} "
+            "(limits.max_manifest_bytes); move long prompt lists into a `prompts:` file"
+        )
+        raise ManifestError([FieldProblem(source, "<file>", message)])
+    loader = _StrictLoader(data)
+    loader.limits = limits
+    try:
+        doc = loader.get_single_data()
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
+        text = str(exc)
+        text = text if len(text) < _YAML_ERROR_CHARS else text[:_YAML_ERROR_CHARS] + "..."
+        raise ManifestError([FieldProblem(source, "<yaml>", f"not valid YAML: {text}")]) from None
+    finally:
+        loader.dispose()
+    if not isinstance(doc, dict):
+        got = "an empty file" if doc is None else type(doc).__name__
+        raise ManifestError(
+            [FieldProblem(source, "<manifest>", f"must be a mapping with `jobs:`, got {got}")]
+        )
+    return doc
