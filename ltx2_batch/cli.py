@@ -71,7 +71,9 @@ def run(
 
     root = project_root or Path.cwd()
     try:
-        check_settings(app, root)  # every bad setting at once, before a manifest is read or a model loaded
+        check_settings(
+            app, root, device=True
+        )  # every bad setting at once, before a manifest is read or a model loaded
         if app.plan:
             print(preview(app, root))  # streamed: a prompts file is never held in memory
             return 0

@@ -167,10 +167,6 @@ def settings_problems(app: AppConfig, root: Path) -> list[str]:
         problems.append(f"export.samples_per_shard must be >= 1, got {app.export.samples_per_shard}")
     if app.batch_jobs < 1:
         problems.append(f"batch_jobs must be >= 1, got {app.batch_jobs}: e.g. batch_jobs=10000")
-    if app.engine.kind is EngineKind.local:  # the driver renders itself: its device is the one to ask
-        from ltx2_batch.backends.factory import placement_problems
-
-        problems += placement_problems(app.model)
     if app.shard is not None:
         from ltx2_batch.core.shard import Shard
 
@@ -181,8 +177,15 @@ def settings_problems(app: AppConfig, root: Path) -> list[str]:
     return problems
 
 
-def check_settings(app: AppConfig, root: Path) -> None:
+def check_settings(app: AppConfig, root: Path, *, device: bool = False) -> None:
+    """Every bad setting at once (ConfigError). With `device`, also what this machine's device cannot run,
+    when the driver renders itself (engine=local) and the model settings are otherwise sound: that check
+    imports torch, so the CLI asks for it and the pure settings tests do not."""
     problems = settings_problems(app, root)
+    if device and app.engine.kind is EngineKind.local and not model_problems(app.model):
+        from ltx2_batch.backends.factory import placement_problems
+
+        problems += placement_problems(app.model)
     if problems:
         raise ConfigError(f"{len(problems)} invalid setting(s):\n  " + "\n  ".join(problems))
 

@@ -17,7 +17,16 @@ from tests.conftest import write_input_files
 def _finished(out: Path, job_id: str, run_id: str = "run-0") -> Path:
     """A job's files as a worker leaves them: clip, then sidecar."""
     write_input_files(out / "generated", (f"{job_id}.mp4",))
-    params = {"prompt": "a cat", "width": 32, "height": 32, "num_frames": 9, "frame_rate": 8, "seed": 1}
+    params = {
+        "prompt": "a cat",
+        "width": 32,
+        "height": 32,
+        "num_frames": 9,
+        "frame_rate": 8,
+        "seed": 1,
+        "mode": "video",
+        "audio": False,
+    }  # the reference clip: nine frames, no sound
     sidecar = out / "metadata" / f"{job_id}.json"
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     meta = {

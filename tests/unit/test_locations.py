@@ -108,8 +108,8 @@ def test_version_is_ours_and_help_names_the_tool(tmp_path: Path) -> None:
     groups = dict(line.split(": ") for line in section.strip().splitlines())
     assert groups == {
         "engine": "local, ray",  # no schema entries among the choices
-        "model": "ltx23_dev, ltx23_distilled, ltx23_fp8, ltx23_random, ltx2_dev, ltx2_distilled, ltx2_fp8, "
-        "ltx2_random, tiny, tiny23",
+        "model": "fake, ltx23_dev, ltx23_distilled, ltx23_fp8, ltx23_random, ltx2_dev, ltx2_distilled, "
+        "ltx2_fp8, ltx2_random, tiny, tiny23",
     }
     for setting in ("manifest=", "plan=true", "output.video_crf=0..51", "engine.address=", "verbose=true"):
         assert setting in text
