@@ -43,7 +43,7 @@ class _StrictLoader(yaml.SafeLoader):
                 None,
                 None,
                 f"nesting deeper than {self.limits.max_yaml_depth} levels (limits.max_yaml_depth)",
-                self.peek_event().start_mark,
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
             )
         alias = self.check_event(yaml.AliasEvent)
         try:

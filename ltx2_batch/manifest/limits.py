@@ -40,7 +40,7 @@ _SHOWN_BITS = 64  # an integer past 64 bits is shown as "a huge number", not as 
 Problems = list[tuple[str, str]]  # (field, message), as the other manifest rules return them
 
 
-def _over(field: str, value: float, limit: float, what: str, setting: str) -> tuple[str, str]:
+def _over(field: str, value: int | float, limit: float, what: str, setting: str) -> tuple[str, str]:
     if isinstance(value, float):
         shown = f"{value:g}"
     else:
