@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.errors import ConfigError
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS as _LIMITS
 
 
@@ -170,8 +171,11 @@ class ChainingConfig:
 
     @property
     def window(self) -> int:
-        """`chunk_frames`, or LTX-2's 121 when it was never resolved against a model family."""
-        return 121 if self.chunk_frames is None else self.chunk_frames
+        """`chunk_frames`, once resolved against the model family (`with_window`): there is no fallback, so
+        no code path can silently use LTX-2's window for an LTX-2.3 model."""
+        if self.chunk_frames is None:
+            raise ConfigError("chaining.chunk_frames was not resolved against the model family's window")
+        return self.chunk_frames
 
 
 @dataclass

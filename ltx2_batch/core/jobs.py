@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_CHUNK_FRAMES = 121
 JOB_ID_LENGTH = 16
 
 
@@ -125,9 +124,11 @@ class UpscaleSpec:
 
 @dataclass(frozen=True)
 class ChunkingSpec:
-    """Chaining parameters that shape the output of a long job (part of its identity)."""
+    """Chaining parameters that shape the output of a long job (part of its identity). The manifest loader
+    always sets `chunk_frames` to the model family's window (core/families.py: 121 on LTX-2, 481 on
+    LTX-2.3); the default only serves jobs built by hand (tests, benchmarks) on LTX-2."""
 
-    chunk_frames: int = MAX_CHUNK_FRAMES
+    chunk_frames: int = 121
     overlap_frames: int = 24
     condition_on_last_frame: bool = False
     blend: int = 0  # handed-off latent frames whose conditioning fades out (a latent crossfade); 0 = hard

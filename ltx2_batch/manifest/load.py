@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.families import spec as family_spec
 from ltx2_batch.core.jobs import ChunkingSpec, JobIdentity, RenderJob, varied_job, with_job_id
 from ltx2_batch.errors import ConfigError, FieldProblem, ManifestError
 from ltx2_batch.manifest.document import parse_yaml, read_manifest_bytes
@@ -264,7 +265,9 @@ def open_manifest(
     weights: WeightsOffer = ANY_WEIGHTS,
 ) -> ManifestStream:
     """Read, expand and validate (prompt files: their header only); raises ManifestError listing every
-    problem. Memory stays bounded by the YAML file, not by its prompt files."""
+    problem. Memory stays bounded by the YAML file, not by its prompt files. An unset
+    `chaining.chunk_frames` is the window of the family the weights are for."""
+    chaining = chaining.with_window(family_spec(weights.family).window_frames)
     source = str(path)
     data = read_manifest_bytes(path, limits)
     doc = parse_yaml(data, source, limits)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe
-from ltx2_batch.core.jobs import MAX_CHUNK_FRAMES, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
+from ltx2_batch.core.jobs import X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
 # Planning uses it before any model loads; workers re-plan with the loaded VAE's value, and an integration
@@ -119,7 +119,7 @@ def _lora_problems(requested: PipelineKind, pipeline: PipelineKind, weights: Wei
     return []
 
 
-def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int = MAX_CHUNK_FRAMES) -> RenderMode:
+def select_mode(pipeline: PipelineKind, num_frames: int, chunk_frames: int) -> RenderMode:
     """Chained when a chainable pipeline asks for more than one window; one frame is a still image."""
     if pipeline in CHAINABLE and num_frames > chunk_frames:
         return RenderMode.CHAINED

@@ -54,7 +54,8 @@ def test_chunk_frames_beyond_the_family_window_is_refused_by_name() -> None:
 
 def test_unresolved_chaining_keeps_ltx2s_window() -> None:
     """Callers that load a manifest without a model (tests, tools) get the LTX-2 window, as before."""
-    assert ChainingConfig().window == 121
+    with pytest.raises(ConfigError, match="not resolved"):  # no silent fallback to one family's window
+        _ = ChainingConfig().window
     assert ChainingConfig(chunk_frames=65).window == 65
 
 
