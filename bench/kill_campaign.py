@@ -12,10 +12,21 @@ started) and that temp dir. Then one run goes to completion, and the output dir 
   - every done job's files pass `verify=full` (decoded, frame counts match the ledger),
   - no `*.partial` temporaries and no decoded chunk frames (npz) are left behind.
 
+Two harder variants (issue: nothing unverified is ever done):
+  - `--damage`: after every kill, damage the stored state of a chained job (truncate a chunk's frames,
+    flip a byte of its latents, or drop its record) before the resume: the damaged chunk must be discarded
+    and rendered again, never stitched short.
+  - `--shards N`: every run is N shard launches (`shard=i/N`) into one output dir at once, killed together;
+    the manifest adds a prompts file with repeated prompts (one job id at several rows): still done once.
+`--model fake` runs the same on the numpy stand-in backend (seconds a round, no torch); its jobs are slowed
+with the `fake_render_s` tag so kills land mid-render.
+
 Prints one line per round and a summary with the counts. Usage:
 
     python bench/kill_campaign.py --engine local --rounds 3 --kills 2 [--seed 1]
     python bench/kill_campaign.py --engine ray --rounds 3 --kills 2
+    python bench/kill_campaign.py --model fake --damage --rounds 6 --kills 3
+    python bench/kill_campaign.py --model fake --shards 2 --rounds 4 --kills 2
 """
 
 from __future__ import annotations
@@ -46,6 +57,15 @@ jobs:
   - {name: c, prompt: "A red apple on a table.", num_frames: 9, seed: 3}
   - {name: long, prompt: "A slow walk through a forest.", num_frames: 130, seed: 4}
 """
+FAKE_MANIFEST = """
+defaults: {width: 64, height: 64, frame_rate: 24, tags: {fake_render_s: "0.4"}}
+jobs:
+  - {name: a, prompt: "A cat walks on a sunny street.", num_frames: 9, seed: 1}
+  - {name: b, prompt: "A drone shot of mountains at sunset.", num_frames: 17, seed: 2}
+  - {name: long, prompt: "A slow walk through a forest.", num_frames: 700, seed: 4}
+  - {name: rows, prompts: {path: prompts.txt}, num_frames: 9}
+"""
+PROMPTS = "".join(f"caption {i % 5}\n" for i in range(12))  # 12 rows, 5 distinct prompts: 5 job ids
 RAY_ARGS = ["engine=ray", "engine.num_workers=1", "engine.gpus_per_worker=0", "engine.num_cpus=2"]
 
 
@@ -139,40 +159,65 @@ def render_span_s(out: Path) -> float:
 
 
 def kill_round(
-    cmd: list[str], log: Path, at_s: float, engine: str, out: Path, after_first_row: bool = False
+    cmds: list[list[str]], log: Path, at_s: float, engine: str, out: Path, after_first_row: bool = False
 ) -> dict[str, object]:
-    """Kill the driver `at_s` seconds after launch, or (after_first_row) after its first ledger row."""
+    """Launch every command (one, or the shards of one run) and kill them all `at_s` seconds after launch,
+    or (after_first_row) after the first ledger row."""
     launched = time.time()
-    proc = _launch(cmd, log)
+    procs = [_launch(cmd, log) for cmd in cmds]
     deadline = time.monotonic() + at_s
-    temp_dir = None
-    while proc.poll() is None:
+    temp_dirs: dict[int, str | None] = {proc.pid: None for proc in procs}
+    while any(proc.poll() is None for proc in procs):
         if after_first_row and _first_row_written(out, launched):
             after_first_row = False
             deadline = time.monotonic() + at_s
         if not after_first_row and time.monotonic() >= deadline:
             break
         time.sleep(0.05)
-        if engine == "ray" and temp_dir is None:
-            temp_dir = _ray_temp_dir(proc.pid)
-    if proc.poll() is not None:
-        return {"killed": False, "rc": proc.returncode}
-    children = [c for c in _children(proc.pid) if b"ltx2_batch.runners.reaper" not in _cmdline(c)]
-    temp_dir = temp_dir or (_ray_temp_dir(proc.pid) if engine == "ray" else None)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+        for proc in procs:
+            if engine == "ray" and temp_dirs[proc.pid] is None:
+                temp_dirs[proc.pid] = _ray_temp_dir(proc.pid)
+    alive = [proc for proc in procs if proc.poll() is None]
+    if not alive:
+        return {"killed": False, "rc": [proc.returncode for proc in procs]}
+    children = [
+        c for proc in alive for c in _children(proc.pid) if b"ltx2_batch.runners.reaper" not in _cmdline(c)
+    ]
+    for proc in alive:
+        temp_dirs[proc.pid] = temp_dirs[proc.pid] or (_ray_temp_dir(proc.pid) if engine == "ray" else None)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     left_children = _wait_gone(lambda: [c for c in children if _alive(c)])
-    left_ray = _wait_gone(lambda: _ray_processes(temp_dir)) if temp_dir else []
-    dir_left = bool(temp_dir) and Path(temp_dir).exists()
+    ray_dirs = [d for d in temp_dirs.values() if d]
+    left_ray = _wait_gone(lambda: [p for d in ray_dirs for p in _ray_processes(d)]) if ray_dirs else []
     return {
         "killed": True,
         "at_s": round(at_s, 1),
         "running/done_rows": _rows_so_far(out),
-        "ray_started": bool(temp_dir),
+        "ray_started": bool(ray_dirs),
         "children_left": len(left_children),
         "ray_processes_left": len(left_ray),
-        "temp_dir_left": dir_left,
+        "temp_dir_left": any(Path(d).exists() for d in ray_dirs),
     }
+
+
+def damage_chunk_state(out: Path, rng: random.Random) -> str:
+    """Damage one stored chunk of a chained job the way a crash or a disk can; '' when none is stored."""
+    records = sorted((out / "chunks").rglob("chunk_*.json")) if (out / "chunks").exists() else []
+    if not records:
+        return ""
+    record = rng.choice(records)
+    frames, state = record.with_suffix(".mkv"), record.with_suffix(".safetensors")
+    how = rng.choice(["truncate frames", "flip latents", "drop record"])
+    if how == "truncate frames" and frames.exists():
+        frames.write_bytes(frames.read_bytes()[: frames.stat().st_size // 2])
+    elif how == "flip latents" and state.exists():
+        data = bytearray(state.read_bytes())
+        data[rng.randrange(len(data))] ^= 0xFF
+        state.write_bytes(bytes(data))
+    else:
+        record.unlink()
+    return f"{how}: {record.parent.name}/{record.stem}"
 
 
 def final_checks(out: Path) -> dict[str, object]:
@@ -208,41 +253,54 @@ def final_checks(out: Path) -> dict[str, object]:
     }
 
 
-def _complete(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+def _complete(cmds: list[list[str]]) -> list[int]:
+    """Run the commands (the shards of one run) to completion at once; their exit codes."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False, env=env)
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        for cmd in cmds
+    ]
+    return [proc.wait(timeout=1800) for proc in procs]
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 - a campaign: arguments, calibration, rounds, summary, read in order
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--model", choices=["tiny", "fake"], default="tiny")
     parser.add_argument("--rounds", type=int, default=3, help="fresh output dirs, each killed --kills times")
     parser.add_argument("--kills", type=int, default=2, help="kills per round (the first run, then resumes)")
+    parser.add_argument("--damage", action="store_true", help="damage stored chunk state after each kill")
+    parser.add_argument("--shards", type=int, default=1, help="launches (shard=i/N) per run, one output dir")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill-campaign-"))
     manifest = work / "campaign.yaml"
-    manifest.write_text(MANIFEST)
+    manifest.write_text(FAKE_MANIFEST if args.model == "fake" else MANIFEST)
+    (work / "prompts.txt").write_text(PROMPTS)
     log = work / "driver.log"
 
-    def command(out_root: Path) -> list[str]:
+    def commands(out_root: Path) -> list[list[str]]:
         cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={manifest}", f"output.root={out_root}"]
-        return [*cmd, "progress=false", *(RAY_ARGS if args.engine == "ray" else [])]
+        cmd += ["progress=false", f"model={args.model}", *(RAY_ARGS if args.engine == "ray" else [])]
+        if args.shards == 1:
+            return [cmd]
+        return [[*cmd, f"shard={i}/{args.shards}"] for i in range(args.shards)]
 
     started = time.monotonic()
-    calibration = _complete(command(work / "calibration"))
+    calibration = _complete(commands(work / "calibration"))
     # 0.7 T: later runs start warmer (cached weights) than the calibration run
     full_s = 0.7 * (time.monotonic() - started)
     span_s = render_span_s(work / "calibration" / "campaign")
     print(
-        f"calibration: rc={calibration.returncode}; even kills at U(0.5, {full_s:.0f}) s after launch "
+        f"calibration: rc={calibration}; even kills at U(0.5, {full_s:.0f}) s after launch "
         f"(start-up included), odd kills at U(0, {span_s:.1f}) s after the run's first ledger row"
     )
     failures = 0
-    totals = {"kills": 0, "leftovers": 0, "done_twice": 0, "never_done": 0, "bad": 0, "partials": 0, "npz": 0}
+    totals = {"kills": 0, "damaged": 0, "leftovers": 0, "done_twice": 0, "never_done": 0, "bad": 0}
+    totals |= {"partials": 0, "npz": 0}
     for r in range(args.rounds):
         out_root = work / f"round{r}"
         for k in range(args.kills):
@@ -250,30 +308,35 @@ def main() -> int:
                 at, after_row = rng.uniform(0.0, span_s), True
             else:
                 at, after_row = rng.uniform(0.5, full_s), False
-            result = kill_round(command(out_root), log, at, args.engine, out_root / "campaign", after_row)
+            result = kill_round(commands(out_root), log, at, args.engine, out_root / "campaign", after_row)
             result["after_first_row"] = after_row
+            if args.damage:
+                result["damaged"] = damage_chunk_state(out_root / "campaign", rng)
+                totals["damaged"] += bool(result["damaged"])
             print(f"round {r} kill {k}: {result}", flush=True)
             if result.get("killed"):
                 totals["kills"] += 1
                 totals["leftovers"] += int(result["children_left"]) + int(result["ray_processes_left"])
                 totals["leftovers"] += int(result["temp_dir_left"])
-        final = _complete(command(out_root))
+        codes = _complete(commands(out_root))
         checks = final_checks(out_root / "campaign")
-        print(f"round {r} resume: rc={final.returncode} {checks}", flush=True)
-        failures += final.returncode != 0
+        print(f"round {r} resume: rc={codes} {checks}", flush=True)
+        failures += any(codes)
         totals["done_twice"] += checks["done_twice_or_more"]
         totals["never_done"] += checks["never_done"]
         totals["bad"] += len(checks["done_failing_verification"])
         totals["partials"] += checks["partials_left"]
         totals["npz"] += checks["chunk_frames_left"]
     print(
-        f"summary: engine={args.engine} rounds={args.rounds} kills={totals['kills']} "
+        f"summary: engine={args.engine} model={args.model} shards={args.shards} damage={args.damage} "
+        f"rounds={args.rounds} kills={totals['kills']} chunk states damaged={totals['damaged']} "
         f"leftover processes/dirs={totals['leftovers']} resume failures={failures} "
         f"jobs done twice={totals['done_twice']} never done={totals['never_done']} "
         f"done but failing verify=full={totals['bad']} partials={totals['partials']} npz={totals['npz']} "
         f"(work dir {work})"
     )
-    return 0 if failures == 0 and not any(v for k, v in totals.items() if k != "kills") else 1
+    bad = any(v for k, v in totals.items() if k not in ("kills", "damaged"))
+    return 0 if failures == 0 and not bad else 1
 
 
 if __name__ == "__main__":
