@@ -3,7 +3,9 @@ version (`model_version` metadata), distilled or dev (the file name, else what t
 the transformer traits that tell the LTX-2.3 format apart (gated attention, cross-attention AdaLN, the
 caption projection in the text encoder, the vocoder with bandwidth extension).
 
-Owns: `read_safetensors_metadata` (8-byte length + JSON header; bounded read) and `checkpoint_info`.
+Owns: `read_safetensors_metadata` (8-byte length + JSON header; bounded read), `checkpoint_info`, and
+`truncation_problem` (the file is as long as its header says: a cut download is found on the driver, from
+the header alone, instead of failing every job in the worker with "incomplete metadata").
 Must not: import torch, safetensors or ltx_core (the driver calls it), read tensor data, or guess: a field
 the header lacks is reported as absent.
 """
@@ -38,10 +40,8 @@ class CheckpointInfo:
         return self.gated_attention and self.cross_attention_adaln and self.caption_projection_in_text_encoder
 
 
-def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The `__metadata__` map of a safetensors file ({} when it has none); ConfigError naming the file when
-    it is not a safetensors file."""
-    path = Path(path)
+def _read_header(path: Path) -> tuple[int, dict[str, object]]:
+    """(header length, header) of a safetensors file; ConfigError naming the file when it is not one."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(LENGTH_BYTES)
@@ -55,8 +55,40 @@ def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
         raise ConfigError(f"{path}: cannot read its safetensors header ({exc})") from exc
     if not isinstance(header, dict):
         raise ConfigError(f"{path}: safetensors header is not a JSON object")
+    return length, header
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The `__metadata__` map of a safetensors file ({} when it has none); ConfigError naming the file when
+    it is not a safetensors file."""
+    _, header = _read_header(Path(path))
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: its safetensors `__metadata__` is not a map")
     return {str(k): str(v) for k, v in meta.items()}
+
+
+def truncation_problem(path: str | Path) -> str | None:
+    """Why a safetensors file is not whole (shorter than its header's last tensor ends, or not a safetensors
+    file at all), or None. Reads the header only."""
+    path = Path(path)
+    try:
+        length, header = _read_header(path)
+    except ConfigError as exc:
+        return str(exc)
+    ends = [
+        entry["data_offsets"][1]
+        for key, entry in header.items()
+        if key != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets") or ()) == 2  # noqa: PLR2004 - [begin, end]
+    ]
+    needed = LENGTH_BYTES + length + max(ends, default=0)
+    size = path.stat().st_size
+    if size < needed:
+        return (
+            f"{path}: {size:,} bytes, its header needs {needed:,}: the file is incomplete (an interrupted "
+            "download or copy?); download it again"
+        )
+    return None
 
 
 def checkpoint_info(path: str | Path, expected_kind: CheckpointKind | None = None) -> CheckpointInfo:

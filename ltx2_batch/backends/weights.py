@@ -36,6 +36,7 @@ from ltx2_batch.backends.models import (
 )
 from ltx2_batch.config import ModelConfig, ModelSource, Quantization
 from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -90,6 +91,24 @@ def model_fingerprint(cfg: ModelConfig, project_root: Path) -> str:
     return weights_source(cfg, project_root).fingerprint()
 
 
+def _refuse_truncated(files: ModelFiles) -> None:
+    """ConfigError naming every model file shorter than its own safetensors header says."""
+    from ltx2_batch.backends.checkpoint_info import truncation_problem
+
+    problems = []
+    for role in ROLES:
+        path = getattr(files, role, None)
+        if path is None:
+            continue
+        for item in sorted(path.rglob("*.safetensors")) if path.is_dir() else [path]:
+            if item.suffix == ".safetensors":
+                problem = truncation_problem(item)
+                if problem:
+                    problems.append(problem)
+    if problems:
+        raise ConfigError("model file(s) cannot be loaded:\n  " + "\n  ".join(problems))
+
+
 def _digest(payload: dict[str, object], *, sort_keys: bool = False) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=sort_keys).encode()).hexdigest()[:16]
 
@@ -136,6 +155,7 @@ class CheckpointWeights(_FileWeights):
     def fingerprint(self) -> str:
         files = discover_model_files(self.cfg, self.project_root, allow_fp8=self.cfg.allow_fp8)
         files.require(("checkpoint", "gemma_root"))
+        _refuse_truncated(files)  # a cut download is named here, on the driver, before any job
         with_checkpoint_info(files, self.cfg)  # a checkpoint of another family is refused here, on the driver
         digest = hashlib.sha256()
         # the x1.5 upsampler counts only when present: fingerprints of sets without one stay as they were

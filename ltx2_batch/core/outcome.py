@@ -81,6 +81,9 @@ class JobOutcome:
     recipe_steps: int | None = None
     recipe_guidance: bool | None = None
     recipe_stage_2_lora: bool | None = None
+    # the model itself cannot be loaded (a damaged checkpoint, a missing file): no later job can render
+    # either, so the run stops once with this error instead of failing every job the same way
+    fatal: bool = False
 
     @property
     def is_final(self) -> bool:

@@ -38,8 +38,10 @@ class LedgerEvents:
         progress: Progress,
         stats: RunStats,
         after_done: Callable[[RenderJob], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_fatal = on_fatal  # a worker could not load the model: the session stops the run
         self._after_done = after_done  # runs once the job's done row is durable (fsynced)
         self._ctx = ctx
         self._progress = progress
@@ -99,6 +101,8 @@ class LedgerEvents:
         self._store.append(row)
         if outcome.status is OutcomeStatus.DONE and self._after_done is not None:
             self._after_done(job)
+        if outcome.fatal and self._on_fatal is not None:
+            self._on_fatal(outcome.error or "the model could not be loaded")
         if outcome.is_final:
             self._stats.statuses[outcome.status.value] += 1
             if outcome.status is OutcomeStatus.FAILED:

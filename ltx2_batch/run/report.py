@@ -19,10 +19,14 @@ class RunReport:
     interrupted: bool
     contact_sheet: ContactSheet | None = None
     signal_exit_code: int = 130
+    fatal: str | None = None  # the run stopped because the model cannot load (exit 2, like a refused setup)
 
     @property
     def exit_code(self) -> int:
-        """130/143 after a signal (or cancelled jobs), 1 when a job failed, else 0."""
+        """2 when the model cannot load, 130/143 after a signal (or cancelled jobs), 1 when a job failed,
+        else 0."""
+        if self.fatal:
+            return 2
         if self.interrupted or self.stats.cancelled:
             return self.signal_exit_code
         return 1 if self.stats.failed else 0
@@ -39,4 +43,6 @@ def format_report(report: RunReport) -> str:
         lines.append(f"contact sheet: {sheet.html_pages[0]} ({sheet.entries} clips)")
     if report.interrupted:
         lines.append("run interrupted: rerun the same command to resume")
+    if report.fatal:
+        lines.append(f"error: the run stopped: {report.fatal}")
     return "\n".join(lines)

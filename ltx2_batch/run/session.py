@@ -84,6 +84,7 @@ class RunSession:
         self.interrupts = Interrupts()
         self._started = time.monotonic()
         self._runner: Runner | None = None
+        self.fatal: str | None = None  # why the run stopped before its jobs were done (the model cannot load)
         self._store: LedgerStore | None = None
         self._live: LiveJobTable | None = None
         # Read again under the writer lock: a run that finished while this one planned is not rendered
@@ -138,11 +139,17 @@ class RunSession:
         keep = self._cfg.output.keep_chunks
         tidy = None if keep else (lambda job: discard_chunks(self._layout, (job,)))
         progress = Progress(len(pending), enabled=self._cfg.progress)
-        events = LedgerEvents(store, self.ctx, progress, self.stats, after_done=tidy)
+        events = LedgerEvents(store, self.ctx, progress, self.stats, after_done=tidy, on_fatal=self._halt)
         try:
             runner.run(pending, events, self.interrupts.stop)
         finally:  # a live display ends before anything else is printed
             progress.close()
+
+    def _halt(self, error: str) -> None:
+        """A worker cannot load the model: stop dispatching (in-flight jobs are cancelled) and report once."""
+        if self.fatal is None:
+            self.fatal = error
+        self.interrupts.stop.set()
 
     def _open_ledger(self) -> LedgerStore:
         """The run's journal and the live job table, opened for the first batch that renders."""
@@ -170,9 +177,10 @@ class RunSession:
             output_dir,
             self.stats,
             ledger_path,
-            interrupted=self.interrupts.stop.is_set(),
+            interrupted=self.interrupts.stop.is_set() and self.fatal is None,
             contact_sheet=sheet,
             signal_exit_code=self.interrupts.exit_code,
+            fatal=self.fatal,
         )
 
 

@@ -71,6 +71,10 @@ class RunOutput:
     keep_chunks: bool = False
 
 
+class _ModelLoadError(Exception):
+    """The shared model set failed to load (its cause says why, naming the file)."""
+
+
 class JobExecutor:
     """One worker's job loop body: a warm backend, held for the worker's life, and one encode thread."""
 
@@ -118,7 +122,7 @@ class JobExecutor:
         try:
             with self._step_reports(job, on_step):  # the denoise runs here; a deferred decode has no steps
                 self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before loading
-                load_s = self._backend.prepare(job.pipeline, job.loras)
+                load_s = self._load(job)
                 render_job = self._with_previous_shot(job, out) if job.after else job
                 if job.mode is RenderMode.CHAINED:
                     written = self._execute_chained(render_job, out, on_chunk, should_stop)
@@ -128,6 +132,13 @@ class JobExecutor:
                 )
         except JobCancelledError as exc:
             return completed(outcome(OutcomeStatus.CANCELLED, error=str(exc)))
+        except _ModelLoadError as exc:  # the shared model set is broken: the run stops once
+            cause = exc.__cause__
+            why = (
+                f"the model could not be loaded ({type(cause).__name__}: {cause}); no job can render: fix "
+                "the model files (plan=true checks their headers) and rerun"
+            )
+            return completed(outcome(OutcomeStatus.FAILED, error=why, fatal=True))
         except Exception as exc:  # any job failure is recorded, the run goes on
             return completed(outcome(OutcomeStatus.FAILED, error=_error_summary(exc)))
 
@@ -159,6 +170,7 @@ class JobExecutor:
             load_s: float = 0.0,
             written: WrittenFiles | None = None,
             error: str | None = None,
+            fatal: bool = False,
         ) -> JobOutcome:
             files = dataclasses.asdict(written) if written is not None else {}
             files["chunks"] = written.chunks if written is not None else ()
@@ -170,10 +182,21 @@ class JobExecutor:
                 load_s=load_s,
                 total_s=time.perf_counter() - started,
                 error=error,
+                fatal=fatal,
                 **files,
             )
 
         return make
+
+    def _load(self, job: RenderJob) -> float:
+        """The models `job` needs (seconds spent loading). A job without LoRAs of its own loads only the
+        shared model set: when that fails, no job can render, and the error is raised as fatal."""
+        try:
+            return self._backend.prepare(job.pipeline, job.loras)
+        except Exception as exc:
+            if job.loras:  # perhaps the job's own LoRA: this job fails, the others go on
+                raise
+            raise _ModelLoadError from exc
 
     def _render_window(self, job: RenderJob, out: RunOutput, defer: bool) -> Callable[[], WrittenFiles]:
         """Render one window now; return what writes its files (and, deferred, decodes it first)."""
