@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from ltx2_batch.cli import CONF_DIR, to_app_config
 from ltx2_batch.config import AppConfig
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.tool_paths import MODELS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,37 +26,11 @@ pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.ray"]
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-_RAY_TEMP_DIRS: list[str] = []  # removed when the session ends (Ray's session logs of the tests' Rays)
-
-
-def ray_temp_dir() -> str:
-    """A short temp dir for a test's Ray (socket paths have a length limit), removed after the session."""
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="r", dir="/tmp")
-    _RAY_TEMP_DIRS.append(path)
-    return path
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_ray_temp_dirs() -> Iterator[None]:
-    yield
-    for path in _RAY_TEMP_DIRS:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def start_test_ray(num_cpus: int, num_gpus: int) -> None:
-    """A private Ray on loopback with logical GPUs."""
-    import ray
-
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=ray_temp_dir(),
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tier first (a stable sort: files keep their order): its failures come in seconds, and its
+    import guard (tests/unit/conftest.py) sees a process that has not loaded torch or Ray yet."""
+    unit = REPO_ROOT / "tests" / "unit"
+    items.sort(key=lambda item: 0 if item.path.is_relative_to(unit) else 1)
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
@@ -90,14 +64,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded tiny model set, built once per test session."""
-    from ltx2_batch.backends.tiny import ensure_tiny_models
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's one models root, as `$LTX2_BATCH_MODELS` (restored afterwards): in-process runs, CLI
+    subprocesses and Ray workers all resolve an unset `model.root` to it, so the tiny set (and tiny23, the
+    random sets) is built once per session, by whichever test needs it first, and nothing builds it twice.
+    Nothing is built here."""
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODELS_ENV, str(root))
+        yield root
 
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_models(root)
-    return root
+
+@pytest.fixture(scope="session")
+def tiny_root(models_dir: Path) -> Path:
+    """The embedded tiny (LTX-2) set in the session's models root, built on first use."""
+    from ltx2_batch.backends.tiny import TINY_DIR_NAME, ensure_tiny_models
+
+    ensure_tiny_models(models_dir / TINY_DIR_NAME)
+    return models_dir / TINY_DIR_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny23_root(models_dir: Path) -> Path:
+    """The embedded tiny23 (LTX-2.3) set beside it, built on first use."""
+    from ltx2_batch.backends import tiny23
+
+    tiny23.ensure_tiny_models(models_dir / tiny23.TINY_DIR_NAME)
+    return models_dir / tiny23.TINY_DIR_NAME
 
 
 def compose_app(*overrides: str) -> AppConfig:
