@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +75,23 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MODELS_ENV, str(root))
         yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """torch renders on one intra-op thread in this process, in CLI subprocesses and Ray workers
+    (`OMP_NUM_THREADS=1`, restored after; Ray sets it for its workers anyway when unset). The tiny models
+    gain nothing from threads, and beside ffmpeg, a stitch thread and the other tests on a small or shared
+    CPU two spinning torch threads made a tiny render 10-70x slower (64x64 two-stage: 8.3 s vs 0.12 s)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        torch = sys.modules.get("torch")  # imported at collection when an integration module needs it;
+        before = torch.get_num_threads() if torch is not None else None  # else the variable applies
+        if torch is not None:
+            torch.set_num_threads(1)
+        yield
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
