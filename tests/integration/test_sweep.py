@@ -44,8 +44,9 @@ def test_multirun_points_share_one_sweep_ledger_and_each_sweep_its_record(
     assert "seed=3,4,5" in night["hydra"]["overrides"]["task"]
 
     sweep_dir = outputs / "sweeps" / "pair"
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [".hydra", "seed=1", "seed=2"]
-    for point in ("seed=1", "seed=2"):
+    points = ["model=fake,seed=1", "model=fake,seed=2"]  # a point's label keeps what changes the render
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [".hydra", *points]
+    for point in points:
         assert (sweep_dir / point / "ledger.parquet").is_file()
         assert (sweep_dir / point / "contact_sheet.html").is_file()
     ledger = sweep_dir / "sweep_ledger.parquet"
@@ -53,7 +54,7 @@ def test_multirun_points_share_one_sweep_ledger_and_each_sweep_its_record(
         f"SELECT sweep_seed, sweep_point, count(*), count(DISTINCT seed), list(job_name ORDER BY job_name) "
         f"FROM '{ledger}' WHERE row_kind = 'job' AND status = 'done' GROUP BY ALL ORDER BY 1"
     ).fetchall()
-    assert rows == [(1, "seed=1", 2, 2, ["fox", "sea"]), (2, "seed=2", 2, 2, ["fox", "sea"])]  # ints
+    assert rows == [(1, points[0], 2, 2, ["fox", "sea"]), (2, points[1], 2, 2, ["fox", "sea"])]  # ints
     # The CLI seed re-derives every job's seed, explicit ones included: the points render different clips
     query = f"SELECT count(DISTINCT job_id) FROM '{ledger}' WHERE row_kind = 'job'"
     assert duckdb.sql(query).fetchall() == [(4,)]
@@ -63,21 +64,22 @@ def test_multirun_points_share_one_sweep_ledger_and_each_sweep_its_record(
     overrides = ["seed=2", f"manifest={manifest}", f"output.root={outputs}", "model=fake"]
     base = app_factory(f"manifest={manifest}", "seed=2", "progress=false", "model=fake")
     app, point = sweep_point_config(base, overrides, 1, REPO_ROOT, "pair")
-    assert point.output_dir == sweep_dir / "seed=2"
+    assert point.output_dir == sweep_dir / points[1]
     assert run(app, REPO_ROOT, sweep=point) == 0
     runs = duckdb.sql(
         f"SELECT sweep_point, status, count(*), count(DISTINCT run_id) FROM '{ledger}' "
         "WHERE row_kind = 'job' GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     assert runs == [
-        ("seed=1", "done", 2, 1),
-        ("seed=1", "running", 2, 1),
-        ("seed=2", "done", 2, 1),
-        ("seed=2", "running", 2, 1),
+        (points[0], "done", 2, 1),
+        (points[0], "running", 2, 1),
+        (points[1], "done", 2, 1),
+        (points[1], "running", 2, 1),
     ]
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("warm_run_backends")
 def test_sweep_points_on_the_tiny_model(tmp_path: Path, app_factory: AppFactory) -> None:
     """Each point as the CLI runs it under `-m` (sweep_point_config, then run with the point): two seeds of
     one small job, rendered into their own folders and compared in the sweep ledger."""
