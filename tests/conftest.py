@@ -46,26 +46,40 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_
         pause.wait(poll_s)
 
 
-def pids_titled(prefix: bytes) -> list[int]:
-    """Processes whose command line starts with `prefix` (Ray titles an actor `ray::Class.method`)."""
+def _parent_and_session(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[3])
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        pid = _parent_and_session(pid)[0]
+    return False
+
+
+def pids_titled(prefix: bytes, *, under: int | None = None, session: int | None = None) -> list[int]:
+    """Processes of this test's own whose command line starts with `prefix` (Ray titles an actor
+    `ray::Class.method`): descendants of `under` (this process, by default: an in-process Ray's workers
+    are its raylet's children), or members of the process session `session` (a command started with
+    start_new_session: its private Ray's workers stay in that session after it exits). Other programs'
+    Ray workers on the same machine are never counted (nor killed)."""
+    root = os.getpid() if under is None and session is None else under
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
+            pid = int(entry.name)
             try:
-                if (entry / "cmdline").read_bytes().startswith(prefix):
-                    found.append(int(entry.name))
-            except OSError:
+                if not (entry / "cmdline").read_bytes().startswith(prefix):
+                    continue
+                if (session is not None and _parent_and_session(pid)[1] == session) or (
+                    root is not None and _descends_from(pid, root)
+                ):
+                    found.append(pid)
+            except (OSError, IndexError, ValueError):  # gone while being read
                 continue
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (0.0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="session", autouse=True)

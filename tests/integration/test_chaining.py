@@ -93,6 +93,7 @@ def test_a_chained_file_holds_frames_0_to_n_and_sound_as_long(
     assert plan_chunks(frames, 121, 24, 8).chunk_count == chunks
 
 
+@pytest.mark.slow  # a launch of the command
 def test_a_job_killed_mid_chain_resumes_from_its_chunks_to_the_same_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

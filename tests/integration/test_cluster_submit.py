@@ -32,6 +32,7 @@ jobs:
 """
 
 
+@pytest.mark.slow  # ray job submit, a job driver, actors
 def test_ray_job_submit_renders_into_the_ledger(ray_cluster: RayCluster, tmp_path: Path) -> None:
     work = tmp_path / "job"
     write_manifest(work, MANIFEST, "clips.yaml")

@@ -204,6 +204,7 @@ def test_a_failing_job_is_recorded_and_the_run_goes_on(tmp_path: Path, app_facto
     assert {final.loc[n, "status"] for n in ("a", "b", "still")} == {"done"}
 
 
+@pytest.mark.slow  # two launches of the command
 def test_ctrl_c_cancels_the_process_then_rerun_resumes(tmp_path: Path) -> None:
     """SIGINT to the command: exit 130, the job in flight cancelled, the rest not started; a rerun of the
     same command renders what is missing (b renders for a second and a half: the signal finds it running)."""

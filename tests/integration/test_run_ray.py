@@ -46,8 +46,17 @@ def _job_rows(out: Path) -> pd.DataFrame:
     return table[table.row_kind == "job"]
 
 
-def _actors_gone() -> None:
-    wait_until(lambda: not pids_titled(b"ray::RenderWorker"), 30, "the render actors to exit")  # async kill
+def _actors_gone(session: int | None = None) -> None:
+    """This test's render actors have exited (ray.kill is asynchronous): the session Ray's, or those of the
+    command started in process session `session`."""
+    wait_until(
+        lambda: not pids_titled(b"ray::RenderWorker", session=session), 30, "the render actors to exit"
+    )
+
+
+def _rendering(session: int | None = None) -> list[int]:
+    """This test's actors inside a render (Ray titles an actor process with the method it runs)."""
+    return pids_titled(b"ray::RenderWorker.render", session=session)
 
 
 def test_two_gpu_actors_render_every_job_once(tmp_path: Path, app_factory: AppFactory) -> None:
@@ -106,7 +115,7 @@ def _kill_first_rendering_actor(stop: threading.Event, killed: list[int]) -> Non
     """Ray titles an actor process `ray::RenderWorker.render` while it runs that method; the fake renders
     of this test take half a second each (tag), so the one found rendering is killed inside its render."""
     while not stop.is_set() and not killed:
-        for pid in pids_titled(b"ray::RenderWorker.render"):
+        for pid in _rendering():
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
             return
@@ -139,6 +148,7 @@ def test_killed_actor_is_replaced_and_every_job_done_exactly_once(
     _actors_gone()
 
 
+@pytest.mark.slow  # a node joins, a driver process joins the cluster
 def test_multi_node_cluster_spreads_jobs(tmp_path: Path, ray_cluster: RayCluster) -> None:
     """A second node joins the session's cluster (one logical GPU each): the command, joined to the cluster
     the way `ray job submit` has it joined ($RAY_ADDRESS), puts one actor on each node."""
@@ -158,6 +168,7 @@ def test_multi_node_cluster_spreads_jobs(tmp_path: Path, ray_cluster: RayCluster
     assert rows.node.nunique() == 2, rows.node.tolist()
 
 
+@pytest.mark.slow  # the command starts a private Ray of its own
 def test_sigterm_cancels_in_flight_jobs_shuts_its_ray_down_and_rerun_resumes(
     tmp_path: Path, app_factory: AppFactory
 ) -> None:
@@ -181,7 +192,7 @@ def test_sigterm_cancels_in_flight_jobs_shuts_its_ray_down_and_rerun_resumes(
     for line in proc.stdout:
         seen.append(line)
         if " start " in f" {line}":  # a job is dispatched: SIGTERM once an actor is inside its render
-            wait_until(lambda: bool(pids_titled(b"ray::RenderWorker.render")), 120, "an actor rendering")
+            wait_until(lambda: bool(_rendering(proc.pid)), 120, "an actor rendering")
             proc.send_signal(signal.SIGTERM)
             break
     rest, _ = proc.communicate(timeout=120)
@@ -190,7 +201,7 @@ def test_sigterm_cancels_in_flight_jobs_shuts_its_ray_down_and_rerun_resumes(
     rows = _job_rows(out / "m")
     assert "cancelled" in set(rows.status), log
     assert "rerun the same command to resume" in log
-    _actors_gone()
+    _actors_gone(session=proc.pid)  # its Ray went down with it
 
     app = app_factory(f"manifest={manifest}", "engine=ray", "model=fake", "progress=false")
     assert run(app, REPO_ROOT) == 0

@@ -31,6 +31,7 @@ def _multirun(cwd: Path, *args: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # two launches of the command
 def test_multirun_points_share_one_sweep_ledger_and_each_sweep_its_record(
     tmp_path: Path, app_factory: AppFactory
 ) -> None:
