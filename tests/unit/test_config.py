@@ -34,12 +34,15 @@ def test_expected_groups_exist() -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("engine", ENGINES)
-def test_every_model_and_engine_composes(model: str, engine: str) -> None:
-    app = _compose(f"model={model}", f"engine={engine}")
+def test_every_model_composes(model: str) -> None:
+    app = _compose(f"model={model}", "engine=ray")  # the groups are independent: one engine each
     assert app.model.name == model
-    assert app.engine.kind.value == engine
     assert app.model.checkpoints, "a model config must name at least one checkpoint"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_composes(engine: str) -> None:
+    assert _compose(f"engine={engine}").engine.kind.value == engine
 
 
 def test_full_precision_is_preferred_over_fp8() -> None:

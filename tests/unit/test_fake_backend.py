@@ -89,7 +89,7 @@ def test_the_slow_tag_takes_its_time_and_reports_its_steps() -> None:
     assert events[0] == StepEvent(stage=1, stages=1, done=0, steps=FAKE_STEPS)
     assert events[-1] == StepEvent(stage=1, stages=1, done=FAKE_STEPS, steps=FAKE_STEPS)
     assert [e.done for e in events] == sorted(e.done for e in events)
-    _render(job, backend)  # nobody listening: no events, no error
+    _render(_job(), backend)  # nobody listening: no events, no error
     assert events[-1].done == FAKE_STEPS
 
 
