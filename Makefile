@@ -20,9 +20,10 @@ demo: install
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The pure unit tests (no model, no Ray): the inner loop, well under a minute.
+# The unit tier: pure Python and pure libraries, no process, no model, no Ray (tests/unit/conftest.py
+# enforces it). The inner loop: seconds.
 test-fast: install
-	$(VENV)/bin/python -m pytest tests/unit -m 'not slow' $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check ltx2_batch tests bench

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltx2_batch import __version__
 from ltx2_batch.backends.factory import import_adapter_in_background
-from ltx2_batch.config import AppConfig, EngineKind
+from ltx2_batch.config import AppConfig, EngineKind, ModelSource
 from ltx2_batch.core.library_logs import quiet_libraries
 from ltx2_batch.core.tool_paths import CONF_DIR as _CONF_PATH
 from ltx2_batch.core.tool_paths import manifest_dirs
@@ -85,7 +85,7 @@ def run(
             manifest_path = resolve_manifest_path(app.manifest, manifest_dirs(root))
             print(status_text(output_dir_for(app, manifest_path, root)))
             return 0
-        if app.engine.kind is EngineKind.local:
+        if app.engine.kind is EngineKind.local and app.model.source is not ModelSource.fake:
             import_adapter_in_background()  # torch and the LTX packages load while the manifest is planned
         if sweep is not None:
             write_point(sweep)  # before the run: an interrupted point is still found by the gathering

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
-import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,51 +14,27 @@ from typing import Protocol
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
 from ltx2_batch.cli import CONF_DIR, to_app_config
 from ltx2_batch.config import AppConfig
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode
+from ltx2_batch.core.tool_paths import MODELS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Expensive shared things (tiny backends, Ray) live in tests/fixtures/, one module per kind.
-pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.ray"]
+pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.ray", "tests.fixtures.run_backends"]
 
 # A private local Ray for tests does not need token auth (it would write ~/.ray/auth_token).
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-_RAY_TEMP_DIRS: list[str] = []  # removed when the session ends (Ray's session logs of the tests' Rays)
-
-
-def ray_temp_dir() -> str:
-    """A short temp dir for a test's Ray (socket paths have a length limit), removed after the session."""
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="r", dir="/tmp")
-    _RAY_TEMP_DIRS.append(path)
-    return path
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_ray_temp_dirs() -> Iterator[None]:
-    yield
-    for path in _RAY_TEMP_DIRS:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def start_test_ray(num_cpus: int, num_gpus: int) -> None:
-    """A private Ray on loopback with logical GPUs."""
-    import ray
-
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=ray_temp_dir(),
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tier first (a stable sort: files keep their order): its failures come in seconds, and its
+    import guard (tests/unit/conftest.py) sees a process that has not loaded torch or Ray yet."""
+    unit = REPO_ROOT / "tests" / "unit"
+    items.sort(key=lambda item: 0 if item.path.is_relative_to(unit) else 1)
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
@@ -68,41 +46,103 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, poll_
         pause.wait(poll_s)
 
 
-def pids_titled(prefix: bytes) -> list[int]:
-    """Processes whose command line starts with `prefix` (Ray titles an actor `ray::Class.method`)."""
+def _parent_and_session(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[3])
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        pid = _parent_and_session(pid)[0]
+    return False
+
+
+def pids_titled(prefix: bytes, *, under: int | None = None, session: int | None = None) -> list[int]:
+    """Processes of this test's own whose command line starts with `prefix` (Ray titles an actor
+    `ray::Class.method`): descendants of `under` (this process, by default: an in-process Ray's workers
+    are its raylet's children), or members of the process session `session` (a command started with
+    start_new_session: its private Ray's workers stay in that session after it exits). Other programs'
+    Ray workers on the same machine are never counted (nor killed)."""
+    root = os.getpid() if under is None and session is None else under
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
+            pid = int(entry.name)
             try:
-                if (entry / "cmdline").read_bytes().startswith(prefix):
-                    found.append(int(entry.name))
-            except OSError:
+                if not (entry / "cmdline").read_bytes().startswith(prefix):
+                    continue
+                if (session is not None and _parent_and_session(pid)[1] == session) or (
+                    root is not None and _descends_from(pid, root)
+                ):
+                    found.append(pid)
+            except (OSError, IndexError, ValueError):  # gone while being read
                 continue
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (0.0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's one models root, as `$LTX2_BATCH_MODELS` (restored afterwards): in-process runs, CLI
+    subprocesses and Ray workers all resolve an unset `model.root` to it, so the tiny set (and tiny23, the
+    random sets) is built once per session, by whichever test needs it first, and nothing builds it twice.
+    Nothing is built here."""
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODELS_ENV, str(root))
+        yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """torch renders on one intra-op thread in this process, in CLI subprocesses and Ray workers
+    (`OMP_NUM_THREADS=1`, restored after; Ray sets it for its workers anyway when unset). The tiny models
+    gain nothing from threads, and beside ffmpeg, a stitch thread and the other tests on a small or shared
+    CPU two spinning torch threads made a tiny render 10-70x slower (64x64 two-stage: 8.3 s vs 0.12 s)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        torch = sys.modules.get("torch")  # imported at collection when an integration module needs it;
+        before = torch.get_num_threads() if torch is not None else None  # else the variable applies
+        if torch is not None:
+            torch.set_num_threads(1)
+        yield
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded tiny model set, built once per test session."""
-    from ltx2_batch.backends.tiny import ensure_tiny_models
+def tiny_root(models_dir: Path) -> Path:
+    """The embedded tiny (LTX-2) set in the session's models root, built on first use."""
+    from ltx2_batch.backends.tiny import TINY_DIR_NAME, ensure_tiny_models
 
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_models(root)
-    return root
+    ensure_tiny_models(models_dir / TINY_DIR_NAME)
+    return models_dir / TINY_DIR_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny23_root(models_dir: Path) -> Path:
+    """The embedded tiny23 (LTX-2.3) set beside it, built on first use."""
+    from ltx2_batch.backends import tiny23
+
+    tiny23.ensure_tiny_models(models_dir / tiny23.TINY_DIR_NAME)
+    return models_dir / tiny23.TINY_DIR_NAME
 
 
 def compose_app(*overrides: str) -> AppConfig:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return to_app_config(compose("config", overrides=list(overrides)))
+    """The typed config the CLI would compose from these overrides (a fresh copy: tests may change it).
+
+    Hydra is initialised on conf/ once for the session (each initialisation costs a fifth of a compose)
+    and a composition is kept per override list (the same overrides compose the same config): the
+    unit tier composes about 120 times, at 80-150 ms each on this machine."""
+    return copy.deepcopy(_composed(overrides))
+
+
+@functools.lru_cache(maxsize=256)
+def _composed(overrides: tuple[str, ...]) -> AppConfig:
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_dir(config_dir=CONF_DIR, version_base="1.3")  # not as a context: it stays
+    return to_app_config(compose("config", overrides=list(overrides)))
 
 
 class AppFactory(Protocol):

@@ -1,109 +1,39 @@
 """Launch on an existing cluster the way people do: `ray start --head`, then `ray job submit -- ltx2-batch`.
 
 The tool must join the cluster that `ray job submit` names in `$RAY_ADDRESS` (not start a private Ray
-inside the job), and an unreachable address must be one error naming it, quickly. The cluster runs on
-loopback with free ports and its own short temp dir; it is torn down by process id (its processes carry
-that temp dir or its GCS port on their command line), never with `ray stop`, which would stop every Ray
-on the machine.
+inside the job), and an unreachable address must be one error naming it, quickly. The cluster is the
+session's (tests/fixtures/ray.py `ray_cluster`: loopback, free ports, its own process groups, never
+`ray stop`); the job renders on the fake model, whose actors import no torch (the tiny model on Ray
+actors is tests/integration/test_overlap.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import write_manifest
+from tests.fixtures.ray import RAY, RayCluster, free_port
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = pytest.mark.ray
 
-RAY = str(Path(sys.executable).parent / "ray")
 MANIFEST = """
-defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled, num_inference_steps: 2}
+defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}}
 jobs:
   - {name: cat, prompt: "A cat walks on a sunny street.", seed: 1}
   - {name: hills, prompt: "Green hills under drifting clouds.", seed: 2}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _poll(what: str, ready: Callable[[], bool], deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.2)  # a polling interval under a deadline, not a wait for something to happen
-    raise AssertionError(f"{what} not ready within {deadline_s:.0f}s")
-
-
-def _dashboard_up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/version", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
-def _cluster_processes(temp_dir: str, gcs_port: int) -> list[psutil.Process]:
-    """Processes of the cluster this test started: their command line names its temp dir or GCS port."""
-    marks = (temp_dir, f":{gcs_port}")
-    found: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if any(mark in cmdline for mark in marks):
-            for member in [proc, *proc.children(recursive=True)]:
-                found[member.pid] = member
-    return [p for pid, p in found.items() if pid != os.getpid()]
-
-
-@pytest.fixture
-def cluster() -> Iterator[tuple[str, str]]:
-    """(GCS address, dashboard URL) of a fresh single-node cluster on loopback."""
-    temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Unix socket path limit
-    gcs, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    try:
-        subprocess.run(
-            [
-                RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
-                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-                f"--temp-dir={temp_dir}", "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",
-            ],
-            check=True, capture_output=True, timeout=120, env=env,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{dash}"
-        _poll("the dashboard's job API", lambda: _dashboard_up(url), 60)
-        yield f"127.0.0.1:{gcs}", url
-    finally:
-        procs = _cluster_processes(temp_dir, gcs)
-        for proc in procs:
-            proc.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=15)
-        for proc in alive:
-            proc.kill()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def test_ray_job_submit_renders_into_the_ledger(cluster: tuple[str, str], tmp_path: Path) -> None:
-    _, dashboard = cluster
+@pytest.mark.slow  # ray job submit, a job driver, actors
+def test_ray_job_submit_renders_into_the_ledger(ray_cluster: RayCluster, tmp_path: Path) -> None:
     work = tmp_path / "job"
     write_manifest(work, MANIFEST, "clips.yaml")
     out = tmp_path / "out"  # absolute: the job runs in Ray's copy of the working dir
@@ -112,13 +42,12 @@ def test_ray_job_submit_renders_into_the_ledger(cluster: tuple[str, str], tmp_pa
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
     submitted = subprocess.run(
         [
-            RAY, "job", "submit", "--address", dashboard, "--working-dir", str(work),
+            RAY, "job", "submit", "--address", ray_cluster.dashboard, "--working-dir", str(work),
             "--runtime-env-json", json.dumps({"env_vars": env_vars}), "--",
-            sys.executable, "-m", "ltx2_batch", "manifest=clips.yaml", "engine=ray", "engine.num_workers=1",
-            "engine.gpus_per_worker=0", f"output.root={out}",
+            sys.executable, "-m", "ltx2_batch", "manifest=clips.yaml", "model=fake", "engine=ray",
+            "engine.num_workers=1", "engine.gpus_per_worker=0", f"output.root={out}",
         ],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        check=False,
+        capture_output=True, text=True, timeout=600, env=ray_cluster.env, check=False,
     )  # fmt: skip
     log = submitted.stdout[-4000:] + submitted.stderr[-2000:]
     assert submitted.returncode == 0, log
@@ -130,7 +59,7 @@ def test_ray_job_submit_renders_into_the_ledger(cluster: tuple[str, str], tmp_pa
 
 
 def test_unreachable_cluster_is_one_clear_error(tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "disabled"}
     started = time.monotonic()
     result = subprocess.run(

@@ -1,6 +1,7 @@
-"""A prompts-file dataset job on the tiny model, end to end: one job per caption, the contact sheet of
-every done job, the dataset export (schema, hashes, WebDataset shards), idempotent re-export and
-appending captions (only the new job renders; only the last shard is rewritten)."""
+"""A prompts-file dataset job end to end, in process on the fake model: one job per caption, the contact sheet
+of every done job, the dataset export (schema, hashes, WebDataset shards), idempotent re-export and
+appending captions (only the new job renders; only the last shard is rewritten). The export of a
+tiny-model run is checked in tests/integration/test_run_local.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from ltx2_batch.cli import run
 from ltx2_batch.export.dataset import DATASET_SCHEMA, export_dataset
 from ltx2_batch.run.preview import preview
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
-
-pytestmark = pytest.mark.slow
 
 MANIFEST = """
 base_seed: 3
@@ -46,7 +45,11 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     manifest = write_manifest(folder, MANIFEST, name="ds.yaml")
     _write_captions(folder, CAPTIONS)
     app = app_factory(
-        f"manifest={manifest}", "export.webdataset=true", "export.samples_per_shard=2", "batch_jobs=2"
+        f"manifest={manifest}",
+        "model=fake",
+        "export.webdataset=true",
+        "export.samples_per_shard=2",
+        "batch_jobs=2",
     )  # streamed in batches of 2: 3 jobs take two runner calls
     assert run(app, REPO_ROOT) == 0
     out = tmp_path / "outputs" / "ds"
@@ -55,7 +58,9 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
     # plan=true streams too: totals per shard add up, and the done jobs are known as done
     text = preview(app, REPO_ROOT)
     assert text is not None and "3 jobs (0 pending, 3 already done)" in text
-    halves = [preview(app_factory(f"manifest={manifest}", f"shard={i}/2"), REPO_ROOT) for i in (0, 1)]
+    halves = [
+        preview(app_factory(f"manifest={manifest}", "model=fake", f"shard={i}/2"), REPO_ROOT) for i in (0, 1)
+    ]
     counts = [int(t.rsplit("\n", 1)[1].split(" jobs")[0]) for t in halves if t]
     assert sum(counts) == 3 and len(counts) == 2
 
@@ -85,7 +90,7 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
         assert (row["frames"], row["fps"], row["resolution"]) == (9, 24.0, "64x64")
         assert row["pipeline"] == "distilled"
         assert row["duration_s"] == pytest.approx(9 / 24) and row["audio"] is True
-        assert row["model_name"] == "tiny" and len(row["model_fingerprint"]) >= 8
+        assert row["model_name"] == "fake" and len(row["model_fingerprint"]) >= 8
         assert json.loads(row["params_json"])["seed"] == row["seed"]
     by_sample = sorted(table.to_pylist(), key=lambda r: r["sample_index"])
     assert [r["sample_index"] for r in by_sample] == [0, 1, 2]

@@ -1,5 +1,6 @@
 """The dataset export read by the libraries people train with: HF `datasets` (webdataset, videofolder,
-imagefolder and parquet forms) and `webdataset`, on a tiny-model run with both videos and a still."""
+imagefolder and parquet forms) and `webdataset`, on a run with both videos and a still (the fake model: the
+readers read files, whatever rendered them)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from ltx2_batch.cli import run
 from ltx2_batch.export.dataset import export_dataset
 from tests.conftest import REPO_ROOT, write_manifest
 
-pytestmark = pytest.mark.slow
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local files only; read before `datasets` is imported
 
 MANIFEST = """
@@ -41,6 +41,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "export.thumbnails=true",
         "export.samples_per_shard=1",
         "progress=false",
+        "model=fake",
     )
     assert run(app, REPO_ROOT) == 0
     return tmp / "outputs" / "m" / "dataset"

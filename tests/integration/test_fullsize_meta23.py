@@ -5,8 +5,6 @@ random loader building the 22B vocoder with bandwidth extension through the offi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,30 +14,21 @@ from ltx2_batch.backends import compat
 from ltx2_batch.backends import random_weights as rw
 from ltx2_batch.backends import random_weights23 as rw23
 from ltx2_batch.backends.checkpoint_info import checkpoint_info
-from ltx2_batch.backends.tiny import GEMMA_ROOT, ensure_tiny_models
+from ltx2_batch.backends.tiny import GEMMA_ROOT
 from ltx2_batch.backends.weights import RandomWeights
 from ltx2_batch.config import ModelConfig, ModelSource
 from ltx2_batch.core.families import CheckpointKind, ModelFamily
-from tests.conftest import REPO_ROOT, compose_app
+from tests.conftest import compose_app
+from tests.integration.test_fullsize_meta import bench_meta
 
 
 @pytest.fixture(scope="module")
-def random23_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    models = tmp_path_factory.mktemp("models")
-    ensure_tiny_models(models / "tiny")
-    return rw23.ensure_random_set(models / "random23", tokenizer_source=models / "tiny" / GEMMA_ROOT)
+def random23_root(tiny_root: Path) -> Path:
+    return rw23.ensure_random_set(tiny_root.parent / "random23", tokenizer_source=tiny_root / GEMMA_ROOT)
 
 
 def test_bench_meta_path_counts_the_22b_parameters() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "gpu_fullsize.py"), "--meta", "--family", "ltx23"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{") :])
+    report = bench_meta("--family", "ltx23")
     assert report["ok"] is True and report["mismatched"] == {}
     assert report["family"] == "ltx23"
     assert report["params"] == rw23.PARAM_COUNTS
@@ -104,7 +93,7 @@ def test_random_loader_builds_the_22b_vocoder_with_bwe(random23_root: Path) -> N
 
 
 @pytest.mark.slow
-def test_backend_renders_a_tiny_shaped_random_ltx23_set(tmp_path: Path) -> None:
+def test_backend_renders_a_tiny_shaped_random_ltx23_set(tmp_path: Path, tiny23_root: Path) -> None:
     """The random source's header-only form with the tiny 2.3 configs (a full-size set needs ~90 GB on a
     CPU): the whole backend on random 2.3 weights, 48 kHz audio from the random vocoder with BWE."""
     import shutil
@@ -118,8 +107,7 @@ def test_backend_renders_a_tiny_shaped_random_ltx23_set(tmp_path: Path) -> None:
     from ltx2_batch.backends.models import ModelFiles
     from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
 
-    source = tmp_path / "tiny23"
-    tiny23.ensure_tiny_models(source)
+    source = tiny23_root
     folder = tmp_path / "random23"
     gemma = folder / GEMMA_ROOT
     shutil.copytree(source / GEMMA_ROOT, gemma, ignore=shutil.ignore_patterns("model*.safetensors"))

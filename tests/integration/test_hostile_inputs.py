@@ -1,12 +1,14 @@
-"""Hostile input and damaged outputs, end to end on the tiny model: refusals before any model work (exit 2,
-no traceback, nothing written), and a resumed run that verifies what it skips."""
+"""Hostile input and damaged outputs, end to end: refusals before any model work (exit 2, no traceback,
+nothing written), a resumed run that verifies what it skips, adoption of finished files, a damaged ledger.
+
+All orchestration, in process on the fake model (its files are real MP4s with sound, written by the same
+writers); a run refused here never reaches a model. A tiny-model resume that re-renders a damaged file is
+tests/integration/test_run_local.py; the command's own exit code for a refusal is test_cli_process.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,14 +17,12 @@ import pytest
 
 from ltx2_batch.cli import run
 from ltx2_batch.export.dataset import export_dataset
-from tests.conftest import REPO_ROOT, AppFactory, write_manifest
+from tests.conftest import REPO_ROOT, AppFactory, compose_app, write_manifest
 from tests.unit.test_manifest_corpus import write_hostile_inputs
-
-pytestmark = pytest.mark.slow
 
 CORPUS = REPO_ROOT / "tests" / "unit" / "bad_manifests"
 SMALL = """
-defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: distilled}
+defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}}
 jobs:
   - {name: a, prompt: "A cat walks on a sunny street.", seed: 1}
   - {name: b, prompt: "A drone shot of mountains at sunset.", seed: 2}
@@ -46,8 +46,8 @@ def _job_rows(output_dir: Path) -> pd.DataFrame:
         ("...yaml", "", "manifest's file stem (...yaml) is '..'"),
     ],
 )
-def test_the_cli_refuses_before_any_model_work(
-    tmp_path: Path, manifest: str, override: str, expected: str
+def test_a_run_is_refused_before_any_model_work(
+    tmp_path: Path, manifest: str, override: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
@@ -57,18 +57,11 @@ def test_the_cli_refuses_before_any_model_work(
         target = folder / manifest
     target.write_bytes((CORPUS / manifest).read_bytes() if (CORPUS / manifest).is_file() else SMALL.encode())
     out = tmp_path / "outputs"
-    cmd = [sys.executable, "-m", "ltx2_batch", f"manifest={target}", f"output.root={out}"]
-    done = subprocess.run(
-        [*cmd, *([override] if override else [])],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.startswith("error:") and expected in done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
+    app = compose_app(f"manifest={target}", f"output.root={out}", *([override] if override else []))
+    assert run(app, REPO_ROOT) == 2  # the command's exit code
+    done = capsys.readouterr()
+    assert done.err.startswith("error:") and expected in done.err
+    assert "Traceback" not in done.err + done.out
     assert not out.exists()  # refused before any file (or model) was touched
 
 
@@ -80,10 +73,10 @@ def test_a_run_reads_the_whole_prompt_file_before_its_first_render(
     (folder / "caps.txt").write_bytes(b"".join(b"prompt %d\n" % i for i in range(500)) + b"caf\xe9\n")
     manifest = write_manifest(
         folder,
-        "jobs:\n  - {name: p, prompts: {path: caps.txt}, width: 64, height: 64, num_frames: 9,"
-        " pipeline: distilled}\n",
+        "jobs:\n  - {name: p, prompts: {path: caps.txt}, width: 32, height: 32, num_frames: 9,"
+        " upscale: {spatial: false}}\n",
     )
-    assert run(app_factory(f"manifest={manifest}", "batch_jobs=10"), REPO_ROOT) == 2
+    assert run(app_factory(f"manifest={manifest}", "batch_jobs=10", "model=fake"), REPO_ROOT) == 2
     assert not (tmp_path / "outputs" / "m").exists()  # not one of the 500 good rows was rendered
 
 
@@ -92,7 +85,7 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
 ) -> None:
     manifest = write_manifest(tmp_path / "m", SMALL)
     out = tmp_path / "outputs" / "m"
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    assert run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 0
     rows = _job_rows(out)
     done = rows[rows.status == "done"].set_index("job_name")
     clip_a = Path(done.loc["a", "output_path"])
@@ -107,7 +100,7 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     clips = [p.name for p in (out / "dataset" / "video").iterdir() if p.suffix == ".mp4"]
     assert clips == [f"{done.loc['c', 'job_id']}.mp4"]
 
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    assert run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 0
     rows = _job_rows(out)
     second = rows[rows.run_id == rows.run_id.max()].set_index("job_name")
     retried = rows[rows.status == "retried"].set_index("job_name")
@@ -123,11 +116,13 @@ def test_resume_verifies_before_it_skips_and_the_export_leaves_bad_files_out(
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()}
     shutil.rmtree(out / "ledger")
     (out / "ledger.parquet").unlink()
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    assert run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes
     rows = _job_rows(out)
     assert (rows.status == "done").sum() == 3 and rows.error.str.contains("adopted from its sidecar").all()
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0  # adopted rows verify: nothing to do
+    assert (
+        run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 0
+    )  # adopted rows verify: nothing to do
     assert len(_job_rows(out)) == len(rows)  # (a run with nothing pending writes no rows)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes
 
@@ -137,11 +132,11 @@ def test_a_damaged_ledger_stops_with_the_fix_and_ledger_rebuild_resumes(
 ) -> None:
     manifest = write_manifest(tmp_path / "m", SMALL)
     out = tmp_path / "outputs" / "m"
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
+    assert run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 0
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()}
     (out / "ledger.parquet").write_bytes(b"")  # 0 bytes: a disk that filled up mid-compaction
-    assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 2
-    assert run(app_factory(f"manifest={manifest}", "ledger_rebuild=true"), REPO_ROOT) == 0
+    assert run(app_factory(f"manifest={manifest}", "model=fake"), REPO_ROOT) == 2
+    assert run(app_factory(f"manifest={manifest}", "model=fake", "ledger_rebuild=true"), REPO_ROOT) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "generated").iterdir()} == mtimes  # nothing rendered
     assert len(list(out.glob("ledger.parquet.damaged-*"))) == 1
     rows = _job_rows(out)

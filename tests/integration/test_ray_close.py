@@ -1,9 +1,8 @@
-"""RayRunner.close on a real local Ray: the progress queue's actor is killed even when the queue is empty
-(an empty Queue is falsy), and a queue whose actor is already gone does not make close() raise."""
+"""RayRunner.close on a real Ray (the session's, tests/fixtures/ray.py): the progress queue's actor is killed
+even when the queue is empty (an empty Queue is falsy), and a queue whose actor is already gone does not
+make close() raise. A runner that joined an initialised Ray leaves it running."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 import ray
@@ -11,16 +10,8 @@ from ray.util.queue import Queue
 
 from ltx2_batch.config import EngineConfig, EngineKind
 from ltx2_batch.runners.ray import RayRunner
-from tests.conftest import start_test_ray
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-@pytest.fixture
-def local_ray() -> Iterator[None]:
-    start_test_ray(num_cpus=1, num_gpus=0)
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("session_ray")]
 
 
 def _runner_with_queue() -> tuple[RayRunner, Queue]:
@@ -31,7 +22,6 @@ def _runner_with_queue() -> tuple[RayRunner, Queue]:
     return runner, queue
 
 
-@pytest.mark.usefixtures("local_ray")
 def test_close_kills_the_actor_of_an_empty_queue() -> None:
     runner, queue = _runner_with_queue()
     assert ray.get(queue.actor.qsize.remote()) == 0  # alive, and empty: `bool(queue)` is False
@@ -40,7 +30,6 @@ def test_close_kills_the_actor_of_an_empty_queue() -> None:
         ray.get(queue.actor.qsize.remote(), timeout=60)
 
 
-@pytest.mark.usefixtures("local_ray")
 def test_close_survives_a_queue_whose_actor_is_gone() -> None:
     runner, queue = _runner_with_queue()
     ray.kill(queue.actor, no_restart=True)
@@ -48,3 +37,4 @@ def test_close_survives_a_queue_whose_actor_is_gone() -> None:
         ray.get(queue.actor.qsize.remote(), timeout=60)
     runner.close()  # used to raise ActorDiedError from `if self._progress` (len() through ray.get)
     assert runner._progress is None
+    assert ray.is_initialized()  # joined, not started: close() leaves the session's Ray alone

@@ -14,7 +14,7 @@ from ltx2_batch.cli import run
 from ltx2_batch.media.probe import probe
 from tests.conftest import REPO_ROOT, AppFactory, write_manifest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("warm_run_backends")]
 
 AUTO = """
 defaults: {width: 64, height: 64, num_frames: 9, frame_rate: 24, pipeline: auto, audio: false}

@@ -69,9 +69,8 @@ EXPECTED = {  # name -> (pipeline, stage-1 steps, guidance, frames, fps, size)
 }
 
 
-def test_every_kind_on_tiny23(tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    t23.ensure_tiny_models(models / "tiny23")
+def test_every_kind_on_tiny23(tmp_path: Path, tiny23_root: Path) -> None:
+    models = tiny23_root.parent  # the session's models root: tiny23 built once
     folder = tmp_path / "m"
     write_input_files(folder, ("a.png", "b.png", "ref.mp4"))
     write_wav(folder / "beat.wav", seconds=1.0, rate=48_000)

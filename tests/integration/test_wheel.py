@@ -1,5 +1,7 @@
 """The wheel works anywhere: built from this checkout, installed into a fresh venv, it renders the demo
-from a directory outside the repository, with its models in the per-user cache, not the launch dir.
+from a directory outside the repository, writing nothing to the launch dir but its outputs; outside a
+checkout its models home is the per-user cache. (The render itself takes the session's tiny set through
+$LTX2_BATCH_MODELS: the build is the same code from the wheel as from the checkout, and is not repeated.)
 
 The fresh venv gets the heavy dependencies from the project's venv through a .pth line (no network here).
 A directory added by a .pth line does not have its own .pth files processed, so the project venv's
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from ltx2_batch.core.tool_paths import MODELS_ENV
 from ltx2_batch.media.probe import probe
 from tests.conftest import REPO_ROOT
 
@@ -52,7 +55,7 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     return py
 
 
-def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path) -> None:
+def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path, tiny_root: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [
@@ -79,7 +82,8 @@ def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path) ->
         [
             py,
             "-c",
-            "import ltx2_batch, sys; print(ltx2_batch.__file__); print('__editable__' in str(sys.modules))",
+            "import ltx2_batch, sys; from ltx2_batch.core.tool_paths import models_home;"
+            "print(ltx2_batch.__file__); print('__editable__' in str(sys.modules)); print(models_home())",
         ],
         capture_output=True,
         text=True,
@@ -89,6 +93,7 @@ def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path) ->
     ).stdout.split()
     assert where[0].startswith(str(tmp_path / "venv")), where  # the wheel's copy, not the checkout
     assert where[1] == "False"  # the editable finder was not loaded
+    assert where[2] == str(tmp_path / "cache" / "ltx2_batch" / "models")  # no checkout: the user cache
 
     tool = str(tmp_path / "venv" / "bin" / "ltx2-batch")
     assert subprocess.run(
@@ -99,7 +104,7 @@ def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path) ->
         capture_output=True,
         text=True,
         cwd=work,
-        env=env,
+        env={**env, MODELS_ENV: str(tiny_root.parent)},
         timeout=900,
         check=False,
     )
@@ -113,8 +118,7 @@ def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path) ->
         assert Path(row.output_path).is_file() and Path(row.output_path).is_relative_to(out)
         if row.output_path.endswith(".mp4"):
             assert probe(row.output_path).frame_count == row.num_frames
-    # the models went to the per-user cache, nothing to the launch dir
-    assert (tmp_path / "cache" / "ltx2_batch" / "models" / "tiny").is_dir()
+    # nothing but the outputs in the launch dir
     assert sorted(p.name for p in work.iterdir()) == ["outputs"]
     # the run's composed config and overrides are kept beside its outputs
     assert yaml.safe_load((out / "config.yaml").read_text())["manifest"] == "demo"

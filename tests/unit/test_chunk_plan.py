@@ -59,7 +59,8 @@ def test_unaligned_overlap_needs_one_more_chunk_than_the_seed_formula_at_218() -
 def test_every_length_stitches_to_exactly_the_requested_frames(chunk: int, overlap: int) -> None:
     if latent_alignment(overlap, 8).effective_overlap >= chunk:
         pytest.skip("overlap too large for this chunk")
-    trim = latent_alignment(overlap, 8).effective_overlap
+    alignment = latent_alignment(overlap, 8)
+    trim, handoff = alignment.effective_overlap, alignment.latent_slice_count
     for total in range(1, 2001):
         plan = plan_chunks(total, chunk, overlap, 8)
         covered = 0
@@ -74,7 +75,7 @@ def test_every_length_stitches_to_exactly_the_requested_frames(chunk: int, overl
                 assert c.keep_start == 0 and c.handoff_latent_frames == 0
             else:
                 assert c.keep_start == trim
-                assert c.handoff_latent_frames == latent_alignment(overlap, 8).latent_slice_count
+                assert c.handoff_latent_frames == handoff
                 # only the last chunk may be short, and then only by the rounding
                 assert c.num_frames == chunk or i == plan.chunk_count - 1
                 assert c.num_frames - c.keep_end < 8

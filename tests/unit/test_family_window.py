@@ -5,12 +5,11 @@ the tiny presets' fingerprints need no build."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from ltx2_batch.cli import run
 from ltx2_batch.config import ChainingConfig
 from ltx2_batch.core.jobs import RenderMode
 from ltx2_batch.errors import ConfigError
@@ -92,24 +91,15 @@ def test_an_ltx23_window_job_is_refused_on_ltx2_before_model_work(tmp_path: Path
         open_jobs(dataclasses.replace(app), REPO_ROOT, manifest)
 
 
-def test_cli_plan_reports_the_refusal(tmp_path: Path) -> None:
+def test_a_plan_reports_the_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = write_manifest(tmp_path / "m", LONG)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ltx2_batch",
-            f"manifest={manifest}",
-            "model=ltx2_distilled",
-            "chaining.chunk_frames=241",
-            "plan=true",
-            f"output.root={tmp_path}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    app = compose_app(
+        f"manifest={manifest}",
+        "model=ltx2_distilled",
+        "chaining.chunk_frames=241",
+        "plan=true",
+        f"output.root={tmp_path / 'out'}",
     )
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "chaining.chunk_frames=241" in proc.stderr and "at most 121" in proc.stderr
+    assert run(app, REPO_ROOT) == 2
+    err = capsys.readouterr().err
+    assert "chaining.chunk_frames=241" in err and "at most 121" in err

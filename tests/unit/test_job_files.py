@@ -1,17 +1,15 @@
-"""JobFiles and the EncodeQueue without a model: decoded arrays in, checked files out."""
+"""JobFiles and the EncodeQueue without a model or an encoder: one-frame jobs (PNG), temporaries, the
+encode thread. A video window written through ffmpeg is tests/integration/test_media_io.py."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ltx2_batch.backends.base import RenderResult
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, with_job_id
-from ltx2_batch.media.probe import probe, read_frames
 from ltx2_batch.media.write import partial_path
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.worker.job_files import JobFiles
@@ -45,24 +43,6 @@ def _result(frames: int, audio: bool = True) -> RenderResult:
         timings={"stage1": 0.5},
         info={"device": "cpu", "memory_policy": "resident"},
     )
-
-
-def test_a_window_is_written_with_its_sidecar_last_and_described(tmp_path: Path) -> None:
-    files = JobFiles(OutputLayout(tmp_path), RUN, video_crf=0)
-    job = _job(9)
-    written = files.write_window(job, _result(9), render_s=1.25)
-    info = probe(written.output_path)
-    assert info.frame_count == 9 == written.frames_written and info.frame_rate == pytest.approx(24.0)
-    assert info.audio_samples == 16000 * 9 // 24  # cut to the video's length in samples
-    assert read_frames(written.output_path).shape == (9, 32, 64, 3)
-    assert Path(written.thumbnail_path).is_file()
-    sidecar = json.loads(Path(written.sidecar_path).read_text())
-    assert sidecar["job_id"] == job.job_id and sidecar["frames_written"] == 9
-    assert sidecar["output"] == f"generated/{job.job_id}.mp4" and sidecar["run_id"] == "r1"
-    assert sidecar["timings"] == {"render_s": 1.25, "encode_s": written.encode_s, "stage1": 0.5}
-    assert (written.device, written.memory_policy, written.duration_s) == ("cpu", "resident", 9 / 24)
-    sidecar_mtime = Path(written.sidecar_path).stat().st_mtime_ns
-    assert sidecar_mtime >= Path(written.output_path).stat().st_mtime_ns  # completion marker comes last
 
 
 def test_a_one_frame_job_is_a_png(tmp_path: Path) -> None:

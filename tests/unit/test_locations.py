@@ -1,33 +1,23 @@
-"""Where the tool finds its files: manifest names, the models home, the bundled configs; the CLI's face
-(`--version`, `--help`) and its refusal of keys added with `+`/`++`."""
+"""Where the tool finds its files: manifest names, the models home, the bundled configs; a plan from any
+directory. The CLI process's face (`--version`, `--help`, keys added with `+`/`++` refused) is
+tests/integration/test_cli_process.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ltx2_batch import __version__
 from ltx2_batch.backends.models import model_root
 from ltx2_batch.backends.weights import TinyWeights
+from ltx2_batch.cli import run
 from ltx2_batch.config import AppConfig, ModelConfig
+from ltx2_batch.core import tool_paths
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS, CONF_DIR, manifest_dirs, models_home
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.overrides import added_key_problems
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ltx2_batch", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import compose_app
 
 
 def test_configs_and_examples_live_inside_the_package() -> None:
@@ -58,15 +48,12 @@ def test_models_home_is_the_variable_else_a_checkout_else_the_user_cache(tmp_pat
     assert models_home({}) == repo / "models"  # this checkout: its own models/ (make demo, the tests)
 
 
-def test_models_home_outside_a_checkout_is_the_user_cache(tmp_path: Path) -> None:
-    code = (
-        "import ltx2_batch.core.tool_paths as L; L.source_checkout = lambda: None;"
-        f"print(L.models_home({{'XDG_CACHE_HOME': {str(tmp_path)!r}}})); print(L.models_home({{}}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    xdg, default = out.stdout.split()
-    assert Path(xdg) == tmp_path / "ltx2_batch" / "models"
-    assert Path(default) == Path.home() / ".cache" / "ltx2_batch" / "models"
+def test_models_home_outside_a_checkout_is_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tool_paths, "source_checkout", lambda: None)  # as an installed wheel sees it
+    assert models_home({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "ltx2_batch" / "models"
+    assert models_home({}) == Path.home() / ".cache" / "ltx2_batch" / "models"
 
 
 def test_unset_model_root_is_the_models_home_whatever_the_launch_dir(tmp_path: Path) -> None:
@@ -89,35 +76,10 @@ def test_added_keys_are_held_to_the_schema() -> None:
     assert "seed is a value, not a section" in problems[2]
 
 
-def test_cli_refuses_an_added_typo_before_any_work(tmp_path: Path) -> None:
-    out = _cli("plan=true", "+output.video_cfr=30", cwd=tmp_path)
-    assert out.returncode == 2
-    assert (
-        "+output.video_cfr=30: no setting 'output.video_cfr' (did you mean output.video_crf?)" in out.stderr
-    )
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_version_is_ours_and_help_names_the_tool(tmp_path: Path) -> None:
-    version = _cli("--version", cwd=tmp_path)
-    assert version.returncode == 0 and version.stdout.strip() == f"ltx2-batch {__version__}"
-    text = _cli("--help", cwd=tmp_path).stdout
-    assert text.startswith(f"ltx2-batch {__version__}: declarative batch rendering")
-    assert "powered by Hydra" not in text
-    section = text.split("== Config groups (group=option) ==")[1].split("== Main settings ==")[0]
-    groups = dict(line.split(": ") for line in section.strip().splitlines())
-    assert groups == {
-        "engine": "local, ray",  # no schema entries among the choices
-        "model": "fake, ltx23_dev, ltx23_distilled, ltx23_fp8, ltx23_random, ltx2_dev, ltx2_distilled, "
-        "ltx2_fp8, ltx2_random, tiny, tiny23",
-    }
-    for setting in ("manifest=", "plan=true", "output.video_crf=0..51", "engine.address=", "verbose=true"):
-        assert setting in text
-
-
-def test_plan_runs_from_any_directory(tmp_path: Path) -> None:
-    out = _cli("plan=true", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+def test_plan_runs_from_any_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The launch dir is the project root (the CLI passes its cwd): the bundled demo, outputs under it."""
+    assert run(compose_app("plan=true"), tmp_path) == 0
     assert f"5 jobs (5 pending, 0 already done), 6 pipeline calls, 189 frames -> {tmp_path}/outputs/demo" in (
-        out.stdout
+        capsys.readouterr().out
     )
+    assert list(tmp_path.iterdir()) == []  # a plan writes nothing

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -128,18 +126,9 @@ def test_fingerprint_reads_headers_only(tmp_path: Path) -> None:
     assert model_fingerprint(cfg(tmp_path), tmp_path) == before
 
 
-def test_tiny_fingerprint_needs_no_build_and_no_torch(tmp_path: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from ltx2_batch.config import ModelConfig;"
-        "from ltx2_batch.backends.weights import model_fingerprint;"
-        f"fp = model_fingerprint(ModelConfig(root={str(tmp_path)!r}), Path('.'));"
-        "print(fp, 'torch' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert len(out[0]) == 16
-    assert out[1] == "False"
+def test_tiny_fingerprint_needs_no_build(tmp_path: Path) -> None:
+    """(Nor torch: the unit tier's guard refuses the import.)"""
+    assert len(model_fingerprint(ModelConfig(root=str(tmp_path)), Path())) == 16
     assert not (tmp_path / "tiny").exists()
     assert model_fingerprint(ModelConfig(seed=1), tmp_path) != model_fingerprint(
         ModelConfig(seed=0), tmp_path

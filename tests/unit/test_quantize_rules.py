@@ -6,8 +6,6 @@ inside ltx-core's X0Model wrapper), so which layers stay bf16 is checked without
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from ltx2_batch.backends.quantize import (
     fp8_layer_names,
     setting_problems,
 )
+from ltx2_batch.cli import run
 from ltx2_batch.config import CompileMode, ModelConfig, Quantization
 from ltx2_batch.run.checks import settings_problems
 from tests.conftest import compose_app
@@ -128,13 +127,12 @@ def test_the_launch_check_reports_them_with_the_other_settings(tmp_path: Path) -
         compose_app("model.quantization=int4")
 
 
-def test_the_old_key_fails_the_cli_before_any_file_is_written(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ltx2_batch", "model.fp8=true"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
-    )  # fmt: skip
-    assert out.returncode == 2
-    assert "model.fp8=true was replaced by model.quantization: use model.quantization=fp8_cast" in out.stderr
+def test_the_old_key_fails_a_run_before_any_file_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(compose_app("model.fp8=true"), tmp_path) == 2  # the CLI's exit code
+    err = capsys.readouterr().err
+    assert "model.fp8=true was replaced by model.quantization: use model.quantization=fp8_cast" in err
     assert list(tmp_path.iterdir()) == []
 
 

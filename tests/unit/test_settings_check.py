@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from ltx2_batch.cli import run
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.run.checks import check_settings, settings_problems
 from tests.conftest import compose_app
@@ -67,12 +66,10 @@ def test_defaults_pass_and_all_problems_come_at_once(tmp_path: Path) -> None:
     assert str(err.value).count("\n  ") == 3
 
 
-def test_a_bad_crf_fails_the_cli_before_any_file_is_written(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "ltx2_batch", "output.video_crf=99"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert out.returncode == 2
-    assert "error: 1 invalid setting(s):\n  output.video_crf=99 is outside libx264's 0..51" in out.stderr
+def test_a_bad_crf_fails_a_run_before_any_file_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(compose_app("output.video_crf=99"), tmp_path) == 2  # the CLI's exit code
+    err = capsys.readouterr().err
+    assert "error: 1 invalid setting(s):\n  output.video_crf=99 is outside libx264's 0..51" in err
     assert list(tmp_path.iterdir()) == []  # no outputs/, no models built, no ledger

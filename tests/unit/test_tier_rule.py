@@ -1,0 +1,88 @@
+"""The unit tier's guard (tests/unit/conftest.py) trips: a subprocess, a fork or a heavy import inside a
+unit test raises, and the heavy modules are not loaded when this tier runs (else the import guard could
+not see them being used)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.conftest import HEAVY_FIXTURES, HEAVY_MODULES, UNIT_DIR, TierViolation
+
+
+def test_starting_a_process_is_refused(unit_tier_rule: list[str]) -> None:
+    with pytest.raises(TierViolation, match="a subprocess"):
+        subprocess.run(["true"], check=False)
+    with pytest.raises(TierViolation, match=r"os\.fork"):
+        os.fork()
+    assert unit_tier_rule == ["a subprocess", "os.fork"]  # recorded too, whatever caught the raise
+    unit_tier_rule.clear()  # tripped on purpose
+
+
+def test_the_heavy_modules_are_not_loaded_when_the_tier_runs_alone(request: pytest.FixtureRequest) -> None:
+    """Under `make test-fast` nothing loads them before a unit test does: a conftest, plugin or helper that
+    imported one at module level (rather than inside the fixture that needs it) would blind the import
+    guard. (A whole-suite run's integration modules do, at collection: there the ways in are refused.)"""
+    if any(not item.path.is_relative_to(UNIT_DIR) for item in request.session.items):
+        pytest.skip("integration modules were collected too: they load torch and Ray at import")
+    assert [name for name in HEAVY_MODULES if name in sys.modules] == []
+
+
+@pytest.mark.parametrize("name", HEAVY_MODULES)
+def test_importing_a_heavy_module_is_refused(name: str, unit_tier_rule: list[str]) -> None:
+    if name in sys.modules:
+        pytest.skip(f"{name} was loaded at collection (a whole-suite run)")
+    with pytest.raises(TierViolation, match=f"import {name}"):
+        __import__(name)
+    assert name not in sys.modules
+    unit_tier_rule.clear()
+
+
+def test_the_ways_into_a_model_or_ray_are_refused(tmp_path: Path, unit_tier_rule: list[str]) -> None:
+    from ltx2_batch.backends.factory import create_backend
+    from ltx2_batch.backends.tiny import ensure_tiny_models
+    from ltx2_batch.config import ModelConfig
+
+    with pytest.raises(TierViolation):  # whichever comes first: torch (device), the set's build, the adapter
+        create_backend(ModelConfig(root=str(tmp_path)), tmp_path)
+    with pytest.raises(TierViolation, match="building tiny"):
+        ensure_tiny_models(tmp_path / "tiny")
+    assert not (tmp_path / "tiny").exists()
+    unit_tier_rule.clear()
+
+
+def test_no_unit_module_names_a_heavy_fixture_or_a_process() -> None:
+    """The static half of the rule, for tests the runtime guard would only catch when they run: no unit test
+    module imports subprocess or a heavy module, or takes a heavy fixture as an argument."""
+    offenders = []
+    for path in sorted(UNIT_DIR.glob("test_*.py")):
+        if path.name in {"test_tier_rule.py", "test_manifest_corpus.py", "test_manifest_load.py"}:
+            continue  # this file names them on purpose; the manifest tests are being converted elsewhere
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                taken = {arg.arg for arg in node.args.args} & HEAVY_FIXTURES
+                names = [f"fixture {name}" for name in sorted(taken)]
+            else:
+                continue
+            for name in names:
+                root = name.split(".")[0].split(" ")[0]
+                if root in {"subprocess", "multiprocessing", "pty", *HEAVY_MODULES} or name.startswith(
+                    "fixture"
+                ):
+                    offenders.append(f"{path.name}:{node.lineno}: {name}")
+    assert offenders == []
+
+
+def test_the_guard_is_the_unit_tiers_own(request: pytest.FixtureRequest) -> None:
+    assert "unit_tier_rule" in request.fixturenames
+    assert Path(request.node.path).is_relative_to(UNIT_DIR)
