@@ -21,7 +21,7 @@ from ltx2_batch.backends.fake import FakeBackend
 from ltx2_batch.backends.models import fp8_variant
 from ltx2_batch.backends.quantize import TransformerPrep, check_files, device_problems, setting_problems
 from ltx2_batch.backends.weights import weights_source
-from ltx2_batch.config import ModelConfig, ModelSource, Quantization
+from ltx2_batch.config import CompileMode, ModelConfig, ModelSource, Quantization
 from ltx2_batch.core.library_logs import after_import
 from ltx2_batch.errors import ConfigError
 
@@ -68,7 +68,7 @@ def placement_problems(cfg: ModelConfig) -> list[str]:
     torch to see the device). The launch check asks it when the driver renders itself (engine=local), so
     `plan=true` refuses what the run would; a Ray worker asks it before it loads anything, and the first
     one's refusal stops the run once."""
-    if cfg.source is ModelSource.fake:
+    if cfg.source is ModelSource.fake or not _asks_the_device(cfg):
         return []
     problems = setting_problems(cfg)
     if problems:
@@ -93,6 +93,13 @@ def placement_problems(cfg: ModelConfig) -> list[str]:
     elif wants_fp8(cfg) and not policy.allow_fp8:
         problems.append(f"model={cfg.name} needs fp8 but model.allow_fp8=false: set model.allow_fp8=true")
     return problems
+
+
+def _asks_the_device(cfg: ModelConfig) -> bool:
+    """Whether any setting depends on what the device is (a named device, fp8, compile): only then is torch
+    imported to look; the defaults run on whatever device there is."""
+    asked = cfg.device != "auto" or cfg.quantization is not Quantization.none
+    return asked or cfg.compile is not CompileMode.off or wants_fp8(cfg)
 
 
 def create_backend(cfg: ModelConfig, project_root: Path) -> RenderBackend:
