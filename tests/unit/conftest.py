@@ -29,16 +29,6 @@ HEAVY_MODULES = ("torch", "ray", "ltx_core", "ltx_pipelines")
 HEAVY_FIXTURES = frozenset({"session_ray", "ray_cluster", "tiny_root", "tiny23_root"})
 UNIT_DIR = Path(__file__).resolve().parent
 
-# Tests another branch is converting to in-process checks (the manifest tests): allowed a subprocess until
-# that lands. Remove an entry once its test no longer starts one.
-SUBPROCESS_ALLOWED = frozenset(
-    {
-        "test_manifest_corpus.py::test_every_bad_manifest_is_refused_within_bounded_memory_and_cpu",
-        "test_manifest_load.py::test_manifest_core_imports_no_torch_ray_or_hydra",
-    }
-)
-
-
 class TierViolation(BaseException):
     """A unit test started a process, imported a heavy module or asked for a heavy fixture."""
 
@@ -73,7 +63,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def unit_tier_rule(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def unit_tier_rule(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every way to start a process raises for the test's duration, and so does a heavy import. Yields the
     violations recorded so far (test_tier_rule.py trips the guard on purpose, then clears them)."""
     violations: list[str] = []
@@ -88,13 +78,11 @@ def unit_tier_rule(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 
         return refused
 
-    node = request.node.nodeid.split("tests/unit/", 1)[-1].split("[")[0]
-    if node not in SUBPROCESS_ALLOWED:
-        monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse("a subprocess"))
-        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
-            if hasattr(os, name):
-                monkeypatch.setattr(os, name, refuse(f"os.{name}"))
-        monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", refuse("a multiprocessing process"))
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse("a subprocess"))
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse(f"os.{name}"))
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", refuse("a multiprocessing process"))
     from ltx2_batch.backends import factory, tiny, tiny23
 
     monkeypatch.setattr(factory, "adapter", refuse("the model adapter"))
