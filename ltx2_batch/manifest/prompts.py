@@ -55,6 +55,14 @@ class PromptSource:
     fmt: str
     column: str | None
     limits: Limits = DEFAULT_LIMITS  # line length and prompt length caps
+    # The job's prompt template around each row: `slots` copies of the row plus `fixed_chars` of its own.
+    # The prompt's length is checked by this arithmetic before it is built (a template repeating
+    # {prompt} 5,000 times must not build 5,000 copies of a 20,000-character row).
+    slots: int = 1
+    fixed_chars: int = 0
+
+    def prompt_chars(self, row_chars: int) -> int:
+        return self.fixed_chars + self.slots * row_chars
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,14 @@ def iter_prompts(source: PromptSource) -> Iterator[PromptRow]:
         problem = text_problem(text, source.limits)
         if problem:
             raise _problem(source, field, f"row {row}: the prompt {problem}")
+        length = source.prompt_chars(len(text))
+        if length > source.limits.max_prompt_chars:
+            message = (
+                f"row {row}: in the job's prompt template ({source.slots} x {PLACEHOLDER}) it makes a "
+                f"{length:,}-character prompt, over the limit of {source.limits.max_prompt_chars:,}; shorten "
+                "the row or the template, or raise limits.max_prompt_chars"
+            )
+            raise _problem(source, field, message)
         yield PromptRow(row, text)
 
 
@@ -203,7 +219,11 @@ def _count_clean_lines(source: PromptSource) -> int | None:
     """The non-blank lines of a text file whose every line passes the checks, or None when one may not."""
     limits = source.limits
     # In characters: within the prompt cap, and within the line cap in bytes (4 bytes at most a character)
-    longest = min(limits.max_prompt_chars, limits.max_prompt_line_bytes // 4)
+    longest = min(
+        limits.max_prompt_chars,
+        (limits.max_prompt_chars - source.fixed_chars) // max(source.slots, 1),
+        limits.max_prompt_line_bytes // 4,
+    )
     count, tail = 0, b""
     with Path(source.path).open("rb") as handle:
         while block := handle.read(_SCAN_BLOCK):

@@ -169,13 +169,22 @@ def test_derived_seeds_are_stable_distinct_and_follow_base_seed(folder: Path) ->
     assert plan(folder, renamed)[0].seed == seeds[0]
 
 
-def test_seed_override_reseeds_every_job_including_explicit_ones(folder: Path) -> None:
-    explicit = plan(folder, [BASE])[0]
-    assert explicit.seed == 5
-    over1 = plan(folder, [BASE], seed_override=1)[0]
-    over2 = plan(folder, [BASE], seed_override=2)[0]
-    assert len({explicit.seed, over1.seed, over2.seed}) == 3
-    assert over1.seed == plan(folder, [BASE], seed_override=1)[0].seed
+def test_a_seed_override_replaces_the_base_seed_and_leaves_explicit_seeds_alone(folder: Path) -> None:
+    """`seed=N` (docs/behaviour.md, "Seeds"): a job named `a__seed=1` renders with seed 1 under any
+    override; a job without a seed gets the seed `base_seed: N` would give it."""
+    swept = {
+        **{k: v for k, v in BASE.items() if k != "seed"},
+        "name": "j",
+        "sweep": {"grid": {"seed": [1, 2]}},
+    }
+    derived = {k: v for k, v in BASE.items() if k != "seed"} | {"name": "derived"}
+    plain = plan(folder, [{**BASE, "name": "j0"}, swept, derived])
+    over = plan(folder, [{**BASE, "name": "j0"}, swept, derived], seed_override=7)
+    assert [(j.name, j.seed) for j in over[:3]] == [("j0", 5), ("j__seed=1", 1), ("j__seed=2", 2)]
+    assert [j.job_id for j in over[:3]] == [j.job_id for j in plain[:3]]
+    assert over[3].seed != plain[3].seed
+    assert over[3].seed == plan(folder, [derived], base_seed=7)[0].seed
+    assert plan(folder, [derived], seed_override=1)[0].seed == plan(folder, [derived])[0].seed  # base 1
 
 
 def test_index_is_position_and_ids_unique_over_a_sweep(folder: Path) -> None:
