@@ -229,5 +229,6 @@ def count_problems(expansion: Expansion, max_jobs: int) -> list[Problem4]:
     if not out and total > max_jobs:
         largest = sorted(expansion.entries, key=expansion.entry_size, reverse=True)[:3]
         detail = ", ".join(f"{e.name}: {expansion.entry_size(e):,}" for e in largest)
-        out.append((None, None, "jobs", f"the manifest expands to {total:,} jobs ({detail} ...), {over}"))
+        more = ", ..." if len(expansion.entries) > len(largest) else ""
+        out.append((None, None, "jobs", f"the manifest expands to {total:,} jobs ({detail}{more}), {over}"))
     return out
