@@ -3,7 +3,8 @@
 Each case writes a manifest (and its input files) into a temporary folder and runs what a run does to
 plan it, `open_manifest` then every job of `iter_jobs`, in a fresh child process, which prints its wall
 seconds, its peak resident memory (`ru_maxrss`: the interpreter and its imports included, about 60 MiB)
-and the outcome (the problem count and the size of the error text). The cases:
+and the outcome (the problem count and the size of the error text); `(YAML)` is the seconds of parsing the
+file alone, timed first, which no validation change can shorten (PyYAML's pure-Python loader). The cases:
 
 - `storyboard_triggers`: a 120 KB storyboard whose element trigger (60,000 characters) is mentioned 20,000
   times: expanded, one 1.2-billion-character prompt.
@@ -44,7 +45,11 @@ _CHILD = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     from ltx2_batch.config import ChainingConfig, PathsConfig
     from ltx2_batch.errors import ManifestError
+    from ltx2_batch.manifest.document import parse_yaml, read_manifest_bytes
     from ltx2_batch.manifest.load import open_manifest
+    start = time.perf_counter()
+    parse_yaml(read_manifest_bytes(sys.argv[1]), sys.argv[1])  # the YAML alone, for comparison
+    yaml_s = time.perf_counter() - start
     start = time.perf_counter()
     try:
         stream = open_manifest(
@@ -57,7 +62,7 @@ _CHILD = textwrap.dedent(
         outcome = "MemoryError"
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "outcome": outcome}))
+    print(json.dumps({"seconds": seconds, "yaml_s": yaml_s, "peak_mib": peak, "outcome": outcome}))
     """
 )
 
@@ -195,12 +200,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
     args = parser.parse_args()
     print(f"tree: {args.tree}")
-    print(f"{'case':22s} {'seconds':>8s} {'peak MiB':>9s}  outcome")
+    print(f"{'case':22s} {'seconds':>8s} {'(YAML)':>7s} {'peak MiB':>9s}  outcome")
     for name in args.only:
         got = run_case(name, args.tree, int(args.max_gib * (1 << 30)), args.timeout)
         seconds = "-" if got["seconds"] is None else f"{got['seconds']:.2f}"
+        yaml_s = "-" if got.get("yaml_s") is None else f"{got['yaml_s']:.2f}"
         peak = "-" if got["peak_mib"] is None else f"{got['peak_mib']:.0f}"
-        print(f"{name:22s} {seconds:>8s} {peak:>9s}  {got['outcome']}", flush=True)
+        print(f"{name:22s} {seconds:>8s} {yaml_s:>7s} {peak:>9s}  {got['outcome']}", flush=True)
 
 
 if __name__ == "__main__":

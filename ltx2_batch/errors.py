@@ -49,8 +49,8 @@ class ManifestError(Ltx2BatchError):
         head = f"{len(lines) + self.hidden:,} problem(s) in the render manifest:"
         if self.hidden:
             lines.append(
-                f"... and {self.hidden:,} more not listed (the first {len(self.problems)} are): fix these and "
-                "validate again (plan=true)"
+                f"... and {self.hidden:,} more not listed (the first {len(self.problems)} are): fix these "
+                "and validate again (plan=true)"
             )
         super().__init__("\n  ".join([head, *lines]))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Hydra's own tree (`++hydra.job.name=...`, `+hydra/launcher=...`) is Hydra's business, not the schema's.
@@ -67,7 +67,9 @@ def _choice_problems(override: str, group: str, value: str, choices: Sequence[st
     return out
 
 
-def override_problems(overrides: Sequence[str], schema: Any, groups: dict[str, Sequence[str]]) -> list[str]:
+def override_problems(
+    overrides: Sequence[str], schema: Any, groups: Mapping[str, Sequence[str]]
+) -> list[str]:
     """One message per override that names no setting of `schema` (a dataclass instance, `AppConfig()`) or
     no choice of a config group (`groups`: group -> its choices); flags and Hydra's own keys are Hydra's."""
     problems = added_key_problems(overrides, schema)

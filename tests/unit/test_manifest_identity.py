@@ -196,22 +196,23 @@ def test_index_is_position_and_ids_unique_over_a_sweep(folder: Path) -> None:
 
 
 def test_demo_ids_are_the_ones_runs_already_wrote() -> None:
-    """Output files are named by job id and resume finds done jobs by it: the fast planner must give
-    the ids the one-job-at-a-time hashing gave (pinned from before it), and equal the reference text."""
+    """Output files are named by job id and resume finds done jobs by it: the demo's ids on the model it
+    runs on (a distilled checkpoint), pinned from before the validation rewrite (issue 23) and before the
+    demo lost the fields its recipe ignores (orange_disc keeps the seed it was derived to), and equal the
+    reference text."""
     import hashlib
 
+    from ltx2_batch.core.families import CheckpointKind
     from ltx2_batch.core.jobs import JOB_ID_LENGTH, identity_text
+    from ltx2_batch.manifest.select import WeightsOffer
 
-    demo = manifest_jobs(BUNDLED_MANIFESTS / "demo.yaml")
+    demo = manifest_jobs(BUNDLED_MANIFESTS / "demo.yaml", weights=WeightsOffer(CheckpointKind.distilled))
     assert [(j.name, j.job_id) for j in demo] == [
-        ("sunrise__seed=1", "f62b3304b614cf49"),
-        ("sunrise__seed=2", "55627ea9f08d5da2"),
-        ("orange_disc", "ee8ed70ac0089657"),
-        (
-            "long_walk",
-            "46426e5c37c29184",
-        ),  # chained: its chunking gained blend/adain (audio handoff: new output)
-        ("still_life", "ff6422b8fdacb461"),
+        ("sunrise__seed=1", "750ace6641f455b4"),
+        ("sunrise__seed=2", "9c0985ebe1f91d0b"),
+        ("orange_disc", "c667c173a34a5ae4"),
+        ("long_walk", "4f57da37bcec031a"),
+        ("still_life", "ff824e481cd2fca3"),
     ]
     sweep = manifest_jobs(BUNDLED_MANIFESTS / "examples/sweep.yaml")
     for job in demo + sweep:
