@@ -131,6 +131,8 @@ def _storyboard(
     """Shots become ordinary jobs (same validation), then each is linked to the previous shot of its
     scene: its id covers the previous shot's id, so changing shot 1 re-renders the rest of the scene."""
     board, problems = storyboard_jobs(doc, str(path), limits)
+    if problems and not board.document["jobs"]:  # no usable shot: "jobs" would only confuse
+        raise ManifestError(problems)
     valid = validate_document(
         board.document,
         path,

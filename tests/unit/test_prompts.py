@@ -144,7 +144,7 @@ def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: P
     )
     (twin,) = manifest_jobs(written)
     assert twin.job_id == jobs[2].job_id and twin.seed == jobs[2].seed
-    # A swept CLI seed re-derives every row's seed (Hydra `-m seed=1,2`)
+    # A CLI seed (Hydra `-m seed=1,2`) replaces base_seed: the rows without a seed get new ones
     other = list(_open(Path(stream.source), seed=9).iter_jobs())
     assert {j.seed for j in other}.isdisjoint({j.seed for j in jobs[1:]})
 
