@@ -154,11 +154,10 @@ class _TemplateWalk:
 
     def entry(self, expansion: Expansion, entry: Entry, bad_top: BadValues, bad_own: BadValues) -> None:
         top, own = expansion.top, entry.sweep
-        own_shapes = list(own.shape_points(bad_own))
         swept = {axis.key for axis in top.axes + own.axes}
         first = True
         for top_point, top_count in top.shape_points(bad_top):
-            for own_point, own_count in own_shapes:
+            for own_point, own_count in own.shape_points(bad_own):  # a generator per top point: no list
                 fields = job_fields(entry, top, top_point, own_point)
                 fields["name"] = name = job_name(entry, top, top_point, own_point)
                 report = self.log.reporter(entry.index, name, top_count * own_count - 1)
