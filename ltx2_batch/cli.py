@@ -27,7 +27,7 @@ from ltx2_batch.errors import ConfigError, Ltx2BatchError
 from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.checks import check_settings
 from ltx2_batch.run.multirun import SweepPoint, gather_sweep, sweep_point_config, write_point
-from ltx2_batch.run.overrides import added_key_problems
+from ltx2_batch.run.overrides import added_key_problems, override_problems
 from ltx2_batch.run.record import write_run_record
 
 CONF_DIR = str(_CONF_PATH)
@@ -169,6 +169,27 @@ def _hydra_main(cfg: DictConfig) -> int:
     return code
 
 
+def config_groups() -> dict[str, list[str]]:
+    """Each config group of conf/ and its choices (the YAML files in its folder)."""
+    return {
+        group.name: sorted(p.stem for p in group.glob("*.yaml"))
+        for group in sorted(_CONF_PATH.iterdir())
+        if group.is_dir()
+    }
+
+
+def check_overrides(args: list[str]) -> None:
+    """Refuse, as the tool's own refusals are (exit 2, "did you mean"), command-line overrides naming a
+    setting or a group choice that does not exist; Hydra would exit 1 with its own text."""
+    problems = override_problems(args, AppConfig(), config_groups())
+    if problems:
+        print(
+            f"error: {len(problems)} unknown setting(s) on the command line:\n  " + "\n  ".join(problems),
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 def main() -> None:
     # Hydra's own --version prints Hydra's version; ours answers first.
     if "--version" in sys.argv[1:]:
@@ -179,4 +200,5 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     if sys.argv[1:2] == ["status"]:  # `ltx2-batch status manifest=...`: the verb form of status=true
         sys.argv[1] = "status=true"
+    check_overrides(sys.argv[1:])
     _hydra_main()

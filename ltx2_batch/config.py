@@ -219,7 +219,7 @@ class AppConfig:
     verify: VerifyMode = VerifyMode.cheap  # how done jobs are checked before they are skipped or exported
     ledger_rebuild: bool = False  # first restore the done set from the sidecars (a damaged ledger.parquet)
     shard: str | None = None  # "i/n": this launch renders floor/ceil(N/n) jobs, dealt by position (shard.py)
-    seed: int | None = None  # overrides the manifest's base seed (for `-m seed=1,2,3` sweeps)
+    seed: int | None = None  # replaces the manifest's base_seed; explicit job seeds are kept (seeds.py)
     batch_jobs: int = 10_000  # prompt-file manifests stream: jobs planned and rendered this many at a time
     progress: bool = True
     verbose: bool = False  # show library warnings and INFO logs (transformers, ltx-core, torch)

@@ -32,13 +32,26 @@ class FieldProblem:
         return f"{where}: field '{self.field}': {self.message}"
 
 
-class ManifestError(Ltx2BatchError):
-    """A manifest (or its config) is invalid. Carries every problem found, not only the first."""
+# A report lists at most this many problems and counts the rest: "every problem at once" stays readable and
+# bounded (a 200,000-value sweep of bad widths is one screen, not a 36 MB message).
+MAX_LISTED_PROBLEMS = 50
 
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        self.problems = list(problems)
+
+class ManifestError(Ltx2BatchError):
+    """A manifest (or its config) is invalid. Carries every problem found, not only the first: the first
+    MAX_LISTED_PROBLEMS in `problems`, and how many more were found in `hidden`."""
+
+    def __init__(self, problems: list[FieldProblem], hidden: int = 0) -> None:
+        listed = list(problems)
+        self.problems = listed[:MAX_LISTED_PROBLEMS]
+        self.hidden = hidden + len(listed) - len(self.problems)
         lines = [p.render() for p in self.problems]
-        head = f"{len(lines)} problem(s) in the render manifest:"
+        head = f"{len(lines) + self.hidden:,} problem(s) in the render manifest:"
+        if self.hidden:
+            lines.append(
+                f"... and {self.hidden:,} more not listed (the first {len(self.problems)} are): fix these "
+                "and validate again (plan=true)"
+            )
         super().__init__("\n  ".join([head, *lines]))
 
 

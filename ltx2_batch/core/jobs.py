@@ -95,6 +95,7 @@ class AudioCondition:
     sha256: str = ""
     start_s: float = 0.0
     max_duration_s: float | None = None
+    channels: int = 0  # as the file has them (0: not probed); the bytes' digest already covers it
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def identity_payload(job: RenderJob, model_fingerprint: str) -> dict[str, Any]:
             params.pop(key)
         else:
             params[key].pop("path")
+            params[key].pop("channels", None)  # a fact of the file, whose digest is in the id already
     if job.mode is not RenderMode.CHAINED:
         params.pop("chunking")
     if params["upscale"].get("spatial_scale") == X2 or not job.upscale.spatial:

@@ -10,7 +10,9 @@ result). Every refusal is a `ManifestError` naming the file. Must not interpret 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import stat
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import yaml
 
 from ltx2_batch.errors import FieldProblem, ManifestError
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
+from ltx2_batch.manifest.values import type_name
 
 _YAML_ERROR_CHARS = 2000  # a YAML error quotes the text it choked on: cut it to keep the message readable
 
@@ -80,6 +83,13 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # `? [a, b]`: a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"a mapping key must be a plain value (a name), got a {type_name(key)}",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -88,14 +98,38 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def not_a_file(path: Path) -> str:
+    """Why an existing path that is not a regular file cannot be a manifest (from its stat: never opened)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot read the manifest: {exc}"
+    if stat.S_ISDIR(mode):
+        inside = sorted(p.name for p in path.glob("*.y*ml") if p.is_file())[:10]
+        hint = f"; it holds {', '.join(inside)}" if inside else ""
+        return f"is a folder, not a manifest file: give the path of a YAML file in it{hint}"
+    kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket or a device"
+    return f"is {kind}, not a manifest file: save the manifest to a YAML file and give its path"
+
+
 def read_manifest_bytes(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The manifest's bytes, refused before reading when the file is over `limits.max_manifest_bytes`."""
+    """The manifest's bytes, refused before reading when the file is over `limits.max_manifest_bytes`. Opened
+    without blocking and checked to be a regular file first: a FIFO would block the read forever."""
     source = str(path)
     try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(limits.max_manifest_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
+        if Path(path).exists() and not Path(path).is_file():
+            raise ManifestError([FieldProblem(source, "<file>", not_a_file(Path(path)))]) from None
         raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ManifestError([FieldProblem(source, "<file>", not_a_file(Path(path)))])
+        try:  # sized by the file: `read(n)` allocates n bytes up front, 64 MiB for a 1 KB manifest
+            data = handle.read(min(status.st_size, limits.max_manifest_bytes) + 1)
+        except OSError as exc:
+            raise ManifestError([FieldProblem(source, "<file>", f"cannot read the manifest: {exc}")]) from exc
     return data  # parse_yaml refuses one byte over the limit
 
 

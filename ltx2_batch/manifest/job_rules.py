@@ -2,12 +2,14 @@
 and seed.
 
 Owns `parse_template` (every field but name, prompt and seed: types, limits, sizes, the pipeline that
-`auto` resolves to and what that pipeline requires, the render mode, the chunk fields) and `job_varying`
-(name, prompt and seed, checked once per expanded job). Jobs that differ only in those three share one
-template, validated once. The rules themselves are pure functions in `select.py` and `limits.py`, the
-sections' readers in `sections.py`, the seed rule in `seeds.py`; this module applies them in one walk
-and reports every problem through the `report` callback. Must not read files (input paths go through
-the context's resolver) nor expand sweeps.
+`auto` resolves to and what that pipeline requires, the render mode, the chunk fields), `job_varying`
+(name, prompt and seed, checked once per expanded job) and `read_setting` / `setting_rules` (one plain
+field's rules that hold whatever the rest of the job is: what `swept.py` checks each swept value with).
+Jobs that differ only in name, prompt and seed share one template, validated once. The rules themselves
+are pure functions in `select.py` and `limits.py`, the sections' readers in `sections.py` and
+`media_sections.py`, the seed rule in `seeds.py`; this module applies them in one walk and reports every
+problem through the `report` callback. Must not read files (input paths go through the context's
+resolver) nor expand sweeps.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from ltx2_batch.core.jobs import (
     UpscaleSpec,
     VideoCondition,
 )
-from ltx2_batch.manifest import sections
+from ltx2_batch.manifest import media_sections, sections
 from ltx2_batch.manifest.chunks import ChunkImages, chunk_rules
-from ltx2_batch.manifest.limits import chunk_problems, text_problem, value_problems
+from ltx2_batch.manifest.limits import chunk_problems, limit_problem, text_problem
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.reader import FieldReader, JobContext, Report, report_all
 from ltx2_batch.manifest.seeds import MAX_SEED, job_seed, read_seed
@@ -50,6 +52,7 @@ from ltx2_batch.manifest.select import (
 )
 from ltx2_batch.manifest.suggest import suggest
 from ltx2_batch.manifest.values import is_int
+from ltx2_batch.manifest.vocabulary import JOB
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,13 @@ def parse_template(fields: Mapping[str, object], ctx: JobContext, report: Report
     report_all(
         reader.report, upsampler_problems(width, height, num_frames, upscale.spatial, upscale.spatial_scale)
     )
-    inputs = _read_conditioning(reader, num_frames)
-    requested = _requested_pipeline(reader, settings.pipeline)
+    inputs = _read_conditioning(reader, settings)
+    requested = requested_pipeline(reader, settings.pipeline)
     # Over the limit is already reported; the clamp keeps the rules below (chunk plans) bounded.
     frames = min(num_frames, ctx.limits.max_num_frames) if isinstance(num_frames, int) else 1
     pipeline = _pipeline_rules(reader, requested, frames, inputs, upscale, bool(settings.audio))
     mode = select_mode(pipeline, frames, ctx.chunking.chunk_frames)
-    _mode_rules(reader, mode, frames, settings, upscale)
+    _mode_rules(reader, mode, frames, settings, upscale, inputs.retake is not None)
     chunk_prompts, chunk_images = chunk_rules(reader, mode, frames, ctx.chunking)
     if reader.bad:
         return None
@@ -119,27 +122,67 @@ def _read_settings(reader: FieldReader) -> _Settings:
         enhance_prompt=reader.flag("enhance_prompt"),
         pipeline=reader.text("pipeline"),
     )
-    limits = reader.ctx.limits
-    problem = text_problem(settings.negative_prompt, limits) if settings.negative_prompt is not None else None
-    if problem:
-        reader.report("negative_prompt", problem)
-    if settings.steps is not None and settings.steps < 1:
-        reader.report("num_inference_steps", f"must be >= 1, got {settings.steps}")
-    report_all(
-        reader.report,
-        value_problems(
-            limits,
-            width=settings.width,
-            height=settings.height,
-            num_frames=settings.num_frames,
-            steps=settings.steps,
-            frame_rate=settings.frame_rate,
-        ),
-    )
+    for key, value in (
+        ("negative_prompt", settings.negative_prompt),
+        ("width", settings.width),
+        ("height", settings.height),
+        ("num_frames", settings.num_frames),
+        ("frame_rate", settings.frame_rate),
+        ("num_inference_steps", settings.steps),
+    ):
+        setting_rules(reader, key, value)
     return settings
 
 
-def _read_conditioning(reader: FieldReader, num_frames: int | None) -> _Conditioning:
+# The plain job fields `_read_settings` reads.
+SETTINGS = (
+    "negative_prompt",
+    "width",
+    "height",
+    "num_frames",
+    "frame_rate",
+    "num_inference_steps",
+    "audio",
+    "enhance_prompt",
+    "pipeline",
+)
+
+
+def read_setting(reader: FieldReader, key: str) -> object:
+    """One plain field read by its kind, with `setting_rules` (None when reported)."""
+    kind = JOB[key].kind
+    value: object
+    if kind == "str":
+        value = reader.text(key)
+    elif kind in ("int", "int?"):
+        value = reader.integer(key)
+    elif kind == "number":
+        value = reader.number(key)
+    else:
+        value = reader.flag(key)
+    setting_rules(reader, key, value)
+    return value
+
+
+def setting_rules(reader: FieldReader, key: str, value: object) -> None:
+    """The rules a plain field's value has whatever the rest of the job holds: its maximum and its own
+    range. The rules that depend on other fields (a width on the two-stage grid, a frame count on the
+    8k+1 grid) are `parse_template`'s."""
+    limits = reader.ctx.limits
+    problem = None
+    if key == "negative_prompt" and isinstance(value, str):
+        problem = text_problem(value, limits)
+    elif key == "num_inference_steps" and is_int(value) and value < 1:
+        problem = f"must be >= 1, got {value}"
+    if problem:
+        reader.report(key, problem)
+    over = limit_problem(limits, key, value)
+    if over:
+        reader.report(*over)
+
+
+def _read_conditioning(reader: FieldReader, settings: _Settings) -> _Conditioning:
+    num_frames, rate = settings.num_frames, settings.frame_rate
     video_guider = sections.guider(reader, "video_guider_params")
     audio_guider = sections.guider(reader, "audio_guider_params")
     images = sections.images(reader, "images", reader.fields.get("images", []))
@@ -149,13 +192,15 @@ def _read_conditioning(reader: FieldReader, num_frames: int | None) -> _Conditio
                 f"images[{i}].frame_idx", im.frame_idx, 0, num_frames - 1, "must be a frame index"
             )
     loras, videos, tags = sections.loras(reader), sections.videos(reader), sections.tags(reader)
-    audio_input = sections.audio_input(reader)
+    sound = num_frames is not None and rate is not None and num_frames > 0 < rate
+    clip = (num_frames, float(rate)) if sound and num_frames is not None and rate is not None else None
+    audio_input = media_sections.audio_input(reader, clip)
     # a retake's recipe is the checkpoint's own: guided on a dev checkpoint, distilled sigmas otherwise
-    retake = sections.retake(reader, reader.ctx.weights.kind is CheckpointKind.dev)
+    retake = media_sections.retake(reader, reader.ctx.weights.kind is CheckpointKind.dev)
     return _Conditioning(video_guider, audio_guider, images, loras, videos, tags, audio_input, retake)
 
 
-def _requested_pipeline(reader: FieldReader, text: str | None) -> PipelineKind:
+def requested_pipeline(reader: FieldReader, text: str | None) -> PipelineKind:
     """The `pipeline` field as a kind (`auto` when it is missing or reported)."""
     if text is None:
         return PipelineKind.AUTO
@@ -197,12 +242,19 @@ def _pipeline_rules(
 
 
 def _mode_rules(
-    reader: FieldReader, mode: RenderMode, frames: int, settings: _Settings, upscale: UpscaleSpec
+    reader: FieldReader,
+    mode: RenderMode,
+    frames: int,
+    settings: _Settings,
+    upscale: UpscaleSpec,
+    retake: bool,
 ) -> None:
-    """What the render mode allows: the temporal upsampler, the frame count, a chained job's chunks."""
+    """What the render mode allows: the temporal upsampler, the frame count, a chained job's chunks. A
+    retake's frame count is its source's, judged with the source (media_sections.py)."""
     report_all(reader.report, mode_problems(mode, upscale))
     chained = mode is RenderMode.CHAINED
-    report_all(reader.report, frame_problems(settings.num_frames, settings.frame_rate, chained=chained))
+    num_frames = None if retake else settings.num_frames
+    report_all(reader.report, frame_problems(num_frames, settings.frame_rate, chained=chained))
     if chained:
         limits, chunking = reader.ctx.limits, reader.ctx.chunking
         chunks = chunk_estimate(frames, chunking.chunk_frames, chunking.overlap_frames)
@@ -284,7 +336,7 @@ def job_varying(fields: Mapping[str, object], ctx: JobContext, report: Report) -
 def _plain_varying(fields: Mapping[str, object], ctx: JobContext) -> tuple[str, str, int] | None:
     """The common case, checked without the reader (this runs once per expanded job); None: read it."""
     name, prompt, seed = fields.get("name"), fields.get("prompt"), fields.get("seed")
-    if ctx.seed_override is not None or not isinstance(name, str) or not isinstance(prompt, str):
+    if not isinstance(name, str) or not isinstance(prompt, str):
         return None
     if not prompt.strip() or text_problem(prompt, ctx.limits) is not None:
         return None

@@ -52,28 +52,23 @@ def _over(field: str, value: int | float, limit: float, what: str, setting: str)
     )
 
 
-def value_problems(
-    limits: Limits,
-    *,
-    width: object,
-    height: object,
-    num_frames: object,
-    steps: object,
-    frame_rate: object,
-) -> Problems:
-    """The job's numbers against the maxima (values of the wrong type are the type checks' business)."""
-    out: Problems = []
-    checks = (
-        ("width", width, limits.max_width, "pixels", "max_width"),
-        ("height", height, limits.max_height, "pixels", "max_height"),
-        ("num_frames", num_frames, limits.max_num_frames, "frames", "max_num_frames"),
-        ("num_inference_steps", steps, limits.max_steps, "steps", "max_steps"),
-        ("frame_rate", frame_rate, limits.max_frame_rate, "frames per second", "max_frame_rate"),
-    )
-    for field, value, limit, what, setting in checks:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
-            out.append(_over(field, value, limit, what, setting))
-    return out
+# The job fields with a maximum: (the `Limits` attribute, the unit its message names).
+LIMITED_FIELDS: dict[str, tuple[str, str]] = {
+    "width": ("max_width", "pixels"),
+    "height": ("max_height", "pixels"),
+    "num_frames": ("max_num_frames", "frames"),
+    "num_inference_steps": ("max_steps", "steps"),
+    "frame_rate": ("max_frame_rate", "frames per second"),
+}
+
+
+def limit_problem(limits: Limits, field: str, value: object) -> tuple[str, str] | None:
+    """One job field's number against its maximum (a value of the wrong type is the type check's business)."""
+    if field not in LIMITED_FIELDS or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    setting, what = LIMITED_FIELDS[field]
+    limit = getattr(limits, setting)
+    return _over(field, value, limit, what, setting) if value > limit else None
 
 
 def chunk_problems(limits: Limits, chunks: int, chunk_frames: int, overlap_frames: int) -> Problems:

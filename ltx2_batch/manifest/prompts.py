@@ -2,11 +2,14 @@
 
 A manifest job entry with `prompts: {path: captions.csv, column: caption}` expands into one job per
 prompt (times its sweep); this module owns finding and checking that file (`open_prompt_source`) and
-streaming its rows (`iter_prompts`) in bounded memory: pyarrow's streaming CSV/JSON readers and
-Parquet's `iter_batches`, a line at a time for TXT. A million-line file is never held as a list.
+streaming its rows (`iter_prompts`) in bounded memory: pyarrow's streaming CSV reader and Parquet's
+`iter_batches`, a line at a time for TXT and JSONL. A million-line file is never held as a list.
 
-Rows keep their 0-based position in the file (blank prompts are skipped but still counted), so a job's
-name (`<entry>__p<row>`) stays put when lines are appended. Must not build jobs or know the manifest
+Rows keep their 0-based position in the file in every format (TXT and JSONL: lines; CSV/TSV: records
+after the header; Parquet: rows): a blank row (empty or whitespace-only text, null, or a JSONL record
+without the column) renders nothing but keeps its number, so a job's name (`<entry>__p<row>`) stays put
+when rows are blanked or appended. TXT and JSONL are read a line at a time (pyarrow's JSON reader drops
+blank lines), CSV and Parquet in pyarrow batches. Must not build jobs or know the manifest
 schema beyond the `prompts` mapping (the loader does that), and imports no torch, Ray or Hydra.
 
 A prompts file is input like an image: its path must lie under the allowed roots (the manifest's folder,
@@ -17,6 +20,7 @@ refused rather than read: a multi-GB file without a newline must not become one 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +28,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from ltx2_batch.errors import FieldProblem, ManifestError
@@ -55,6 +58,14 @@ class PromptSource:
     fmt: str
     column: str | None
     limits: Limits = DEFAULT_LIMITS  # line length and prompt length caps
+    # The job's prompt template around each row: `slots` copies of the row plus `fixed_chars` of its own.
+    # The prompt's length is checked by this arithmetic before it is built (a template repeating
+    # {prompt} 5,000 times must not build 5,000 copies of a 20,000-character row).
+    slots: int = 1
+    fixed_chars: int = 0
+
+    def prompt_chars(self, row_chars: int) -> int:
+        return self.fixed_chars + self.slots * row_chars
 
 
 @dataclass(frozen=True)
@@ -137,15 +148,24 @@ def _column_names(source: PromptSource) -> list[str]:
 
 
 def _json_keys(line: str) -> list[str]:
-    table = pjson.read_json(pa.BufferReader(line.encode()))
-    return list(table.column_names)
+    record = _json_record(line, 0)
+    return [str(key) for key in record] if isinstance(record, dict) else []
+
+
+def _json_record(line: str, number: int) -> object:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"line {number + 1} is not valid JSON: {exc}") from None
 
 
 def _csv_options(source: PromptSource, columns: list[str] | None = None) -> dict[str, object]:
     return {
         "read_options": pcsv.ReadOptions(block_size=_block(source)),
         "parse_options": pcsv.ParseOptions(
-            delimiter="\t" if source.fmt == "tsv" else ",", newlines_in_values=True
+            delimiter="\t" if source.fmt == "tsv" else ",",
+            newlines_in_values=True,
+            ignore_empty_lines=False,  # an empty line is a blank row: counted, as in every format
         ),
         "convert_options": pcsv.ConvertOptions(
             include_columns=columns,
@@ -177,6 +197,14 @@ def iter_prompts(source: PromptSource) -> Iterator[PromptRow]:
         problem = text_problem(text, source.limits)
         if problem:
             raise _problem(source, field, f"row {row}: the prompt {problem}")
+        length = source.prompt_chars(len(text))
+        if length > source.limits.max_prompt_chars:
+            message = (
+                f"row {row}: in the job's prompt template ({source.slots} x {PLACEHOLDER}) it makes a "
+                f"{length:,}-character prompt, over the limit of {source.limits.max_prompt_chars:,}; shorten "
+                "the row or the template, or raise limits.max_prompt_chars"
+            )
+            raise _problem(source, field, message)
         yield PromptRow(row, text)
 
 
@@ -203,7 +231,11 @@ def _count_clean_lines(source: PromptSource) -> int | None:
     """The non-blank lines of a text file whose every line passes the checks, or None when one may not."""
     limits = source.limits
     # In characters: within the prompt cap, and within the line cap in bytes (4 bytes at most a character)
-    longest = min(limits.max_prompt_chars, limits.max_prompt_line_bytes // 4)
+    longest = min(
+        limits.max_prompt_chars,
+        (limits.max_prompt_chars - source.fixed_chars) // max(source.slots, 1),
+        limits.max_prompt_line_bytes // 4,
+    )
     count, tail = 0, b""
     with Path(source.path).open("rb") as handle:
         while block := handle.read(_SCAN_BLOCK):
@@ -262,14 +294,21 @@ def _lines(source: PromptSource) -> Iterator[tuple[int, str]]:
 
 
 def _iter_raw(source: PromptSource) -> Iterator[object]:
+    """Each row's raw value, one per row of the file, blank rows included (docs/manifest.md, "Prompt
+    files": rows keep their number in every format)."""
     try:
         if source.fmt == "txt":
             for _number, line in _lines(source):
                 yield line
             return
+        if source.fmt == "jsonl":  # line by line: pyarrow's reader drops blank lines, shifting the numbers
+            for number, line in _lines(source):
+                record = _json_record(line, number) if line.strip() else None
+                yield record.get(source.column) if isinstance(record, dict) else None
+            return
         for batch in _batches(source):
             yield from batch.column(0).to_pylist()
-    except (OSError, UnicodeDecodeError, pa.ArrowException) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
         message = f"cannot read the prompts file: {_arrow_text(exc, source)}"
         raise _problem(source, "prompts", message) from None
 
@@ -282,14 +321,6 @@ def _batches(source: PromptSource) -> Iterator[pa.RecordBatch]:
     column = source.column or DEFAULT_PROMPT_COLUMN
     if source.fmt == "parquet":
         yield from pq.ParquetFile(source.path).iter_batches(batch_size=_BATCH_ROWS, columns=[column])
-    elif source.fmt == "jsonl":
-        # Explicit schema: only this column is materialised, and a row without it reads as null.
-        schema = pa.schema([pa.field(column, pa.string())])
-        options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        with pjson.open_json(
-            source.path, read_options=pjson.ReadOptions(block_size=_block(source)), parse_options=options
-        ) as reader:
-            yield from reader
-    else:
+    else:  # csv, tsv
         with pcsv.open_csv(source.path, **_csv_options(source, [column])) as reader:
             yield from reader

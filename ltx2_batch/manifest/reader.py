@@ -38,8 +38,7 @@ class JobContext:
 
     chunking: ChunkingSpec
     resolve: Resolve
-    base_seed: int = 0
-    seed_override: int | None = None
+    base_seed: int = 0  # the manifest's, or the CLI's `seed=N`, which replaces it (seeds.py)
     limits: Limits = DEFAULT_LIMITS
     weights: WeightsOffer = ANY_WEIGHTS  # what the model's files serve: `auto`'s recipe and its refusals
 

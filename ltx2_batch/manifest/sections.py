@@ -1,11 +1,11 @@
-"""The readers of a job's nested sections: guider params, upscale, images, LoRAs, reference videos, driving
-audio, retake and tags, each turned into its `core.jobs` value with every problem reported.
+"""The readers of a job's nested sections: guider params, upscale, images, LoRAs, reference videos and
+tags, each turned into its `core.jobs` value with every problem reported (a2vid's driving audio and a
+retake's source, which are judged against the clip, are `media_sections.py`'s).
 
-Owns each section's value rules (strength ranges, the upscale scales, a retake window inside its source,
-an audio start inside its file) and the reading of the input files a section names, through the loader's
-resolver. The keys, kinds and defaults come from `vocabulary`'s tables. Must not judge a section against
-the pipeline or the rest of the job (`select.py` and `job_rules.py` do) nor open a file except through
-the resolver and `inputs.py`'s one-frame probes.
+Owns each section's value rules (strength ranges, the upscale scales) and the reading of the input files a
+section names, through the loader's resolver. The keys, kinds and defaults come from `vocabulary`'s
+tables. Must not judge a section against the pipeline or the rest of the job (`select.py` and
+`job_rules.py` do) nor open a file except through the resolver.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from collections.abc import Mapping
 
 from ltx2_batch.core.jobs import (
     X2,
-    AudioCondition,
     GuiderSpec,
     ImageCondition,
     LoraKind,
     LoraSpec,
-    RetakeSpec,
     UpscaleSpec,
     VideoCondition,
 )
-from ltx2_batch.manifest.inputs import audio_duration_s, video_facts
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.reader import FieldReader, report_all
 from ltx2_batch.manifest.resolver import InputKind, ResolvedInput
@@ -32,18 +29,14 @@ from ltx2_batch.manifest.select import SPATIAL_SCALES
 from ltx2_batch.manifest.suggest import check_mapping
 from ltx2_batch.manifest.values import is_int, is_number, type_name
 from ltx2_batch.manifest.vocabulary import (
-    AUDIO,
-    BUILTIN_DEFAULTS,
     GUIDER,
     IMAGE,
     LORA,
-    RETAKE,
     UPSCALE,
     VIDEO,
 )
 
 LORA_STRENGTH_RANGE = (-2.0, 2.0)
-_SOURCE_END_SLACK_S = 1e-6  # a retake window may end at the source's last frame, give or take rounding
 
 
 def guider(reader: FieldReader, key: str) -> GuiderSpec:
@@ -146,88 +139,6 @@ def videos(reader: FieldReader) -> tuple[VideoCondition, ...]:
         found = _input(reader, where, item, InputKind.VIDEO)
         out.append(VideoCondition(found.path, strength, found.sha256))
     return tuple(out)
-
-
-def audio_input(reader: FieldReader) -> AudioCondition | None:
-    """`audio_conditioning: {path, start, max_duration}`: the file probed (an audio stream that decodes,
-    long enough to start at `start`) and hashed like images."""
-    value = reader.fields.get("audio_conditioning")
-    if value is None:
-        return None
-    report_all(reader.report, check_mapping(value, AUDIO, "audio_conditioning"))
-    if not isinstance(value, dict):
-        return None
-    if "path" not in value:
-        reader.report("audio_conditioning.path", "is required (the audio file that drives the video)")
-        return None
-    start = reader.item_number("audio_conditioning", value, AUDIO, "start")
-    raw_limit = value.get("max_duration")
-    limit = raw_limit if is_number(raw_limit) else None
-    if raw_limit is not None and limit is None:
-        reader.report(
-            "audio_conditioning.max_duration", f"must be a number of seconds, got {quote(raw_limit)}"
-        )
-    if start < 0:
-        reader.report("audio_conditioning.start", f"must be >= 0 seconds, got {start:g}")
-    if limit is not None and limit <= 0:
-        reader.report("audio_conditioning.max_duration", f"must be > 0 seconds, got {limit:g}")
-    found = reader.input_file("audio_conditioning.path", value["path"], InputKind.AUDIO)
-    if found.path and not found.error:
-        duration = audio_duration_s(found.path)
-        if duration is not None and start >= duration:
-            reader.report(
-                "audio_conditioning.start",
-                f"{start:g} s is past the end of the audio ({duration:.3f} s); start earlier",
-            )
-    return AudioCondition(found.path, found.sha256, start, None if limit is None else float(limit))
-
-
-def retake(reader: FieldReader, guided: bool) -> RetakeSpec | None:
-    """`retake: {path, start, end, regenerate_video, regenerate_audio}`: the source probed (it decodes; the
-    window lies inside it) and hashed like images. The job renders at the source's size, length and rate."""
-    value = reader.fields.get("retake")
-    if value is None:
-        return None
-    report_all(reader.report, check_mapping(value, RETAKE, "retake"))
-    if not isinstance(value, dict):
-        return None
-    required = [key for key, spec in RETAKE.items() if spec.required]
-    for key in required:
-        if key not in value:
-            reader.report(f"retake.{key}", "is required (the source video and the window to regenerate, s)")
-    if not all(key in value for key in required):
-        return None
-    # a start or end of the wrong kind is reported; the window is then checked as if it were 0
-    start, end = (reader.value("retake", value, RETAKE, key) for key in ("start", "end"))
-    start_s, end_s = (float(v) if is_number(v) else 0.0 for v in (start, end))
-    if not 0 <= start_s < end_s:
-        reader.report("retake.end", f"the window must satisfy 0 <= start < end, got [{start_s:g}, {end_s:g}]")
-    found = reader.input_file("retake.path", value["path"], InputKind.VIDEO)
-    if found.path and not found.error:
-        _retake_source_rules(reader, found.path, end_s)
-    return RetakeSpec(
-        found.path,
-        found.sha256,
-        start_s,
-        end_s,
-        reader.item_flag("retake", value, RETAKE, "regenerate_video"),
-        reader.item_flag("retake", value, RETAKE, "regenerate_audio"),
-        guided,
-    )
-
-
-def _retake_source_rules(reader: FieldReader, path: str, end_s: float) -> None:
-    """A retake renders at its source's size, length and rate, and its window ends inside the source."""
-    fps, frames, width, height = video_facts(path)
-    for key, want in (("width", width), ("height", height), ("num_frames", frames), ("frame_rate", fps)):
-        got = reader.fields.get(key, BUILTIN_DEFAULTS.get(key))
-        if got != want:
-            reader.report(
-                key,
-                f"a retake renders at its source's {key} ({want:g}), got {quote(got)}: set {key}: {want:g}",
-            )
-    if fps and end_s > frames / fps + _SOURCE_END_SLACK_S:
-        reader.report("retake.end", f"{end_s:g} s is past the end of the source ({frames / fps:.3f} s)")
 
 
 def tags(reader: FieldReader) -> tuple[tuple[str, str], ...]:

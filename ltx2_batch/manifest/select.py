@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe
-from ltx2_batch.core.jobs import X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
+from ltx2_batch.core.jobs import DISTILLED_SCHEDULE, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
 # Planning uses it before any model loads; workers re-plan with the loaded VAE's value, and an integration
@@ -22,6 +22,36 @@ from ltx2_batch.core.jobs import X1_5, X2, LoraKind, PipelineKind, RenderMode, U
 LTX2_TEMPORAL_SCALE = 8
 # Only these pipelines can be chained: the others need all their conditioning inside one window.
 CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
+# The concrete kinds (`auto` resolves to one of them).
+KINDS = tuple(kind for kind in PipelineKind if kind is not PipelineKind.AUTO)
+# The recipes with guidance and a negative prompt (the distilled schedule has neither: core.jobs leaves
+# those fields out of its job ids). retake is guided on a dev checkpoint only.
+GUIDED = frozenset(KINDS) - DISTILLED_SCHEDULE
+# The job fields only some kinds use; every other field is used by every kind. The rules below refuse a
+# field on a kind outside its set where setting it there is a mistake (`video_conditioning`,
+# `audio_conditioning`, `retake`, the chunk fields through the render mode); the guidance fields are
+# accepted and ignored by the distilled schedule (two jobs differing only there are one render, which
+# the loader refuses naming the field). docs/manifest.md's "used by" column is generated from this.
+USED_BY: dict[str, frozenset[PipelineKind]] = {
+    "negative_prompt": GUIDED,
+    "num_inference_steps": GUIDED,
+    "video_guider_params": GUIDED,
+    "audio_guider_params": GUIDED - {PipelineKind.A2VID},  # a2vid_two_stage.py: its audio is frozen
+    "images": frozenset(KINDS) - {PipelineKind.RETAKE},  # retake.py starts from the source's frames
+    "video_conditioning": frozenset({PipelineKind.IC_LORA}),
+    "audio_conditioning": frozenset({PipelineKind.A2VID}),
+    "retake": frozenset({PipelineKind.RETAKE}),
+    "upscale": frozenset(KINDS) - {PipelineKind.RETAKE},  # one stage at its source's size
+    "chunk_prompts": CHAINABLE,
+    "chunk_images": CHAINABLE,
+}
+
+
+def used_by(field: str) -> frozenset[PipelineKind]:
+    """The kinds that use the job field `field` (a dotted key: its head's)."""
+    return USED_BY.get(field.partition(".")[0], frozenset(KINDS))
+
+
 # Spatial upsampler scales with a published file (ltx-core's rational resampler also knows 0.75 and 4).
 SPATIAL_SCALES = (2.0, 1.5)
 _X2 = UpscaleSpec()
@@ -264,7 +294,7 @@ def pipeline_problems(
         )
     if pipeline is PipelineKind.IC_LORA and not has_video_conditioning:
         out.append(("video_conditioning", f"{how} needs at least one reference video: [{{path, strength}}]"))
-    if pipeline is not PipelineKind.IC_LORA and has_video_conditioning:
+    if pipeline not in USED_BY["video_conditioning"] and has_video_conditioning:
         out.append(("video_conditioning", f"is only used by pipeline ic_lora, but this job uses {how}"))
     if pipeline not in CHAINABLE and num_frames > chunk_frames:
         out.append(
@@ -288,7 +318,7 @@ def a2vid_problems(
     pipeline: PipelineKind, has_audio_input: bool, upscale: UpscaleSpec, audio: bool
 ) -> Problems:
     """a2vid (a2vid_two_stage.py) needs its driving audio, is two-stage x2, and writes that audio back."""
-    if pipeline is not PipelineKind.A2VID:
+    if pipeline not in USED_BY["audio_conditioning"]:
         if has_audio_input:
             return [
                 ("audio_conditioning", f"is only used by pipeline a2vid, but this job uses {pipeline.value}")
@@ -311,7 +341,7 @@ def a2vid_problems(
 
 def retake_problems(pipeline: PipelineKind, has_retake: bool, upscale: UpscaleSpec) -> Problems:
     """retake (retake.py) needs its source and window, and is one stage at the source's size."""
-    if pipeline is not PipelineKind.RETAKE:
+    if pipeline not in USED_BY["retake"]:
         return (
             [("retake", f"is only used by pipeline retake, but this job uses {pipeline.value}")]
             if has_retake

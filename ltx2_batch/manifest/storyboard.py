@@ -13,7 +13,9 @@ Each shot after the first of its scene gets the narrative prefix, "Following the
 where {previous action}. {prompt}", and is linked to the previous shot (`RenderJob.after`): the executor
 conditions its frame 0 on that shot's last frame, and the scheduler runs it only after that shot is done.
 Scenes are independent, so they run in parallel. Element trigger words replace `@Name` mentions; elements
-listed in a shot's `elements` but not mentioned are appended ("Featuring ..."). Pure: no I/O.
+listed in a shot's `elements` but not mentioned are appended ("Featuring ..."). The length of a prompt
+after both is counted before it is built (`injected_length`): over `limits.max_prompt_chars` it is refused
+without ever existing. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltx2_batch.errors import FieldProblem
-from ltx2_batch.manifest.expand import valid_name
+from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits
+from ltx2_batch.manifest.names import valid_name
 from ltx2_batch.manifest.quote import quote
 from ltx2_batch.manifest.vocabulary import ELEMENT, SCENE, SHOT_ONLY, STORYBOARD
 
@@ -53,32 +56,60 @@ def is_storyboard(doc: Mapping[str, Any]) -> bool:
 
 def inject_elements(prompt: str, listed: list[str], elements: Mapping[str, Element]) -> tuple[str, list[str]]:
     """Replace `@Name` with the element's trigger word; append listed elements not mentioned. Returns the
-    prompt and the names that are not defined (for the caller to report)."""
+    prompt and the names that are not defined (for the caller to report). `injected_length` says how long
+    the result will be without building it: call that first on untrusted input."""
+    pieces, extras, unknown = _injection(prompt, listed, elements)
+    text = "".join(pieces)
+    if extras:
+        featured = ", ".join(f"{e.trigger} ({e.description})" if e.description else e.trigger for e in extras)
+        text = f"{text.rstrip()} Featuring {featured}."
+    return text, unknown
+
+
+def injected_length(prompt: str, listed: list[str], elements: Mapping[str, Element]) -> int:
+    """The length `inject_elements` gives, by arithmetic on the parts: a 60,000-character trigger word
+    mentioned 20,000 times is counted (1.2 billion), never built."""
+    pieces, extras, _unknown = _injection(prompt, listed, elements)
+    length = sum(map(len, pieces))
+    if not extras:
+        return length
+    for piece in reversed(pieces):  # rstrip, across the pieces
+        kept = len(piece.rstrip())
+        length -= len(piece) - kept
+        if kept:
+            break
+    featured = sum(len(e.trigger) + (len(e.description) + 3 if e.description else 0) for e in extras)
+    return length + len(" Featuring ") + featured + 2 * (len(extras) - 1) + len(".")
+
+
+def _injection(
+    prompt: str, listed: list[str], elements: Mapping[str, Element]
+) -> tuple[list[str], list[Element], list[str]]:
+    """The injected prompt as pieces (slices of the prompt and the trigger strings themselves, not copies of
+    them), the elements to append and the unknown names."""
+    pieces: list[str] = []
     unknown: list[str] = []
     mentioned: set[str] = set()
-
-    def swap(match: re.Match[str]) -> str:
+    pos = 0
+    for match in _MENTION.finditer(prompt):
         name = match.group(1)
         element = elements.get(name)
+        pieces.append(prompt[pos : match.start()])
         if element is None:
             unknown.append(name)
-            return match.group(0)
-        mentioned.add(name)
-        return element.trigger
-
-    text = _MENTION.sub(swap, prompt)
-    extra = []
+            pieces.append(match.group(0))
+        else:
+            mentioned.add(name)
+            pieces.append(element.trigger)
+        pos = match.end()
+    pieces.append(prompt[pos:])
+    extras = []
     for name in listed:
         if name not in elements:
             unknown.append(name)
         elif name not in mentioned:
-            element = elements[name]
-            extra.append(
-                f"{element.trigger} ({element.description})" if element.description else element.trigger
-            )
-    if extra:
-        text = f"{text.rstrip()} Featuring {', '.join(extra)}."
-    return text, unknown
+            extras.append(elements[name])
+    return pieces, extras, unknown
 
 
 def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem]) -> dict[str, Element]:
@@ -107,7 +138,9 @@ def _elements(doc: Mapping[str, Any], source: str, problems: list[FieldProblem])
     return found
 
 
-def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs, list[FieldProblem]]:
+def storyboard_jobs(
+    doc: Mapping[str, Any], source: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[StoryboardJobs, list[FieldProblem]]:
     """Flatten scenes into the `jobs` list the ordinary validator checks (sizes, frames, files...)."""
     problems = [
         FieldProblem(
@@ -126,7 +159,7 @@ def storyboard_jobs(doc: Mapping[str, Any], source: str) -> tuple[StoryboardJobs
         usable = _usable_scene(scene, f"scenes[{s}]", source, problems)
         if usable is not None:
             name, shots = usable
-            shot_jobs = _shot_jobs(shots, name, f"scenes[{s}]", elements, source, problems)
+            shot_jobs = _shot_jobs(shots, name, f"scenes[{s}]", elements, source, problems, limits)
             jobs += shot_jobs
             scenes += [name] * len(shot_jobs)
     document = {key: doc[key] for key in ("base_seed", "defaults") if key in doc}
@@ -167,6 +200,7 @@ def _shot_jobs(
     elements: Mapping[str, Element],
     source: str,
     problems: list[FieldProblem],
+    limits: Limits,
 ) -> list[dict[str, Any]]:
     """One job per usable shot: elements injected, each shot after the first prefixed with the previous
     shot's action, named `<scene>__shotNN` unless it names itself."""
@@ -183,13 +217,24 @@ def _shot_jobs(
         if not isinstance(listed, list):
             problems.append(FieldProblem(source, f"{at}.elements", "must be a list of element names"))
         names = [str(x) for x in listed] if isinstance(listed, list) else []
-        prompt, unknown = inject_elements(shot["prompt"], names, elements)
-        for name in unknown:
+        prefix = NARRATIVE_PREFIX.format(action=previous_action, prompt="") if k > 0 else ""
+        length = len(prefix) + injected_length(shot["prompt"], names, elements)
+        if length > limits.max_prompt_chars:  # counted first: built, it could be billions of characters
+            message = (
+                f"is {length:,} characters once @mentions become trigger words"
+                + (" and the previous shot's action is prefixed" if prefix else "")
+                + f", over the limit of {limits.max_prompt_chars:,}; shorten it (or the triggers) or raise "
+                "limits.max_prompt_chars"
+            )
+            problems.append(FieldProblem(source, f"{at}.prompt", message))
+            prompt, unknown = shot["prompt"][: limits.max_prompt_chars], list[str]()  # a stand-in: refused
+        else:
+            prompt, unknown = inject_elements(shot["prompt"], names, elements)
+            prompt = prefix + prompt
+        for name in dict.fromkeys(unknown):
             known = ", ".join(elements) or "none defined"
             message = f"unknown element {quote(name)}; known: {known[:200]}"
             problems.append(FieldProblem(source, f"{at}.elements", message))
-        if k > 0:
-            prompt = NARRATIVE_PREFIX.format(action=previous_action, prompt=prompt)
         action = shot.get("action")
         previous_action = str(action) if action else shot["prompt"]
         job = {key: value for key, value in shot.items() if key not in SHOT_ONLY}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ltx2_batch.core.jobs import JobIdentity, RenderJob, varied_job
 from ltx2_batch.core.shard import Shard, ShardDealer
-from ltx2_batch.manifest.expand import NAME_SEPARATOR
+from ltx2_batch.manifest.names import NAME_SEPARATOR
 from ltx2_batch.manifest.prompts import PLACEHOLDER, PromptSource, iter_prompts
 from ltx2_batch.manifest.reader import JobContext
 from ltx2_batch.manifest.seeds import prompt_seeds

@@ -9,6 +9,7 @@ Must not: import torch, Ray or Hydra, create folders, or settle auto values (wor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import tempfile
@@ -16,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from ltx2_batch.backends.quantize import setting_problems as quantize_problems
-from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, ModelConfig, OutputConfig
+from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, LimitsConfig, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.runners.cluster import cluster_address, unreachable
 from ltx2_batch.storage.layout import RUN_FOLDERS
@@ -153,9 +154,24 @@ def chaining_problems(app: AppConfig) -> list[str]:
     return []
 
 
+def limits_problems(limits: LimitsConfig) -> list[str]:
+    """Every maximum must admit something: `limits.max_jobs=0` would refuse every manifest, and the
+    refusal would blame a job's fields rather than the setting."""
+    return [
+        f"limits.{f.name} must be > 0 (it is a maximum), got {getattr(limits, f.name)}: e.g. "
+        f"limits.{f.name}={f.default}"
+        if f.name == "max_frame_rate"
+        else f"limits.{f.name} must be >= 1 (it is a maximum), got {getattr(limits, f.name)}: e.g. "
+        f"limits.{f.name}={f.default}"
+        for f in dataclasses.fields(limits)
+        if getattr(limits, f.name) <= 0
+    ]
+
+
 def settings_problems(app: AppConfig, root: Path) -> list[str]:
     """Every setting of `app` that cannot work, launched from `root`."""
     problems = [*engine_problems(app.engine), *output_problems(app.output), *model_problems(app.model)]
+    problems += limits_problems(app.limits)
     problems += chaining_problems(app)
     problems += _path_problems("output.root", app.output.root, root, FolderUse.written)
     problems += _path_problems("export.dir", app.export.dir, root, FolderUse.written)

@@ -1,17 +1,19 @@
-"""Command-line overrides that add keys: `+key=value` and `++key=value` are held to the schema like typos.
+"""Command-line overrides held to the schema before Hydra sees them: a typo is the tool's own refusal.
 
-Hydra lets `+`/`++` add a key the structured config does not declare; the conversion to the typed
-dataclasses then drops it, so a misspelt `+output.video_cfr=30` would be accepted and do nothing. This
-module names every such key (with the closest real one) so the CLI can refuse the run.
-Must not: import Hydra or OmegaConf (the schema is read from the dataclasses themselves), or decide what a
-known key means.
+Owns `override_problems`: every `key=value` naming a setting the typed config lacks (`engine.num_wrkers=2`)
+or a group choice that does not exist (`model=ltx2_distiled`), each with the closest real one, so the CLI
+exits 2 with "did you mean" like the tool's other refusals instead of Hydra's exit 1 and its own text.
+Also `+key=value` and `++key=value`: Hydra lets them add a key the structured config does not declare and
+the conversion to the typed dataclasses then drops it, so a misspelt `+output.video_cfr=30` would be
+accepted and do nothing. Must not: import Hydra or OmegaConf (the schema is read from the dataclasses
+themselves, the group choices from the config folder's file names), or decide what a known key means.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Hydra's own tree (`++hydra.job.name=...`, `+hydra/launcher=...`) is Hydra's business, not the schema's.
@@ -37,6 +39,54 @@ def _hint(part: str, walked: list[str], names: list[str]) -> str:
     if close:
         return f"did you mean {'.'.join([*walked, close[0]])}?"
     return f"{'.'.join(walked) or 'the top level'} has: {', '.join(names)}"
+
+
+def _missing(key: str, schema: Any) -> str | None:
+    """Why the dotted `key` names no setting of `schema`, or None."""
+    node, walked = schema, list[str]()
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit():  # `paths.allowed_roots.0=...`: an item of a list
+            return None
+        names = _children(node)
+        if part not in names:
+            return _hint(part, walked, names)
+        walked.append(part)
+        node = getattr(node, part)
+    return None
+
+
+def _choice_problems(override: str, group: str, value: str, choices: Sequence[str]) -> list[str]:
+    if "(" in value or value in ("null", ""):  # a sweep function (`range(1,3)`) or a deletion: Hydra's
+        return []
+    out = []
+    for choice in value.split(","):  # `model=tiny,fake` under -m
+        if choice not in choices:
+            close = difflib.get_close_matches(choice, list(choices), n=1)
+            hint = f"did you mean {group}={close[0]}?" if close else f"choices: {', '.join(choices)}"
+            out.append(f"{override}: no {group} {choice!r} ({hint})")
+    return out
+
+
+def override_problems(
+    overrides: Sequence[str], schema: Any, groups: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """One message per override that names no setting of `schema` (a dataclass instance, `AppConfig()`) or
+    no choice of a config group (`groups`: group -> its choices); flags and Hydra's own keys are Hydra's."""
+    problems = added_key_problems(overrides, schema)
+    for override in overrides:
+        if override.startswith(("-", "+", "~")) or "=" not in override:
+            continue
+        key, _, value = override.partition("=")
+        key = key.partition("@")[0].strip()
+        if key == "hydra" or key.startswith(_HYDRA_PREFIXES):
+            continue
+        if key in groups:
+            problems += _choice_problems(override, key, value, groups[key])
+            continue
+        why = _missing(key, schema)
+        if why is not None:
+            problems.append(f"{override}: no setting {key!r} ({why})")
+    return problems
 
 
 def added_key_problems(overrides: Sequence[str], schema: Any) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 from ltx2_batch.cli import run
 from ltx2_batch.export.dataset import export_dataset
 from tests.conftest import REPO_ROOT, AppFactory, compose_app, write_manifest
-from tests.unit.test_manifest_corpus import write_hostile_inputs
+from tests.manifests import write_hostile_inputs
 
 CORPUS = REPO_ROOT / "tests" / "unit" / "bad_manifests"
 SMALL = """

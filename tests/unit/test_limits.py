@@ -12,8 +12,8 @@ from ltx2_batch.config import ChainingConfig, LimitsConfig, PathsConfig
 from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.document import parse_yaml
-from ltx2_batch.manifest.expand import valid_name
 from ltx2_batch.manifest.limits import DEFAULT_LIMITS, Limits, limits_from
+from ltx2_batch.manifest.names import valid_name
 from ltx2_batch.manifest.paths import InputRoots, resolve_input_path
 from ltx2_batch.manifest.prompts import check_prompts, iter_prompts, open_prompt_source
 from ltx2_batch.manifest.quote import quote

@@ -76,6 +76,37 @@ def test_added_keys_are_held_to_the_schema() -> None:
     assert "seed is a value, not a section" in problems[2]
 
 
+def test_typos_and_missing_group_choices_are_refused_with_a_suggestion() -> None:
+    """What Hydra would refuse with exit 1 and its own text is the tool's refusal (exit 2, did you mean)."""
+    from ltx2_batch.cli import config_groups
+    from ltx2_batch.run.overrides import override_problems
+
+    groups = config_groups()
+    assert "tiny" in groups["model"] and "ray" in groups["engine"]
+    good = [
+        "engine.num_workers=2",
+        "model=ltx2_distilled",
+        "-m",
+        "seed=1,2",
+        "model=tiny,fake",
+        "--cfg",
+        "job",
+    ]
+    good += ["paths.allowed_roots=[a,b]", "hydra.verbose=true", "limits.max_jobs=10", "+output.video_crf=1"]
+    assert override_problems(good, AppConfig(), groups) == []
+    problems = override_problems(
+        ["engine.num_wrkers=2", "model=ltx2_distiled", "output.video_crf.x=1", "+verbos=true"],
+        AppConfig(),
+        groups,
+    )
+    assert problems == [
+        "+verbos=true: no setting 'verbos' (did you mean verbose?); `+`/`++` cannot add settings",
+        "engine.num_wrkers=2: no setting 'engine.num_wrkers' (did you mean engine.num_workers?)",
+        "model=ltx2_distiled: no model 'ltx2_distiled' (did you mean model=ltx2_distilled?)",
+        "output.video_crf.x=1: no setting 'output.video_crf.x' (output.video_crf is a value, not a section)",
+    ]
+
+
 def test_plan_runs_from_any_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The launch dir is the project root (the CLI passes its cwd): the bundled demo, outputs under it."""
     assert run(compose_app("plan=true"), tmp_path) == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ltx2_batch.manifest.expand import expand_manifest, sweep_variants
+from ltx2_batch.manifest.expand import expand_manifest
+from ltx2_batch.manifest.sweep import read_sweep
 
 
 def _doc(jobs: list[dict], **top: Any) -> dict[str, Any]:
@@ -170,11 +171,11 @@ def test_bad_names() -> None:
         assert "name" in _problem_fields(_doc([{"name": name, "prompt": "x"}])), name
 
 
-def test_sweep_variants_of_nothing_is_one_empty_variant() -> None:
-    variants, problems = sweep_variants(None)
+def test_no_sweep_is_one_empty_point() -> None:
+    sweep, problems = read_sweep(None)
     assert problems == []
-    assert len(variants) == 1
-    assert variants[0].assignments == ()
+    assert sweep.size == 1
+    assert [sweep.assignments(p) for p in sweep.points()] == [()]
 
 
 def test_ten_thousand_jobs_expand_with_unique_names() -> None:
@@ -199,5 +200,40 @@ def test_a_runaway_sweep_is_refused_before_it_expands() -> None:
         sweep={"grid": {"num_frames": list(range(1500))}},  # 1500 x 1500 per job: each under the grid cap
     )
     expansion = expand_manifest(many)
-    assert "more than 2,000,000 jobs" in {f: m for _, _, f, m in expansion.problems}["sweep"]
-    assert expansion.jobs == ()
+    assert "is 2,250,000 jobs" in {f: m for _, _, f, m in expansion.problems}["sweep"]
+    assert expansion.fatal and expansion.entries == ()
+
+
+def test_grid_times_zip_is_counted_before_it_is_built() -> None:
+    """The cap counts grid x zip, an entry's sweep x the manifest's, and the manifest in all: by arithmetic
+    on the axes' lengths, before one point exists."""
+    sweep = {
+        "grid": {"seed": list(range(1000)), "num_frames": list(range(1000))},
+        "zip": {"prompt": ["a", "b", "c"]},
+    }
+    expansion = expand_manifest(_doc([{"name": "a", "prompt": "x", "sweep": sweep}]))
+    message = {f: m for _, _, f, m in expansion.problems}["sweep"]
+    assert "grid (1,000,000 points) times zip (3 rows) is 3,000,000 jobs" in message
+    entries = [
+        {"name": f"j{i}", "prompt": "x", "sweep": {"grid": {"seed": list(range(500))}}} for i in range(5)
+    ]
+    total = expand_manifest(_doc(entries), max_jobs=2000)
+    ((index, _name, field, message),) = total.problems
+    assert (index, field) == (None, "jobs") and "2,500 jobs" in message and total.fatal
+
+
+def test_an_entry_without_a_sweep_is_not_blamed_for_its_sweep() -> None:
+    (problem,) = expand_manifest(_doc([{"name": "a", "prompt": "x"}]), max_jobs=0).problems
+    assert problem[2] == "jobs"  # the manifest's count, not a `sweep` field the job does not have
+
+
+def test_points_are_walked_lazily_in_order_and_shapes_skip_varying_axes() -> None:
+    sweep, _ = read_sweep({"grid": {"seed": [1, 2, 3], "width": [64, 128]}, "zip": {"prompt": ["p", "q"]}})
+    points = list(sweep.points())
+    assert len(points) == sweep.size == 12
+    assert [sweep.assignments(p) for p in points[:2]] == [
+        (("seed", 1), ("width", 64), ("prompt", "p")),
+        (("seed", 1), ("width", 64), ("prompt", "q")),
+    ]
+    shapes = list(sweep.shape_points({"sweep.grid.width": {1}}))
+    assert shapes == [((0, 0, 0), 6)]  # one template (width 64), shared by 3 seeds x 2 prompts

@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ltx2_batch.config import ChainingConfig, PathsConfig
+from ltx2_batch.core.families import CheckpointKind
 from ltx2_batch.core.jobs import PipelineKind, RenderMode
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.load import open_manifest, resolve_manifest_path
-from ltx2_batch.manifest.select import chunk_count
+from ltx2_batch.manifest.select import WeightsOffer, chunk_count, used_by
 from tests.manifests import manifest_jobs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,11 +43,38 @@ def test_demo_is_small_and_covers_each_mode(monkeypatch: pytest.MonkeyPatch) -> 
 def test_examplesmanifest_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     sweep = manifest_jobs(MANIFESTS / "examples" / "sweep.yaml")
-    assert len(sweep) == 16
-    assert "lighthouse__seed=1__cfg_scale=2.5__storm" in {j.name for j in sweep}
+    assert len(sweep) == 8
+    header = (MANIFESTS / "examples" / "sweep.yaml").read_text()
+    for name in (
+        "lighthouse__seed=1__storm",
+        "forest__seed=1__spatial=true",
+        "forest__seed=2__spatial=false",
+    ):
+        assert name in {j.name for j in sweep} and name in header  # the names its header gives are real
     keyframe = manifest_jobs(MANIFESTS / "examples" / "keyframe.yaml")
     assert keyframe[0].pipeline is PipelineKind.KEYFRAME
-    assert [im.frame_idx for im in keyframe[0].images] == [0, 32]
+    assert [im.frame_idx for im in keyframe[0].images] == [0, 16]
+
+
+@pytest.mark.parametrize("name", ["demo", "examples/sweep", "examples/keyframe", "examples/storyboard"])
+def test_bundled_manifests_set_only_fields_their_recipe_uses(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """On the default model (a distilled checkpoint) every field a bundled manifest sets is used by the
+    recipe its jobs resolve to (`select.USED_BY`): an example teaches only what has an effect."""
+    monkeypatch.chdir(REPO)
+    path = MANIFESTS / f"{name}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    jobs = manifest_jobs(path, weights=WeightsOffer(CheckpointKind.distilled))
+    entries = [shot for scene in doc.get("scenes", []) for shot in scene["shots"]] or doc["jobs"]
+    swept = {key for block in (doc.get("sweep") or {}).values() for key in block}
+    for entry in entries:
+        fields = {*doc.get("defaults", {}), *entry, *swept}
+        fields |= {key for block in (entry.get("sweep") or {}).values() for key in block}
+        prefix = entry.get("name", "")
+        for job in (j for j in jobs if j.name.startswith(prefix)):
+            unused = {f for f in fields if job.pipeline not in used_by(f)}
+            assert not unused, f"{name}: {job.name} ({job.pipeline.value}) sets {sorted(unused)}"
 
 
 def test_resolve_manifest_path(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ltx2_batch.core.jobs import LoraKind, PipelineKind, RenderMode
+from ltx2_batch.core.jobs import LoraKind, PipelineKind, RenderMode, UpscaleSpec
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.manifest.select import (
     chunk_count,
@@ -141,3 +141,28 @@ def test_pipeline_requirements() -> None:
     assert "at most 121" in _pipeline(IC_LORA, 129, loras=(LoraKind.IC_LORA,))["num_frames"]
     assert _pipeline(DISTILLED, 1001) == {}
     assert _pipeline(IC_LORA, 121, loras=(LoraKind.IC_LORA,), video=True) == {}
+
+
+def test_the_used_by_table_is_what_the_rules_refuse() -> None:
+    """docs/manifest.md's "used by" column comes from select.USED_BY: the fields set by mistake on another
+    kind are refused by the rules exactly outside their kinds, and only chainable kinds chain."""
+    from ltx2_batch.manifest.select import (
+        KINDS,
+        USED_BY,
+        a2vid_problems,
+        pipeline_problems,
+        retake_problems,
+        select_mode,
+    )
+
+    for kind in KINDS:
+        refused = {
+            "video_conditioning": pipeline_problems(kind, kind, 9, (), (), True, 121),
+            "audio_conditioning": a2vid_problems(kind, True, UpscaleSpec(), True),
+            "retake": retake_problems(kind, True, UpscaleSpec(spatial=False)),
+        }
+        for field, problems in refused.items():
+            only = any(f == field and "is only used by" in m for f, m in problems)
+            assert only == (kind not in USED_BY[field]), (kind, field)
+        chained = select_mode(kind, 300, 121) is RenderMode.CHAINED
+        assert chained == (kind in USED_BY["chunk_prompts"]) == (kind in USED_BY["chunk_images"]), kind

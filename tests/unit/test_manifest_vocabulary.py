@@ -101,3 +101,27 @@ def test_a_job_gets_the_table_defaults(tmp_path: Path, monkeypatch: pytest.Monke
     )
     assert rendered.negative_prompt == BUILTIN_DEFAULTS["negative_prompt"]
     assert rendered.frame_rate == BUILTIN_DEFAULTS["frame_rate"]
+
+
+def test_the_field_reference_is_generated_from_the_tables() -> None:
+    """docs/manifest.md's tables are `reference.field_reference()`: a key added, renamed or re-defaulted in
+    vocabulary.py (or a kind restriction in select.USED_BY) fails here until the doc is regenerated
+    (`python -m ltx2_batch.manifest.reference`)."""
+    from ltx2_batch.manifest.reference import field_reference, generated_part
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "manifest.md"
+    assert generated_part(doc.read_text()) == field_reference(), (
+        "run: python -m ltx2_batch.manifest.reference"
+    )
+
+
+def test_every_nested_key_has_a_row_a_description_and_an_example() -> None:
+    from ltx2_batch.manifest.reference import SECTIONS, field_reference
+
+    text = field_reference()
+    documented = [table for _heading, _field, table in SECTIONS]
+    for path, section in _sections().items():
+        assert any(section is table for table in documented), f"{path} has no table in docs/manifest.md"
+        for name, key in section.items():
+            assert key.doc and key.example, f"{path}.{name}"
+            assert f"| `{name}` |" in text

@@ -56,6 +56,26 @@ def test_every_format_yields_the_same_rows(tmp_path: Path, fmt: str) -> None:
     assert list(iter_prompts(source)) == EXPECTED
 
 
+@pytest.mark.parametrize("fmt", ["txt", "csv", "tsv", "jsonl"])
+def test_blank_lines_are_blank_rows_counted_in_every_format(tmp_path: Path, fmt: str) -> None:
+    """docs/manifest.md, "Prompt files": an empty line is a row that renders nothing and keeps its number,
+    in every format (pyarrow's CSV and JSON readers skip empty lines by default, which shifted names)."""
+    header = {"txt": "", "csv": "caption,id\n", "tsv": "caption\tid\n", "jsonl": ""}[fmt]
+    rows = {
+        "txt": ["a fox", "", "   ", "a bird"],
+        "csv": ["a fox,0", "", ",2", "a bird,3"],
+        "tsv": ["a fox\t0", "", "\t2", "a bird\t3"],
+        "jsonl": ['{"caption": "a fox"}', "", '{"id": 2}', '{"caption": "a bird"}'],
+    }[fmt]
+    path = tmp_path / f"caps.{fmt}"
+    path.write_text(header + "\n".join(rows) + "\n")
+    spec = {"path": path.name} if fmt == "txt" else {"path": path.name, "column": "caption"}
+    source, problems = open_prompt_source(spec, tmp_path)
+    assert problems == [] and source is not None
+    assert list(iter_prompts(source)) == [PromptRow(0, "a fox"), PromptRow(3, "a bird")]
+    assert check_prompts(source) == 2
+
+
 def test_bad_specs_are_reported_not_raised(tmp_path: Path) -> None:
     _write(tmp_path, "csv", CAPTIONS)
     (tmp_path / "caps.xlsx").write_text("x")
@@ -124,7 +144,7 @@ def test_prompt_entry_expands_rows_times_sweep_with_hand_written_ids(tmp_path: P
     )
     (twin,) = manifest_jobs(written)
     assert twin.job_id == jobs[2].job_id and twin.seed == jobs[2].seed
-    # A swept CLI seed re-derives every row's seed (Hydra `-m seed=1,2`)
+    # A CLI seed (Hydra `-m seed=1,2`) replaces base_seed: the rows without a seed get new ones
     other = list(_open(Path(stream.source), seed=9).iter_jobs())
     assert {j.seed for j in other}.isdisjoint({j.seed for j in jobs[1:]})
 
