@@ -218,7 +218,10 @@ def test_fp8_is_refused_off_cuda_with_a_clear_message() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: fp8 is allowed")
     fp8_model = compose_app("model=ltx2_fp8").model
-    with pytest.raises(ConfigError, match=r"model=ltx2_fp8 runs the fp8 transformer, which needs a CUDA GPU"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model=ltx2_fp8 \(fp8 checkpoint files\) runs the fp8 transformer, which needs a CUDA GPU",
+    ):
         create_backend(fp8_model, REPO_ROOT)
     forced = ModelConfig(name="ltx2_random", source=ModelSource.random, quantization=Quantization.fp8_cast)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):

@@ -78,7 +78,9 @@ def test_fp8_scaled_is_refused_off_cuda_before_any_model_work(tmp_path: Path) ->
         create_backend(cfg, REPO_ROOT)
     message = str(err.value)
     assert "model.quantization=fp8_scaled needs a CUDA GPU with fp8 tensor cores" in message
-    assert "use model.quantization=none (bf16) or model.quantization=fp8_cast" in message
+    assert (
+        "use model.quantization=none (fp8 of either kind needs CUDA)" in message
+    )  # no fix that fails here too
     assert not (tmp_path / "models").exists()  # the tiny set was not even built
 
 

@@ -219,5 +219,6 @@ def test_a_worker_that_cannot_build_its_model_stops_the_run_with_its_error(
     code = run(app, REPO_ROOT)
     err = capsys.readouterr().err
     assert code == 2
-    assert "render workers could not start" in err and "model.device='cuda' is not available" in err
+    assert "render worker ray-0: model.device='cuda' is not available" in err
+    assert "Traceback" not in err  # the tool's own message, once, not the actor's stack
     _actors_gone()
