@@ -98,9 +98,6 @@ class PublishedFiles:
     spatial_upsampler_x1_5: tuple[str, ...]
     temporal_upsampler_x2: tuple[str, ...]
 
-    def checkpoint_names(self, kind: CheckpointKind) -> tuple[str, ...]:
-        return dict(self.checkpoints)[kind]
-
     def fp8_names(self, kind: CheckpointKind) -> tuple[str, ...]:
         return dict(self.fp8_checkpoints)[kind]
 
@@ -135,9 +132,9 @@ class Recipe:
     stage_2_distilled_lora: bool
 
 
-# Sigma schedules of ltx_pipelines.utils.constants (DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES).
+# The distilled sigma schedule of ltx_pipelines.utils.constants (DISTILLED_SIGMA_VALUES): its step count is
+# what the driver records for distilled recipes without importing the package.
 DISTILLED_SIGMAS = (1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0)
-STAGE_2_DISTILLED_SIGMAS = (0.909375, 0.725, 0.421875, 0.0)
 DISTILLED_STEPS = len(DISTILLED_SIGMAS) - 1
 
 _LTX2_VIDEO = GuidanceDefaults(3.0, 1.0, 0.7, 3.0, 0, (29,))

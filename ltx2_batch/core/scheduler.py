@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ltx2_batch.core.jobs import RenderJob
-from ltx2_batch.core.shard import Shard
 
 AffinityKey = tuple[object, ...]
 
@@ -20,13 +19,6 @@ AffinityKey = tuple[object, ...]
 def affinity_key(job: RenderJob) -> AffinityKey:
     """What must be loaded to render `job`; equal keys share a warm pipeline."""
     return (job.pipeline.value, job.upscale.spatial, job.upscale.temporal, job.lora_set)
-
-
-def select_shard(jobs: Iterable[RenderJob], shard: Shard | None) -> list[RenderJob]:
-    """This launch's share of `jobs` (the rule is `ltx2_batch.core.shard`'s: balanced, scenes kept whole)."""
-    if shard is None or shard.count == 1:
-        return list(jobs)
-    return list(shard.dealer().share(list(jobs)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -326,18 +325,6 @@ def row_to_record(row: LedgerRow) -> dict[str, object]:
             value = None
         record[name] = value
     return record
-
-
-def row_from_record(record: Mapping[str, object]) -> LedgerRow:
-    """Inverse of `row_to_record`, also for Arrow rows (`table.to_pylist()`). Unknown keys are ignored."""
-    known = {name: record[name] for name in FIELD_NAMES if name in record}
-    for name in _TIMESTAMP_FIELDS:
-        if isinstance(known.get(name), str):
-            known[name] = datetime.fromisoformat(str(known[name]))
-    try:
-        return LedgerRow(**known)  # type: ignore[arg-type]  # values checked in __post_init__
-    except TypeError as exc:  # a required identity field is missing
-        raise LedgerError(f"not a ledger row: {exc}") from None
 
 
 def conform(table: pa.Table, schema: pa.Schema = LEDGER_SCHEMA) -> pa.Table:

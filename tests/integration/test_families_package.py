@@ -16,7 +16,6 @@ from ltx2_batch.core.families import (
     LTX2_PARAMS,
     LTX23_HQ_PARAMS,
     LTX23_PARAMS,
-    STAGE_2_DISTILLED_SIGMAS,
     FamilyParams,
     GuidanceDefaults,
     ModelFamily,
@@ -63,7 +62,6 @@ def test_family_params_match_the_package(ours: FamilyParams, official: constants
 
 def test_sigma_schedules_match_the_package() -> None:
     assert list(DISTILLED_SIGMAS) == constants.DISTILLED_SIGMA_VALUES
-    assert list(STAGE_2_DISTILLED_SIGMAS) == constants.STAGE_2_DISTILLED_SIGMA_VALUES
 
 
 @pytest.mark.parametrize("version", ["2.3.0", "2.3.1", "", "2.0.0"])

@@ -127,7 +127,7 @@ def test_chunk_frames_check_names_the_family_window_and_fix() -> None:
 
 def test_published_names_newest_first_and_earlier_versions() -> None:
     files = spec(ModelFamily.ltx23).files
-    assert files.checkpoint_names(CheckpointKind.distilled)[0] == "ltx-2.3-22b-distilled-1.1.safetensors"
+    assert dict(files.checkpoints)[CheckpointKind.distilled][0] == "ltx-2.3-22b-distilled-1.1.safetensors"
     assert earlier_versions("ltx-2.3-22b-distilled-1.1.safetensors") == ("ltx-2.3-22b-distilled.safetensors",)
     assert earlier_versions("checkpoints/ltx-2.3-22b-distilled-lora-384-1.1.safetensors") == (
         "ltx-2.3-22b-distilled-lora-384.safetensors",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,7 +31,6 @@ from ltx2_batch.ledger.schema import (
     chunk_outcome_row,
     job_row,
     outcome_row,
-    row_from_record,
 )
 from ltx2_batch.ledger.store import (
     LedgerStore,
@@ -135,6 +135,18 @@ def test_append_then_read_returns_every_field(tmp_path: Path) -> None:
     table = read_rows(tmp_path)
     assert table.schema.equals(LEDGER_SCHEMA)
     assert [row_from_record(record) for record in table.to_pylist()] == written
+
+
+def row_from_record(record: Mapping[str, object]) -> LedgerRow:
+    """A row read back (`table.to_pylist()`) as the LedgerRow it was written from (the round trip checked)."""
+    known = {name: record[name] for name in FIELD_NAMES if name in record}
+    for name in ("started_at", "finished_at", "recorded_at"):
+        if isinstance(known.get(name), str):
+            known[name] = datetime.fromisoformat(str(known[name]))
+    try:
+        return LedgerRow(**known)  # type: ignore[arg-type]  # values checked in __post_init__
+    except TypeError as exc:  # a required identity field is missing
+        raise LedgerError(f"not a ledger row: {exc}") from None
 
 
 def test_append_only_grows_the_journal_never_rewrites_it(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from ltx2_batch.core.jobs import LoraSpec, PipelineKind, RenderJob, RenderMode, UpscaleSpec, with_job_id
-from ltx2_batch.core.scheduler import Shard, WorkQueue, affinity_key, select_shard, split_pending
+from ltx2_batch.core.scheduler import WorkQueue, affinity_key, split_pending
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError
 
 
@@ -31,7 +32,7 @@ def make_job(i: int, pipeline: PipelineKind = PipelineKind.TI2VID, lora: str | N
 def test_shards_are_disjoint_and_cover_everything() -> None:
     jobs = [make_job(i) for i in range(1000)]
     for n in (1, 2, 3, 7):
-        parts = [select_shard(jobs, Shard(i, n)) for i in range(n)]
+        parts = [list(Shard(i, n).dealer().share(jobs)) for i in range(n)]
         ids = [job.job_id for part in parts for job in part]
         assert sorted(ids) == sorted(job.job_id for job in jobs)
         assert len(set(ids)) == len(ids)
@@ -41,10 +42,10 @@ def test_shards_are_disjoint_and_cover_everything() -> None:
 def test_a_24_job_sweep_splits_12_and_12() -> None:
     """The case that split 6/18 under hashing: balanced by position, each launch gets half."""
     jobs = [make_job(i) for i in range(24)]
-    assert [len(select_shard(jobs, Shard(i, 2))) for i in range(2)] == [12, 12]
-    assert [len(select_shard(jobs, Shard(i, 5))) for i in range(5)] == [5, 5, 5, 5, 4]
-    again = [job.job_id for job in select_shard(jobs, Shard(1, 5))]
-    assert again == [job.job_id for job in select_shard(jobs, Shard(1, 5))]  # deterministic
+    assert [len(list(Shard(i, 2).dealer().share(jobs))) for i in range(2)] == [12, 12]
+    assert [len(list(Shard(i, 5).dealer().share(jobs))) for i in range(5)] == [5, 5, 5, 5, 4]
+    again = [job.job_id for job in list(Shard(1, 5).dealer().share(jobs))]
+    assert again == [job.job_id for job in list(Shard(1, 5).dealer().share(jobs))]  # deterministic
 
 
 @pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "0/0"])

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ltx2_batch.core.jobs import RenderJob
-from ltx2_batch.core.scheduler import Shard, WorkQueue, select_shard
+from ltx2_batch.core.scheduler import WorkQueue
+from ltx2_batch.core.shard import Shard
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.storyboard import Element, inject_elements
@@ -88,7 +89,7 @@ def test_shots_wait_for_their_predecessor_and_fail_with_it() -> None:
 def test_a_scene_never_spans_shards() -> None:
     jobs = _load(BUNDLED_MANIFESTS / "examples/storyboard.yaml")
     for n in (2, 3, 5):
-        parts = [select_shard(jobs, Shard(i, n)) for i in range(n)]
+        parts = [list(Shard(i, n).dealer().share(jobs)) for i in range(n)]
         for part in parts:
             scenes = {j.scene for j in part}
             assert all(sum(j.scene == s for j in part) == 2 for s in scenes)
