@@ -67,14 +67,14 @@ def test_layout_keeps_kinds_apart_with_relative_paths(exported: Path) -> None:
         assert _sha((exported / row["file_name"]).read_bytes()) == row["clip_sha256"]
         assert not any(isinstance(v, str) and v.startswith("/") for v in row.values())  # all relative
     for kind, count in (("video", 2), ("image", 1)):
-        shards = sorted((exported / "webdataset" / kind).glob("shard-*.tar"))
-        assert len(shards) == count  # one sample per shard here; a shard never mixes kinds
+        shards = sorted((exported / "webdataset" / kind).glob("*.tar"))
+        assert [s.name for s in shards] == [f"{i:05d}.tar" for i in range(count)]  # never mixes kinds
         for shard in shards:
             stem = shard.name.removesuffix(".tar")
             rows = pq.read_table(shard.with_name(f"{stem}.parquet")).to_pylist()
             stats = json.loads(shard.with_name(f"{stem}_stats.json").read_text())
-            assert len(rows) == stats["count"] == stats["successes"] == 1
-            assert stats["bytes"] == rows[0]["clip_bytes"]
+            assert len(rows) == stats["count"] == stats["successes"] == 1  # one sample per shard here
+            assert stats["bytes_downloaded"] == rows[0]["clip_bytes"] and rows[0]["key"] == stem
 
 
 def test_hf_datasets_loads_the_webdataset_shards(exported: Path, tmp_path: Path) -> None:
@@ -114,13 +114,14 @@ def test_hf_datasets_loads_the_folders_and_the_parquet(exported: Path, tmp_path:
 def test_webdataset_iterates_the_shards(exported: Path) -> None:
     import webdataset as wds
 
-    urls = sorted(str(p) for p in (exported / "webdataset" / "video").glob("shard-*.tar"))
+    urls = sorted(str(p) for p in (exported / "webdataset" / "video").glob("*.tar"))
     samples = list(wds.WebDataset(urls, shardshuffle=False).decode())
     members = [set(s) - {"__key__", "__url__", "__local_path__"} for s in samples]
     assert members == [{"mp4", "txt", "json"}] * 2
+    assert [s["__key__"] for s in samples] == ["00000", "00001"]  # one sample per shard: 0 key digits
     for sample in samples:
         meta = sample["json"]
-        assert sample["__key__"] == meta["job_id"] and sample["txt"] == meta["caption"]
+        assert sample["__key__"] == meta["key"] and sample["txt"] == meta["caption"]
         assert isinstance(meta["params"], dict) and _sha(sample["mp4"]) == meta["clip_sha256"]
 
 
