@@ -1,5 +1,6 @@
 """Dataset export: a run's done clips as a training dataset in the layouts readers expect, idempotent and
-resumable, into a local folder or a bucket (`s3://bucket/ds`: files.py does the I/O through fsspec).
+resumable, into a local folder or a bucket (`s3://bucket/ds`: files.py does the I/O through fsspec, one
+code path for both).
 
     <dest>/README.md                            dataset card: HF `configs:`, so the folder loads by name
     <dest>/metadata.parquet                     every sample, one row each (HF `parquet`; `file_name`)
@@ -26,11 +27,11 @@ Samples are the jobs whose latest ledger state is `done` and whose files pass `v
 or truncated clip, or a sidecar that is not JSON or disagrees with the ledger, is left out and counted in
 `ExportReport.rejected`). Order is stable: samples already in metadata.parquet keep their `sample_index`,
 new ones are appended (by finish time), so adding jobs only adds samples (and rewrites only the last,
-partial shard of their kind). Re-exporting an unchanged run writes nothing but the metadata; a killed
-export redoes only what it had not finished: every file is written whole (renamed into place, or uploaded
-in one PUT), a clip already in place is kept (same inode, or same size and bytes), and metadata.parquet is
-written last. The run dir is read from local disk (the ledger's own reader); the dataset's side goes
-through fsspec. Must not render, and reads the ledger without changing it.
+partial shard of their kind). Re-exporting an unchanged run writes nothing but the metadata and the card;
+a killed export redoes only what it had not finished: every file is written whole (renamed into place, or
+uploaded whole), a clip already in place is kept (same inode, or same size and bytes), and
+metadata.parquet is written last. The run dir may be a URL too (source.py reads it); the schema is
+schema.py's. Must not render, and reads the ledger without changing it.
 """
 
 from __future__ import annotations
@@ -51,85 +52,14 @@ from ltx2_batch.errors import ConfigError
 from ltx2_batch.export import webdataset as wds
 from ltx2_batch.export.card import CardFacts, render_card
 from ltx2_batch.export.files import DatasetStore, FileRef, sha256_of
-from ltx2_batch.ledger.store import latest_rows
-from ltx2_batch.storage.verify import DoneRecord, Expected, verify_files
+from ltx2_batch.export.schema import DATASET_SCHEMA, LEDGER_COLUMNS, PRIVATE, SHARD_SCHEMA
+from ltx2_batch.export.source import RunSource
 
 METADATA_NAME = "metadata.parquet"
 CARD_NAME = "README.md"
 KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image
 THUMBNAILS = "thumbnails"
 _PATH_COLUMNS = ("file_name", "thumbnail")  # dataset-relative in metadata.parquet, re-based elsewhere
-
-_S, _I, _F, _T = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us", "UTC")
-DATASET_SCHEMA = pa.schema(
-    [
-        ("sample_index", _I),
-        ("file_name", _S),  # relative to the dataset folder: video/<job_id>.mp4 or image/<job_id>.png
-        ("kind", _S),  # video | image
-        ("job_id", _S),
-        ("job_name", _S),
-        ("caption", _S),
-        ("negative_prompt", _S),
-        ("seed", _I),
-        ("width", _I),
-        ("height", _I),
-        ("resolution", _S),
-        ("fps", _F),
-        ("num_frames", _I),
-        ("frames", _I),
-        ("duration_s", _F),
-        ("pipeline", _S),
-        ("mode", _S),
-        ("num_inference_steps", _I),
-        ("audio", pa.bool_()),
-        ("params_json", _S),
-        ("tags_json", _S),
-        ("clip_sha256", _S),
-        ("clip_bytes", _I),
-        ("thumbnail", _S),  # relative, when thumbnails are exported
-        ("source_path", _S),  # the rendered file (what re-export checks): see the module doc
-        ("source_mtime_ns", _I),
-        ("model_name", _S),
-        ("model_fingerprint", _S),
-        ("run_id", _S),
-        ("started_at", _T),  # the render's start (a shard's stats name its first start and last finish)
-        ("finished_at", _T),
-        ("wds_shard", _S),  # webdataset/<kind>/00000.tar, when shards are exported
-        ("wds_key", _S),  # the sample's key in that shard (video2dataset's numbering)
-    ]
-)
-# Bookkeeping of the export itself: in the top-level metadata only, not in a folder's or a sample's.
-_PRIVATE = ("source_path", "source_mtime_ns", "wds_shard", "wds_key", "params_json", "tags_json")
-# A shard's Parquet: video2dataset's `key`/`status`/`error_message`, then the .json's other plain fields
-# with JSON's types (times as ISO 8601 text), so each row can be rebuilt from the sample's .json.
-SHARD_SCHEMA = pa.schema(
-    [("key", _S), ("status", _S), ("error_message", _S)]
-    + [(f.name, _S if f.type == _T else f.type) for f in DATASET_SCHEMA if f.name not in _PRIVATE]
-)
-_LEDGER_COLUMNS = (
-    "job_name",
-    "prompt",
-    "seed",
-    "width",
-    "height",
-    "frame_rate",
-    "num_frames",
-    "frames_written",
-    "duration_s",
-    "pipeline",
-    "mode",
-    "params_json",
-    "tags_json",
-    "output_path",
-    "thumbnail_path",
-    "sidecar_path",
-    "error",
-    "model_name",
-    "model_fingerprint",
-    "run_id",
-    "started_at",
-    "finished_at",
-)
 
 
 @dataclass(frozen=True)
@@ -156,15 +86,15 @@ def export_dataset(
     stills: StillsPolicy = StillsPolicy.separate,
     verify: VerifyMode = VerifyMode.cheap,
 ) -> ExportReport:
-    """Export `output_dir`'s done clips to `dest` (a folder or an fsspec URL; default
-    `<output_dir>/dataset`); see the module doc."""
+    """Export the done clips of the run dir `output_dir` (a folder or an fsspec URL) to `dest` (either;
+    default `<output_dir>/dataset`); see the module doc."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
-    output_dir = Path(output_dir)
-    store = DatasetStore(dest if dest is not None else output_dir / "dataset")
-    previous = _previous(store)
-    rejected: list[tuple[str, str]] = []
-    rows = _done_rows(output_dir, store, previous, StillsPolicy(stills), thumbnails, verify, rejected)
+    with RunSource(output_dir) as run:  # the files rows name stay readable after: only checks use scratch
+        store = DatasetStore(dest if dest is not None else run.join("dataset").url)
+        previous = _previous(store)
+        rejected: list[tuple[str, str]] = []
+        rows = _done_rows(run, store, previous, StillsPolicy(stills), thumbnails, verify, rejected)
     placed = _place_files(rows, store, previous, link)
     removed = wds.remove_other_layouts(store, KINDS)  # on every export: old shards are never left beside new
     written = kept = 0
@@ -200,26 +130,8 @@ def _previous(store: DatasetStore) -> dict[str, dict[str, Any]]:
     return {row["job_id"]: row for row in table.to_pylist()}
 
 
-def _verified(
-    output_dir: Path, row: dict[str, Any], mode: VerifyMode, rejected: list[tuple[str, str]]
-) -> bool:
-    if not row["output_path"]:
-        rejected.append((row["job_id"], "the done row names no output file"))
-        return False
-    sidecar = Path(row["sidecar_path"] or output_dir / "metadata" / f"{row['job_id']}.json")
-    record = DoneRecord(row["run_id"], row["frames_written"], row["error"])
-    expected = Expected.from_params(row["job_id"], row["params_json"] or "")
-    if expected is None:
-        rejected.append((row["job_id"], "the done row holds no job parameters to check its file against"))
-        return False
-    problem = verify_files(Path(row["output_path"]), sidecar, expected, record, mode)
-    if problem:
-        rejected.append((row["job_id"], problem))
-    return problem is None
-
-
 def _done_rows(
-    output_dir: Path,
+    run: RunSource,
     store: DatasetStore,
     previous: dict[str, dict[str, Any]],
     stills: StillsPolicy,
@@ -227,28 +139,28 @@ def _done_rows(
     mode: VerifyMode,
     rejected: list[tuple[str, str]],
 ) -> list[dict[str, Any]]:
-    table = latest_rows(output_dir, columns=_LEDGER_COLUMNS)
-    table = table.filter(pc.equal(table["status"], "done"))
-    rows = [r for r in table.to_pylist() if _verified(output_dir, r, mode, rejected)]
+    rows = run.done_rows(LEDGER_COLUMNS, mode, rejected)
     if stills is StillsPolicy.exclude:
         rows = [r for r in rows if _kind(r) == "video"]
     old = [r for r in rows if r["job_id"] in previous]
     old.sort(key=lambda r: previous[r["job_id"]]["sample_index"])
     new = [r for r in rows if r["job_id"] not in previous]
     new.sort(key=lambda r: (r["finished_at"], r["job_id"]))
-    return [_sample(i, r, store, thumbnails) for i, r in enumerate(old + new)]
+    return [_sample(i, r, run, store, thumbnails) for i, r in enumerate(old + new)]
 
 
 def _kind(r: dict[str, Any]) -> str:
     return "image" if r["mode"] == "image" else "video"
 
 
-def _sample(index: int, r: dict[str, Any], store: DatasetStore, thumbnails: bool) -> dict[str, Any]:
+def _sample(
+    index: int, r: dict[str, Any], run: RunSource, store: DatasetStore, thumbnails: bool
+) -> dict[str, Any]:
     """One sample row (DATASET_SCHEMA), with the files it is made from under `_`-prefixed keys."""
     params = json.loads(r["params_json"] or "{}")
-    source = FileRef.of(r["output_path"])
+    source = run.ref(r["output_path"])
     kind = _kind(r)
-    thumb = FileRef.of(r["thumbnail_path"]) if thumbnails and r["thumbnail_path"] else None
+    thumb = run.ref(r["thumbnail_path"]) if thumbnails and r["thumbnail_path"] else None
     if thumb is not None and not thumb.is_file():
         thumb = None
     return {
@@ -364,10 +276,12 @@ def _write_folder_metadata(store: DatasetStore, kind: str, table: pa.Table) -> N
     if mine.num_rows == 0:
         store.remove(target)
         return
-    public = mine.drop_columns(list(_PRIVATE))
+    public = mine.drop_columns(list(PRIVATE))
     for column in _PATH_COLUMNS:
         rebased = [_relative_to(kind, p) for p in public[column].to_pylist()]
-        public = public.set_column(public.schema.get_field_index(column), column, pa.array(rebased, _S))
+        public = public.set_column(
+            public.schema.get_field_index(column), column, pa.array(rebased, pa.string())
+        )
     with store.writing(target) as handle:
         pq.write_table(public, handle)
 
@@ -391,7 +305,7 @@ def _shard_sample(row: dict[str, Any]) -> wds.ShardSample:
     folder = posixpath.dirname(row["wds_shard"])
     record: dict[str, Any] = {"key": row["wds_key"], "status": "success", "error_message": None}
     for name, value in _public_row(row).items():
-        if name in _PRIVATE:
+        if name in PRIVATE:
             continue
         record[name] = value.isoformat() if hasattr(value, "isoformat") else value
     for column in _PATH_COLUMNS:

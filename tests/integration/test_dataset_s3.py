@@ -1,7 +1,8 @@
 """The dataset export into a bucket, over the real S3 API on loopback (moto's server, tests/fixtures/s3.py),
 and read back from there: the same files, byte for byte, as a local export of the same run; a re-export
-that uploads nothing; a lost object put back alone; a failed write that leaves no object; and HF `datasets`
-and `webdataset` reading the bucket's URLs (the run itself is local: the run side writes runs to buckets)."""
+that uploads nothing; a lost object put back alone; a failed write that leaves no object; HF `datasets`
+and `webdataset` reading the bucket's URLs; and a run dir in a bucket (a local run copied there, its ledger
+naming its files by URL: the run side writes runs to buckets) exported into the bucket and onto disk."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -171,3 +173,43 @@ def test_hf_datasets_cannot_stream_webdataset_tars_from_s3_yet(
         "webdataset", data_files={"train": f"{url}/webdataset/video/*.tar"}, split="train", streaming=True
     )
     list(stream.cast_column("mp4", datasets.Video(decode=False)))
+
+
+def _run_in_bucket(run_dir: Path, url: str) -> None:
+    """A copy of a local run dir in a bucket, its ledger naming its files by URL (what a run written to
+    a bucket records; the run side itself is another change)."""
+    fs, root = fsspec.core.url_to_fs(url)
+    for path in run_dir.rglob("*"):
+        if path.is_file() and "dataset" not in path.relative_to(run_dir).parts:
+            fs.put_file(str(path), f"{root}/{path.relative_to(run_dir)}")
+    ledger = pq.read_table(run_dir / "ledger.parquet")
+    for column in ("output_path", "thumbnail_path", "sidecar_path"):
+        urls = pc.replace_substring(ledger[column], f"{run_dir}/", f"{url}/")
+        ledger = ledger.set_column(ledger.schema.get_field_index(column), column, urls)
+    with fs.open(f"{root}/ledger.parquet", "wb") as handle:
+        pq.write_table(ledger, handle)
+
+
+def test_a_run_dir_in_a_bucket_exports_to_the_bucket_and_to_disk(
+    local_export: Path, s3_bucket: str, tmp_path: Path
+) -> None:
+    run_url = f"{s3_bucket}/run"
+    _run_in_bucket(local_export.parent, run_url)
+    fs, root = fsspec.core.url_to_fs(run_url)
+    shards = sorted(str(p.relative_to(local_export)) for p in local_export.rglob("*.tar"))
+    in_bucket = export_dataset(run_url, **OPTIONS)  # default dest: <run>/dataset, copied server-side
+    on_disk = export_dataset(run_url, tmp_path / "ds", **OPTIONS)
+    assert in_bucket.dest == f"{run_url}/dataset" and in_bucket.samples == on_disk.samples == 4
+    for name in [*shards, "README.md", "video/metadata.parquet", "webdataset/index.json"]:
+        reference = (local_export / name).read_bytes()
+        assert fs.cat_file(f"{root}/dataset/{name}") == reference == (tmp_path / "ds" / name).read_bytes()
+    sources = pq.read_table(tmp_path / "ds" / "metadata.parquet")["source_path"].to_pylist()
+    assert all(s.startswith(f"{run_url}/generated/") for s in sources)
+
+    # files in the bucket are checked as on disk: a truncated clip is left out, with the reason
+    clip = next(s for s in sources if s.endswith(".mp4"))
+    fs.pipe_file(fs._strip_protocol(clip), fs.cat_file(clip)[:-100])
+    checked = export_dataset(run_url, tmp_path / "ds", **OPTIONS)
+    (job_id, reason), *others = checked.rejected
+    assert checked.samples == 3 and not others and clip.endswith(f"/{job_id}.mp4"), reason
+    assert reason.startswith(f"output {job_id}.mp4 is truncated"), reason
