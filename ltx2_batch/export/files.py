@@ -73,6 +73,11 @@ class FileRef:
         return bool(self.fs is other.fs or self.fs == other.fs)
 
 
+def is_temporary(name: str) -> bool:
+    """A file this module writes before renaming it into place (`.<name>.<random>.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def sha256_of(ref: FileRef) -> str:
     digest = hashlib.sha256()
     with ref.fs.open(ref.path, "rb") as handle:
@@ -90,6 +95,9 @@ class DatasetStore:
         self.local = root.local
         if self.local:
             self.fs.makedirs(self.root, exist_ok=True)
+            for name in self.listing(""):  # left by a killed export; sub-folders are swept by their owners
+                if is_temporary(name):
+                    self.remove(name)
         else:
             self.fs.invalidate_cache()  # another writer (or an earlier export) may have changed it
 
@@ -175,7 +183,7 @@ class DatasetStore:
     def _link(source: FileRef, target: FileRef) -> bool:
         """Hard-link under a temporary name, then rename; False where links cannot be made."""
         folder = posixpath.dirname(target.path)
-        tmp = posixpath.join(folder, f".{posixpath.basename(target.path)}.link-{os.getpid()}")
+        tmp = posixpath.join(folder, f".{posixpath.basename(target.path)}.link-{os.getpid()}.tmp")
         try:
             os.makedirs(folder, exist_ok=True)  # noqa: PTH103 - fsspec paths are strings
             with contextlib.suppress(FileNotFoundError):

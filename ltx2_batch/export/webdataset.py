@@ -16,7 +16,7 @@ subset worker rewrites a shard's Parquet from its samples' .json); a shard folde
 files (they parse every `*.json` name there as a shard number). What differs on purpose: start and end are
 the samples' render times from the ledger, not the export's clock (a re-export stays byte-identical); a shard
 holds done clips only (`status` is always "success": failed jobs stay in the run's ledger); the .json has
-sorted keys.
+sorted keys and no `url`/`yt_meta_dict` (a rendered clip has no source URL).
 
 Shards are written whole and atomically and skipped when their digest (members' keys, clip hashes and
 .json bytes, and the layout version) is unchanged; tars are byte-deterministic (USTAR, mtime 0, owner 0).
@@ -40,7 +40,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ltx2_batch.export.files import DatasetStore, FileRef
+from ltx2_batch.export.files import DatasetStore, FileRef, is_temporary
 
 FOLDER = "webdataset"
 INDEX = f"{FOLDER}/index.json"
@@ -108,14 +108,15 @@ def shard_path(kind: str, position: int, per_shard: int) -> str:
 
 
 def remove_other_layouts(store: DatasetStore, kinds: Iterable[str]) -> int:
-    """Remove shard files of an earlier layout (before any new shard is written); returns how many."""
+    """Remove shard files of an earlier layout (before any new shard is written) and temporary files;
+    returns how many of the former."""
     doomed = [f"{FOLDER}/{name}" for name in store.listing(FOLDER) if name != _name(INDEX)]
     for kind in kinds:
         folder = f"{FOLDER}/{kind}"
         doomed += [f"{folder}/{name}" for name in store.listing(folder) if not _SHARD_FILE.match(name)]
     for rel in doomed:
         store.remove(rel)
-    return len(doomed)
+    return sum(not is_temporary(_name(rel)) for rel in doomed)  # a killed export's temporary is not counted
 
 
 def _name(path: str) -> str:

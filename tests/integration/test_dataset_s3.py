@@ -1,8 +1,9 @@
 """The dataset export into a bucket, over the real S3 API on loopback (moto's server, tests/fixtures/s3.py),
 and read back from there: the same files, byte for byte, as a local export of the same run; a re-export
 that uploads nothing; a lost object put back alone; a failed write that leaves no object; HF `datasets`
-and `webdataset` reading the bucket's URLs; and a run dir in a bucket (a local run copied there, its ledger
-naming its files by URL: the run side writes runs to buckets) exported into the bucket and onto disk."""
+and `webdataset` reading the bucket's URLs; a run dir in a bucket (a local run copied there, its ledger
+naming its files by URL: the run side writes runs to buckets) exported into the bucket and onto disk; and
+`export.dir=s3://...` on the command line."""
 
 from __future__ import annotations
 
@@ -213,3 +214,18 @@ def test_a_run_dir_in_a_bucket_exports_to_the_bucket_and_to_disk(
     (job_id, reason), *others = checked.rejected
     assert checked.samples == 3 and not others and clip.endswith(f"/{job_id}.mp4"), reason
     assert reason.startswith(f"output {job_id}.mp4 is truncated"), reason
+
+
+def test_the_command_line_exports_to_a_bucket(
+    tmp_path: Path, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(
+        tmp_path / "m", "jobs:\n  - {name: fox, prompt: A fox., width: 64, height: 64}\n"
+    )
+    settings = [f"manifest={manifest}", f"output.root={tmp_path / 'outputs'}", "progress=false", "model=fake"]
+    app = compose_app(*settings, "export.webdataset=true", f"export.dir={s3_bucket}/ds")
+    assert run(app, tmp_path) == 0
+    assert f"dataset: {s3_bucket}/ds/metadata.parquet (1 samples, 1 clip(s) placed" in capsys.readouterr().out
+    fs, root = fsspec.core.url_to_fs(f"{s3_bucket}/ds")
+    assert {"README.md", "metadata.parquet", "webdataset/video/00000.tar"} <= set(_objects(fs, root))
+    assert not (tmp_path / "outputs" / "m" / "dataset").exists()

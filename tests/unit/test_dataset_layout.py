@@ -90,7 +90,10 @@ def test_card_names_one_builder_and_its_configs(
 
 
 def test_store_writes_atomically_and_places_by_link_or_copy(tmp_path: Path) -> None:
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / ".metadata.parquet.k1ll3d.tmp").write_bytes(b"left by a killed export")
     store = DatasetStore(tmp_path / "ds")
+    assert store.listing("") == {}  # swept when the store opens
     store.write_bytes("a/b.txt", b"one")
 
     def killed_mid_write() -> None:
