@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -135,22 +136,20 @@ class DatasetStore:
     def writing(self, rel: str) -> Iterator[IO[bytes]]:
         """Write `rel` atomically: nothing of it is visible until the block ends without an error."""
         target = self.ref(rel).path
-        folder = posixpath.dirname(target) if self.local else None
-        if folder is not None:
-            os.makedirs(folder, exist_ok=True)  # noqa: PTH103 - fsspec paths are strings
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed or uploaded after
-            dir=folder, prefix=f".{posixpath.basename(target)}.", suffix=".tmp", delete=False
-        )
+        folder = posixpath.dirname(target) if self.local else tempfile.gettempdir()
+        os.makedirs(folder, exist_ok=True)  # noqa: PTH103 - fsspec paths are strings
+        # a unique name opened with "x": the umask's permissions, not mkstemp's 0600 (a dataset is shared)
+        tmp = posixpath.join(folder, f".{posixpath.basename(target)}.{secrets.token_hex(6)}.tmp")
         try:
-            with handle:
+            with open(tmp, "xb") as handle:  # noqa: PTH123 - fsspec paths are strings
                 yield handle
             if self.local:
-                os.replace(handle.name, target)  # noqa: PTH105 - fsspec paths are strings
+                os.replace(tmp, target)  # noqa: PTH105 - fsspec paths are strings
             else:
-                self.fs.put_file(handle.name, target)
+                self.fs.put_file(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(handle.name)  # noqa: PTH108 - fsspec paths are strings
+                os.unlink(tmp)  # noqa: PTH108 - fsspec paths are strings
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.writing(rel) as handle:

@@ -187,6 +187,15 @@ def test_hf_datasets_loads_the_folder_by_name_through_its_card(exported: Path, t
     stills = datasets.load_dataset(str(exported), "images", split="train", streaming=True)
     (apple,) = list(stills)
     assert apple["png"].size == (128, 64) and apple["__key__"] == "00000"
+    # without shards the card names the clips folder (videofolder), its metadata joined to each clip
+    export_dataset(exported.parent, tmp_path / "folders", thumbnails=True)
+    clips = datasets.load_dataset(str(tmp_path / "folders"), split="train", cache_dir=cache)
+    clips = clips.cast_column("video", datasets.Video(decode=False))
+    assert sorted(clips["job_name"]) == ["fox", "sea"]
+    for row in clips:
+        folder = Path(row["video"]["path"]).parent
+        assert (folder / row["thumbnail"]).resolve().is_file()  # relative to video/, as its file_name is
+        assert _sha(Path(row["video"]["path"]).read_bytes()) == row["clip_sha256"]
 
 
 def test_shards_read_the_way_video2dataset_reads_them(exported: Path) -> None:

@@ -5,6 +5,7 @@ The exports themselves (and their readers) are checked in tests/integration/test
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,6 +105,9 @@ def test_store_writes_atomically_and_places_by_link_or_copy(tmp_path: Path) -> N
     with pytest.raises(RuntimeError):
         killed_mid_write()
     assert (tmp_path / "ds/a/b.txt").read_bytes() == b"one"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "ds/a/b.txt").stat().st_mode & 0o777 == 0o666 & ~umask  # readable as a shared dataset
     assert [p.name for p in (tmp_path / "ds/a").iterdir()] == ["b.txt"]  # no temporary file left
     assert store.listing("a") == {"b.txt": 3} and store.listing("missing") == {}
     source = tmp_path / "clip.mp4"
