@@ -115,9 +115,10 @@ def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[st
 def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
     from ltx2_batch.export.dataset import export_dataset
 
-    dest = Path(app.export.dir) if app.export.dir else None
-    if dest is not None and not dest.is_absolute():
-        dest = root / dest
+    where = app.export.dir
+    dest: Path | str | None = where  # a URL (s3://bucket/ds) is the export's filesystem's to resolve
+    if where is not None and "://" not in where and not Path(where).is_absolute():
+        dest = root / where
     done = export_dataset(
         output_dir,
         dest,

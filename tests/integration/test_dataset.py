@@ -1,7 +1,8 @@
 """A prompts-file dataset job end to end, in process on the fake model: one job per caption, the contact sheet
 of every done job, the dataset export (schema, hashes, WebDataset shards), idempotent re-export and
 appending captions (only the new job renders; only the last shard is rewritten). The export of a
-tiny-model run is checked in tests/integration/test_run_local.py."""
+tiny-model run is checked in tests/integration/test_run_local.py; its readers, paths, card and migration in
+test_dataset_readers.py, and exports to a bucket in test_dataset_s3.py."""
 
 from __future__ import annotations
 
@@ -94,14 +95,18 @@ def test_prompt_file_dataset_export_and_contact_sheet(tmp_path: Path, app_factor
         assert json.loads(row["params_json"])["seed"] == row["seed"]
     by_sample = sorted(table.to_pylist(), key=lambda r: r["sample_index"])
     assert [r["sample_index"] for r in by_sample] == [0, 1, 2]
-    shards = sorted((dest / "webdataset" / "video").glob("shard-*.tar"))
-    assert [s.name for s in shards] == ["shard-000000.tar", "shard-000001.tar"]
+    shards = sorted((dest / "webdataset" / "video").glob("*.tar"))
+    assert [s.name for s in shards] == ["00000.tar", "00001.tar"]  # video2dataset's names
+    # video2dataset's keys: shard * 10**digits(samples per shard) + position, 5 + 1 digits here
+    assert [r["wds_key"] for r in by_sample] == ["000000", "000001", "000010"]
+    assert [r["wds_shard"] for r in by_sample] == [f"webdataset/video/{s.name}" for s in (shards[0], *shards)]
     with tarfile.open(shards[0]) as tar:
         names = tar.getnames()
         first = by_sample[0]
         suffixes = (".mp4", ".txt", ".json")
-        assert names == [f"{r['job_id']}{suffix}" for r in by_sample[:2] for suffix in suffixes]
-        meta = json.loads(tar.extractfile(f"{first['job_id']}.json").read())  # type: ignore[union-attr]
+        assert names == [f"{r['wds_key']}{suffix}" for r in by_sample[:2] for suffix in suffixes]
+        meta = json.loads(tar.extractfile(f"{first['wds_key']}.json").read())  # type: ignore[union-attr]
+        assert (meta["key"], meta["status"], meta["job_id"]) == (first["wds_key"], "success", first["job_id"])
         assert meta["caption"] == first["caption"] and meta["clip_sha256"] == first["clip_sha256"]
         assert meta["params"]["seed"] == first["seed"]  # an object, not a JSON string
         assert hashlib.sha256(tar.extractfile(names[0]).read()).hexdigest() == first["clip_sha256"]  # type: ignore[union-attr]
