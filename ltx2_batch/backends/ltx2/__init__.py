@@ -8,7 +8,7 @@ tests/unit/test_import_graph.py holds both rules). Map:
   recipes.py       the table PipelineKind -> recipe, and resolving a job's recipe (once per job)
   recipe.py        what a recipe is: the Recipe protocol, the per-job RecipeRun, the LoRAs of each stage
   checks.py        the checks every recipe shares (sizes, files, the family's window)
-  blocks:          text.py (prompt encoding) · conditioning.py (images) · handoff.py (chaining)
+  blocks:          text.py (prompt encoding, Gemma scope) · conditioning.py (images) · handoff.py (chaining)
                    guidance.py (sigmas, denoising functions) · stage.py (THE stage runner) · loops.py
                    (samplers, step counting) · upsample.py · staged.py (the flow five recipes share, and the
                    refinement stage) · decode.py · clock.py (phase timings)

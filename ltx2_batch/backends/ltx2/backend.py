@@ -31,9 +31,9 @@ from ltx_pipelines.utils import ModelLedger
 from ltx_pipelines.utils.constants import PipelineParams, detect_params
 from ltx_pipelines.utils.types import PipelineComponents
 
+from ltx2_batch.backends import compat
 from ltx2_batch.backends.base import PendingDecode, RenderRequest, RenderResult
 from ltx2_batch.backends.caches import ModelCache, PromptCache
-from ltx2_batch.backends.compat import use_gemma_config
 from ltx2_batch.backends.device import DevicePolicy
 from ltx2_batch.backends.ltx2.checks import check_job
 from ltx2_batch.backends.ltx2.clock import PhaseClock
@@ -76,9 +76,9 @@ class Ltx2Backend:
     """A warm LTX-2 model set in one process. One render at a time (one per Ray actor); the only concurrency
     it allows is one pending decode (from `denoise`) running beside the next denoise.
 
-    Process-wide state: ltx-core keeps the Gemma config in a shared constant, which the constructor points
-    at this backend's Gemma folder (compat.use_gemma_config). One backend per process at a time (a worker
-    builds a new one on a model swap), so that constant always describes the live backend's encoder.
+    Several backends (model families, dtypes) may live in one process: the only process-wide state ltx-core
+    has, its Gemma config constant, is pointed at this backend's Gemma folder just for the calls that build
+    or run its text encoder, and restored after (text.PromptEncoder.gemma_scope).
 
     It is also the `Models` view (recipe.py) the recipes read their built models through."""
 
@@ -106,7 +106,6 @@ class Ltx2Backend:
         self.free_bytes = free_bytes
         self.device = torch.device(policy.device)
         self.dtype = getattr(torch, policy.dtype)
-        use_gemma_config(files.gemma_root)  # the Gemma folder describes itself (tiny or 12B)
         fp8 = (files.is_fp8 or force_fp8) and policy.allow_fp8
         self.quantization = QuantizationPolicy.fp8_cast() if fp8 else None
         self.transformer_prep = transformer_prep
@@ -115,7 +114,8 @@ class Ltx2Backend:
         self._ledger = self._make_ledger()
         self.cache = ModelCache(policy.device, keep_always=SHARED_MODULES)
         self.prompts = PromptCache(prompt_cache_size)
-        self.text = PromptEncoder(self.cache, self.prompts)
+        # the Gemma folder describes itself (tiny or 12B); read once, applied around each use
+        self.text = PromptEncoder(self.cache, self.prompts, compat.read_gemma_config(files.gemma_root))
         self.memory_plan: MemoryPlan | None = None
         self._plan: tuple[tuple[PipelineKind, tuple[LoraSpec, ...]], RecipePlan] | None = None
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
@@ -178,7 +178,8 @@ class Ltx2Backend:
             wanted[transformer_name(stage_loras)] = self._transformer_builder(stage_loras)
         names = {transformer_name(plan.loras.stage1), transformer_name(plan.loras.stage2)}
         self._apply_memory_plan(len(names))
-        seconds = self.cache.require(wanted)
+        with self.text.gemma_scope():  # the Gemma encoder and its embeddings processor read it as they build
+            seconds = self.cache.require(wanted)
         self._warm = key
         return seconds
 

@@ -1,46 +1,60 @@
 """The text block: a job's prompt as rendered (enhanced when asked) and its encodings, through the backend's
-prompt cache.
+prompt cache, inside the backend's Gemma scope.
 
 Owns: the two official calls of `encode_prompts` (the Gemma encoder, then the embeddings processor) without
 its per-call gc/empty_cache, `generate_enhanced_prompt` on the loaded Gemma (with its image processor matched
-to the model's vision projector), caching encodings per text, and parking the encoder afterwards when the
-memory policy offloads it.
+to the model's vision projector), caching encodings per text, parking the encoder afterwards when the memory
+policy offloads it, and the Gemma scope: ltx-core reads its Gemma config from a process-wide constant, so
+whatever builds or runs this backend's Gemma does so inside `gemma_scope()` (compat.gemma_config), which
+points the constant at this backend's Gemma folder and restores it after.
 Must not: decide whether a recipe is guided (the recipe says whether the negative prompt is encoded), or
 hold encodings beyond the backend that made them.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT
 from ltx_pipelines.utils.helpers import generate_enhanced_prompt
 
+from ltx2_batch.backends import compat
 from ltx2_batch.backends.caches import ModelCache, PromptCache
 from ltx2_batch.core.jobs import RenderJob
 
 
 class PromptEncoder:
-    """One backend's text encoding: its model cache (text encoder, embeddings processor) and prompt cache."""
+    """One backend's text encoding: its model cache (text encoder, embeddings processor), its prompt cache and
+    the Gemma config its folder describes (compat.read_gemma_config; None: the shipped 12B one)."""
 
-    def __init__(self, cache: ModelCache, prompts: PromptCache) -> None:
+    def __init__(self, cache: ModelCache, prompts: PromptCache, gemma: dict[str, Any] | None) -> None:
         self._cache = cache
         self._prompts = prompts
+        self._gemma = gemma
+
+    def gemma_scope(self) -> AbstractContextManager[None]:
+        """ltx-core's Gemma constant describes this backend's Gemma inside the block (and only there)."""
+        return compat.gemma_config(self._gemma)
 
     def encode(self, job: RenderJob, image: str | None, negative: bool) -> tuple[str, list[Any]]:
         """The prompt as rendered and its encodings: [prompt] or, with `negative`, [prompt, negative prompt].
         `image` is what an enhanced prompt looks at (the first conditioning image). Parks the text encoder
         afterwards when the memory policy offloads it."""
-        prompt = job.prompt
-        if job.enhance_prompt:
-            prompt = self._prompts.get_or_make(
-                ("enhanced", job.prompt, image, job.seed),
-                lambda: generate_enhanced_prompt(
-                    _image_tokens_matched(self._cache.get("text_encoder")), job.prompt, image, seed=job.seed
-                ),
-            )
-        texts = [prompt, job.negative_prompt or DEFAULT_NEGATIVE_PROMPT] if negative else [prompt]
-        contexts = [self._encoded(text) for text in texts]
+        with self.gemma_scope():
+            prompt = job.prompt
+            if job.enhance_prompt:
+                prompt = self._prompts.get_or_make(
+                    ("enhanced", job.prompt, image, job.seed),
+                    lambda: generate_enhanced_prompt(
+                        _image_tokens_matched(self._cache.get("text_encoder")),
+                        job.prompt,
+                        image,
+                        seed=job.seed,
+                    ),
+                )
+            texts = [prompt, job.negative_prompt or DEFAULT_NEGATIVE_PROMPT] if negative else [prompt]
+            contexts = [self._encoded(text) for text in texts]
         self._cache.park("text_encoder")  # memory policy offload_text_encoder: off the device until needed
         return prompt, contexts
 
