@@ -11,7 +11,8 @@ overlaps the next job's denoise) and `reporting_steps` (the denoising steps coun
 loops, step_progress.py).
 Must not: run a recipe's stages (the recipe modules do), write files, choose devices (device.py), be imported
 before the compat shims are applied (make it through backends.factory), or leak torch types into the pure
-core except as the opaque tensors RenderResult carries.
+core except as the opaque tensors RenderResult carries. Just over 400 lines: loading, the memory policy and
+the entry points share one state (the model cache, the ledger, the memory plan), so they stay one class.
 """
 
 from __future__ import annotations
