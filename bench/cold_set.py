@@ -45,9 +45,9 @@ _GEMMA_RENAMES = (
 def _configs(dry: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(checkpoint config, x2 upsampler config, Gemma config) of the full-size set, or of the tiny one."""
     if dry:
-        from ltx2_batch.backends import tiny
+        from ltx2_batch.backends import tiny, tiny_gemma
 
-        return tiny.FULL_CONFIG, tiny._SPATIAL_UP, tiny._GEMMA_CONFIG
+        return tiny.FULL_CONFIG, tiny._SPATIAL_UP, tiny_gemma.GEMMA_CONFIG
     from ltx2_batch.backends import random_weights as rw
 
     return rw.FULL_CONFIG, rw.SPATIAL_UPSAMPLER, rw.gemma_12b_config()

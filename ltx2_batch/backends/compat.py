@@ -7,19 +7,24 @@ Owns three narrow fixes, each applied only when needed and each idempotent:
   2. `torch.cuda.synchronize()` (and `torch.random.fork_rng(devices=[cpu])` in Gemma's enhancer) is called
      unconditionally by the official helpers; on a CPU-only build it raises, so it becomes a no-op when (and
      only when) CUDA is unavailable.
-  3. ltx-core hard-codes the Gemma-3 config in a shared constant; `use_gemma_config` overwrites that instance
-     in place from a folder's config.json so a tiny (or any) Gemma folder is described by its own file.
-Must not: import ltx_core at module import time, touch os.environ, or change behaviour on a working CUDA
-stack.
+  3. ltx-core hard-codes the Gemma-3 config in a process-wide constant, read whenever a Gemma text encoder
+     (or its embeddings processor) is built. `gemma_config` points that instance at a folder's config.json
+     for the length of a `with` block and then puts back what was there, so a tiny (or any) Gemma folder is
+     described by its own file and several backends with different Gemma folders can share a process.
+Must not: import ltx_core at module import time, touch os.environ, change behaviour on a working CUDA
+stack, or leave the Gemma constant changed outside a `gemma_config` block.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import json
 import sys
+import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +96,41 @@ def _cpu_fork_rng(real: Callable[..., Any]) -> Callable[..., Any]:
     return fork_rng
 
 
-def use_gemma_config(gemma_root: str | Path) -> bool:
-    """Point ltx-core's shared Gemma config at `<gemma_root>/config.json`; False when the folder has none.
-
-    The constant is reset to the shipped 12B defaults first, keeping object identity (the text-encoder
-    configurator and the embeddings feature extractor both hold it), so switching folders is safe.
-    """
+def read_gemma_config(gemma_root: str | Path) -> dict[str, Any] | None:
+    """`<gemma_root>/config.json` as a dict, or None when the folder has none (then the shipped 12B
+    defaults describe it). Read once per backend: a `gemma_config` block only applies it."""
     path = Path(gemma_root) / "config.json"
-    if not path.is_file():
-        return False
-    cfg = json.loads(path.read_text())
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# One scope at a time in the process: two threads entering scopes of different backends would otherwise each
+# restore the other's config. Re-entrant, so a build inside an encode (or a nested scope) does not deadlock.
+_GEMMA_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def gemma_config(config: dict[str, Any] | None) -> Iterator[None]:
+    """ltx-core's shared Gemma constant describes `config` (read_gemma_config's dict; None: the shipped 12B
+    defaults) inside the block, and is what it was before after it, errors included.
+
+    The instance is changed in place, never replaced: the text-encoder configurator and the embeddings
+    feature extractor import it by name, so only its contents can be switched. Whatever builds or runs a
+    Gemma text encoder (and its embeddings processor) runs inside such a block."""
     from ltx_core.text_encoders.gemma import config as gcfg
 
     target = gcfg.GEMMA3_CONFIG_FOR_LTX
+    with _GEMMA_LOCK:
+        saved = copy.deepcopy(target.__dict__)
+        try:
+            _describe(target, gcfg, config or {})
+            yield
+        finally:
+            target.__dict__.clear()
+            target.__dict__.update(saved)
+
+
+def _describe(target: Any, gcfg: Any, cfg: dict[str, Any]) -> None:
+    """Reset `target` to the shipped 12B defaults, then apply `cfg`'s keys (those the dataclasses know)."""
     target.__dict__.update(gcfg.Gemma3ConfigData().__dict__)
     for key in _GEMMA_TOP_LEVEL_KEYS:
         if key in cfg:
@@ -115,4 +142,3 @@ def use_gemma_config(gemma_root: str | Path) -> bool:
                     sub.rope_scaling = gcfg.Gemma3RopeScaling(**value)
             elif hasattr(sub, key):
                 setattr(sub, key, value)
-    return True

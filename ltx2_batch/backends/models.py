@@ -37,7 +37,6 @@ DEFAULT_REQUIRED = ("checkpoint", "gemma_root", "distilled_lora", "spatial_upsam
 GEMMA_HF_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"  # the Gemma-3 build LTX-2's README points to
 _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
 _LENGTH_BYTES = 8  # a safetensors file opens with its header length, a little-endian u64
-_DEFAULTS = ModelConfig()
 
 
 @dataclass(frozen=True)

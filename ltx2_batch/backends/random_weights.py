@@ -163,7 +163,7 @@ def ensure_random_set(root: Path, tokenizer_source: Path) -> Path:
 
 
 def gemma_12b_config() -> dict[str, Any]:
-    """ltx-core's shipped Gemma-3-12B constant, as a config.json (so compat.use_gemma_config resets to it)."""
+    """ltx-core's shipped Gemma-3-12B constant, as a config.json (what compat.gemma_config applies for it)."""
     from ltx_core.text_encoders.gemma.config import Gemma3ConfigData
 
     return Gemma3ConfigData().to_dict()
@@ -336,7 +336,7 @@ def component_sizes(
     from ltx_core.model.upsampler import LatentUpsamplerConfigurator
     from ltx_core.model.video_vae import VideoDecoderConfigurator, VideoEncoderConfigurator
     from ltx_core.text_encoders.gemma import EmbeddingsProcessorConfigurator
-    from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX, Gemma3ConfigData
+    from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     parts: list[tuple[str, Any, dict[str, Any]]] = [
@@ -351,17 +351,14 @@ def component_sizes(
         ("temporal_upsampler", LatentUpsamplerConfigurator, temporal_upsampler),
     ]
     sizes = []
-    for name, configurator, config in parts:
+    # the embeddings processor is sized by ltx-core's Gemma constant: the shipped 12B one (None) here
+    with compat.gemma_config(None):
+        for name, configurator, config in parts:
+            with torch.device("meta"):
+                model = configurator.from_config(config)
+            sizes.append(_size(name, model))
         with torch.device("meta"):
-            model = configurator.from_config(config)
-        sizes.append(_size(name, model))
-    shipped = (
-        Gemma3ConfigData().to_dict()
-    )  # the 12B constant, whatever a tiny run left in the shared instance
-    if GEMMA3_CONFIG_FOR_LTX.to_dict() != shipped:
-        raise RuntimeError("ltx-core's Gemma constant was overwritten in this process; count in a fresh one")
-    with torch.device("meta"):
-        gemma = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(shipped))
+            gemma = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(GEMMA3_CONFIG_FOR_LTX.to_dict()))
     sizes.append(_size("text_encoder", gemma))
     return sizes
 

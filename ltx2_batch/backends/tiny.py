@@ -3,11 +3,11 @@
 Owns: the tiny configs, the deterministic (seeded) weight generation, and the folder layout, which mirrors the
 real one (checkpoints/, upscalers/, text_encoders/gemma3/) so the same discovery code finds both. The build is
 atomic: everything is written into a sibling temporary folder that is renamed into place, so a crash never
-leaves a half-built set that looks complete. Nothing is downloaded; the Gemma tokenizer is trained locally.
-Importing it is cheap and torch-free (torch, safetensors and ltx_core load only inside the builders), so
-the driver can read TINY_RECIPE_VERSION / TINY_LAYOUT. It imports ltx_core's model configurators lazily: the
-official format can only be produced by the official classes. Over 400 lines only because the tiny configs
-are spelled out as data. Must not: write anywhere but the folder it is given.
+leaves a half-built set that looks complete. Nothing is downloaded; the tiny Gemma folder (and its locally
+trained tokenizer) is tiny_gemma.py's. Importing it is cheap and torch-free (torch, safetensors and ltx_core
+load only inside the builders), so the driver can read TINY_RECIPE_VERSION / TINY_LAYOUT. It imports
+ltx_core's model configurators lazily: the official format can only be produced by the official classes.
+Must not: write anywhere but the folder it is given, or leave ltx-core's Gemma constant changed.
 
 Sizes that the official code fixes and that therefore cannot shrink: video latent channels 128, VAE scale
 factors (t=8, h=w=32), audio latent 8 channels x 16 mel bins, audio VAE `ch` 128, vocoder input 128.
@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ltx2_batch.backends.tiny_gemma import GEMMA_CONFIG, GEMMA_HIDDEN, build_gemma
 
 TINY_DIR_NAME = "tiny"  # the folder the set is built into, under the models root
 TINY_RECIPE_VERSION = "tiny-5"  # bump when any config or generation rule below changes (it feeds job ids)
@@ -45,9 +47,6 @@ TINY_LAYOUT: dict[str, str] = {  # role -> path relative to the tiny root
 _COMPLETE_MARKER = "tiny_build.json"
 STORAGE_DTYPE_NAME = "bfloat16"
 _MATRIX_NDIM = 2  # a LoRA pairs with the 2-D (linear) weights only
-
-GEMMA_HIDDEN = 64
-GEMMA_VOCAB = 512
 
 # fmt: off
 _TRANSFORMER = {
@@ -101,41 +100,6 @@ _SPATIAL_UP = {"in_channels": 128, "mid_channels": 32, "num_blocks_per_stage": 1
                "rational_resampler": False}
 _TEMPORAL_UP = {**_SPATIAL_UP, "spatial_upsample": False, "temporal_upsample": True}
 FULL_CONFIG = {"transformer": _TRANSFORMER, "vae": _VAE, "audio_vae": _AUDIO_VAE, "vocoder": _VOCODER}
-
-_GEMMA_CONFIG: dict[str, Any] = {
-    "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
-    "boi_token_index": 5, "eoi_token_index": 6, "image_token_index": 7, "eos_token_id": [1],
-    "mm_tokens_per_image": 4, "initializer_range": 0.02, "torch_dtype": "bfloat16",
-    "text_config": {
-        "model_type": "gemma3_text", "hidden_size": GEMMA_HIDDEN, "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "query_pre_attn_scalar": 32,
-        "vocab_size": GEMMA_VOCAB, "sliding_window": 64, "sliding_window_pattern": 6,
-        "max_position_embeddings": 2048, "rope_theta": 1000000, "rope_local_base_freq": 10000,
-        "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "hidden_activation": "gelu_pytorch_tanh",
-        "rms_norm_eps": 1e-6,
-    },
-    "vision_config": {
-        "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
-        "num_channels": 3, "vision_use_head": False,
-    },
-}
-_SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_image>", "<end_of_image>",
-                   "<image_soft_token>", "<start_of_turn>", "<end_of_turn>"]
-_CORPUS = [
-    "A cat walks on a sunny street, camera pans left, soft piano music.",
-    "The quick brown fox jumps over the lazy dog while birds sing.",
-    "A drone shot of mountains at sunset with wind noise and distant thunder.",
-    "Close up of a person talking, natural light, clear dialogue audio.",
-]
-_CHAT_TEMPLATE = (
-    "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
-    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}"
-    "{% else %}<start_of_image>"
-    "{% endif %}{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
 
 # fmt: on
 
@@ -204,12 +168,12 @@ def _build_into(root: Path, seed: int) -> None:
     import torch
 
     _import_builders()  # first imports may draw from the global RNG: get them done before seeding it
-    # reset_parameters() and HF init draw from the global generator: seed it, restore the caller's state after
-    with torch.random.fork_rng(devices=[]):
+    # reset_parameters() and HF init draw from the global generator: seed it, restore the caller state after;
+    # the embeddings processor is sized by ltx-core's Gemma constant: the tiny Gemma's while building
+    with torch.random.fork_rng(devices=[]), compat.gemma_config(GEMMA_CONFIG):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        gemma_dir = root / GEMMA_ROOT
-        _build_gemma(gemma_dir, gen)
+        build_gemma(root / GEMMA_ROOT, gen, _storage_dtype())
         modules = _build_checkpoint(root / TINY_LAYOUT["checkpoint"], gen)
         for role, cfg in (("spatial_upsampler", _SPATIAL_UP), ("temporal_upsampler", _TEMPORAL_UP)):
             _build_upsampler(root / TINY_LAYOUT[role], cfg, gen)
@@ -294,25 +258,6 @@ def _fill(state: dict[str, Any], gen: Any) -> dict[str, Any]:
     return out
 
 
-def _regenerate(state: dict[str, Any], gen: Any) -> dict[str, Any]:
-    """Every tensor drawn from `gen` alone, whatever the constructor left there: transformers' own weight
-    init is not reproducible across processes here (two fresh builds differed only in the Gemma weights),
-    so nothing of it is kept. Norms get neutral values: Gemma's RMSNorm scales by (1 + w), so w = 0;
-    SigLIP's LayerNorm takes weight 1, bias 0."""
-    import torch
-
-    out = {}
-    for key, value in state.items():
-        if "norm" in key and "vision_tower" in key:
-            tensor = torch.ones(value.shape) if key.endswith("weight") else torch.zeros(value.shape)
-        elif "norm" in key:
-            tensor = torch.zeros(value.shape)
-        else:
-            tensor = torch.randn(value.shape, generator=gen) * 0.02
-        out[key] = tensor.to(_storage_dtype())
-    return out
-
-
 def _renamed(state: dict[str, Any], prefix: str, shared: dict[str, str] | None = None) -> dict[str, Any]:
     out = {}
     for key, value in state.items():
@@ -392,96 +337,6 @@ def _build_upsampler(path: Path, cfg: dict[str, Any], gen: Any) -> None:
     module = LatentUpsamplerConfigurator.from_config(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(_fill(module.state_dict(), gen), str(path), metadata={"config": json.dumps(cfg)})
-
-
-def _build_gemma(path: Path, gen: Any) -> None:
-    """A Gemma-3 folder in Hugging Face layout: config, weights (checkpoint key names), fast tokenizer."""
-    from safetensors.torch import save_file
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-
-    from ltx2_batch.backends import compat
-
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(_GEMMA_CONFIG, indent=1))
-    compat.use_gemma_config(path)
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=GEMMA_VOCAB,
-        special_tokens=_SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    tokenizer.post_processor = TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)]
-    )
-    tokenizer.save(str(path / "tokenizer.json"))
-    specials = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}
-    image_tokens = {
-        "boi_token": "<start_of_image>",
-        "eoi_token": "<end_of_image>",
-        "image_token": "<image_soft_token>",
-    }
-    (path / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "model_max_length": 1024,
-                **specials,
-                "padding_side": "left",
-                "add_bos_token": True,
-                "add_eos_token": False,
-                "extra_special_tokens": image_tokens,
-                "chat_template": _CHAT_TEMPLATE,
-            },
-            indent=1,
-        )
-    )
-    (path / "special_tokens_map.json").write_text(json.dumps({**specials, **image_tokens}))
-    # ltx-core finds the tokenizer folder by a file named tokenizer.model (sentencepiece in the real Gemma);
-    # transformers then loads the fast tokenizer.json next to it.
-    (path / "tokenizer.model").write_bytes(b"placeholder: the tiny tokenizer lives in tokenizer.json\n")
-    (path / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "image_processor_type": "Gemma3ImageProcessor",
-                "processor_class": "Gemma3Processor",
-                "size": {"height": 28, "width": 28},
-                "do_resize": True,
-                "do_rescale": True,
-                "rescale_factor": 1 / 255,
-                "do_normalize": True,
-                "image_mean": [0.5] * 3,
-                "image_std": [0.5] * 3,
-                "do_convert_rgb": True,
-                "resample": 2,
-                "do_pan_and_scan": False,
-            },
-            indent=1,
-        )
-    )
-
-    from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
-
-    model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(GEMMA3_CONFIG_FOR_LTX.to_dict()))
-    renames = (
-        ("model.language_model.", "language_model.model."),
-        ("model.vision_tower.", "vision_tower."),
-        ("model.multi_modal_projector.", "multi_modal_projector."),
-    )
-    tensors = {}
-    for key, value in _regenerate(model.state_dict(), gen).items():
-        if key.startswith("lm_head."):
-            continue  # tied to the embeddings
-        src, dst = next((s, d) for s, d in renames if key.startswith(s))
-        tensors[dst + key[len(src) :]] = value
-    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ per-token RMS norm and separate video/audio aggregate embeddings, `text_embeddin
 audio_aggregate_embed`), the vocoder with bandwidth extension (a 16 kHz BigVGAN-style AMP1/snakebeta
 vocoder, then a BWE generator to 48 kHz), and `model_version` 2.3.x in the metadata, which makes
 ltx-pipelines' `detect_params` choose its LTX-2.3 defaults. Everything else (the folder layout, the atomic
-build, the tiny Gemma and tokenizer, the upsamplers, LoRAs, deterministic seeding) is `tiny.py`'s, shared.
+build, the upsamplers, LoRAs, deterministic seeding) is `tiny.py`'s, and the tiny Gemma `tiny_gemma.py`'s.
 Importing it is cheap and torch-free. Must not: write anywhere but the folder it is given.
 
 The 2.3 keys and their published values were read from a third-party copy of the LTX-2.3 22B checkpoint's
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ltx2_batch.backends import tiny
-from ltx2_batch.backends.tiny import GEMMA_HIDDEN, TinyBuildReport
+from ltx2_batch.backends.tiny import TinyBuildReport
+from ltx2_batch.backends.tiny_gemma import GEMMA_CONFIG, GEMMA_HIDDEN, build_gemma
 
 TINY_RECIPE_VERSION = "tiny23-2"  # bump when any config or generation rule below changes (it feeds job ids)
 TINY_DIR_NAME = "tiny23"
@@ -115,10 +116,11 @@ def _build_into(root: Path, seed: int) -> None:
     import torch
 
     tiny._import_builders()  # first imports may draw from the global RNG: done before seeding it
-    with torch.random.fork_rng(devices=[]):
+    # the V2 embeddings processor is sized by ltx-core's Gemma constant: the tiny Gemma's while building
+    with torch.random.fork_rng(devices=[]), compat.gemma_config(GEMMA_CONFIG):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        tiny._build_gemma(root / GEMMA_ROOT, gen)  # also points ltx-core's Gemma constant at the tiny Gemma
+        build_gemma(root / GEMMA_ROOT, gen, tiny._storage_dtype())
         transformer = _build_checkpoint(root / TINY_LAYOUT["checkpoint"], gen)
         for role, cfg in (
             ("spatial_upsampler", SPATIAL_UP),

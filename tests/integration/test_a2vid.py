@@ -5,7 +5,6 @@ A2VidPipelineTwoStage in bf16 on the CPU at 64x64 x 9 frames on both embedded se
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,10 @@ import torch
 import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
-from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.config import ModelConfig
-from ltx2_batch.core.families import ModelFamily
 from ltx2_batch.core.jobs import AudioCondition, PipelineKind, RenderJob, RenderMode
 from ltx2_batch.errors import ManifestError
 from tests.conftest import AppFactory
+from tests.fixtures.backends import TinySet
 from tests.manifests import manifest_jobs
 
 pytestmark = pytest.mark.slow
@@ -45,25 +42,14 @@ def write_wav(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=[ModelFamily.ltx2, ModelFamily.ltx23], ids=["tiny", "tiny23"])
-def bf16(request: pytest.FixtureRequest, tiny_root: Path) -> Iterator[tuple[RenderBackend, Path, dict]]:
-    be = create_backend(
-        ModelConfig(root=str(tiny_root.parent), family=request.param, dtype="bf16"), Path("/")
-    )
-    if request.param is ModelFamily.ltx23:
-        from ltx2_batch.backends import tiny23 as builder
-    else:
-        from ltx2_batch.backends import tiny as builder
-    yield be, tiny_root.parent / builder.TINY_DIR_NAME, builder.TINY_LAYOUT
-    be.close()
-
-
-def test_parity_with_official_a2vid_pipeline(bf16: tuple[RenderBackend, Path, dict], tmp_path: Path) -> None:
+def test_parity_with_official_a2vid_pipeline(
+    family_bf16: tuple[RenderBackend, TinySet], tmp_path: Path
+) -> None:
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_pipelines.a2vid_two_stage import A2VidPipelineTwoStage
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, detect_params
 
-    backend, root, layout = bf16
+    backend, tiny_set = family_bf16  # the session's bf16 backend of each embedded set (tests/fixtures)
     wav = write_wav(tmp_path / "beat.wav")
     job = RenderJob(
         name="a2vid",
@@ -79,17 +65,17 @@ def test_parity_with_official_a2vid_pipeline(bf16: tuple[RenderBackend, Path, di
         audio_conditioning=AudioCondition(str(wav), start_s=0.1),
     )
     ours = backend.render(RenderRequest(job=job))
-    lora = [LoraPathStrengthAndSDOps(str(root / layout["distilled_lora"]), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)]
-    checkpoint = str(root / layout["checkpoint"])
+    lora = [LoraPathStrengthAndSDOps(tiny_set.path("distilled_lora"), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)]
+    checkpoint = tiny_set.path("checkpoint")
     official = A2VidPipelineTwoStage(
         checkpoint_path=checkpoint,
         distilled_lora=lora,
-        spatial_upsampler_path=str(root / layout["spatial_upsampler"]),
-        gemma_root=str(root / layout["gemma_root"]),
+        spatial_upsampler_path=tiny_set.path("spatial_upsampler"),
+        gemma_root=tiny_set.path("gemma_root"),
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT,
             negative_prompt=DEFAULT_NEGATIVE_PROMPT,

@@ -4,7 +4,6 @@ handoff, temporal upsampling, audio off, prompt enhancement, parity with the off
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from ltx2_batch.core.jobs import (
 )
 from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 from tests.conftest import TINY_PROMPT, tiny_job
+from tests.fixtures.backends import TinySet
 
 pytestmark = pytest.mark.slow
 PROMPT = TINY_PROMPT
@@ -44,11 +44,10 @@ def tiny_transformer_shapes(root: Path) -> dict[str, tuple[int, ...]]:
         }
 
 
-@pytest.fixture(scope="module")
-def backend(tiny_root: Path) -> Iterator[RenderBackend]:
-    be = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
-    yield be
-    be.close()
+@pytest.fixture
+def backend(tiny_fp32: RenderBackend) -> RenderBackend:
+    """The session's float32 tiny backend (tests/fixtures/backends.py)."""
+    return tiny_fp32
 
 
 @pytest.fixture(scope="module")
@@ -255,18 +254,19 @@ def test_missing_weights_lists_paths_and_command(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- parity with ltx_pipelines
-@pytest.fixture(scope="module")
-def bf16_backend(tiny_root: Path) -> Iterator[RenderBackend]:
-    be = create_backend(ModelConfig(root=str(tiny_root), dtype="bf16"), Path("/"))
-    yield be
-    be.close()
+@pytest.fixture
+def bf16_backend(tiny_bf16: RenderBackend) -> RenderBackend:
+    """The session's bfloat16 tiny backend: the official pipelines' only dtype."""
+    return tiny_bf16
 
 
 def _official_frames(video_iter: object) -> np.ndarray:
     return torch.cat([c.cpu() for c in video_iter], dim=0).numpy()  # type: ignore[attr-defined]
 
 
-def test_parity_with_official_distilled_pipeline(bf16_backend: RenderBackend, tiny_root: Path) -> None:
+def test_parity_with_official_distilled_pipeline(
+    bf16_backend: RenderBackend, tiny_root: Path, tiny_set: TinySet
+) -> None:
     from ltx_pipelines.distilled import DistilledPipeline
 
     ours = bf16_backend.render(RenderRequest(job=tiny_job(seed=42)))
@@ -277,7 +277,7 @@ def test_parity_with_official_distilled_pipeline(bf16_backend: RenderBackend, ti
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT, seed=42, height=64, width=64, num_frames=9, frame_rate=24.0, images=[]
         )
@@ -286,7 +286,9 @@ def test_parity_with_official_distilled_pipeline(bf16_backend: RenderBackend, ti
     assert np.array_equal(ours.audio, audio.waveform.cpu().numpy())
 
 
-def test_parity_with_official_two_stage_pipeline(bf16_backend: RenderBackend, tiny_root: Path) -> None:
+def test_parity_with_official_two_stage_pipeline(
+    bf16_backend: RenderBackend, tiny_root: Path, tiny_set: TinySet
+) -> None:
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_pipelines.ti2vid_two_stages import TI2VidTwoStagesPipeline
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, LTX_2_PARAMS
@@ -307,7 +309,7 @@ def test_parity_with_official_two_stage_pipeline(bf16_backend: RenderBackend, ti
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT,
             negative_prompt=DEFAULT_NEGATIVE_PROMPT,
@@ -338,7 +340,7 @@ def _guided_kwargs() -> dict[str, object]:
 
 
 def test_parity_with_official_one_stage_pipeline(
-    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str]
+    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str], tiny_set: TinySet
 ) -> None:
     from ltx_pipelines.ti2vid_one_stage import TI2VidOneStagePipeline
     from ltx_pipelines.utils.args import ImageConditioningInput
@@ -359,7 +361,7 @@ def test_parity_with_official_one_stage_pipeline(
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT,
             seed=42,
@@ -376,7 +378,7 @@ def test_parity_with_official_one_stage_pipeline(
 
 
 def test_parity_with_official_keyframe_pipeline(
-    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str]
+    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str], tiny_set: TinySet
 ) -> None:
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_pipelines.keyframe_interpolation import KeyframeInterpolationPipeline
@@ -401,7 +403,7 @@ def test_parity_with_official_keyframe_pipeline(
         loras=[],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT,
             seed=42,
@@ -418,7 +420,7 @@ def test_parity_with_official_keyframe_pipeline(
 
 
 def test_parity_with_official_ic_lora_pipeline(
-    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str]
+    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str], tiny_set: TinySet
 ) -> None:
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_pipelines.ic_lora import ICLoraPipeline
@@ -440,7 +442,7 @@ def test_parity_with_official_ic_lora_pipeline(
         loras=[LoraPathStrengthAndSDOps(assets["ic_lora"], 1.0, LTXV_LORA_COMFY_RENAMING_MAP)],
         device=torch.device("cpu"),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             prompt=PROMPT,
             seed=42,

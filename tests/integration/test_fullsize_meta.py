@@ -193,7 +193,6 @@ def test_random_loader_keeps_ties_and_applies_the_fp8_downcast(tiny_root: Path, 
     files = _tiny_shaped_random_files(tiny_root, tmp_path / "random")
     from ltx2_batch.backends import compat
 
-    compat.use_gemma_config(files.gemma_root)
     ledger = ModelLedger(
         dtype=torch.bfloat16,
         device=torch.device("cpu"),
@@ -202,7 +201,8 @@ def test_random_loader_keeps_ties_and_applies_the_fp8_downcast(tiny_root: Path, 
         quantization=QuantizationPolicy.fp8_cast(),
     )
     ledger = rw.install_random_loaders(ledger, 0, torch.bfloat16)
-    gemma = ledger.text_encoder().model
+    with compat.gemma_config(compat.read_gemma_config(files.gemma_root)):
+        gemma = ledger.text_encoder().model
     embed = gemma.model.language_model.embed_tokens.weight
     assert gemma.lm_head.weight.data_ptr() == embed.data_ptr()  # one tensor, as the real checkpoint loads
     assert not any(p.is_meta for p in gemma.parameters())

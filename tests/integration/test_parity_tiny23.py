@@ -4,7 +4,6 @@ and ic_lora. bf16 on the CPU at 64x64 x 9 frames, seed 42; guided kinds get the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import torch
 
 from ltx2_batch.backends import tiny23
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
-from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.core.jobs import (
     ImageCondition,
     LoraKind,
@@ -26,26 +24,30 @@ from ltx2_batch.core.jobs import (
     UpscaleSpec,
     VideoCondition,
 )
-from tests.conftest import REPO_ROOT, compose_app
+from tests.fixtures.backends import TinySet
 
 pytestmark = pytest.mark.slow
 PROMPT = "A cat walks on a sunny street, soft piano music."
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded tiny23 set, built once for this module."""
-    path = tmp_path_factory.mktemp("models") / "tiny23"
-    tiny23.ensure_tiny_models(path)
-    return path
+@pytest.fixture
+def root(tiny23_set: TinySet) -> Path:
+    """The session's embedded tiny23 set (tests/fixtures/backends.py)."""
+    return tiny23_set.root
 
 
-@pytest.fixture(scope="module")
-def backend(root: Path) -> Iterator[RenderBackend]:
-    cfg = compose_app("model=tiny23", f"model.root={root.parent}").model
-    be = create_backend(dataclasses.replace(cfg, dtype="bf16"), REPO_ROOT)
-    yield be
-    be.close()
+@pytest.fixture
+def backend(tiny23_bf16: RenderBackend) -> RenderBackend:
+    """The session's bf16 tiny23 backend: the official pipelines' only dtype."""
+    return tiny23_bf16
+
+
+@pytest.fixture(autouse=True)
+def _official_gemma(tiny23_set: TinySet) -> Iterator[None]:
+    """Every official pipeline here is the tiny23 set's, and builds its Gemma from ltx-core's constant: each
+    test runs inside that set's Gemma scope (our backend's own scope nests inside it)."""
+    with tiny23_set.gemma_scope():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ltx2_batch.backends.base import RenderRequest, RenderResult
+from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult
 from ltx2_batch.backends.device import choose_device_policy
 from ltx2_batch.backends.factory import adapter, create_backend
 from ltx2_batch.backends.quantize import (
@@ -67,8 +67,9 @@ def _render(root: Path, prep: TransformerPrep) -> tuple[RenderResult, object]:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_root: Path) -> RenderResult:
-    return _render(tiny_root, TransformerPrep())[0]
+def reference(tiny_fp32: RenderBackend) -> RenderResult:
+    """The job on the session's float32 tiny backend (no transformer preparation)."""
+    return tiny_fp32.render(RenderRequest(job=_job()))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: fp8_scaled may run")

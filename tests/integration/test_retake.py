@@ -4,7 +4,6 @@ manifest rules (the source probed and hashed, the job at the source's size, leng
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,11 @@ import torch
 import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
-from ltx2_batch.backends.factory import create_backend
-from ltx2_batch.config import ModelConfig
-from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind
 from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, RetakeSpec, UpscaleSpec
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.select import WeightsOffer
+from tests.fixtures.backends import TinySet
 from tests.manifests import manifest_jobs
 
 pytestmark = pytest.mark.slow
@@ -39,27 +37,14 @@ def write_source(path: Path, frames: int = 9, rate: int = 24) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=[ModelFamily.ltx2, ModelFamily.ltx23], ids=["tiny", "tiny23"])
-def bf16(request: pytest.FixtureRequest, tiny_root: Path) -> Iterator[tuple[RenderBackend, Path, dict]]:
-    be = create_backend(
-        ModelConfig(root=str(tiny_root.parent), family=request.param, dtype="bf16"), Path("/")
-    )
-    if request.param is ModelFamily.ltx23:
-        from ltx2_batch.backends import tiny23 as builder
-    else:
-        from ltx2_batch.backends import tiny as builder
-    yield be, tiny_root.parent / builder.TINY_DIR_NAME, builder.TINY_LAYOUT
-    be.close()
-
-
 @pytest.mark.parametrize("guided", [False, True], ids=["distilled", "guided"])
 def test_parity_with_official_retake_pipeline(
-    bf16: tuple[RenderBackend, Path, dict], tmp_path: Path, guided: bool
+    family_bf16: tuple[RenderBackend, TinySet], tmp_path: Path, guided: bool
 ) -> None:
     from ltx_pipelines.retake import RetakePipeline
     from ltx_pipelines.utils.constants import DEFAULT_NEGATIVE_PROMPT, detect_params
 
-    backend, root, layout = bf16
+    backend, tiny_set = family_bf16  # the session's bf16 backend of each embedded set (tests/fixtures)
     source = write_source(tmp_path / "source.mp4")
     job = RenderJob(
         name="retake",
@@ -76,15 +61,15 @@ def test_parity_with_official_retake_pipeline(
         retake=RetakeSpec(str(source), start_s=0.1, end_s=0.3, guided=guided),
     )
     ours = backend.render(RenderRequest(job=job))
-    checkpoint = str(root / layout["checkpoint"])
+    checkpoint = tiny_set.path("checkpoint")
     official = RetakePipeline(
         checkpoint_path=checkpoint,
-        gemma_root=str(root / layout["gemma_root"]),
+        gemma_root=tiny_set.path("gemma_root"),
         loras=[],
         device=torch.device("cpu"),
     )
     params = detect_params(checkpoint)
-    with torch.inference_mode():
+    with torch.inference_mode(), tiny_set.gemma_scope():  # the official Gemma reads ltx-core's constant
         video, audio = official(
             str(source),
             PROMPT,

@@ -5,7 +5,6 @@ take a single latent cell). On both embedded sets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import yaml
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest
-from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.families import ModelFamily
 from ltx2_batch.core.jobs import ImageCondition, PipelineKind, RenderJob, RenderMode, UpscaleSpec
@@ -23,12 +21,10 @@ from tests.manifests import manifest_jobs
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=[ModelFamily.ltx2, ModelFamily.ltx23], ids=["tiny", "tiny23"])
-def backend(request: pytest.FixtureRequest, tiny_root: Path) -> Iterator[RenderBackend]:
-    # tiny23 is built beside the session's tiny set on first use
-    be = create_backend(ModelConfig(root=str(tiny_root.parent), family=request.param), Path("/"))
-    yield be
-    be.close()
+@pytest.fixture
+def backend(family_fp32: RenderBackend) -> RenderBackend:
+    """The session's float32 backend of each embedded set in turn (tests/fixtures/backends.py)."""
+    return family_fp32
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +83,11 @@ def test_one_frame_two_stage_64x64_is_refused(tmp_path: Path) -> None:
     assert len(manifest_jobs(path)) == 2
 
 
-def test_spatial_x1_5_on_tiny23(tiny_root: Path) -> None:
+def test_spatial_x1_5_on_tiny23(tiny23_fp32: RenderBackend) -> None:
     """`upscale.spatial: 1.5`: stage 1 at 2/3 of the size (a 2x2 latent for 96x96), the x1.5 upsampler
     (rational resampler) to the 3x3 latent of the target, stage 2 there."""
-    be = create_backend(ModelConfig(root=str(tiny_root.parent), family=ModelFamily.ltx23), Path("/"))
-    try:
-        job = _job(width=96, height=96, upscale=UpscaleSpec(spatial=True, spatial_scale=1.5))
-        out = be.render(RenderRequest(job=job))
-    finally:
-        be.close()
+    job = _job(width=96, height=96, upscale=UpscaleSpec(spatial=True, spatial_scale=1.5))
+    out = tiny23_fp32.render(RenderRequest(job=job))
     assert out.frames.shape == (9, 96, 96, 3)
     assert tuple(out.stage1_latent.shape[-2:]) == (2, 2) and tuple(out.final_latent.shape[-2:]) == (3, 3)
     assert out.info["recipe"]["spatial_scale"] == 1.5

@@ -4,7 +4,6 @@ job (chunks included) reaching the driver's progress through the local runner.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import pytest
 import torch
 
 from ltx2_batch.backends.base import RenderBackend, RenderRequest, RenderResult, StepReportingBackend
-from ltx2_batch.backends.factory import create_backend
 from ltx2_batch.cli import run
-from ltx2_batch.config import ModelConfig
 from ltx2_batch.core.jobs import AudioCondition, PipelineKind, RenderJob, RetakeSpec, UpscaleSpec
 from ltx2_batch.core.step_events import StepEvent
 from ltx2_batch.run.progress import Progress
@@ -24,11 +21,10 @@ pytestmark = pytest.mark.slow
 PROMPT = TINY_PROMPT
 
 
-@pytest.fixture(scope="module")
-def backend(tiny_root: Path) -> Iterator[RenderBackend]:
-    be = create_backend(ModelConfig(root=str(tiny_root)), Path("/"))
-    yield be
-    be.close()
+@pytest.fixture
+def backend(tiny_fp32: RenderBackend) -> RenderBackend:
+    """The session's float32 tiny backend (tests/fixtures/backends.py)."""
+    return tiny_fp32
 
 
 def _counted(backend: RenderBackend, job: RenderJob) -> tuple[RenderResult, list[StepEvent]]:

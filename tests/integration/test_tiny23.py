@@ -81,13 +81,13 @@ def test_official_configurators_build_the_2_3_parts(models_root: Path) -> None:
     from ltx_core.text_encoders.gemma import EmbeddingsProcessorConfigurator
     from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV2
 
-    compat.use_gemma_config(models_root / "tiny23" / t23.GEMMA_ROOT)
     meta = read_safetensors_metadata(models_root / "tiny23" / t23.TINY_LAYOUT["checkpoint"])
     config = json.loads(meta["config"])
     vocoder = VocoderConfigurator.from_config(config)
     assert isinstance(vocoder, VocoderWithBWE)
     assert (vocoder.input_sampling_rate, vocoder.output_sampling_rate) == (16_000, 48_000)
-    processor = EmbeddingsProcessorConfigurator.from_config(config)
+    with compat.gemma_config(compat.read_gemma_config(models_root / "tiny23" / t23.GEMMA_ROOT)):
+        processor = EmbeddingsProcessorConfigurator.from_config(config)
     assert isinstance(processor.feature_extractor, FeatureExtractorV2)
 
 

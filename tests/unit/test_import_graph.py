@@ -120,17 +120,51 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
     assert ["ltx2_batch.backends.models", "ltx2_batch.backends.weights"] in _cycles(graph)
 
 
-def test_only_the_adapter_imports_ltx_pipelines() -> None:
+ADAPTER = "ltx2_batch.backends.ltx2"  # the adapter package: Ltx2Backend and its recipe modules
+
+
+def _in_adapter(name: str) -> bool:
+    return name == ADAPTER or name.startswith(ADAPTER + ".")
+
+
+def _ltx_pipelines_importers_outside(imports: dict[str, set[str]]) -> list[str]:
+    """Modules outside the adapter package that import ltx_pipelines (`imports`: every module's imports)."""
+    return sorted(name for name, deps in imports.items() if "ltx_pipelines" in deps and not _in_adapter(name))
+
+
+def _adapter_importers_outside(graph: dict[str, set[str]]) -> list[str]:
+    """Modules outside the adapter package that import any module of it."""
+    return sorted(
+        name for name, deps in graph.items() if not _in_adapter(name) and any(_in_adapter(d) for d in deps)
+    )
+
+
+def _all_imports() -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)
-    importers = sorted(name for name, path in modules.items() if "ltx_pipelines" in _imports(path, known))
-    assert importers == ["ltx2_batch.backends.ltx2"]
+    return {name: _imports(path, known) for name, path in modules.items()}
+
+
+def test_only_the_adapter_package_imports_ltx_pipelines() -> None:
+    imports = _all_imports()
+    assert _ltx_pipelines_importers_outside(imports) == []
+    # the rule speaks of modules that exist: the adapter's own modules are the importers
+    assert f"{ADAPTER}.backend" in {name for name, deps in imports.items() if "ltx_pipelines" in deps}
 
 
 def test_nothing_but_the_factory_imports_the_adapter() -> None:
     """The factory applies the compat shims first; any other importer could load ltx_core without them."""
-    importers = sorted(name for name, deps in _graph().items() if "ltx2_batch.backends.ltx2" in deps)
-    assert importers == ["ltx2_batch.backends.factory"]
+    assert _adapter_importers_outside(_graph()) == ["ltx2_batch.backends.factory"]
+
+
+def test_the_adapter_rules_find_planted_violations() -> None:
+    """Each rule above fails when a module outside the package reaches into it."""
+    imports = _all_imports()
+    imports["ltx2_batch.chaining.run"] = imports["ltx2_batch.chaining.run"] | {"ltx_pipelines"}
+    assert _ltx_pipelines_importers_outside(imports) == ["ltx2_batch.chaining.run"]
+    graph = _graph()
+    graph["ltx2_batch.chaining.run"] = graph["ltx2_batch.chaining.run"] | {f"{ADAPTER}.stage"}
+    assert "ltx2_batch.chaining.run" in _adapter_importers_outside(graph)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +174,8 @@ def test_nothing_but_the_factory_imports_the_adapter() -> None:
 def test_lower_backend_layers_do_not_reach_up(module: str) -> None:
     """device/caches/weights sit below the adapter and the factory."""
     deps = _graph()[module]
-    assert not deps & {"ltx2_batch.backends.ltx2", "ltx2_batch.backends.factory"}
+    assert not any(_in_adapter(d) for d in deps)
+    assert "ltx2_batch.backends.factory" not in deps
 
 
 # Validating, expanding and planning a manifest happens on the driver before any model loads (and in the
