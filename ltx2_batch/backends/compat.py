@@ -76,10 +76,10 @@ def prepare() -> dict[str, str]:
     import torch
 
     if not torch.cuda.is_available():
-        torch.cuda.synchronize = _no_sync  # type: ignore[assignment]
+        torch.cuda.synchronize = _no_sync
         info["cuda_synchronize"] = "no-op"
         if not getattr(torch.random.fork_rng, "_ltx2_batch_cpu_shim", False):
-            torch.random.fork_rng = _cpu_fork_rng(torch.random.fork_rng)  # type: ignore[assignment]
+            torch.random.fork_rng = _cpu_fork_rng(torch.random.fork_rng)
         info["fork_rng"] = "cpu devices ignored"
     return info
 

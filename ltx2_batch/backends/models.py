@@ -67,6 +67,14 @@ class ModelFiles:
     def missing(self) -> tuple[str, ...]:
         return tuple(role for role in ROLES if getattr(self, role) is None)
 
+    def path_of(self, role: str) -> Path:
+        """The file (or folder) of `role`, or MissingWeightsError naming every path looked for."""
+        found = getattr(self, role)
+        if found is None:
+            self.require((role,))
+            raise MissingWeightsError(f"{role}: no file")  # require() has raised already; for the checker
+        return Path(found)
+
     def require(self, roles: tuple[str, ...] | list[str]) -> None:
         """Raise MissingWeightsError naming every expected path of every absent role in `roles`."""
         absent = [r for r in roles if getattr(self, r) is None]
@@ -296,7 +304,10 @@ def _discover(
         checkpoint=checkpoint,
         is_fp8=checkpoint is not None and _is_fp8(checkpoint.name),
         gemma_root=gemma if gemma_ok else None,
-        **singles,
+        distilled_lora=singles["distilled_lora"],
+        spatial_upsampler=singles["spatial_upsampler"],
+        temporal_upsampler=singles["temporal_upsampler"],
+        spatial_upsampler_x1_5=singles.get("spatial_upsampler_x1_5"),
         ic_lora=None,
         expected=tuple(expected),
         fetch_sources=tuple(sources),

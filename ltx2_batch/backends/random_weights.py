@@ -166,7 +166,8 @@ def gemma_12b_config() -> dict[str, Any]:
     """ltx-core's shipped Gemma-3-12B constant, as a config.json (what compat.gemma_config applies for it)."""
     from ltx_core.text_encoders.gemma.config import Gemma3ConfigData
 
-    return Gemma3ConfigData().to_dict()
+    config: dict[str, Any] = Gemma3ConfigData().to_dict()
+    return config
 
 
 def is_placeholder(path: str | Path) -> bool:
@@ -177,7 +178,7 @@ def is_placeholder(path: str | Path) -> bool:
     with path.open("rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
-    return header.get("__metadata__", {}).get(MARKER_KEY) == RANDOM_RECIPE_VERSION
+    return bool(header.get("__metadata__", {}).get(MARKER_KEY) == RANDOM_RECIPE_VERSION)
 
 
 def write_placeholder(path: Path, metadata: dict[str, str]) -> None:
@@ -218,8 +219,9 @@ class RandomStateDictLoader:
         self._dtype = dtype
         self._files = SafetensorsModelStateDictLoader()
 
-    def metadata(self, path: str) -> dict:
-        return self._files.metadata(path)
+    def metadata(self, path: str) -> dict[str, Any]:
+        meta: dict[str, Any] = self._files.metadata(path)
+        return meta
 
     def load(self, path: str | list[str], sd_ops: Any = None, device: Any = None) -> Any:
         import torch
@@ -256,7 +258,9 @@ class RandomStateDictLoader:
         return StateDict(sd=sd, device=device, size=size, dtype=dtypes)
 
 
-def meta_state_shapes(configurator: Any, config: dict, module_ops: Iterable[Any] = ()) -> dict[str, Any]:
+def meta_state_shapes(
+    configurator: Any, config: dict[str, Any], module_ops: Iterable[Any] = ()
+) -> dict[str, Any]:
     """{key: (shape, dtype, tied_to)} of every state-dict entry still on the meta device after the module ops;
     `tied_to` names the first key holding the same tensor (tied weights), else None."""
     import torch

@@ -100,6 +100,7 @@ _SPATIAL_UP = {"in_channels": 128, "mid_channels": 32, "num_blocks_per_stage": 1
                "rational_resampler": False}
 _TEMPORAL_UP = {**_SPATIAL_UP, "spatial_upsample": False, "temporal_upsample": True}
 FULL_CONFIG = {"transformer": _TRANSFORMER, "vae": _VAE, "audio_vae": _AUDIO_VAE, "vocoder": _VOCODER}
+TRANSFORMER_CONFIG: dict[str, Any] = _TRANSFORMER  # what the LTX-2.3 tiny set extends (tiny23.py)
 
 # fmt: on
 
@@ -118,7 +119,7 @@ def is_built(root: Path, seed: int = 0) -> bool:
     if not marker.is_file() or not all((root / rel).exists() for rel in TINY_LAYOUT.values()):
         return False
     try:
-        return json.loads(marker.read_text()) == {"recipe": TINY_RECIPE_VERSION, "seed": seed}
+        return bool(json.loads(marker.read_text()) == {"recipe": TINY_RECIPE_VERSION, "seed": seed})
     except ValueError:
         return False
 

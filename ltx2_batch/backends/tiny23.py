@@ -60,7 +60,7 @@ _COMPLETE_MARKER = "tiny23_build.json"
 # text connectors work at the transformer's widths (video 2x32 = 64, audio 2x16 = 32), and the cross-attention
 # dims equal them.
 TRANSFORMER: dict[str, Any] = {
-    **tiny.FULL_CONFIG["transformer"],
+    **tiny.TRANSFORMER_CONFIG,
     "apply_gated_attention": True, "cross_attention_adaln": True,
     "caption_proj_before_connector": True, "caption_projection_first_linear": False,
     "caption_proj_input_norm": False, "caption_projection_second_linear": False,
@@ -99,7 +99,7 @@ def is_built(root: Path, seed: int = 0) -> bool:
     if not marker.is_file() or not all((Path(root) / rel).exists() for rel in TINY_LAYOUT.values()):
         return False
     try:
-        return json.loads(marker.read_text()) == {"recipe": TINY_RECIPE_VERSION, "seed": seed}
+        return bool(json.loads(marker.read_text()) == {"recipe": TINY_RECIPE_VERSION, "seed": seed})
     except ValueError:
         return False
 

@@ -54,7 +54,10 @@ class WeightSizes:
 class WeightsSource(Protocol):
     """One kind of weights. `kind` is what sidecars record as `backend.weights`."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """What sidecars record as `backend.weights` (tiny, checkpoint, random)."""
+        ...
 
     def fingerprint(self) -> str:
         """A short stable id of the weights, cheap and torch-free (never builds or reads tensor data)."""
@@ -286,7 +289,8 @@ class RandomWeights:
     def loading(self, builder: T, dtype: object) -> T:
         from ltx2_batch.backends import random_weights as rw
 
-        return rw.install_random_loaders(builder, self.cfg.seed, dtype)
+        loading: T = rw.install_random_loaders(builder, self.cfg.seed, dtype)
+        return loading
 
     def sizes(
         self,

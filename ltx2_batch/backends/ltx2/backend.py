@@ -116,7 +116,9 @@ class Ltx2Backend:
         self.cache = ModelCache(policy.device, keep_always=SHARED_MODULES)
         self.prompts = PromptCache(prompt_cache_size)
         # the Gemma folder describes itself (tiny or 12B); read once, applied around each use
-        self.text = PromptEncoder(self.cache, self.prompts, compat.read_gemma_config(files.gemma_root))
+        self.text = PromptEncoder(
+            self.cache, self.prompts, compat.read_gemma_config(files.path_of("gemma_root"))
+        )
         self.memory_plan: MemoryPlan | None = None
         self._plan: tuple[tuple[PipelineKind, tuple[LoraSpec, ...]], RecipePlan] | None = None
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None

@@ -27,7 +27,7 @@ from ltx2_batch.backends.ltx2.stage import DenoisedAudio
 def audio_latents_per_second() -> float:
     """Audio latent frames per second of video time (ltx-core's audio latent grid: 25 for 16 kHz mel,
     hop 160, downsample 4)."""
-    return AudioLatentShape.from_duration(batch=1, duration=1000.0).frames / 1000.0
+    return float(AudioLatentShape.from_duration(batch=1, duration=1000.0).frames) / 1000.0
 
 
 def handoff_video(run: RecipeRun, latent: torch.Tensor | None, handoff: LatentHandoff | None) -> list[Any]:

@@ -36,14 +36,20 @@ def denoising_loop(denoise_fn: Any, sampler: Sampler, steps: StageSteps | None) 
     """The official loop of `sampler` over `denoise_fn`, in the `denoising_loop_fn` form the official stage
     helpers take; with `steps`, it is one stage of the render's step count."""
 
-    def official(sigmas: torch.Tensor, video_state: Any, audio_state: Any, step: Any, fn: Any) -> Any:
+    def official(
+        sigmas: torch.Tensor, video_state: Any, audio_state: Any, step: Any, fn: Any
+    ) -> tuple[Any, Any]:
         common = {"sigmas": sigmas, "video_state": video_state, "audio_state": audio_state, "stepper": step}
         if sampler is Sampler.res2s:
             # res_2s casts its substep latents to the model's dtype: bf16 (its default) is the official
             # pipeline's only dtype, float32 the CPU default here
             dtype = video_state.latent.dtype
-            return res2s_audio_video_denoising_loop(**common, denoise_fn=fn, model_dtype=dtype)
-        return euler_denoising_loop(**common, denoise_fn=fn)
+            states: tuple[Any, Any] = res2s_audio_video_denoising_loop(
+                **common, denoise_fn=fn, model_dtype=dtype
+            )
+            return states
+        states = euler_denoising_loop(**common, denoise_fn=fn)
+        return states
 
     def loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, step: Any) -> tuple[Any, Any]:
         if steps is None:

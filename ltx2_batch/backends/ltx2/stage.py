@@ -41,12 +41,13 @@ class DenoisedAudio:
     initial: torch.Tensor | None = None
 
     def start(self, common: dict[str, Any], noise_scale: Any) -> tuple[Any, Any]:
-        return noise_audio_state(
+        state_and_tools: tuple[Any, Any] = noise_audio_state(
             conditionings=list(self.conditionings),
             noise_scale=noise_scale,
             initial_latent=self.initial,
             **common,
         )
+        return state_and_tools
 
     def finish(self, state: Any, tools: Any) -> torch.Tensor:
         return tools.unpatchify(tools.clear_conditioning(state)).latent
