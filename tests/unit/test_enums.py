@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import enum
 import importlib
-import pkgutil
+from pathlib import Path
 
 import ltx2_batch
 from ltx2_batch.config import OverlapMode
 
 
 def _string_enums() -> list[type[enum.Enum]]:
+    """Every str-Enum of the modules that import light (read from the file tree: walking packages would
+    import the adapter package, whose modules load torch)."""
+    root = Path(ltx2_batch.__file__).parent
     found = []
-    for info in pkgutil.walk_packages(ltx2_batch.__path__, "ltx2_batch."):
-        if info.name.endswith(("__main__", "runners.ray")) or (
-            ".backends." in info.name and "fake" not in info.name
-        ):
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        heavy = name.endswith(("__main__", "runners.ray")) or (".backends." in name and "fake" not in name)
+        if heavy:
             continue  # __main__ runs the CLI; these import torch or Ray (the type check covers their enums)
-        module = importlib.import_module(info.name)
+        module = importlib.import_module(name)
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, enum.Enum) and issubclass(value, str):
                 found.append(value)
