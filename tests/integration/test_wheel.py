@@ -1,7 +1,9 @@
 """The wheel works anywhere: built from this checkout, installed into a fresh venv, it renders the demo
 from a directory outside the repository, writing nothing to the launch dir but its outputs; outside a
-checkout its models home is the per-user cache. (The render itself takes the session's tiny set through
-$LTX2_BATCH_MODELS: the build is the same code from the wheel as from the checkout, and is not repeated.)
+checkout its models home is the per-user cache. Its dependencies resolve from the package index with the CPU
+constraint (`pip install --dry-run --report`: the resolution a user's install does, without the install).
+(The render itself takes the session's tiny set through $LTX2_BATCH_MODELS: the build is the same code from
+the wheel as from the checkout, and is not repeated.)
 
 The fresh venv gets the heavy dependencies from the project's venv through a .pth line (no network here).
 A directory added by a .pth line does not have its own .pth files processed, so the project venv's
@@ -10,6 +12,7 @@ editable-install finder is never loaded: `ltx2_batch` can only come from the whe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,8 +58,9 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     return py
 
 
-def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path, tiny_root: Path) -> None:
-    dist = tmp_path / "dist"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [
             sys.executable,
@@ -73,7 +77,37 @@ def test_wheel_installs_and_renders_the_demo_outside_the_repo(tmp_path: Path, ti
         check=True,
         timeout=300,
     )
-    (wheel,) = dist.glob("ltx2_batch-*.whl")
+    (built,) = dist.glob("ltx2_batch-*.whl")
+    return built
+
+
+def test_the_wheels_dependencies_resolve_from_the_index_with_the_cpu_constraint(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """What `pip install -c constraints-cpu.txt <wheel>` would install: every pin meets (ltx-core 1.0.0,
+    transformers < 5, the CPU torch), nothing conflicts. Reads the registry; installs nothing."""
+    report = tmp_path / "report.json"
+    resolved = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+            "--report", report, "-c", REPO_ROOT / "constraints-cpu.txt", wheel,
+        ],
+        capture_output=True, text=True, timeout=600, env=_clean_env(), check=False,
+    )  # fmt: skip
+    assert resolved.returncode == 0, resolved.stderr[-3000:]
+    versions = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert versions["ltx2-batch"] == "0.1.0" and versions["ltx-core"] == versions["ltx-pipelines"] == "1.0.0"
+    assert versions["torch"].startswith("2.13.0")  # the constraint's CPU build, not the newest CUDA one
+    assert int(versions["transformers"].split(".")[0]) < 5
+    assert not any(name.startswith("nvidia-") for name in versions)  # no CUDA stack on a CPU machine
+
+
+def test_wheel_installs_and_renders_the_demo_outside_the_repo(
+    wheel: Path, tmp_path: Path, tiny_root: Path
+) -> None:
     py = _fresh_venv(tmp_path / "venv", wheel)
     env = _clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
     work = tmp_path / "elsewhere"
