@@ -12,7 +12,7 @@ from __future__ import annotations
 from ltx_pipelines.utils.helpers import assert_resolution
 
 from ltx2_batch.backends.ltx2.recipe import EXCLUSIVE_INPUTS, RecipePlan
-from ltx2_batch.backends.ltx2.recipes import RECIPES
+from ltx2_batch.backends.ltx2.recipes import readers
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.core.families import spec as family_spec
 from ltx2_batch.core.jobs import X1_5, RenderJob
@@ -27,8 +27,8 @@ def check_job(
     checked per chunk)."""
     for name in EXCLUSIVE_INPUTS:
         if getattr(job, name) is not None and name not in plan.recipe.inputs:
-            readers = ", ".join(k.value for k, r in RECIPES.items() if name in r.inputs)
-            raise FatalBackendError(f"{name} is only used by pipeline {readers}, not {job.pipeline.value}")
+            kinds = ", ".join(readers(name))
+            raise FatalBackendError(f"{name} is only used by pipeline {kinds}, not {job.pipeline.value}")
     plan.recipe.check(job)
     _check_upsampler(job, files)
     two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale
