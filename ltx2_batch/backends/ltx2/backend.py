@@ -363,6 +363,7 @@ class Ltx2Backend:
             "fp8": self.quantization is not None or self.transformer_prep.quantizes,
             **self.transformer_prep.as_info(fp8_cast=self.quantization is not None),
             "temporal_upsampled": job.upscale.temporal,
+            "audio_origin": state.audio_origin.value if job.audio else None,
             "weights": self.weights.kind,
             "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
             "model_version": self.files.model_version,
