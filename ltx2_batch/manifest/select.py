@@ -9,8 +9,8 @@ testable on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe, runs_distilled
@@ -79,7 +79,9 @@ Problems = list[tuple[str, str]]
 class WeightsOffer:
     """What the model's files can serve, known on the driver without loading them: the checkpoint's kind
     (which recipe `auto` picks) and whether the distilled LoRA that guided stage 2 needs is present.
-    `model` and `distilled_lora_path` only name things in refusals."""
+    `model` and `distilled_lora_path` only name things in refusals. `lora_check` says why a LoRA file
+    would not change this model's transformer (None: it can; the check itself None where the driver
+    cannot know: run/planning.py `weights_offer`)."""
 
     kind: CheckpointKind = CheckpointKind.dev
     distilled_lora: bool = True
@@ -87,6 +89,7 @@ class WeightsOffer:
     model: str = ""
     distilled_lora_path: str = ""
     spatial_x1_5: bool = True  # the x1.5 spatial upsampler file is present
+    lora_check: Callable[[str], str | None] | None = field(default=None, compare=False)
 
 
 # Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).
