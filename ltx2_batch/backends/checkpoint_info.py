@@ -3,9 +3,10 @@ version (`model_version` metadata), distilled or dev (the file name, else what t
 the transformer traits that tell the LTX-2.3 format apart (gated attention, cross-attention AdaLN, the
 caption projection in the text encoder, the vocoder with bandwidth extension).
 
-Owns: `read_safetensors_metadata` (8-byte length + JSON header; bounded read), `checkpoint_info`, and
-`truncation_problem` (the file is as long as its header says: a cut download is found on the driver, from
-the header alone, instead of failing every job in the worker with "incomplete metadata").
+Owns: `read_safetensors_header` / `read_safetensors_metadata` (8-byte length + JSON header; bounded read),
+`checkpoint_info`, and `truncation_problem` (the file is as long as its header says: a cut download is found
+on the driver, from the header alone, instead of failing every job in the worker with "incomplete
+metadata").
 Must not: import torch, safetensors or ltx_core (the driver calls it), read tensor data, or guess: a field
 the header lacks is reported as absent.
 """
@@ -56,6 +57,12 @@ def _read_header(path: Path) -> tuple[int, dict[str, object]]:
     if not isinstance(header, dict):
         raise ConfigError(f"{path}: safetensors header is not a JSON object")
     return length, header
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, object]:
+    """The JSON header of a safetensors file (tensor name -> {dtype, shape, data_offsets}, and
+    `__metadata__`); ConfigError naming the file when it is not a safetensors file."""
+    return _read_header(Path(path))[1]
 
 
 def read_safetensors_metadata(path: str | Path) -> dict[str, str]:

@@ -196,4 +196,5 @@ def _info(job: RenderJob, family: ModelFamily) -> dict[str, object]:
         "checkpoint_kind": "distilled",
         "recipe": {"stage_1_steps": FAKE_STEPS, "stage_2_steps": 0, "guidance": False},
         "temporal_upsampled": job.upscale.temporal,
+        "audio_origin": "generated" if job.audio else None,  # its own tone, whatever the job's inputs
     }

@@ -23,6 +23,8 @@ Where the facts come from (each was read, not guessed):
 - Recipes: the official pipelines' intent (LTX-2 README): DistilledPipeline takes the distilled checkpoint
   with 8 predefined sigmas and no guidance ("8 steps, CFG=1" on the model card) and needs no distilled
   LoRA; TI2VidTwoStagesPipeline takes the dev checkpoint, guided stage 1, the distilled LoRA in stage 2.
+  KeyframeInterpolationPipeline is the dev recipe; on a distilled checkpoint keyframe interpolation runs
+  the distilled recipe with the images as guiding latents (ours: ltx-pipelines has no class for it).
 - Window length: LTX-2's 121 frames is the product's original requirement and the official default
   `num_frames`. LTX-2.3 is released for single generations of up to 20 seconds (Lightricks' release
   material; the 1.0.0 package itself states no maximum and keeps 121 as its default). That agrees with the
@@ -243,13 +245,26 @@ def kind_from_name(filename: str) -> CheckpointKind | None:
     return None
 
 
-def auto_recipe(family: ModelFamily, kind: CheckpointKind) -> Recipe:
-    """What `pipeline: auto` runs on a checkpoint of this family and kind (for text/image-to-video)."""
+# Kinds whose recipe follows the checkpoint: the distilled recipe (8 fixed sigmas, no guidance, no distilled
+# LoRA) on a distilled checkpoint, the guided one on a dev checkpoint. keyframe has a recipe for each
+# (backends/ltx2/recipes.py: keyframe.py, keyframe_distilled.py); retake follows it through its spec's
+# `guided`, and needs no distilled LoRA either way.
+FOLLOWS_CHECKPOINT = frozenset({PipelineKind.KEYFRAME, PipelineKind.RETAKE})
+
+
+def runs_distilled(pipeline: PipelineKind, kind: CheckpointKind) -> bool:
+    """`pipeline` runs the distilled recipe on a checkpoint of `kind` (no guidance, no distilled LoRA)."""
+    return pipeline in FOLLOWS_CHECKPOINT and kind is CheckpointKind.distilled
+
+
+def auto_recipe(family: ModelFamily, kind: CheckpointKind, *, keyframes: bool = False) -> Recipe:
+    """What `pipeline: auto` runs on a checkpoint of this family and kind: text/image-to-video, or keyframe
+    interpolation (`keyframes`: images at two or more frames), each with the checkpoint's own recipe."""
+    pipeline = PipelineKind.KEYFRAME if keyframes else None
     if kind is CheckpointKind.distilled:
-        return Recipe(RecipeKind.distilled, PipelineKind.DISTILLED, DISTILLED_STEPS, False, False)
-    return Recipe(
-        RecipeKind.guided_two_stage, PipelineKind.TI2VID, spec(family).params.num_inference_steps, True, True
-    )
+        return Recipe(RecipeKind.distilled, pipeline or PipelineKind.DISTILLED, DISTILLED_STEPS, False, False)
+    steps = spec(family).params.num_inference_steps
+    return Recipe(RecipeKind.guided_two_stage, pipeline or PipelineKind.TI2VID, steps, True, True)
 
 
 def earlier_versions(filename: str) -> tuple[str, ...]:

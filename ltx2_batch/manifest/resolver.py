@@ -4,8 +4,10 @@ Owns `InputKind` (what a path names: decides where it may live and how its conte
 `ResolvedInput` (a real path and digest, or the reason in words), the `Resolve` callback the per-job
 readers call, and `InputCache`, the loader's implementation of it: it resolves each distinct path string
 once (`paths.py`: the sandbox), hashes each distinct real file once and checks each distinct (file, kind)
-once (`inputs.py`: an image's header, a reference video's first frame). Must not raise for a bad input:
-the reason goes back to the reader, so every problem of a manifest is reported at once.
+once (`inputs.py`: an image's header, a reference video's first frame; a LoRA file through the check the
+weights offer, backends/lora_check.py, called back so that this package reads no model file itself).
+Must not raise for a bad input: the reason goes back to the reader, so every problem of a manifest is
+reported at once.
 """
 
 from __future__ import annotations
@@ -41,15 +43,19 @@ class InputKind(str, Enum):
 
 
 Resolve = Callable[[str, InputKind], ResolvedInput]  # (raw path, kind) -> ResolvedInput
+LoraCheck = Callable[[str], str | None]  # a LoRA file's path -> why it would not change the model, or None
 
 
 class InputCache:
     """Resolves each distinct path string once, hashes each distinct real file once and checks each
     distinct (file, kind) once: an image's header, a reference video's first frame."""
 
-    def __init__(self, roots: InputRoots, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, roots: InputRoots, limits: Limits = DEFAULT_LIMITS, lora_check: LoraCheck | None = None
+    ) -> None:
         self._roots = roots
         self._limits = limits
+        self._lora_check = lora_check
         self._resolved: dict[tuple[str, InputKind], ResolvedInput] = {}
         self._digests: dict[str, str] = {}
         self._content: dict[tuple[str, InputKind], str | None] = {}
@@ -70,18 +76,18 @@ class InputCache:
             except OSError as exc:
                 return ResolvedInput(error=f"cannot read {quote(raw)}: {exc}")
         if (found.path, kind) not in self._content:
-            self._content[found.path, kind] = _content_problem(found.path, kind, self._limits)
+            self._content[found.path, kind] = self._content_problem(found.path, kind)
         problem = self._content[found.path, kind]
         if problem:
             return ResolvedInput(error=f"{quote(raw)} {problem}")
         return ResolvedInput(found.path, self._digests[found.path])
 
-
-def _content_problem(path: str, kind: InputKind, limits: Limits) -> str | None:
-    if kind is InputKind.IMAGE:
-        return image_problem(path, limits.max_image_pixels)
-    if kind is InputKind.VIDEO:
-        return video_problem(path, limits.max_image_pixels)
-    if kind is InputKind.AUDIO:
-        return audio_problem(path)
-    return None  # LoRA files are read by the model loader, which names the file it cannot parse
+    def _content_problem(self, path: str, kind: InputKind) -> str | None:
+        if kind is InputKind.IMAGE:
+            return image_problem(path, self._limits.max_image_pixels)
+        if kind is InputKind.VIDEO:
+            return video_problem(path, self._limits.max_image_pixels)
+        if kind is InputKind.AUDIO:
+            return audio_problem(path)
+        # a LoRA against the model's transformer, from both headers, where the driver can read them
+        return self._lora_check(path) if self._lora_check is not None else None

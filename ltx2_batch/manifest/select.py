@@ -9,11 +9,11 @@ testable on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from ltx2_batch.chaining.plan import latent_alignment, plan_chunks
-from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe
+from ltx2_batch.core.families import CheckpointKind, ModelFamily, auto_recipe, runs_distilled
 from ltx2_batch.core.jobs import DISTILLED_SCHEDULE, X1_5, X2, LoraKind, PipelineKind, RenderMode, UpscaleSpec
 
 # Pixel frames per latent frame after the first: fixed by the LTX-2 video VAE (the tiny model shares it).
@@ -25,7 +25,8 @@ CHAINABLE = frozenset({PipelineKind.TI2VID, PipelineKind.DISTILLED})
 # The concrete kinds (`auto` resolves to one of them).
 KINDS = tuple(kind for kind in PipelineKind if kind is not PipelineKind.AUTO)
 # The recipes with guidance and a negative prompt (the distilled schedule has neither: core.jobs leaves
-# those fields out of its job ids). retake is guided on a dev checkpoint only.
+# those fields out of its job ids). retake and keyframe are guided on a dev checkpoint only: on a distilled
+# one they run the distilled sigmas and accept and ignore these fields (their ids still hold them).
 GUIDED = frozenset(KINDS) - DISTILLED_SCHEDULE
 # The job fields only some kinds use; every other field is used by every kind. The rules below refuse a
 # field on a kind outside its set where setting it there is a mistake (`video_conditioning`,
@@ -52,6 +53,20 @@ def used_by(field: str) -> frozenset[PipelineKind]:
     return USED_BY.get(field.partition(".")[0], frozenset(KINDS))
 
 
+# The fields only a guided recipe reads (the distilled schedule's job ids leave them out: core/jobs.py).
+GUIDANCE_FIELDS = frozenset(
+    {"negative_prompt", "num_inference_steps", "video_guider_params", "audio_guider_params"}
+)
+
+
+def has_effect(field: str, pipeline: PipelineKind, checkpoint: CheckpointKind) -> bool:
+    """`field` changes what `pipeline` renders on a checkpoint of kind `checkpoint`: used by the kind, and
+    not a guidance field of a kind that runs the distilled recipe there (keyframe, retake)."""
+    if runs_distilled(pipeline, checkpoint) and field.partition(".")[0] in GUIDANCE_FIELDS:
+        return False
+    return pipeline in used_by(field)
+
+
 # Spatial upsampler scales with a published file (ltx-core's rational resampler also knows 0.75 and 4).
 SPATIAL_SCALES = (2.0, 1.5)
 _X2 = UpscaleSpec()
@@ -64,7 +79,9 @@ Problems = list[tuple[str, str]]
 class WeightsOffer:
     """What the model's files can serve, known on the driver without loading them: the checkpoint's kind
     (which recipe `auto` picks) and whether the distilled LoRA that guided stage 2 needs is present.
-    `model` and `distilled_lora_path` only name things in refusals."""
+    `model` and `distilled_lora_path` only name things in refusals. `lora_check` says why a LoRA file
+    would not change this model's transformer (None: it can; the check itself None where the driver
+    cannot know: run/planning.py `weights_offer`)."""
 
     kind: CheckpointKind = CheckpointKind.dev
     distilled_lora: bool = True
@@ -72,15 +89,22 @@ class WeightsOffer:
     model: str = ""
     distilled_lora_path: str = ""
     spatial_x1_5: bool = True  # the x1.5 spatial upsampler file is present
+    lora_check: Callable[[str], str | None] | None = field(default=None, compare=False)
 
 
 # Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).
 ANY_WEIGHTS = WeightsOffer()
 # Pipelines whose stage 2 runs the distilled LoRA on the stage-1 transformer (ti2vid_two_stages.py,
-# keyframe_interpolation.py): without that file they cannot run as the official recipe does.
+# keyframe_interpolation.py): without that file they cannot run as the official recipe does. keyframe only
+# on a dev checkpoint: on a distilled one it runs the distilled recipe (families.runs_distilled).
 NEEDS_DISTILLED_LORA = frozenset(
     {PipelineKind.TI2VID, PipelineKind.KEYFRAME, PipelineKind.HQ, PipelineKind.A2VID}
 )
+
+
+def needs_distilled_lora(pipeline: PipelineKind, kind: CheckpointKind) -> bool:
+    """`pipeline` runs the distilled LoRA on a checkpoint of `kind`."""
+    return pipeline in NEEDS_DISTILLED_LORA and not runs_distilled(pipeline, kind)
 
 
 KEYFRAME_IMAGES = 2  # conditioning images at this many distinct frames make a keyframe interpolation
@@ -95,18 +119,17 @@ def select_pipeline(
     """Resolve `auto`; an explicit request is returned unchanged (the validator judges it).
 
     docs/behaviour.md, "Pipeline auto-selection": 2+ conditioning images at *different* frames mean
-    keyframe interpolation;
-    otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video with the recipe the
-    checkpoint is made for: `distilled` (8 fixed sigmas, no guidance) on a distilled checkpoint, guided
-    two-stage `ti2vid` on a dev one.
+    keyframe interpolation (with the checkpoint's recipe: distilled sigmas on a distilled checkpoint, guided
+    on a dev one); otherwise any IC-LoRA means the IC-LoRA pipeline; otherwise text/image-to-video with the
+    recipe the checkpoint is made for: `distilled` (8 fixed sigmas, no guidance) on a distilled checkpoint,
+    guided two-stage `ti2vid` on a dev one.
     """
     if requested is not PipelineKind.AUTO:
         return requested
-    if len(set(image_frames)) >= KEYFRAME_IMAGES:
-        return PipelineKind.KEYFRAME
-    if any(kind is LoraKind.IC_LORA for kind in lora_kinds):
+    keyframes = len(set(image_frames)) >= KEYFRAME_IMAGES
+    if not keyframes and any(kind is LoraKind.IC_LORA for kind in lora_kinds):
         return PipelineKind.IC_LORA
-    return auto_recipe(weights.family, weights.kind).pipeline
+    return auto_recipe(weights.family, weights.kind, keyframes=keyframes).pipeline
 
 
 def weights_problems(
@@ -132,11 +155,13 @@ def weights_problems(
 
 def _lora_problems(requested: PipelineKind, pipeline: PipelineKind, weights: WeightsOffer) -> Problems:
     how = f"pipeline {pipeline.value}" + (" (auto-selected)" if requested is PipelineKind.AUTO else "")
-    if pipeline in NEEDS_DISTILLED_LORA and not weights.distilled_lora:
+    if needs_distilled_lora(pipeline, weights.kind) and not weights.distilled_lora:
         model = f"model={weights.model}" if weights.model else "the model"
         fix = "use pipeline: distilled" if weights.kind is CheckpointKind.distilled else "download it"
-        if pipeline in (PipelineKind.KEYFRAME, PipelineKind.HQ):
-            fix = f"download it ({pipeline.value} has no recipe without it)"
+        if pipeline is PipelineKind.HQ:
+            fix = "download it (hq has no recipe without it)"
+        elif pipeline is PipelineKind.KEYFRAME:  # a dev checkpoint here: a distilled one needs no LoRA
+            fix = "download it (keyframe on a dev checkpoint has no recipe without it)"
         where = f" ({weights.distilled_lora_path})" if weights.distilled_lora_path else ""
         stages = "both stages" if pipeline is PipelineKind.HQ else "stage 2"
         return [

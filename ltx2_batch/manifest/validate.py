@@ -99,7 +99,7 @@ def validate_document(
             chaining.blend,
             chaining.adain,
         ),
-        resolve=InputCache(roots, limits),
+        resolve=InputCache(roots, limits, weights.lora_check),
         base_seed=base_seed if seed_override is None else seed_override,
         limits=limits,
         weights=weights,

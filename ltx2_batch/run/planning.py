@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ltx2_batch.backends.models import discover_model_files
+from ltx2_batch.backends.lora_check import LoraCheck
+from ltx2_batch.backends.models import discover_model_files, embedded_builder, embedded_root
 from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
@@ -60,14 +61,26 @@ def open_jobs(
 
 
 def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
-    """What `model`'s files serve, from the preset and file names only (no weights read): the embedded and
-    random sets are distilled unless the config says otherwise (`model.checkpoint_kind`); real checkpoints
-    are what their file name says (Lightricks' naming), else the config's kind, else dev. The embedded sets
-    ship a distilled LoRA, the random sets none; real files count when they exist."""
+    """What `model`'s files serve, from the preset, file names and headers only (no weights read): the
+    embedded and random sets are distilled unless the config says otherwise (`model.checkpoint_kind`); real
+    checkpoints are what their file name says (Lightricks' naming), else the config's kind, else dev. The
+    embedded sets ship a distilled LoRA, the random sets none; real files count when they exist.
+
+    LoRA files are checked against the checkpoint's transformer (backends/lora_check.py, both headers) where
+    the driver can read it: real checkpoints, and an embedded set already built (a set the first run builds
+    is checked in the worker, before its model loads). Not for `model=fake`, which has no transformer, nor
+    the random sets, whose header-only checkpoints list no tensor."""
     if model.source is ModelSource.tiny:
         kind = model.checkpoint_kind or CheckpointKind.distilled
         x1_5 = model.family is ModelFamily.ltx23  # only the tiny23 set ships an x1.5 upsampler
-        return WeightsOffer(kind, True, model.family, model.name, spatial_x1_5=x1_5)
+        return WeightsOffer(
+            kind,
+            True,
+            model.family,
+            model.name,
+            spatial_x1_5=x1_5,
+            lora_check=_tiny_check(model, project_root),
+        )
     if model.source is ModelSource.fake:  # renders every kind the embedded sets do
         return WeightsOffer(CheckpointKind.distilled, True, model.family, model.name, spatial_x1_5=True)
     if model.source is ModelSource.random:
@@ -79,7 +92,17 @@ def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
     lora = files.distilled_lora is not None
     missing = "" if lora else model.distilled_lora
     x1_5 = files.spatial_upsampler_x1_5 is not None
-    return WeightsOffer(kind, lora, model.family, model.name, missing, spatial_x1_5=x1_5)
+    check = LoraCheck(files.checkpoint) if files.checkpoint is not None else None
+    return WeightsOffer(kind, lora, model.family, model.name, missing, spatial_x1_5=x1_5, lora_check=check)
+
+
+def _tiny_check(model: ModelConfig, project_root: Path) -> LoraCheck | None:
+    """The LoRA check against the embedded set's checkpoint, when the set is built (else the worker's)."""
+    builder = embedded_builder(model.family)
+    root = embedded_root(model, project_root)
+    if not builder.is_built(root, seed=model.seed):
+        return None
+    return LoraCheck(root / builder.TINY_LAYOUT["checkpoint"])
 
 
 def family_chaining(chaining: ChainingConfig, model: ModelConfig) -> ChainingConfig:

@@ -378,14 +378,16 @@ def test_parity_with_official_one_stage_pipeline(
 
 
 def test_parity_with_official_keyframe_pipeline(
-    bf16_backend: RenderBackend, tiny_root: Path, assets: dict[str, str], tiny_set: TinySet
+    tiny_dev_bf16: RenderBackend, tiny_root: Path, assets: dict[str, str], tiny_set: TinySet
 ) -> None:
+    """KeyframeInterpolationPipeline is the dev checkpoint's recipe: the tiny files play one here (on the
+    distilled tiny set keyframe runs the distilled recipe: test_keyframe_distilled.py)."""
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
     from ltx_pipelines.keyframe_interpolation import KeyframeInterpolationPipeline
     from ltx_pipelines.utils.args import ImageConditioningInput
 
     images = (ImageCondition(assets["first"], 0, 1.0), ImageCondition(assets["last"], 8, 0.9))
-    ours = bf16_backend.render(
+    ours = tiny_dev_bf16.render(
         RenderRequest(job=tiny_job(seed=42, pipeline=PipelineKind.KEYFRAME, images=images))
     )
     distilled = [

@@ -187,13 +187,14 @@ def test_parity_with_official_one_stage_pipeline(
 
 
 def test_parity_with_official_keyframe_pipeline(
-    backend: RenderBackend, root: Path, assets: dict[str, str]
+    tiny23_dev_bf16: RenderBackend, root: Path, assets: dict[str, str]
 ) -> None:
+    """The official keyframe class is the dev checkpoint's recipe: the tiny23 files play one here."""
     from ltx_pipelines.keyframe_interpolation import KeyframeInterpolationPipeline
     from ltx_pipelines.utils.args import ImageConditioningInput
 
     images = (ImageCondition(assets["first"], 0, 1.0), ImageCondition(assets["last"], 8, 0.9))
-    ours = backend.render(RenderRequest(job=_job(pipeline=PipelineKind.KEYFRAME, images=images)))
+    ours = tiny23_dev_bf16.render(RenderRequest(job=_job(pipeline=PipelineKind.KEYFRAME, images=images)))
     official = KeyframeInterpolationPipeline(
         checkpoint_path=_path(root, "checkpoint"),
         distilled_lora=_distilled_lora(root),

@@ -5,6 +5,7 @@ manifest rules (the source probed and hashed, the job at the source's size, leng
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -128,3 +129,89 @@ def test_retake_manifest_rules(tmp_path: Path) -> None:
         ("no_spec", "retake"),
         ("wrong_kind", "retake"),
     } <= found
+
+
+def _write_long_sound_source(path: Path, frames: int, sound_s: float) -> Path:
+    """A 64x64 clip of `frames` frames whose AAC sound runs `sound_s` seconds, past the picture (PyAV)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width = video.height = 64
+        video.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=48_000, layout="stereo")
+        for i in range(frames):
+            picture = np.full((64, 64, 3), 8 * i, dtype=np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(video.encode())
+        t = np.arange(int(sound_s * 48_000)) / 48_000
+        tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        frame.sample_rate = 48_000
+        container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return path
+
+
+def _retake(source: Path, **spec: Any) -> RenderJob:
+    return RenderJob(
+        name="retake",
+        prompt=PROMPT,
+        width=64,
+        height=64,
+        num_frames=9,
+        frame_rate=24.0,
+        seed=5,
+        pipeline=PipelineKind.RETAKE,
+        mode=RenderMode.VIDEO,
+        upscale=UpscaleSpec(spatial=False),
+        retake=RetakeSpec(str(source), start_s=0.1, end_s=0.3, **spec),
+    )
+
+
+def test_where_a_retakes_sound_comes_from(tiny_fp32: RenderBackend, tmp_path: Path) -> None:
+    """A source without sound has none to keep: with `regenerate_audio: true` the whole soundtrack is
+    generated and the sidecar says so (`audio_origin: generated`), never the source's; with sound, the
+    source's outside the window, or everywhere (`regenerate_audio: false`)."""
+    from ltx2_batch.media.write import write_mp4
+
+    silent = tmp_path / "silent.mp4"
+    write_mp4(silent, np.zeros((9, 64, 64, 3), dtype=np.uint8) + 90, 24)
+    mute = tiny_fp32.render(RenderRequest(job=_retake(silent)))
+    assert mute.info["audio_origin"] == "generated"
+    assert mute.audio is not None and np.abs(mute.audio).max() > 0  # a soundtrack the model made
+    sound = write_source(tmp_path / "source.mp4")
+    assert tiny_fp32.render(RenderRequest(job=_retake(sound))).info["audio_origin"] == "source_outside_window"
+    kept = tiny_fp32.render(RenderRequest(job=_retake(sound, regenerate_audio=False)))
+    assert kept.info["audio_origin"] == "source"
+
+
+def test_a_retake_reads_only_the_frames_and_sound_it_needs(
+    tiny_fp32: RenderBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source's first `num_frames` pictures are decoded and no more (ltx-pipelines' frame cap), and its
+    sound over the clip only when it runs on more than a second past it (a minute here): decoded samples are
+    counted as ltx-pipelines converts each decoded frame."""
+    from ltx_pipelines.utils import media_io
+
+    from ltx2_batch.backends.ltx2.retake import AUDIO_SLACK_S
+
+    pictures, samples = [0], [0]
+    decode_video, convert = media_io.decode_video_from_file, media_io._audio_frame_to_float
+
+    def counted_video(*args: Any, **kwargs: Any) -> Any:
+        for frame in decode_video(*args, **kwargs):
+            pictures[0] += 1
+            yield frame
+
+    def counted_audio(frame: Any) -> Any:
+        samples[0] += frame.samples
+        return convert(frame)
+
+    monkeypatch.setattr(media_io, "decode_video_from_file", counted_video)
+    monkeypatch.setattr(media_io, "_audio_frame_to_float", counted_audio)
+    source = _write_long_sound_source(tmp_path / "long.mp4", frames=25, sound_s=60.0)
+    result = tiny_fp32.render(RenderRequest(job=_retake(source)))
+    assert result.frames.shape[0] == pictures[0] == 9
+    assert 0.375 * 48_000 <= samples[0] < (0.375 + AUDIO_SLACK_S) * 48_000
+    assert result.info["audio_origin"] == "source_outside_window"

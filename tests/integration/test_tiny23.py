@@ -41,11 +41,10 @@ jobs:
 """
 
 
-@pytest.fixture(scope="module")
-def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    t23.ensure_tiny_models(root / "tiny23")
-    return root
+@pytest.fixture
+def models_root(tiny23_root: Path) -> Path:
+    """The session's models root, where the session's tiny23 set is built once (conftest.tiny23_root)."""
+    return tiny23_root.parent
 
 
 def test_header_is_ltx23_format(models_root: Path) -> None:
@@ -131,7 +130,7 @@ def test_cli_renders_distilled_and_two_stage_with_48khz_audio(models_root: Path,
         assert sidecar["backend"]["pipeline"] == row.job_name.replace("two_stage", "ti2vid")
 
 
-def test_backend_check_uses_the_family_window(models_root: Path, tmp_path: Path) -> None:
+def test_backend_check_uses_the_family_window(models_root: Path, tiny_root: Path) -> None:
     """A cold backend (nothing loaded) accepts a 241-frame window on LTX-2.3 and refuses it on LTX-2."""
     from ltx2_batch.backends.factory import create_backend
     from ltx2_batch.core.jobs import PipelineKind, RenderJob, RenderMode, UpscaleSpec
@@ -156,7 +155,7 @@ def test_backend_check_uses_the_family_window(models_root: Path, tmp_path: Path)
             on_23.check(dataclasses.replace(job, num_frames=489))
     finally:
         on_23.close()
-    on_2 = create_backend(compose_app("model=tiny", f"model.root={tmp_path / 'models'}").model, REPO_ROOT)
+    on_2 = create_backend(compose_app("model=tiny", f"model.root={tiny_root.parent}").model, REPO_ROOT)
     try:
         with pytest.raises(FatalBackendError, match="at most 121"):
             on_2.check(job)

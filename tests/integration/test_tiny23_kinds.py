@@ -59,7 +59,7 @@ jobs:
 EXPECTED = {  # name -> (pipeline, stage-1 steps, guidance, frames, fps, size)
     "auto": ("distilled", 8, False, 9, 24.0, 64),
     "ti2vid": ("ti2vid", 2, True, 9, 24.0, 64),
-    "keyframe": ("keyframe", 2, True, 9, 24.0, 64),
+    "keyframe": ("keyframe", 8, False, 9, 24.0, 64),  # on a distilled checkpoint: the distilled recipe
     "ic_lora": ("ic_lora", 8, False, 9, 24.0, 64),
     "hq": ("hq", 2, True, 9, 24.0, 64),
     "x1_5": ("distilled", 8, False, 9, 24.0, 96),

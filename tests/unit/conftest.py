@@ -26,7 +26,27 @@ from typing import Any
 import pytest
 
 HEAVY_MODULES = ("torch", "ray", "ltx_core", "ltx_pipelines")
-HEAVY_FIXTURES = frozenset({"session_ray", "ray_cluster", "tiny_root", "tiny23_root"})
+HEAVY_FIXTURES = frozenset(
+    {
+        "session_ray",
+        "ray_cluster",
+        "tiny_root",
+        "tiny23_root",
+        # tests/fixtures/backends.py: built models
+        "tiny_backends",
+        "tiny_fp32",
+        "tiny_bf16",
+        "tiny23_fp32",
+        "tiny23_bf16",
+        "tiny_dev_bf16",
+        "tiny23_dev_bf16",
+        "tiny_set",
+        "tiny23_set",
+        "family_bf16",
+        "family_fp32",
+        "warm_run_backends",
+    }
+)
 UNIT_DIR = Path(__file__).resolve().parent
 
 

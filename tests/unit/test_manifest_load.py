@@ -14,7 +14,7 @@ from ltx2_batch.core.jobs import PipelineKind, RenderMode
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
 from ltx2_batch.manifest.load import open_manifest, resolve_manifest_path
-from ltx2_batch.manifest.select import WeightsOffer, chunk_count, used_by
+from ltx2_batch.manifest.select import WeightsOffer, chunk_count, has_effect
 from tests.manifests import manifest_jobs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,8 @@ def test_bundled_manifests_set_only_fields_their_recipe_uses(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     """On the default model (a distilled checkpoint) every field a bundled manifest sets is used by the
-    recipe its jobs resolve to (`select.USED_BY`): an example teaches only what has an effect."""
+    recipe its jobs resolve to on that checkpoint (`select.has_effect`): an example teaches only what has an
+    effect."""
     monkeypatch.chdir(REPO)
     path = MANIFESTS / f"{name}.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -73,7 +74,7 @@ def test_bundled_manifests_set_only_fields_their_recipe_uses(
         fields |= {key for block in (entry.get("sweep") or {}).values() for key in block}
         prefix = entry.get("name", "")
         for job in (j for j in jobs if j.name.startswith(prefix)):
-            unused = {f for f in fields if job.pipeline not in used_by(f)}
+            unused = {f for f in fields if not has_effect(f, job.pipeline, CheckpointKind.distilled)}
             assert not unused, f"{name}: {job.name} ({job.pipeline.value}) sets {sorted(unused)}"
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ltx2_batch.config import ModelConfig, ModelSource
-from ltx2_batch.core.families import CheckpointKind, ModelFamily
+from ltx2_batch.core.families import CheckpointKind, ModelFamily, RecipeKind, auto_recipe
 from ltx2_batch.core.jobs import LoraKind, PipelineKind, RenderJob
 from ltx2_batch.core.tool_paths import BUNDLED_MANIFESTS
 from ltx2_batch.errors import ManifestError
@@ -23,6 +23,7 @@ DISTILLED_NO_LORA = WeightsOffer(
     CheckpointKind.distilled, False, ModelFamily.ltx23, "ltx23_distilled", "checkpoints/lora.safetensors"
 )
 DEV = WeightsOffer(CheckpointKind.dev, True, ModelFamily.ltx23, "ltx23_dev")
+DEV_NO_LORA = WeightsOffer(CheckpointKind.dev, False, ModelFamily.ltx2, "ltx2_dev")
 AUTO = PipelineKind.AUTO
 
 
@@ -41,12 +42,43 @@ def test_guided_without_the_distilled_lora_is_refused() -> None:
     assert field == "pipeline"
     assert "model=ltx23_distilled" in message and "checkpoints/lora.safetensors" in message
     assert "use pipeline: distilled" in message
-    assert weights_problems(AUTO, PipelineKind.KEYFRAME, DISTILLED_NO_LORA)[0][1].startswith(
-        "pipeline keyframe (auto-selected)"
-    )
+    [(_, keyframe)] = weights_problems(AUTO, PipelineKind.KEYFRAME, DEV_NO_LORA)
+    assert keyframe.startswith("pipeline keyframe (auto-selected)")
+    assert "keyframe on a dev checkpoint has no recipe without it" in keyframe
     assert weights_problems(PipelineKind.DISTILLED, PipelineKind.DISTILLED, DISTILLED_NO_LORA) == []
     assert weights_problems(PipelineKind.TI2VID, PipelineKind.TI2VID, DEV) == []
     assert weights_problems(PipelineKind.TI2VID, PipelineKind.TI2VID, ANY_WEIGHTS) == []
+
+
+def test_keyframe_on_a_distilled_checkpoint_needs_no_distilled_lora() -> None:
+    """On a distilled checkpoint keyframe runs the distilled recipe (no LoRA in stage 2): neither `auto` nor
+    an explicit request is refused for a missing LoRA file, as `distilled` and `retake` are not."""
+    for requested in (AUTO, PipelineKind.KEYFRAME):
+        assert weights_problems(requested, PipelineKind.KEYFRAME, DISTILLED_NO_LORA) == []
+    assert select_pipeline(AUTO, (0, 8), (), DISTILLED_NO_LORA) is PipelineKind.KEYFRAME
+    assert select_pipeline(AUTO, (0, 8), (), DEV_NO_LORA) is PipelineKind.KEYFRAME
+    random = weights_offer(ModelConfig(name="ltx2_random", source=ModelSource.random), Path("/"))
+    assert weights_problems(AUTO, PipelineKind.KEYFRAME, random) == []
+    assert weights_problems(AUTO, PipelineKind.TI2VID, random) != []  # ti2vid has no recipe without it
+
+
+def test_auto_recipe_says_what_keyframe_runs() -> None:
+    for family in ModelFamily:
+        distilled = auto_recipe(family, CheckpointKind.distilled, keyframes=True)
+        dev = auto_recipe(family, CheckpointKind.dev, keyframes=True)
+        assert distilled.pipeline is dev.pipeline is PipelineKind.KEYFRAME
+        assert (distilled.kind, distilled.stage_1_steps, distilled.guidance) == (
+            RecipeKind.distilled,
+            8,
+            False,
+        )
+        assert not distilled.stage_2_distilled_lora
+        assert (dev.kind, dev.guidance, dev.stage_2_distilled_lora) == (
+            RecipeKind.guided_two_stage,
+            True,
+            True,
+        )
+        assert dev.stage_1_steps == auto_recipe(family, CheckpointKind.dev).stage_1_steps
 
 
 def _load(folder: Path, jobs: list[dict], weights: WeightsOffer) -> tuple[RenderJob, ...]:

@@ -83,6 +83,52 @@ def test_no_unit_module_names_a_heavy_fixture_or_a_process() -> None:
     assert offenders == []
 
 
+def _top_level_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of the imports a module runs when it is imported (not those inside functions)."""
+    found = []
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_the_shared_fixture_modules_import_torch_lazily() -> None:
+    """conftest.py and the plugins it loads (tests/fixtures/) are imported by every run, the unit tier's
+    included: they may not load a heavy module when imported, directly or through the package (the tiny
+    backends import torch inside the fixtures that build them)."""
+    from tests.unit.test_import_graph import _modules
+
+    modules = _modules()
+
+    def loads(module: str) -> set[str]:
+        """What importing `module` runs into: its module-level imports, theirs, and each package's
+        __init__ on the way (lazy imports inside functions do not count: they run when called)."""
+        seen: set[str] = set()
+        todo = [module]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            parts = name.split(".")
+            todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+            if name in modules:
+                todo += [m for _, m in _top_level_imports(modules[name])]
+        return {name.split(".")[0] if name not in modules else name for name in seen}
+
+    tests_dir = UNIT_DIR.parent
+    offenders = []
+    for path in [tests_dir / "conftest.py", *sorted((tests_dir / "fixtures").glob("*.py"))]:
+        for line, module in _top_level_imports(path):
+            heavy = sorted(loads(module) & set(HEAVY_MODULES))
+            if heavy:
+                offenders.append(f"{path.relative_to(tests_dir)}:{line}: {module} -> {heavy}")
+    assert offenders == []
+    assert "torch" in loads("ltx2_batch.backends.ltx2.backend")  # the rule sees a module-level torch import
+
+
 def test_the_guard_is_the_unit_tiers_own(request: pytest.FixtureRequest) -> None:
     assert "unit_tier_rule" in request.fixturenames
     assert Path(request.node.path).is_relative_to(UNIT_DIR)

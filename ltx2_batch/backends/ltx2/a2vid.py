@@ -2,9 +2,10 @@
 `start_s` is encoded once and frozen: both stages denoise the video only (denoise_video_only's steps), stage 1
 guided on the video (the family's video guider params with the job's overrides; the audio guider at neutral
 defaults) over the LTX2 schedule, stage 2 the shared refinement with the distilled LoRA beside the user's.
-The clip's audio is the input audio as read, not a VAE round trip. Always two-stage with the x2 upsampler.
+The clip's audio is the input audio as read (over the window the clip uses, mixed to the encoder's
+channels: audio_input.py), not a VAE round trip. Always two-stage with the x2 upsampler.
 
-Owns: reading and encoding the driving audio, and a2vid's stage 1. Must not: re-implement a shared block.
+Owns: the driving audio's window and encoding, and a2vid's stage 1. Must not: re-implement a shared block.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from ltx_core.model.audio_vae import encode_audio as vae_encode_audio
 from ltx_core.types import AudioLatentShape
 from ltx_pipelines.utils.constants import DEFAULT_LORA_STRENGTH
 from ltx_pipelines.utils.helpers import multi_modal_guider_denoising_func
-from ltx_pipelines.utils.media_io import decode_audio_from_file
 
 from ltx2_batch.backends.base import LatentHandoff
+from ltx2_batch.backends.ltx2.audio_input import read_audio
 from ltx2_batch.backends.ltx2.conditioning import first_image, image_inputs, replacing_images
-from ltx2_batch.backends.ltx2.decode import Denoised
+from ltx2_batch.backends.ltx2.decode import AudioOrigin, Denoised
 from ltx2_batch.backends.ltx2.guidance import guider_params, scheduled_sigmas
 from ltx2_batch.backends.ltx2.loops import Sampler
 from ltx2_batch.backends.ltx2.recipe import (
@@ -108,20 +109,26 @@ class A2vid:
             sampler=Sampler.euler,
             guided=True,
             source_audio=source_audio,
+            audio_origin=AudioOrigin.input,
         )
 
 
 def _driving_audio(run: RecipeRun) -> tuple[Any, torch.Tensor]:
-    """The file's audio from `start_s` (at most `max_duration_s`), and its latent cut to the clip's
-    duration (a2vid_two_stage.py)."""
+    """The file's audio over the window the clip uses, mixed to the encoder's channels (audio_input.py),
+    and its latent cut to the clip's duration (a2vid_two_stage.py). The window is `start_s` ..
+    `start_s + max_duration_s`, as the official class reads it, or, without `max_duration_s`, the clip's
+    duration from `start_s`, as its command line defaults it (the class itself would decode to the end of the
+    file: 141 s and 7.3 GB for a 10-minute file driving 9 frames). Validation refuses a `max_duration_s`
+    shorter than the clip, so the window always covers it."""
     job = run.job
     cond = job.audio_conditioning
     assert cond is not None  # check() refuses a2vid without it
-    decoded = decode_audio_from_file(cond.path, run.device, cond.start_s, cond.max_duration_s)
+    clip_s = job.num_frames / job.frame_rate
+    window_s = clip_s if cond.max_duration_s is None else max(clip_s, cond.max_duration_s)
+    encoder = run.models.audio_encoder()
+    decoded = read_audio(cond.path, run.device, cond.start_s, window_s, encoder)
     if decoded is None:
         raise FatalBackendError(f"audio_conditioning.path {cond.path}: no audio stream")
-    latent = vae_encode_audio(decoded, run.models.audio_encoder())
-    frames = AudioLatentShape.from_duration(
-        batch=1, duration=job.num_frames / job.frame_rate, channels=8, mel_bins=16
-    ).frames
+    latent = vae_encode_audio(decoded, encoder)
+    frames = AudioLatentShape.from_duration(batch=1, duration=clip_s, channels=8, mel_bins=16).frames
     return decoded, latent[:, :, :frames]

@@ -36,6 +36,7 @@ from ltx2_batch.backends import compat
 from ltx2_batch.backends.base import PendingDecode, RenderRequest, RenderResult
 from ltx2_batch.backends.caches import ModelCache, PromptCache
 from ltx2_batch.backends.device import DevicePolicy
+from ltx2_batch.backends.lora_check import LoraCheck
 from ltx2_batch.backends.ltx2.checks import check_job
 from ltx2_batch.backends.ltx2.clock import PhaseClock
 from ltx2_batch.backends.ltx2.decode import Deferred, Denoised, decode
@@ -124,6 +125,7 @@ class Ltx2Backend:
         self._warm: tuple[PipelineKind, tuple[LoraSpec, ...]] | None = None
         self._decode_stream: Any = None  # CUDA: the stream overlapped decodes run on (made on first use)
         self._step_listener: StepListener | None = None  # set by reporting_steps
+        self._lora_check = LoraCheck(self.files.path_of("checkpoint"))  # each LoRA file's header read once
 
     def _make_ledger(self) -> ModelLedger:
         ledger = ModelLedger(
@@ -263,11 +265,13 @@ class Ltx2Backend:
 
     # ------------------------------------------------------------------------------------------ checks
     def check(self, job: RenderJob, *, one_window: bool = True) -> None:
-        """What this model set cannot render, before anything is loaded: pipeline/LoRA kinds, what the
-        job's recipe refuses, a missing upsampler file, a size the official pipelines refuse, a window that
-        is not 8k+1 frames within the family's window (`one_window`; a chained job's windows are checked per
-        chunk). Raises FatalBackendError or MissingWeightsError."""
-        check_job(job, self._resolve(job.pipeline, job.loras), self.files, self.temporal_scale, one_window)
+        """What this model set cannot render, before anything is loaded: pipeline/LoRA kinds, a LoRA file
+        that would not change this transformer, what the job's recipe refuses, a missing upsampler file, a
+        size the official pipelines refuse, a window that is not 8k+1 frames within the family's window
+        (`one_window`; a chained job's windows are checked per chunk). Raises FatalBackendError or
+        MissingWeightsError."""
+        plan = self._resolve(job.pipeline, job.loras)
+        check_job(job, plan, self.files, self.temporal_scale, one_window, self._lora_check)
 
     # ------------------------------------------------------------------------------------------ rendering
     def render(self, request: RenderRequest) -> RenderResult:
@@ -313,7 +317,7 @@ class Ltx2Backend:
         nothing), then run up to the decode."""
         job = request.job
         plan = self._resolve(job.pipeline, job.loras)
-        check_job(job, plan, self.files, self.temporal_scale, one_window=True)
+        check_job(job, plan, self.files, self.temporal_scale, True, self._lora_check)
         load_s = self._prepare(plan, (job.pipeline, job.loras))
         run = self._recipe_run(job, plan, {"load": load_s} if load_s else {})
         with torch.inference_mode():
@@ -363,6 +367,7 @@ class Ltx2Backend:
             "fp8": self.quantization is not None or self.transformer_prep.quantizes,
             **self.transformer_prep.as_info(fp8_cast=self.quantization is not None),
             "temporal_upsampled": job.upscale.temporal,
+            "audio_origin": state.audio_origin.value if job.audio else None,
             "weights": self.weights.kind,
             "model_family": self.files.family.value,  # read from the checkpoint header (model_version)
             "model_version": self.files.model_version,

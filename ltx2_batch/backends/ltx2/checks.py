@@ -1,6 +1,7 @@
 """The checks every recipe shares, run before anything is loaded: what a job may not ask of this model set.
 
-Owns: refusing a job input its recipe does not read (recipe.EXCLUSIVE_INPUTS), then the recipe's own check,
+Owns: refusing a LoRA file that would not change the transformer (lora_check.py), a job input its recipe
+does not read (recipe.EXCLUSIVE_INPUTS), then the recipe's own check,
 the spatial upsampler file of the job's scale, the sizes the official pipelines accept (one-stage multiples
 of 32, two-stage of 64, x1.5 two-stage of 96), and one window's frame count (8k+1, within the model
 family's window: 121 frames on LTX-2, 481 on LTX-2.3).
@@ -9,10 +10,12 @@ Must not: load anything, or know a recipe by its kind (a recipe's own rules are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ltx_pipelines.utils.helpers import assert_resolution
 
 from ltx2_batch.backends.ltx2.recipe import EXCLUSIVE_INPUTS, RecipePlan
-from ltx2_batch.backends.ltx2.recipes import RECIPES
+from ltx2_batch.backends.ltx2.recipes import readers
 from ltx2_batch.backends.models import ModelFiles
 from ltx2_batch.core.families import spec as family_spec
 from ltx2_batch.core.jobs import X1_5, RenderJob
@@ -20,15 +23,25 @@ from ltx2_batch.errors import FatalBackendError, MissingWeightsError
 
 
 def check_job(
-    job: RenderJob, plan: RecipePlan, files: ModelFiles, temporal_scale: int, one_window: bool
+    job: RenderJob,
+    plan: RecipePlan,
+    files: ModelFiles,
+    temporal_scale: int,
+    one_window: bool,
+    lora_check: Callable[[str], str | None],
 ) -> None:
     """Raise FatalBackendError (or MissingWeightsError, naming the file) for what `files` cannot render of
     `job` under its resolved recipe; `one_window`: the job is one window (a chained job's windows are
-    checked per chunk)."""
+    checked per chunk); `lora_check`: why a LoRA file would not change this model's transformer (the
+    driver's check, backends/lora_check.py, again: a set the driver could not read is checked here)."""
+    for i, lora in enumerate(job.loras):
+        problem = lora_check(lora.path)
+        if problem:
+            raise FatalBackendError(f"loras[{i}] {lora.path} {problem}")
     for name in EXCLUSIVE_INPUTS:
         if getattr(job, name) is not None and name not in plan.recipe.inputs:
-            readers = ", ".join(k.value for k, r in RECIPES.items() if name in r.inputs)
-            raise FatalBackendError(f"{name} is only used by pipeline {readers}, not {job.pipeline.value}")
+            kinds = ", ".join(readers(name))
+            raise FatalBackendError(f"{name} is only used by pipeline {kinds}, not {job.pipeline.value}")
     plan.recipe.check(job)
     _check_upsampler(job, files)
     two_stage, scale = job.upscale.spatial, job.upscale.spatial_scale

@@ -2,14 +2,16 @@
 
 Owns: `Denoised` (everything the decode needs, and nothing of the models but the decoders it reads),
 the official video and audio decodes (the job's own generator goes on into the video decode, as in the
-official pipelines), a2vid's driving audio written back as it was read, and `Deferred`, the PendingDecode
-that `Ltx2Backend.denoise` returns.
+official pipelines), a2vid's driving audio written back as it was read (mixed to the encoder's channels),
+`AudioOrigin` (where a clip's sound comes from, for the sidecar), and `Deferred`, the PendingDecode that
+`Ltx2Backend.denoise` returns.
 Must not: touch the transformer or text encoder (a deferred decode runs beside the next job's denoise),
 or pick the stream it runs on (the backend does).
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,15 @@ from ltx2_batch.backends.caches import ModelCache
 from ltx2_batch.backends.ltx2.clock import PhaseClock, with_every_phase
 from ltx2_batch.backends.ltx2.loops import Sampler
 from ltx2_batch.core.jobs import RenderJob
+
+
+class AudioOrigin(str, enum.Enum):
+    """Where a clip's sound comes from (the sidecar's `backend.audio_origin`)."""
+
+    generated = "generated"  # denoised by the model from noise (a retake of a source without sound too)
+    input = "input"  # a2vid: the driving file's, over the window the clip uses, written back
+    source = "source"  # retake, regenerate_audio false: the source's, kept everywhere
+    source_outside_window = "source_outside_window"  # retake: the source's, generated inside [start, end)
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Denoised:
     sampler: Sampler
     guided: bool  # CFG/STG in stage 1 (a negative prompt) or none
     source_audio: Any = None  # a2vid: the driving audio, written as it was read (not VAE-decoded)
+    audio_origin: AudioOrigin = AudioOrigin.generated
     info: dict[str, Any] = field(default_factory=dict)  # the backend's sidecar record, set before the decode
 
     @property

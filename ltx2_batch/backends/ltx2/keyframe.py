@@ -1,5 +1,7 @@
 """The keyframe recipe (ltx_pipelines/keyframe_interpolation.py): ti2vid's guidance and LoRAs, with the images
-added as guiding latents at their frames in both stages, so the video interpolates between them.
+added as guiding latents at their frames in both stages, so the video interpolates between them. The dev
+checkpoint's recipe (and that of a checkpoint of unknown kind); on a distilled checkpoint the table picks
+keyframe_distilled.py instead.
 
 A module of its own (not a ti2vid parameter) because the official pipeline is its own class and the job
 names it as its own kind; the difference is one block, so the class is ti2vid's with that block swapped.

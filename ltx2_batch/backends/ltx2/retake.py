@@ -15,10 +15,11 @@ import torch
 from ltx_core.model.audio_vae import encode_audio as vae_encode_audio
 from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
 from ltx_pipelines.retake import TemporalRegionMask
-from ltx_pipelines.utils.media_io import decode_audio_from_file, load_video_conditioning
+from ltx_pipelines.utils.media_io import load_video_conditioning
 
 from ltx2_batch.backends.base import LatentHandoff
-from ltx2_batch.backends.ltx2.decode import Denoised
+from ltx2_batch.backends.ltx2.audio_input import read_audio, stated_end_s
+from ltx2_batch.backends.ltx2.decode import AudioOrigin, Denoised
 from ltx2_batch.backends.ltx2.guidance import distilled_sigmas, guided_by_pair, scheduled_sigmas, unguided
 from ltx2_batch.backends.ltx2.loops import Sampler
 from ltx2_batch.backends.ltx2.recipe import RecipeRun, StageLoras, refuse_handoff, user_loras
@@ -30,6 +31,7 @@ from ltx2_batch.core.jobs import LoraSpec, PipelineKind, RenderJob, RetakeSpec
 from ltx2_batch.errors import FatalBackendError
 
 _WAVEFORM_BATCHED_DIMS = 3  # [batch, channels, samples]
+AUDIO_SLACK_S = 1.0  # audio that runs on past the clip by up to this much is read whole, as retake.py does
 
 
 class Retake:
@@ -58,7 +60,7 @@ class Retake:
         shape = full_shape(run)
         with run.clock("stage1"):  # the source's encoding counts as the stage it starts
             video_latent, video_conds = _source_video(run, spec, shape)
-            audio = _source_audio(run, spec, shape)
+            audio, origin = _source_audio(run, spec, shape)
         with run.clock("text_encode"):
             prompt, contexts = run.text.encode(job, None, negative=spec.guided)
         with run.clock("stage1"):
@@ -84,6 +86,7 @@ class Retake:
             timings=run.clock.timings,
             sampler=Sampler.euler,
             guided=spec.guided,
+            audio_origin=origin,
         )
 
 
@@ -105,23 +108,39 @@ def _source_video(
     return latent, (TemporalRegionMask(*window, fps=shape.fps),)
 
 
-def _source_audio(run: RecipeRun, spec: RetakeSpec, shape: VideoPixelShape) -> DenoisedAudio:
+def audio_window_s(path: str, clip_s: float) -> float | None:
+    """How much of the source's audio to read: all of it, as retake.py does (None), when its header says it
+    ends within AUDIO_SLACK_S of the clip's end; else only the clip's duration (the latent keeps only that):
+    a source whose sound runs on for minutes past its picture is not decoded whole. The encoder gives the
+    same latents, but for the last bits, however much audio follows the clip (test_retake.py)."""
+    stated = stated_end_s(path)
+    if stated is not None and stated <= clip_s + AUDIO_SLACK_S:
+        return None
+    return clip_s
+
+
+def _source_audio(
+    run: RecipeRun, spec: RetakeSpec, shape: VideoPixelShape
+) -> tuple[DenoisedAudio, AudioOrigin]:
     """The source's audio latents, cut or zero-padded to the clip, kept outside the window (everywhere when
-    the audio is not regenerated); a source without audio is generated from noise, as retake.py does."""
-    source = decode_audio_from_file(spec.path, run.device)
+    the audio is not regenerated), and where the clip's sound comes from. A source without audio has nothing
+    to keep: the soundtrack is generated from noise over the whole clip, as retake.py does, and recorded as
+    generated, not as the source's (validation refuses `regenerate_audio: false` there)."""
+    encoder = run.models.audio_encoder()
+    window_s = audio_window_s(spec.path, shape.frames / shape.fps)
+    source = read_audio(spec.path, run.device, 0.0, window_s, encoder)
     if source is None:
-        return DenoisedAudio()
+        return DenoisedAudio(), AudioOrigin.generated
     waveform = source.waveform.squeeze(0)
     if waveform.dim() == _WAVEFORM_BATCHED_DIMS - 1:  # [channels, samples]: add the batch
         waveform = waveform.unsqueeze(0)
     latent = vae_encode_audio(
-        Audio(waveform=waveform.to(run.dtype), sampling_rate=source.sampling_rate),
-        run.models.audio_encoder(),
-        None,
+        Audio(waveform=waveform.to(run.dtype), sampling_rate=source.sampling_rate), encoder, None
     )
     latent = _fit_frames(latent, AudioLatentShape.from_video_pixel_shape(shape).frames)
     window = (spec.start_s, spec.end_s) if spec.regenerate_audio else (0.0, 0.0)
-    return DenoisedAudio(conditionings=(TemporalRegionMask(*window, fps=shape.fps),), initial=latent)
+    origin = AudioOrigin.source_outside_window if spec.regenerate_audio else AudioOrigin.source
+    return DenoisedAudio(conditionings=(TemporalRegionMask(*window, fps=shape.fps),), initial=latent), origin
 
 
 def _fit_frames(latent: torch.Tensor, frames: int) -> torch.Tensor:
