@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -23,12 +24,14 @@ from ltx2_batch.config import AppConfig, EngineKind, ModelSource
 from ltx2_batch.core.library_logs import quiet_libraries
 from ltx2_batch.core.tool_paths import CONF_DIR as _CONF_PATH
 from ltx2_batch.core.tool_paths import manifest_dirs
-from ltx2_batch.errors import ConfigError, Ltx2BatchError
+from ltx2_batch.errors import ConfigError, Ltx2BatchError, StorageError
 from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.checks import check_settings
 from ltx2_batch.run.multirun import SweepPoint, gather_sweep, sweep_point_config, write_point
 from ltx2_batch.run.overrides import added_key_problems
-from ltx2_batch.run.record import write_run_record
+
+if TYPE_CHECKING:
+    from ltx2_batch.run.rundir import RunDir
 
 CONF_DIR = str(_CONF_PATH)
 log = logging.getLogger("ltx2_batch")
@@ -78,12 +81,7 @@ def run(
             print(preview(app, root))  # streamed: a prompts file is never held in memory
             return 0
         if app.status:
-            from ltx2_batch.manifest.load import resolve_manifest_path
-            from ltx2_batch.run.planning import output_dir_for
-            from ltx2_batch.run.status import status_text
-
-            manifest_path = resolve_manifest_path(app.manifest, manifest_dirs(root))
-            print(status_text(output_dir_for(app, manifest_path, root)))
+            print(_run_dir(app, root).status_text())
             return 0
         if app.engine.kind is EngineKind.local and app.model.source is not ModelSource.fake:
             import_adapter_in_background()  # torch and the LTX packages load while the manifest is planned
@@ -105,21 +103,29 @@ def run(
     return report.exit_code
 
 
-def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
-    from ltx2_batch.run.planning import output_dir_for
+def _run_dir(app: AppConfig, root: Path) -> RunDir:
+    """The launch's run dir: a local folder, or a bucket's (run/rundir.py)."""
+    from ltx2_batch.run.planning import open_run_dir, run_location
 
     manifest = resolve_manifest_path(app.manifest, manifest_dirs(root))
-    write_run_record(output_dir_for(app, manifest, root), OmegaConf.to_yaml(composed), overrides)
+    return open_run_dir(run_location(app, manifest, root), app.output)
 
 
-def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
+def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
+    try:
+        _run_dir(app, root).write_record(OmegaConf.to_yaml(composed), overrides)
+    except StorageError as exc:  # the run's own outcome (or error) is what the caller needs to see
+        print(f"warning: config.yaml was not written: {exc}", file=sys.stderr)
+
+
+def _export(app: AppConfig, output_dir: str, root: Path) -> str:
     from ltx2_batch.export.dataset import export_dataset
 
     dest = Path(app.export.dir) if app.export.dir else None
     if dest is not None and not dest.is_absolute():
         dest = root / dest
     done = export_dataset(
-        output_dir,
+        Path(output_dir),
         dest,
         webdataset=app.export.webdataset,
         samples_per_shard=app.export.samples_per_shard,
