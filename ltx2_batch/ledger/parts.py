@@ -140,19 +140,29 @@ class LedgerMirror:
         self._thread.start()
 
     def _loop(self) -> None:
-        wait = self._interval
-        while not self._stop.wait(wait):
-            started = time.monotonic()
+        """Our new rows go up every interval (one PUT: what bounds the rows a crash loses); the view (pull,
+        job table) waits at least ten times as long as its last pass took, as ledger/live.py's does."""
+        next_view = 0.0
+        while not self._stop.wait(self._interval):
             try:
-                self.sync()
+                with self._lock:
+                    self.push()
+                if time.monotonic() >= next_view:
+                    started = time.monotonic()
+                    self.refresh_view()
+                    next_view = time.monotonic() + 10 * (time.monotonic() - started)
             except Exception:  # the next pass retries; the local journal keeps every row
                 _log.warning("ledger on %s: a pass failed (retried)", self._store.root, exc_info=True)
-            wait = max(self._interval, 10 * (time.monotonic() - started))
 
     def sync(self) -> None:
-        """One pass: our new lines up, other launches' parts down, jobs.parquet refreshed and uploaded."""
+        """A whole pass: our new lines up, other launches' parts down, jobs.parquet refreshed and uploaded."""
         with self._lock:
             self.push()
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Other launches' parts into the mirror, then jobs.parquet refreshed there and uploaded."""
+        with self._lock:
             rebuilt = self._pull()
             if self._live is not None:
                 if rebuilt:

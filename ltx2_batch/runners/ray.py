@@ -64,8 +64,8 @@ class RenderWorker:
         self._outputs: dict[str, RunOutput] = {}  # per launch (run id): its writer and settled overlap
 
     def where(self, run: RunSpec) -> dict[str, str]:
-        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes one
-        job's files beside the next job's render); or why it cannot render (`refusal`)."""
+        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes or
+        uploads one job's files beside the next job's render); or why it cannot render (`refusal`)."""
         if self._refusal is not None:
             return {"worker": self._name, "refusal": self._refusal}
         return {
@@ -73,7 +73,7 @@ class RenderWorker:
             "pid": str(os.getpid()),
             "node": ray.util.get_node_ip_address(),
             "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
-            "capacity": "2" if self._output(run).overlap.encodes else "1",
+            "capacity": str(self._output(run).jobs_at_once),
         }
 
     def _output(self, run: RunSpec) -> RunOutput:
