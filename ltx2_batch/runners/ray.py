@@ -26,6 +26,7 @@ from typing import Any
 
 import ray
 from ray.util.queue import Empty, Full, Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.core.jobs import RenderJob
@@ -85,7 +86,10 @@ class RenderWorker:
     def render(self, job: RenderJob, attempt: int, run: RunSpec) -> JobOutcome:
         def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:
             if self._progress is not None:
-                self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
+                # a chunk row is not worth failing a render for: the queue's node may be gone (its state
+                # files, not its row, are what a resume reads)
+                with contextlib.suppress(Full, ray.exceptions.RayError):
+                    self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
 
         def on_step(step_job: RenderJob, step: StepEvent) -> None:
             if self._progress is not None:
@@ -216,7 +220,9 @@ class RayRunner:
             self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
             if stop.is_set():  # a signal during start-up: no queue, no actors (close() cleans up)
                 return
-            self._progress = Queue(actor_options={"num_cpus": 0})
+            # on the driver's own node: a progress channel on a render node would die with it
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            self._progress = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         want = min(worker_count(self._engine), max(job_count, 1))
         new = [self._spawn() for _ in range(want - len(self._slots))]
         # new actors, and replacements started during the last batch, report ready (and their capacity)
@@ -375,6 +381,8 @@ class RayRunner:
             try:
                 job_id, attempt, event = self._progress.get_nowait()
             except Empty:
+                return
+            except ray.exceptions.RayError:  # the queue died with its node: outcomes still come back
                 return
             if job_id not in by_id:
                 continue
