@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.checks import check_settings
 from ltx2_batch.run.multirun import SweepPoint, gather_sweep, sweep_point_config, write_point
 from ltx2_batch.run.overrides import added_key_problems
+from ltx2_batch.storage.location import is_url, parse_location
 
 if TYPE_CHECKING:
     from ltx2_batch.run.rundir import RunDir
@@ -46,6 +48,15 @@ def register_configs() -> None:
         "ltx2_run_name", lambda manifest, run_name: run_name or Path(str(manifest)).stem, replace=True
     )
     OmegaConf.register_new_resolver("ltx2_version", lambda: __version__, replace=True)
+    OmegaConf.register_new_resolver("ltx2_sweep_root", sweep_record_root, replace=True)
+
+
+def sweep_record_root(root: str) -> str:
+    """Where Hydra keeps its record of a sweep: under output.root, or, for a bucket (which Hydra cannot
+    write, and which sweeps refuse), the system temp, so no local folder named `s3:` is ever made."""
+    if is_url(root):
+        return str(Path(tempfile.gettempdir()) / "ltx2-batch-refused-sweeps")
+    return root
 
 
 register_configs()
@@ -121,11 +132,9 @@ def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[st
 def _export(app: AppConfig, output_dir: str, root: Path) -> str:
     from ltx2_batch.export.dataset import export_dataset
 
-    dest = Path(app.export.dir) if app.export.dir else None
-    if dest is not None and not dest.is_absolute():
-        dest = root / dest
+    dest = parse_location(app.export.dir, root).text if app.export.dir else None
     done = export_dataset(
-        Path(output_dir),
+        output_dir,
         dest,
         webdataset=app.export.webdataset,
         samples_per_shard=app.export.samples_per_shard,
@@ -133,6 +142,7 @@ def _export(app: AppConfig, output_dir: str, root: Path) -> str:
         thumbnails=app.export.thumbnails,
         stills=app.export.stills,
         verify=app.verify,
+        endpoint_url=app.output.endpoint_url,
     )
     shards = ""
     if app.export.webdataset:

@@ -14,33 +14,34 @@ and resumable.
     <dest>/webdataset/index.json                each shard's content digest (what makes re-export skip it)
 
 Every path written into the dataset is relative to `<dest>` (or, in a folder's own metadata, to that
-folder), so the folder can be moved or uploaded as is. A sample's `.json` holds its parameters as JSON
-objects (`params`, `tags`), not as strings. Stills never share a shard or a folder with videos (HF's
-`webdataset` loader needs every sample to have the same extensions); `stills=StillsPolicy.exclude`
-leaves them out altogether.
+folder), so the folder can be moved or uploaded as is (the bookkeeping column `source_path` names the
+rendered file relative to the run dir). All I/O goes through export/files.py: the run dir and `<dest>`
+may each be a local folder or a bucket URL (clips are then copied server-side, uploaded or downloaded).
+A sample's `.json` holds its parameters as JSON objects (`params`, `tags`), not as strings. Stills never
+share a shard or a folder with videos (HF's `webdataset` loader needs every sample to have the same
+extensions); `stills=StillsPolicy.exclude` leaves them out altogether.
 
-Samples are the jobs whose latest ledger state is `done` and whose files pass `verify_files` (a 0-byte
-or truncated clip, or a sidecar that is not JSON or disagrees with the ledger, is left out and counted in
-`ExportReport.rejected`). Order is stable:
-samples already in metadata.parquet keep their `sample_index`, new ones are appended (by finish time),
-so adding jobs only adds samples (and rewrites only the last, partial shard of their kind). Re-exporting
-an unchanged run writes nothing but the metadata; a killed export redoes only what it had not finished:
-files land under a temporary name and are renamed, a clip already in place is kept (same inode, or same
-bytes), shards are written whole and renamed, and metadata.parquet is written last. Tars are
-byte-deterministic (fixed mtime/owner), and so are the shard metadata files. Must not render, and reads
-the ledger without changing it. Just over 300 lines: the three reader layouts share one sample list.
+Samples are the jobs whose latest ledger state is `done` and whose files pass their checks (`verify_files`
+on a disk, their objects' recorded sizes and ETags in a bucket: a 0-byte or truncated clip, or a sidecar
+that is not JSON or disagrees with the ledger, is left out and counted in `ExportReport.rejected`).
+Order is stable: samples already in metadata.parquet keep their `sample_index`, new ones are appended (by
+finish time), so adding jobs only adds samples (and rewrites only the last, partial shard of their kind).
+Re-exporting an unchanged run writes nothing but the metadata; a killed export redoes only what it had not
+finished: files land under a temporary name and are renamed (in a bucket: one PUT each), a clip already in
+place is kept (same inode, or same bytes), shards are written whole, and metadata.parquet is written last.
+Tars are byte-deterministic (fixed mtime/owner), and so are the shard metadata files. Must not render,
+and reads the ledger without changing it. Just over 300 lines: the three reader layouts share one sample
+list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
-import os
-import shutil
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ltx2_batch.config import StillsPolicy, VerifyMode
-from ltx2_batch.core.jobs import file_sha256
 from ltx2_batch.errors import ConfigError
-from ltx2_batch.ledger.store import latest_rows
-from ltx2_batch.storage.verify import DoneRecord, Expected, verify_files
+from ltx2_batch.export.files import Folder, RunSource
 
 METADATA_NAME = "metadata.parquet"
 KINDS = ("video", "image")  # sub-folder names; a still (one-frame job) is an image
@@ -87,7 +86,7 @@ DATASET_SCHEMA = pa.schema(
         ("clip_sha256", _S),
         ("clip_bytes", _I),
         ("thumbnail", _S),  # relative, when thumbnails are exported
-        ("source_path", _S),  # the rendered file, relative to the dataset folder (what re-export checks)
+        ("source_path", _S),  # the rendered file, relative to the run dir (what re-export checks)
         ("source_mtime_ns", _I),
         ("model_name", _S),
         ("model_fingerprint", _S),
@@ -120,13 +119,14 @@ _LEDGER_COLUMNS = (
     "model_fingerprint",
     "run_id",
     "finished_at",
+    "files_json",
 )
 
 
 @dataclass(frozen=True)
 class ExportReport:
-    dest: Path
-    metadata: Path
+    dest: str  # a path, or a URL
+    metadata: str
     samples: int
     clips_placed: int  # linked or copied by this export
     clips_kept: int  # already in place
@@ -136,8 +136,8 @@ class ExportReport:
 
 
 def export_dataset(
-    output_dir: Path,
-    dest: Path | None = None,
+    output_dir: Path | str,
+    dest: Path | str | None = None,
     *,
     webdataset: bool = False,
     samples_per_shard: int = 1000,
@@ -145,97 +145,93 @@ def export_dataset(
     thumbnails: bool = False,
     stills: StillsPolicy = StillsPolicy.separate,
     verify: VerifyMode = VerifyMode.cheap,
+    endpoint_url: str | None = None,
 ) -> ExportReport:
-    """Export `output_dir`'s done clips to `dest` (default `<output_dir>/dataset`); see the module doc."""
+    """Export `output_dir`'s done clips to `dest` (default `<output_dir>/dataset`); see the module doc.
+    Either may be a local folder or a bucket URL (export/files.py; `endpoint_url`: an S3-compatible store)."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
-    output_dir = Path(output_dir)
-    dest = Path(dest) if dest else output_dir / "dataset"
-    dest.mkdir(parents=True, exist_ok=True)
-    previous = _previous(dest / METADATA_NAME)
+    run = RunSource(output_dir, endpoint_url)
+    out = Folder(dest, endpoint_url) if dest else run.folder.child("dataset")
+    previous = _previous(out)
     rejected: list[tuple[str, str]] = []
-    rows = _done_rows(output_dir, dest, previous, StillsPolicy(stills), thumbnails, verify, rejected)
+    rows = _done_rows(run, previous, StillsPolicy(stills), thumbnails, verify, rejected)
     placed = 0
     for row in rows:
-        placed += _place_clip(row, dest, previous.get(row["job_id"]), link)
-        if row["thumbnail"]:
-            _place_file(_abs(dest, row.pop("_thumbnail_source")), dest / row["thumbnail"], link)
-        row.pop("_thumbnail_source", None)
-    _remove_stale(dest, rows)
+        placed += _place_clip(row, run, out, previous.get(row["job_id"]), link)
+        thumb = row.pop("_thumbnail_source", None)
+        if row["thumbnail"] and not _in_place(run.folder, thumb, out, row["thumbnail"]):
+            out.place(run.folder, thumb, row["thumbnail"], link)
+    _remove_stale(out, rows)
     written = kept = 0
     if webdataset:
-        written, kept = _write_shards(rows, dest, samples_per_shard)
+        written, kept = _write_shards(rows, out, samples_per_shard)
     table = pa.Table.from_pylist(rows, schema=DATASET_SCHEMA)
     for kind in KINDS:
-        _write_folder_metadata(dest, kind, table)
-    _atomic(dest / METADATA_NAME, lambda tmp: pq.write_table(table, tmp))  # last: it marks the export done
+        _write_folder_metadata(out, kind, table)
+    out.write(METADATA_NAME, lambda tmp: pq.write_table(table, tmp))  # last: it marks the export done
     return ExportReport(
-        dest, dest / METADATA_NAME, len(rows), placed, len(rows) - placed, written, kept, tuple(rejected)
+        out.text,
+        out.locate(METADATA_NAME),
+        len(rows),
+        placed,
+        len(rows) - placed,
+        written,
+        kept,
+        tuple(rejected),
     )
 
 
-def _previous(path: Path) -> dict[str, dict[str, Any]]:
-    if not path.exists():
+def _previous(out: Folder) -> dict[str, dict[str, Any]]:
+    data = out.read(METADATA_NAME)
+    if data is None:
         return {}
-    table = pq.read_table(path)
+    table = pq.read_table(pa.BufferReader(data))
     if "file_name" not in table.column_names:  # an export in the earlier layout: start afresh
         return {}
     return {row["job_id"]: row for row in table.to_pylist()}
 
 
-def _verified(
-    output_dir: Path, row: dict[str, Any], mode: VerifyMode, rejected: list[tuple[str, str]]
-) -> bool:
-    if not row["output_path"]:
-        rejected.append((row["job_id"], "the done row names no output file"))
-        return False
-    sidecar = Path(row["sidecar_path"] or output_dir / "metadata" / f"{row['job_id']}.json")
-    record = DoneRecord(row["run_id"], row["frames_written"], row["error"])
-    expected = Expected.from_params(row["job_id"], row["params_json"] or "")
-    if expected is None:
-        rejected.append((row["job_id"], "the done row holds no job parameters to check its file against"))
-        return False
-    problem = verify_files(Path(row["output_path"]), sidecar, expected, record, mode)
-    if problem:
-        rejected.append((row["job_id"], problem))
-    return problem is None
-
-
 def _done_rows(
-    output_dir: Path,
-    dest: Path,
+    run: RunSource,
     previous: dict[str, dict[str, Any]],
     stills: StillsPolicy,
     thumbnails: bool,
     mode: VerifyMode,
     rejected: list[tuple[str, str]],
 ) -> list[dict[str, Any]]:
-    table = latest_rows(output_dir, columns=_LEDGER_COLUMNS)
+    table = run.latest_rows(_LEDGER_COLUMNS)
     table = table.filter(pc.equal(table["status"], "done"))
-    rows = [r for r in table.to_pylist() if _verified(output_dir, r, mode, rejected)]
+    rows = []
+    for row in table.to_pylist():
+        problem = run.problem(row, mode)
+        if problem:
+            rejected.append((row["job_id"], problem))
+        else:
+            rows.append(row)
     if stills is StillsPolicy.exclude:
         rows = [r for r in rows if _kind(r) == "video"]
     old = [r for r in rows if r["job_id"] in previous]
     old.sort(key=lambda r: previous[r["job_id"]]["sample_index"])
     new = [r for r in rows if r["job_id"] not in previous]
     new.sort(key=lambda r: (r["finished_at"], r["job_id"]))
-    return [_sample(i, r, dest, thumbnails) for i, r in enumerate(old + new)]
+    return [_sample(i, r, run, thumbnails) for i, r in enumerate(old + new)]
 
 
 def _kind(r: dict[str, Any]) -> str:
     return "image" if r["mode"] == "image" else "video"
 
 
-def _sample(index: int, r: dict[str, Any], dest: Path, thumbnails: bool) -> dict[str, Any]:
+def _sample(index: int, r: dict[str, Any], run: RunSource, thumbnails: bool) -> dict[str, Any]:
     params = json.loads(r["params_json"] or "{}")
-    source = Path(r["output_path"])
+    source = run.rel(r["output_path"])
     kind = _kind(r)
-    thumb = r["thumbnail_path"] if thumbnails and r["thumbnail_path"] else None
-    if thumb and not Path(thumb).is_file():
+    thumb = run.rel(r["thumbnail_path"]) if thumbnails and r["thumbnail_path"] else None
+    if thumb and run.folder.stat(thumb) is None:
         thumb = None
     return {
         "sample_index": index,
-        "file_name": f"{kind}/{r['job_id']}{source.suffix}",
+        "file_name": f"{kind}/{r['job_id']}{Path(source).suffix}",
         "kind": kind,
         "job_id": r["job_id"],
         "job_name": r["job_name"],
@@ -258,8 +254,8 @@ def _sample(index: int, r: dict[str, Any], dest: Path, thumbnails: bool) -> dict
         "clip_sha256": None,
         "clip_bytes": None,
         "thumbnail": f"{THUMBNAILS}/{r['job_id']}{Path(thumb).suffix}" if thumb else None,
-        "_thumbnail_source": os.path.relpath(thumb, dest) if thumb else None,
-        "source_path": os.path.relpath(source, dest),
+        "_thumbnail_source": thumb,  # relative to the run dir
+        "source_path": source,  # relative to the run dir (the dataset may be in another store)
         "source_mtime_ns": None,
         "model_name": r["model_name"],
         "model_fingerprint": r["model_fingerprint"],
@@ -269,91 +265,77 @@ def _sample(index: int, r: dict[str, Any], dest: Path, thumbnails: bool) -> dict
     }
 
 
-def _abs(dest: Path, relative: str) -> Path:
-    return Path(os.path.normpath(dest / relative))
-
-
-def _place_clip(row: dict[str, Any], dest: Path, before: dict[str, Any] | None, link: bool) -> bool:
+def _place_clip(
+    row: dict[str, Any], run: RunSource, out: Folder, before: dict[str, Any] | None, link: bool
+) -> bool:
     """Fill the row's sha256/size and put the clip in place; True when a file was linked or copied."""
-    source, target = _abs(dest, row["source_path"]), dest / row["file_name"]
-    stat = source.stat()
-    row["clip_bytes"], row["source_mtime_ns"] = stat.st_size, stat.st_mtime_ns
+    source, target = row["source_path"], row["file_name"]
+    stat = run.folder.stat(source)
+    if stat is None:
+        raise FileNotFoundError(run.folder.locate(source))
+    row["clip_bytes"], row["source_mtime_ns"] = stat.size, stat.token
     unchanged = bool(
         before is not None
-        and before["source_mtime_ns"] == stat.st_mtime_ns
-        and before["clip_bytes"] == stat.st_size
+        and before["source_mtime_ns"] == stat.token
+        and before["clip_bytes"] == stat.size
         and before["clip_sha256"]
     )
-    row["clip_sha256"] = before["clip_sha256"] if unchanged and before else file_sha256(str(source))
-    if target.exists() and (
-        target.samefile(source) or _same(target, stat.st_size, row["clip_sha256"], unchanged)
+    row["clip_sha256"] = before["clip_sha256"] if unchanged and before else run.folder.sha256(source)
+    there = out.stat(target)
+    if there is not None and (
+        _same_inode(run.folder, source, out, target)
+        or (there.size == stat.size and (unchanged or out.sha256(target) == row["clip_sha256"]))
     ):
         return False
-    _place_file(source, target, link, check=False)
+    out.place(run.folder, source, target, link)
     return True
 
 
-def _place_file(source: Path, target: Path, link: bool, check: bool = True) -> None:
-    """Hard-link (or copy) `source` to `target` under a temporary name, then rename it into place."""
-    if check and _in_place(source, target):
-        return  # a thumbnail already there
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        if not link:
-            raise OSError("copy requested")
-        os.link(source, tmp)
-    except OSError:  # another file system, or links not allowed: copy
-        shutil.copyfile(source, tmp)
-    tmp.replace(target)
+def _same_inode(source: Folder, source_rel: str, out: Folder, rel: str) -> bool:
+    if source.local is None or out.local is None:
+        return False
+    with contextlib.suppress(OSError):
+        return (out.local / rel).samefile(source.local / source_rel)
+    return False
 
 
-def _in_place(source: Path, target: Path) -> bool:
+def _in_place(source: Folder, source_rel: str | None, out: Folder, rel: str) -> bool:
     """Same inode, or a copy of the same size (thumbnails are rewritten only with their clip)."""
-    return target.exists() and (target.samefile(source) or target.stat().st_size == source.stat().st_size)
+    there, here = out.stat(rel), source.stat(source_rel) if source_rel else None
+    return there is not None and (
+        _same_inode(source, source_rel or "", out, rel) or (here is not None and there.size == here.size)
+    )
 
 
-def _same(path: Path, size: int, sha256: str, trust_size: bool) -> bool:
-    """A copied file matches: same size, and same bytes unless the source is unchanged since last export."""
-    return path.stat().st_size == size and (trust_size or file_sha256(str(path)) == sha256)
-
-
-def _remove_stale(dest: Path, rows: list[dict[str, Any]]) -> None:
+def _remove_stale(out: Folder, rows: list[dict[str, Any]]) -> None:
     """Files of jobs no longer done (a re-render failed, the ledger was reset), or left out now."""
     keep = {r["file_name"] for r in rows} | {r["thumbnail"] for r in rows if r["thumbnail"]}
     for folder in (*KINDS, THUMBNAILS):
-        if not (dest / folder).is_dir():
-            continue
-        for path in (dest / folder).iterdir():
-            if path.name != METADATA_NAME and f"{folder}/{path.name}" not in keep:
-                path.unlink()
+        for name in out.names(folder):
+            if name != METADATA_NAME and f"{folder}/{name}" not in keep:
+                out.remove(f"{folder}/{name}")
 
 
-def _write_folder_metadata(dest: Path, kind: str, table: pa.Table) -> None:
+def _write_folder_metadata(out: Folder, kind: str, table: pa.Table) -> None:
     """`<dest>/<kind>/metadata.parquet` for HF's videofolder/imagefolder: `file_name` relative to it."""
     mine = table.filter(pc.equal(table["kind"], kind))
-    target = dest / kind / METADATA_NAME
+    target = f"{kind}/{METADATA_NAME}"
     if mine.num_rows == 0:
-        target.unlink(missing_ok=True)
+        out.remove(target)
         return
     names = pc.utf8_slice_codeunits(mine["file_name"], len(kind) + 1)
     public = mine.drop_columns(list(_PRIVATE)).set_column(1, "file_name", names)
-    _atomic(target, lambda tmp: pq.write_table(public, tmp))
+    out.write(target, lambda tmp: pq.write_table(public, tmp))
 
 
-def _write_shards(rows: list[dict[str, Any]], dest: Path, per_shard: int) -> tuple[int, int]:
-    root = dest / "webdataset"
-    root.mkdir(exist_ok=True)
-    index_path = root / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+def _write_shards(rows: list[dict[str, Any]], out: Folder, per_shard: int) -> tuple[int, int]:
+    root = out.child("webdataset")
+    index_data = root.read("index.json")
+    index = json.loads(index_data) if index_data else {}
     new_index: dict[str, str] = {}
     written = kept = 0
     for kind in KINDS:
         samples = [row for row in rows if row["kind"] == kind]
-        folder = root / kind
-        if samples:
-            folder.mkdir(exist_ok=True)
         for start in range(0, len(samples), per_shard):
             stem = f"shard-{start // per_shard:06d}"
             members = samples[start : start + per_shard]
@@ -367,23 +349,25 @@ def _write_shards(rows: list[dict[str, Any]], dest: Path, per_shard: int) -> tup
             ).hexdigest()
             name = f"{kind}/{stem}"
             new_index[name] = digest
-            files = [folder / f"{stem}{suffix}" for suffix in (".tar", ".parquet", "_stats.json")]
-            if index.get(name) == digest and all(f.is_file() for f in files):
+            files = [f"{kind}/{stem}{suffix}" for suffix in (".tar", ".parquet", "_stats.json")]
+            if index.get(name) == digest and all(root.stat(f) is not None for f in files):
                 kept += 1
                 continue
-            _atomic(files[0], functools.partial(_tar_into, payloads=payloads, dest=dest))
+            root.write(files[0], functools.partial(_tar, payloads=payloads, dest=out))
             shard_rows = pa.Table.from_pylist(members, schema=DATASET_SCHEMA).drop_columns(list(_PRIVATE))
-            _atomic(files[1], functools.partial(_parquet_into, table=shard_rows))
+            root.write(files[1], functools.partial(_parquet_into, table=shard_rows))
             stats = json.dumps(_stats(members), indent=1, sort_keys=True) + "\n"
-            _atomic(files[2], functools.partial(_text_into, text=stats))
+            root.write(files[2], functools.partial(_text_into, text=stats))
             written += 1
         stems = {name.split("/")[1] for name in new_index if name.startswith(f"{kind}/")}
-        for stale in folder.iterdir() if folder.is_dir() else ():
-            if stale.name.split(".")[0].removesuffix("_stats") not in stems:
-                stale.unlink()
-    for stale in root.glob("shard-*.tar"):  # shards of the earlier one-folder layout
-        stale.unlink()
-    _atomic(index_path, lambda tmp: tmp.write_text(json.dumps(new_index, indent=1, sort_keys=True) + "\n"))
+        for stale in root.names(kind):
+            if stale.split(".")[0].removesuffix("_stats") not in stems:
+                root.remove(f"{kind}/{stale}")
+    for stale in root.names(""):  # shards of the earlier one-folder layout
+        if stale.startswith("shard-") and stale.endswith(".tar"):
+            root.remove(stale)
+    text = json.dumps(new_index, indent=1, sort_keys=True) + "\n"
+    root.write("index.json", functools.partial(_text_into, text=text))
     return written, kept
 
 
@@ -411,24 +395,18 @@ def _sample_json(row: dict[str, Any]) -> bytes:
     return json.dumps(plain, sort_keys=True, ensure_ascii=False).encode()
 
 
-def _tar(path: Path, payloads: list[tuple[dict[str, Any], bytes]], dest: Path) -> None:
+def _tar(path: Path, payloads: list[tuple[dict[str, Any], bytes]], dest: Folder) -> None:
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row, meta in payloads:
-            clip = dest / row["file_name"]
             key = row["job_id"]
-            members = (
-                (f"{key}{clip.suffix}", clip.read_bytes()),
-                (f"{key}.txt", (row["caption"] or "").encode()),
-                (f"{key}.json", meta),
-            )
-            for member, data in members:
+            clip_info = tarfile.TarInfo(f"{key}{Path(row['file_name']).suffix}")
+            clip_info.size, clip_info.mtime, clip_info.mode = row["clip_bytes"], 0, 0o644
+            with dest.open(row["file_name"]) as clip:  # streamed: a shard may hold gigabytes
+                tar.addfile(clip_info, clip)
+            for member, data in ((f"{key}.txt", (row["caption"] or "").encode()), (f"{key}.json", meta)):
                 info = tarfile.TarInfo(member)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
-
-
-def _tar_into(tmp: Path, payloads: list[tuple[dict[str, Any], bytes]], dest: Path) -> None:
-    _tar(tmp, payloads, dest)
 
 
 def _parquet_into(tmp: Path, table: pa.Table) -> None:
@@ -437,9 +415,3 @@ def _parquet_into(tmp: Path, table: pa.Table) -> None:
 
 def _text_into(tmp: Path, text: str) -> None:
     tmp.write_text(text)
-
-
-def _atomic(target: Path, write: Callable[[Path], object]) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    write(tmp)
-    tmp.replace(target)

@@ -175,7 +175,7 @@ class BucketRunDir:
             if entry.thumbnail:
                 self.store.get_file(entry.thumbnail, snap / entry.thumbnail)
         sheet = write_contact_sheet(snap, links_from=self.location.text)
-        pages = [page.name for page in sheet.html_pages]
+        pages = [Path(page).name for page in sheet.html_pages]
         for name in [*pages, *([PNG_NAME] if sheet.png else [])]:
             self.store.write(name, (snap / name).read_bytes())
         stale = [

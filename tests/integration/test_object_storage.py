@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ import pytest
 from ltx2_batch.cli import run
 from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError, StorageError
+from ltx2_batch.export.dataset import export_dataset
 from ltx2_batch.media.probe import decode_frame_index, read_frames
 from ltx2_batch.storage.checksum import digest
 from ltx2_batch.storage.lease import WRITER, Holder, hold_bucket_dir
@@ -61,7 +63,8 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     root = f"{s3_bucket}/runs"
-    assert run(compose_app(*_launch(tmp_path, root)), tmp_path) == 0
+    export = ("export.webdataset=true", f"export.dir={s3_bucket}/datasets/clips")
+    assert run(compose_app(*_launch(tmp_path, root), *export), tmp_path) == 0
     url = f"{root}/clips"
     objects = bucket_objects(url)
     kinds = {name.split("/")[0] for name in objects}
@@ -95,6 +98,8 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
     chunk_rows = [r for r in rows if r["row_kind"] == "chunk" and r["latent_path"]]
     assert chunk_rows and all(str(r["latent_path"]).startswith(f"{url}/chunks/") for r in chunk_rows)
 
+    _check_the_exports(url, f"{s3_bucket}/datasets/clips", objects, tmp_path / "local-dataset")
+
     sheet = objects["contact_sheet.html"].decode()
     assert sheet.count("<figure") == 3 and 'src="thumbnails/' in sheet and 'href="generated/' in sheet
     assert pq.read_table(io.BytesIO(objects["jobs.parquet"])).num_rows == 3
@@ -126,6 +131,28 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
     assert "bytes in the bucket" in retried["cat"] and "missing from the bucket" in retried["hills"]
     assert len(store.read(hills) or b"") > 0
     assert sum(r["status"] == "running" and r["job_name"] == "walk" for r in rows) == 1
+
+
+def _check_the_exports(run_url: str, dataset_url: str, run_objects: dict[str, bytes], local: Path) -> None:
+    """The dataset exported from the bucket run into the bucket (clips copied server-side) holds the run's
+    clips byte for byte, in its metadata and its WebDataset shard; exported again to a local folder, the
+    same samples."""
+    dataset = bucket_objects(dataset_url)
+    table = pq.read_table(io.BytesIO(dataset["metadata.parquet"])).to_pylist()
+    assert len(table) == 3
+    for row in table:
+        clip = dataset[row["file_name"]]
+        assert clip == run_objects[row["source_path"]]
+        assert row["clip_sha256"] == hashlib.sha256(clip).hexdigest() and row["clip_bytes"] == len(clip)
+    with tarfile.open(fileobj=io.BytesIO(dataset["webdataset/video/shard-000000.tar"])) as tar:
+        first = table[0]
+        member = tar.extractfile(f"{first['job_id']}.mp4")
+        assert member is not None and member.read() == dataset[first["file_name"]]
+    report = export_dataset(run_url, local)
+    assert (report.samples, report.clips_placed, report.rejected) == (3, 3, ())
+    assert sorted(p.name for p in (local / "video").glob("*.mp4")) == sorted(
+        Path(r["file_name"]).name for r in table
+    )
 
 
 def test_a_second_writer_is_refused_by_the_lease_as_on_a_disk(

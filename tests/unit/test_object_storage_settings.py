@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ltx2_batch.cli import run
+from ltx2_batch.cli import run, sweep_record_root
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.run.checks import RAY_JOB_ENV, settings_problems
+from ltx2_batch.run.multirun import sweep_point_config
 from ltx2_batch.run.planning import run_location
 from ltx2_batch.run.rundir import LocalRunDir
 from ltx2_batch.run.session import _rebuild
@@ -133,3 +134,13 @@ def test_a_ledger_rebuild_is_refused_on_object_storage(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ledger_rebuild=true works on a local output dir"):
         _rebuild(Remote(), None)  # type: ignore[arg-type]
     assert LocalRunDir(tmp_path).location.text == str(tmp_path)
+
+
+def test_a_sweep_into_a_bucket_is_refused_and_hydra_writes_no_local_url_folder(tmp_path: Path) -> None:
+    """Sweeps keep their sweep ledger on a disk. Hydra's own record of a sweep goes under output.root, so
+    for a bucket it is sent to the system temp instead of a local folder named `s3:`."""
+    app = compose_app("output.root=s3://bucket/runs")
+    with pytest.raises(ConfigError, match="sweeps \\(-m\\) keep their sweep ledger on a disk"):
+        sweep_point_config(app, ["seed=1"], 0, tmp_path, "demo")
+    assert not sweep_record_root("s3://bucket/runs").startswith("s3:")
+    assert sweep_record_root("outputs") == "outputs"
