@@ -53,7 +53,8 @@ class BucketRunDir:
         self.store = ObjectStore(location.text, output.endpoint_url)
         self._ttl = output.lease_ttl_s
         self._scratch = scratch_root(output.scratch) / "driver"
-        self.mirror_dir = self._scratch / scratch_key(location.text)  # written only under the lease
+        self._key = scratch_key(location.text)
+        self.mirror_dir = self._scratch / self._key  # set per shard by `hold`: written only under its lease
         self._read: Path | None = None  # the snapshot readers share until the lease is taken
         self._check: BucketResumeCheck | None = None
         self._mirror: LedgerMirror | None = None
@@ -114,6 +115,10 @@ class BucketRunDir:
     def hold(self, shard: Shard | None, run_id: str) -> Iterator[Holding | None]:
         with hold_bucket_dir(self.store, shard, run_id, self._ttl) as lease:
             self._run_id = run_id
+            # shards of one launch may drive from one machine: each its own mirror, as each its own lease
+            self.mirror_dir = self._scratch / (
+                f"{self._key}-shard-{shard.index}-of-{shard.count}" if shard else self._key
+            )
             self.forget_reads()  # what is done is read again under the lease
             try:
                 yield lease

@@ -46,6 +46,7 @@ class Holding(Protocol):
     """What holding a run dir yields: told when the hold is lost (a bucket's lease taken over)."""
 
     on_lost: Callable[[str], None] | None
+    lost: str | None
 
 
 class RunDir(Protocol):

@@ -59,6 +59,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
         session = RunSession(cfg, project_root, source, run_dir, run_id)
         if held is not None:  # a bucket's lease taken over (or not renewable): stop, as for a broken model
             held.on_lost = session.stop
+            if held.lost is not None:  # lost before it could say so
+                session.stop(held.lost)
         try:
             session.render_all()
         finally:
