@@ -15,8 +15,9 @@ and resumable.
 
 Every path written into the dataset is relative to `<dest>` (or, in a folder's own metadata, to that
 folder), so the folder can be moved or uploaded as is (the bookkeeping column `source_path` names the
-rendered file relative to the run dir). All I/O goes through export/files.py: the run dir and `<dest>`
-may each be a local folder or a bucket URL (clips are then copied server-side, uploaded or downloaded).
+rendered file relative to it on one disk, else by its URL or path). All I/O goes through export/files.py:
+the run dir and `<dest>` may each be a local folder or a bucket URL (clips are then copied server-side,
+uploaded or downloaded).
 A sample's `.json` holds its parameters as JSON objects (`params`, `tags`), not as strings. Stills never
 share a shard or a folder with videos (HF's `webdataset` loader needs every sample to have the same
 extensions); `stills=StillsPolicy.exclude` leaves them out altogether.
@@ -41,6 +42,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +88,7 @@ DATASET_SCHEMA = pa.schema(
         ("clip_sha256", _S),
         ("clip_bytes", _I),
         ("thumbnail", _S),  # relative, when thumbnails are exported
-        ("source_path", _S),  # the rendered file, relative to the run dir (what re-export checks)
+        ("source_path", _S),  # the rendered file, relative to the dataset folder (across stores: its URL)
         ("source_mtime_ns", _I),
         ("model_name", _S),
         ("model_fingerprint", _S),
@@ -125,8 +127,8 @@ _LEDGER_COLUMNS = (
 
 @dataclass(frozen=True)
 class ExportReport:
-    dest: str  # a path, or a URL
-    metadata: str
+    dest: Path | str  # a path, or a URL
+    metadata: Path | str
     samples: int
     clips_placed: int  # linked or copied by this export
     clips_kept: int  # already in place
@@ -155,10 +157,11 @@ def export_dataset(
     out = Folder(dest, endpoint_url) if dest else run.folder.child("dataset")
     previous = _previous(out)
     rejected: list[tuple[str, str]] = []
-    rows = _done_rows(run, previous, StillsPolicy(stills), thumbnails, verify, rejected)
+    rows = _done_rows(run, out, previous, StillsPolicy(stills), thumbnails, verify, rejected)
     placed = 0
     for row in rows:
         placed += _place_clip(row, run, out, previous.get(row["job_id"]), link)
+        row.pop("_source", None)
         thumb = row.pop("_thumbnail_source", None)
         if row["thumbnail"] and not _in_place(run.folder, thumb, out, row["thumbnail"]):
             out.place(run.folder, thumb, row["thumbnail"], link)
@@ -194,6 +197,7 @@ def _previous(out: Folder) -> dict[str, dict[str, Any]]:
 
 def _done_rows(
     run: RunSource,
+    out: Folder,
     previous: dict[str, dict[str, Any]],
     stills: StillsPolicy,
     thumbnails: bool,
@@ -215,14 +219,14 @@ def _done_rows(
     old.sort(key=lambda r: previous[r["job_id"]]["sample_index"])
     new = [r for r in rows if r["job_id"] not in previous]
     new.sort(key=lambda r: (r["finished_at"], r["job_id"]))
-    return [_sample(i, r, run, thumbnails) for i, r in enumerate(old + new)]
+    return [_sample(i, r, run, out, thumbnails) for i, r in enumerate(old + new)]
 
 
 def _kind(r: dict[str, Any]) -> str:
     return "image" if r["mode"] == "image" else "video"
 
 
-def _sample(index: int, r: dict[str, Any], run: RunSource, thumbnails: bool) -> dict[str, Any]:
+def _sample(index: int, r: dict[str, Any], run: RunSource, out: Folder, thumbnails: bool) -> dict[str, Any]:
     params = json.loads(r["params_json"] or "{}")
     source = run.rel(r["output_path"])
     kind = _kind(r)
@@ -255,7 +259,8 @@ def _sample(index: int, r: dict[str, Any], run: RunSource, thumbnails: bool) -> 
         "clip_bytes": None,
         "thumbnail": f"{THUMBNAILS}/{r['job_id']}{Path(thumb).suffix}" if thumb else None,
         "_thumbnail_source": thumb,  # relative to the run dir
-        "source_path": source,  # relative to the run dir (the dataset may be in another store)
+        "_source": source,  # relative to the run dir
+        "source_path": _source_path(run.folder, source, out),
         "source_mtime_ns": None,
         "model_name": r["model_name"],
         "model_fingerprint": r["model_fingerprint"],
@@ -269,7 +274,7 @@ def _place_clip(
     row: dict[str, Any], run: RunSource, out: Folder, before: dict[str, Any] | None, link: bool
 ) -> bool:
     """Fill the row's sha256/size and put the clip in place; True when a file was linked or copied."""
-    source, target = row["source_path"], row["file_name"]
+    source, target = row["_source"], row["file_name"]
     stat = run.folder.stat(source)
     if stat is None:
         raise FileNotFoundError(run.folder.locate(source))
@@ -289,6 +294,14 @@ def _place_clip(
         return False
     out.place(run.folder, source, target, link)
     return True
+
+
+def _source_path(run: Folder, source: str, out: Folder) -> str:
+    """The rendered file as the dataset's bookkeeping names it: relative to the dataset folder on one disk,
+    else by its URL (or path)."""
+    if run.local is not None and out.local is not None:
+        return os.path.relpath(run.local / source, out.local)
+    return run.locate(source)
 
 
 def _same_inode(source: Folder, source_rel: str, out: Folder, rel: str) -> bool:

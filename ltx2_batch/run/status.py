@@ -2,7 +2,8 @@
 
 Prints the output dir's counts per status and its most recently updated jobs. Read-only and model-free:
 works during a run (from the journals the run is writing) and after it, from any machine that sees the
-output dir. Must not write anything or import torch or Ray.
+output dir (a bucket's is read from a local snapshot of its ledger: run/bucket.py, which also names the
+launches holding its leases). Must not write anything or import torch or Ray.
 """
 
 from __future__ import annotations

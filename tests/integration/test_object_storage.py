@@ -142,7 +142,7 @@ def _check_the_exports(run_url: str, dataset_url: str, run_objects: dict[str, by
     assert len(table) == 3
     for row in table:
         clip = dataset[row["file_name"]]
-        assert clip == run_objects[row["source_path"]]
+        assert clip == run_objects[row["source_path"].removeprefix(f"{run_url}/")]
         assert row["clip_sha256"] == hashlib.sha256(clip).hexdigest() and row["clip_bytes"] == len(clip)
     with tarfile.open(fileobj=io.BytesIO(dataset["webdataset/video/shard-000000.tar"])) as tar:
         first = table[0]
