@@ -113,17 +113,16 @@ class BucketRunDir:
 
     @contextlib.contextmanager
     def hold(self, shard: Shard | None, run_id: str) -> Iterator[Holding | None]:
-        with hold_bucket_dir(self.store, shard, run_id, self._ttl) as lease:
-            self._run_id = run_id
-            # shards of one launch may drive from one machine: each its own mirror, as each its own lease
-            self.mirror_dir = self._scratch / (
-                f"{self._key}-shard-{shard.index}-of-{shard.count}" if shard else self._key
-            )
-            self.forget_reads()  # what is done is read again under the lease
-            try:
+        try:
+            with hold_bucket_dir(self.store, shard, run_id, self._ttl) as lease:
+                self._run_id = run_id
+                # shards of one launch may drive from one machine: each its own mirror, as its own lease
+                tag = f"-shard-{shard.index}-of-{shard.count}" if shard else ""
+                self.mirror_dir = self._scratch / f"{self._key}{tag}"
+                self.forget_reads()  # what is done is read again under the lease
                 yield lease
-            finally:
-                self.forget_reads()
+        finally:
+            self.forget_reads()
 
     def open_ledger(self, run_id: str, refresh_s: float) -> LedgerStore:
         self._mirror = LedgerMirror(self.store, self.mirror_dir, run_id, refresh_s)

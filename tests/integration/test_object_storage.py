@@ -79,24 +79,7 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
     }  # fmt: skip  (no journal part, lease or chunk state is left once the run closed)
     assert not (tmp_path / "s3:").exists() and not list(tmp_path.glob("**/s3:*"))
 
-    rows = _ledger(objects)
-    done = {r["job_name"]: r for r in rows if r["row_kind"] == "job" and r["status"] == "done"}
-    assert sorted(done) == ["cat", "hills", "walk"]
-    for row in done.values():
-        rel = str(row["output_path"]).removeprefix(f"{url}/")
-        data = objects[rel]
-        assert row["output_bytes"] == len(data) and row["output_sha256"] == hashlib.sha256(data).hexdigest()
-        files = json.loads(str(row["files_json"]))
-        assert files[rel]["etag"] == hashlib.md5(data).hexdigest()  # confirmed by the store's ETag
-        sidecar = json.loads(objects[f"metadata/{row['job_id']}.json"])
-        assert sidecar["files"][rel] == {"bytes": len(data), "sha256": row["output_sha256"]}
-        assert float(row["upload_s"]) >= 0  # type: ignore[arg-type]
-    walk = done["walk"]
-    local = tmp_path / "walk.mp4"
-    local.write_bytes(objects[str(walk["output_path"]).removeprefix(f"{url}/")])
-    assert [decode_frame_index(f) for f in read_frames(local)] == list(range(60))  # stitched exactly
-    chunk_rows = [r for r in rows if r["row_kind"] == "chunk" and r["latent_path"]]
-    assert chunk_rows and all(str(r["latent_path"]).startswith(f"{url}/chunks/") for r in chunk_rows)
+    done = _check_the_done_rows(url, objects, tmp_path)
 
     _check_the_exports(url, f"{s3_bucket}/datasets/clips", objects, tmp_path / "local-dataset")
 
@@ -131,6 +114,32 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
     assert "bytes in the bucket" in retried["cat"] and "missing from the bucket" in retried["hills"]
     assert len(store.read(hills) or b"") > 0
     assert sum(r["status"] == "running" and r["job_name"] == "walk" for r in rows) == 1
+    driver = tmp_path / "scratch" / "driver"  # the driver's mirror and snapshots are gone once uploaded
+    assert [p.name for p in driver.iterdir()] == []
+    assert [p for p in (tmp_path / "scratch" / "runs").rglob("*") if p.is_file()] == []  # and the jobs'
+
+
+def _check_the_done_rows(url: str, objects: dict[str, bytes], tmp_path: Path) -> dict[str, dict[str, object]]:
+    """Each done row names its objects, with the size, sha256 and ETag the store confirmed (the sidecar
+    says the same); the chained job's file is frames 0..59 exactly; its chunk rows name objects."""
+    rows = _ledger(objects)
+    done = {str(r["job_name"]): r for r in rows if r["row_kind"] == "job" and r["status"] == "done"}
+    assert sorted(done) == ["cat", "hills", "walk"]
+    for row in done.values():
+        rel = str(row["output_path"]).removeprefix(f"{url}/")
+        data = objects[rel]
+        assert row["output_bytes"] == len(data) and row["output_sha256"] == hashlib.sha256(data).hexdigest()
+        files = json.loads(str(row["files_json"]))
+        assert files[rel]["etag"] == hashlib.md5(data).hexdigest()  # confirmed by the store's ETag
+        sidecar = json.loads(objects[f"metadata/{row['job_id']}.json"])
+        assert sidecar["files"][rel] == {"bytes": len(data), "sha256": row["output_sha256"]}
+        assert float(row["upload_s"]) >= 0  # type: ignore[arg-type]
+    local = tmp_path / "walk.mp4"
+    local.write_bytes(objects[str(done["walk"]["output_path"]).removeprefix(f"{url}/")])
+    assert [decode_frame_index(f) for f in read_frames(local)] == list(range(60))  # stitched exactly
+    chunk_rows = [r for r in rows if r["row_kind"] == "chunk" and r["latent_path"]]
+    assert chunk_rows and all(str(r["latent_path"]).startswith(f"{url}/chunks/") for r in chunk_rows)
+    return done
 
 
 def _check_the_exports(run_url: str, dataset_url: str, run_objects: dict[str, bytes], local: Path) -> None:
@@ -165,6 +174,7 @@ def test_a_second_writer_is_refused_by_the_lease_as_on_a_disk(
         err = capsys.readouterr().err
         assert f"another ltx2-batch run is writing {root}/clips (pid {os.getpid()} on" in err
         assert "one run per output dir" in err and "its lease lapses at" in err
+        assert [p.name for p in (tmp_path / "scratch" / "driver").iterdir()] == []  # its reads dropped
         with pytest.raises(ConfigError, match="an unsharded run holds it"), _held(store, Shard(0, 2)):
             pass
     with _held(store, Shard(0, 2)):
