@@ -183,7 +183,9 @@ class BucketRunDir:
         for name in [*pages, *([PNG_NAME] if sheet.png else [])]:
             self.store.write(name, (snap / name).read_bytes())
         stale = [
-            rel for rel in self.store.listing("contact_sheet") if rel.endswith(".html") and rel not in pages
+            rel
+            for rel in self.store.listing("", "contact_sheet")
+            if rel.endswith(".html") and rel not in pages
         ]
         self.store.remove(stale)
         uploaded = tuple(self.store.url(name) for name in pages)

@@ -103,15 +103,25 @@ class ObjectStore:
             return None
         return _info(info)
 
-    def listing(self, prefix: str = "") -> dict[str, ObjectInfo]:
-        """Every object below `prefix` (relative names, this folder's), with sizes and ETags."""
+    def listing(self, folder: str = "", starting_with: str = "") -> dict[str, ObjectInfo]:
+        """Every object below `folder` (relative names, this folder's), with sizes and ETags; with
+        `starting_with`, only the objects directly in `folder` whose names start with it."""
         try:
-            found = self.fs.find(self.key(prefix), detail=True)
+            if starting_with and self._s3:  # one ListObjects on the prefix, not the whole folder
+                found = self.fs.find(self.key(folder), prefix=starting_with, detail=True)
+            else:
+                found = self.fs.find(self.key(folder), maxdepth=1 if starting_with else None, detail=True)
         except FileNotFoundError:
             return {}
-        return {
-            self.rel(name): _info(info) for name, info in found.items() if info.get("type") != "directory"
-        }
+        base = self.key(folder).rstrip("/") + "/"
+        inside = [(name, info) for name, info in found.items() if info.get("type") != "directory"]
+        if starting_with:  # directly in the folder (s3fs's prefix search goes deeper)
+            inside = [
+                (n, i)
+                for n, i in inside
+                if "/" not in n[len(base) :] and n[len(base) :].startswith(starting_with)
+            ]
+        return {self.rel(name): _info(info) for name, info in inside}
 
     def read(self, rel: str) -> bytes | None:
         """The whole object, or None when it does not exist."""

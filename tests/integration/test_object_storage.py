@@ -64,8 +64,9 @@ def test_a_run_publishes_to_the_bucket_and_resumes_from_it(
     monkeypatch.chdir(tmp_path)
     root = f"{s3_bucket}/runs"
     export = ("export.webdataset=true", f"export.dir={s3_bucket}/datasets/clips")
-    assert run(compose_app(*_launch(tmp_path, root), *export), tmp_path) == 0
     url = f"{root}/clips"
+    ObjectStore(url).write("contact_sheet-9.html", b"a page of an earlier, longer sheet")
+    assert run(compose_app(*_launch(tmp_path, root), *export), tmp_path) == 0
     objects = bucket_objects(url)
     kinds = {name.split("/")[0] for name in objects}
     assert kinds == {
