@@ -39,6 +39,7 @@ from ltx2_batch.storage.objects import ObjectStore
 _log = logging.getLogger(__name__)
 _PART = "part-{:08d}.jsonl"
 _ATTEMPTS = 5  # compactions that lost a race with another launch's
+_BATCH = 256  # parts fetched at once
 
 
 def part_names(store: ObjectStore) -> dict[str, list[str]]:
@@ -53,15 +54,17 @@ def part_names(store: ObjectStore) -> dict[str, list[str]]:
 
 def _append_parts(store: ObjectStore, names: list[str], journal: Path) -> list[str]:
     """Append these parts to a local journal, in order; the names read (a vanished one ends the run's)."""
-    read = []
+    read: list[str] = []
     journal.parent.mkdir(parents=True, exist_ok=True)
     with journal.open("ab") as handle:
-        for name in names:
-            data = store.read(name)
-            if data is None:  # folded by a compaction meanwhile: its rows are in ledger.parquet
-                break
-            handle.write(data)
-            read.append(name)
+        for start in range(0, len(names), _BATCH):  # fetched concurrently: a long run has many parts
+            batch = names[start : start + _BATCH]
+            found = store.read_many(batch)
+            for name in batch:
+                if name not in found:  # folded by a compaction meanwhile: its rows are in ledger.parquet
+                    return read
+                handle.write(found[name])
+                read.append(name)
     return read
 
 

@@ -130,6 +130,13 @@ class ObjectStore:
         except FileNotFoundError:
             return None
 
+    def read_many(self, rels: list[str]) -> dict[str, bytes]:
+        """Several whole objects, fetched concurrently; those that do not exist are left out."""
+        if not rels:
+            return {}
+        found = self.fs.cat([self.key(rel) for rel in rels], on_error="omit")
+        return {self.rel(key): bytes(data) for key, data in found.items()}
+
     def get_file(self, rel: str, local: Path) -> bool:
         """Download to `local` (a temporary name, then renamed); False when the object does not exist."""
         local.parent.mkdir(parents=True, exist_ok=True)
