@@ -143,6 +143,7 @@ def _export(app: AppConfig, output_dir: str, root: Path) -> str:
         stills=app.export.stills,
         verify=app.verify,
         endpoint_url=app.output.endpoint_url,
+        scratch=app.output.scratch,
     )
     shards = ""
     if app.export.webdataset:

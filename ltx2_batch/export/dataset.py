@@ -148,12 +148,14 @@ def export_dataset(
     stills: StillsPolicy = StillsPolicy.separate,
     verify: VerifyMode = VerifyMode.cheap,
     endpoint_url: str | None = None,
+    scratch: str | None = None,
 ) -> ExportReport:
     """Export `output_dir`'s done clips to `dest` (default `<output_dir>/dataset`); see the module doc.
-    Either may be a local folder or a bucket URL (export/files.py; `endpoint_url`: an S3-compatible store)."""
+    Either may be a local folder or a bucket URL (export/files.py; `endpoint_url`: an S3-compatible store;
+    `scratch`: where a bucket's ledger and checked files are read locally, as `output.scratch`)."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
-    run = RunSource(output_dir, endpoint_url)
+    run = RunSource(output_dir, endpoint_url, scratch)
     out = Folder(dest, endpoint_url) if dest else run.folder.child("dataset")
     previous = _previous(out)
     rejected: list[tuple[str, str]] = []

@@ -158,7 +158,7 @@ def _check_the_exports(run_url: str, dataset_url: str, run_objects: dict[str, by
         first = table[0]
         member = tar.extractfile(f"{first['job_id']}.mp4")
         assert member is not None and member.read() == dataset[first["file_name"]]
-    report = export_dataset(run_url, local)
+    report = export_dataset(run_url, local, scratch=str(local.parent / "scratch"))
     assert (report.samples, report.clips_placed, report.rejected) == (3, 3, ())
     assert sorted(p.name for p in (local / "video").glob("*.mp4")) == sorted(
         Path(r["file_name"]).name for r in table
