@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -23,12 +25,15 @@ from ltx2_batch.config import AppConfig, EngineKind, ModelSource
 from ltx2_batch.core.library_logs import quiet_libraries
 from ltx2_batch.core.tool_paths import CONF_DIR as _CONF_PATH
 from ltx2_batch.core.tool_paths import manifest_dirs
-from ltx2_batch.errors import ConfigError, Ltx2BatchError
+from ltx2_batch.errors import ConfigError, Ltx2BatchError, StorageError
 from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.checks import check_settings
 from ltx2_batch.run.multirun import SweepPoint, gather_sweep, sweep_point_config, write_point
 from ltx2_batch.run.overrides import added_key_problems, override_problems
-from ltx2_batch.run.record import write_run_record
+from ltx2_batch.storage.location import is_url, parse_location
+
+if TYPE_CHECKING:
+    from ltx2_batch.run.rundir import RunDir
 
 CONF_DIR = str(_CONF_PATH)
 log = logging.getLogger("ltx2_batch")
@@ -43,6 +48,15 @@ def register_configs() -> None:
         "ltx2_run_name", lambda manifest, run_name: run_name or Path(str(manifest)).stem, replace=True
     )
     OmegaConf.register_new_resolver("ltx2_version", lambda: __version__, replace=True)
+    OmegaConf.register_new_resolver("ltx2_sweep_root", sweep_record_root, replace=True)
+
+
+def sweep_record_root(root: str) -> str:
+    """Where Hydra keeps its record of a sweep: under output.root, or, for a bucket (which Hydra cannot
+    write, and which sweeps refuse), the system temp, so no local folder named `s3:` is ever made."""
+    if is_url(root):
+        return str(Path(tempfile.gettempdir()) / "ltx2-batch-refused-sweeps")
+    return root
 
 
 register_configs()
@@ -78,12 +92,7 @@ def run(
             print(preview(app, root))  # streamed: a prompts file is never held in memory
             return 0
         if app.status:
-            from ltx2_batch.manifest.load import resolve_manifest_path
-            from ltx2_batch.run.planning import output_dir_for
-            from ltx2_batch.run.status import status_text
-
-            manifest_path = resolve_manifest_path(app.manifest, manifest_dirs(root))
-            print(status_text(output_dir_for(app, manifest_path, root)))
+            print(_run_dir(app, root).status_text())
             return 0
         if app.engine.kind is EngineKind.local and app.model.source is not ModelSource.fake:
             import_adapter_in_background()  # torch and the LTX packages load while the manifest is planned
@@ -105,20 +114,25 @@ def run(
     return report.exit_code
 
 
-def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
-    from ltx2_batch.run.planning import output_dir_for
+def _run_dir(app: AppConfig, root: Path) -> RunDir:
+    """The launch's run dir: a local folder, or a bucket's (run/rundir.py)."""
+    from ltx2_batch.run.planning import open_run_dir, run_location
 
     manifest = resolve_manifest_path(app.manifest, manifest_dirs(root))
-    write_run_record(output_dir_for(app, manifest, root), OmegaConf.to_yaml(composed), overrides)
+    return open_run_dir(run_location(app, manifest, root), app.output)
 
 
-def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
+def _record(app: AppConfig, root: Path, composed: DictConfig, overrides: list[str]) -> None:
+    try:
+        _run_dir(app, root).write_record(OmegaConf.to_yaml(composed), overrides)
+    except StorageError as exc:  # the run's own outcome (or error) is what the caller needs to see
+        print(f"warning: config.yaml was not written: {exc}", file=sys.stderr)
+
+
+def _export(app: AppConfig, output_dir: str, root: Path) -> str:
     from ltx2_batch.export.dataset import export_dataset
 
-    where = app.export.dir
-    dest: Path | str | None = where  # a URL (s3://bucket/ds) is the export's filesystem's to resolve
-    if where is not None and "://" not in where and not Path(where).is_absolute():
-        dest = root / where
+    dest = parse_location(app.export.dir, root).text if app.export.dir else None
     done = export_dataset(
         output_dir,
         dest,
@@ -128,6 +142,7 @@ def _export(app: AppConfig, output_dir: Path, root: Path) -> str:
         thumbnails=app.export.thumbnails,
         stills=app.export.stills,
         verify=app.verify,
+        endpoint_url=app.output.endpoint_url,
     )
     shards = ""
     if app.export.webdataset:

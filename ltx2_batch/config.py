@@ -128,6 +128,16 @@ class OutputConfig:
     # job n+1 renders; nothing on a CPU worker (its render already uses every core). off | encode (files
     # only) | decode (files and decode, whenever the memory policy leaves room) force one on any device.
     overlap: OverlapMode = OverlapMode.auto
+    # Object storage (`root: s3://bucket/runs`, gs://, az://; README "Object storage"). Credentials come the
+    # way the store's tools expect (environment, profile, instance role), never from here.
+    endpoint_url: str | None = (
+        None  # an S3-compatible store (MinIO, R2, Ceph); null: $AWS_ENDPOINT_URL or AWS
+    )
+    # Each node's local folder jobs render into before they are uploaded; null: $LTX2_BATCH_SCRATCH on that
+    # node, else <system temp>/ltx2-batch-scratch-<uid>
+    scratch: str | None = None
+    upload_part_mb: int = 16  # multipart part size for large files (S3's minimum is 5)
+    lease_ttl_s: float = 60.0  # a bucket's writer lease lapses this long after its holder's last heartbeat
 
 
 class StillsPolicy(str, Enum):

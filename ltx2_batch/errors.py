@@ -67,6 +67,10 @@ class FatalBackendError(Ltx2BatchError):
     """The backend cannot render this job; retrying the same input will fail the same way."""
 
 
+class StorageError(Ltx2BatchError):
+    """Object storage refused, lost or could not confirm a write (the message names the object)."""
+
+
 class JobCancelledError(Ltx2BatchError):
     """A job stopped because the run was cancelled (Ctrl-C / SIGTERM)."""
 

@@ -34,6 +34,7 @@ from ltx2_batch.chaining.plan import ChunkPlan, ChunkRange, audio_handoff, audio
 from ltx2_batch.chaining.state import (
     ChunkPaths,
     ChunkStateError,
+    ChunkSync,
     channel_stats,
     discard_from,
     load_chunk,
@@ -165,6 +166,7 @@ def run_chained(
     should_stop: Callable[[], bool] | None = None,
     count: VideoCount = VideoCount.decode,
     keep_chunks: bool = False,
+    sync: ChunkSync | None = None,
 ) -> ChainedResult:
     """Render (or resume) every chunk and stitch them into `layout.video(job)`.
 
@@ -175,24 +177,16 @@ def run_chained(
     """
     stitch = _Stitch(layout.video(job), job.frame_rate, crf, count)
     try:
-        result = _run_chunks(backend, job, plan, layout, stitch, on_chunk, should_stop, keep_chunks)
+        loop = _ChunkLoop(backend, job, plan, layout, stitch, on_chunk, keep_chunks, sync)
+        result = _run_chunks(loop, should_stop)
     except BaseException as exc:
         stitch.abort(exc)
         raise
     return result
 
 
-def _run_chunks(
-    backend: RenderBackend,
-    job: RenderJob,
-    plan: ChunkPlan,
-    layout: OutputLayout,
-    stitch: _Stitch,
-    on_chunk: Callable[[ChunkOutcome], None] | None,
-    should_stop: Callable[[], bool] | None,
-    keep_chunks: bool,
-) -> ChainedResult:
-    loop = _ChunkLoop(backend, job, plan, layout, stitch, on_chunk, keep_chunks)
+def _run_chunks(loop: _ChunkLoop, should_stop: Callable[[], bool] | None) -> ChainedResult:
+    job, plan = loop.job, loop.plan
     for chunk in plan.chunks:
         if should_stop is not None and should_stop():
             raise JobCancelledError(
@@ -216,9 +210,10 @@ class _ChunkLoop:
         stitch: _Stitch,
         on_chunk: Callable[[ChunkOutcome], None] | None,
         keep_chunks: bool,
+        sync: ChunkSync | None = None,
     ) -> None:
         self.backend, self.job, self.plan, self.layout, self.stitch = backend, job, plan, layout, stitch
-        self.on_chunk, self.keep_chunks = on_chunk, keep_chunks
+        self.on_chunk, self.keep_chunks, self.sync = on_chunk, keep_chunks, sync
         self.chain = _Chain()
         self.outcomes: list[ChunkOutcome] = []
         self.waiting: ChunkOutcome | None = None  # rendered, its files being written on the stitch thread
@@ -249,6 +244,8 @@ class _ChunkLoop:
             self.discarded = f"stored state discarded, rendered again: {exc}"
             _log.debug("%s: %s", job.name, self.discarded)  # the driver warns, from the chunk row
             discard_from(self.layout, job, chunk.index, self.plan.chunk_count)
+            if self.sync is not None:
+                self.sync.discarded(job, chunk.index, self.plan.chunk_count)
             return False
         self.chain.latents = stored.latents
         if chunk.index == 0 and job.chunking.adain:
@@ -282,7 +279,11 @@ class _ChunkLoop:
             self.phases[phase] = self.phases.get(phase, 0.0) + seconds
         paths = ChunkPaths.of(self.layout, job, chunk.index)
         stored = self.keep_chunks or chunk.index < plan.chunk_count - 1
-        store = functools.partial(_store, paths=paths, latents=latents, audio=audio) if stored else None
+        store = (
+            functools.partial(_store, paths=paths, latents=latents, audio=audio, sync=self.sync)
+            if stored
+            else None
+        )
         self.stitch.feed(_in_memory(kept), audio, store)  # waits for the chunk before: complete now
         if self.waiting is not None:
             self.report(self.waiting)
@@ -310,10 +311,17 @@ class _ChunkLoop:
 
 
 def _store(
-    kept: np.ndarray, paths: ChunkPaths, latents: dict[str, Any], audio: tuple[np.ndarray, int] | None
+    kept: np.ndarray,
+    paths: ChunkPaths,
+    latents: dict[str, Any],
+    audio: tuple[np.ndarray, int] | None,
+    sync: ChunkSync | None,
 ) -> None:
-    """A rendered chunk's resume state, on the stitch thread while the next chunk renders."""
+    """A rendered chunk's resume state, on the stitch thread while the next chunk renders (and, with a
+    `sync`, uploaded there before the chunk is reported)."""
     store_chunk(paths, kept, latents, audio)
+    if sync is not None:
+        sync.stored(paths)
 
 
 def _in_memory(frames: np.ndarray) -> Callable[[], np.ndarray]:

@@ -23,7 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,6 +36,18 @@ from ltx2_batch.storage.layout import OutputLayout
 _ARRAYS_KEY = "ltx2_batch.arrays"  # state metadata: "numpy" or "torch"
 RECORD_VERSION = 1
 _MAX_RECORD_BYTES = 64 << 10  # ours are a few hundred bytes: anything bigger is not one of ours
+
+
+class ChunkSync(Protocol):
+    """Where stored chunks are also kept (a bucket: storage/publish.py), told as chunks come and go."""
+
+    def stored(self, paths: ChunkPaths) -> None:
+        """A chunk's files were just stored (the record last); return once they are kept there too."""
+        ...
+
+    def discarded(self, job: RenderJob, first: int, count: int) -> None:
+        """Chunks `first`..`count - 1` were discarded (damaged, or conditioned on a damaged one)."""
+        ...
 
 
 class ChunkStateError(Exception):

@@ -55,7 +55,8 @@ class ChunkOutcome:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """One job attempt, as the worker saw it. Timings are seconds; paths are absolute."""
+    """One job attempt, as the worker saw it. Timings are seconds; paths are absolute (URLs for a run dir on
+    object storage)."""
 
     job_id: str
     status: OutcomeStatus
@@ -81,6 +82,12 @@ class JobOutcome:
     recipe_steps: int | None = None
     recipe_guidance: bool | None = None
     recipe_stage_2_lora: bool | None = None
+    # On object storage (storage/publish.py): the video's size and sha256, each published file's record
+    # (relative name -> bytes, sha256, ETag) as JSON, and the seconds the uploads took
+    output_bytes: int | None = None
+    output_sha256: str | None = None
+    files_json: str | None = None
+    upload_s: float | None = None
     # the model itself cannot be loaded (a damaged checkpoint, a missing file): no later job can render
     # either, so the run stops once with this error instead of failing every job the same way
     fatal: bool = False

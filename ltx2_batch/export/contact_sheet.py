@@ -57,13 +57,15 @@ class SheetEntry:
 
 @dataclass(frozen=True)
 class ContactSheet:
-    html_pages: tuple[Path, ...]  # first page is contact_sheet.html
-    png: Path | None  # None when no job is done
+    html_pages: tuple[Path | str, ...]  # first page is contact_sheet.html (URLs for a run dir in a bucket)
+    png: Path | str | None  # None when no job is done
     entries: int
 
 
-def sheet_entries(output_dir: Path) -> list[SheetEntry]:
-    """Every job whose latest state is `done`, in manifest order."""
+def sheet_entries(output_dir: Path, links_from: str | None = None) -> list[SheetEntry]:
+    """Every job whose latest state is `done`, in manifest order; paths relative to `links_from` (the run
+    dir's path or URL, when `output_dir` is a local copy of a bucket's ledger), else to `output_dir`."""
+    root = links_from or str(output_dir)
     if not parquet_path(output_dir).exists() and not (Path(output_dir) / LEDGER_DIR).is_dir():
         return []
     table = latest_rows(output_dir, columns=_COLUMNS)
@@ -82,21 +84,29 @@ def sheet_entries(output_dir: Path) -> list[SheetEntry]:
                 row["job_name"] or row["job_id"],
                 row["prompt"] or "",
                 params,
-                _relative(row["thumbnail_path"], output_dir),
-                _relative(row["output_path"], output_dir),
+                _relative(row["thumbnail_path"], root),
+                _relative(row["output_path"], root),
             )
         )
     return out
 
 
-def _relative(path: str | None, root: Path) -> str | None:
-    return None if not path else os.path.relpath(path, root)
+def _relative(path: str | None, root: str) -> str | None:
+    """`path` relative to `root` (a folder or a URL: object URLs are relative by their text)."""
+    if not path:
+        return None
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, root)
 
 
-def write_contact_sheet(output_dir: Path, per_page: int = 500, max_tiles: int = 64) -> ContactSheet:
-    """(Re)write the HTML pages and the PNG grid for `output_dir`; returns what was written."""
+def write_contact_sheet(
+    output_dir: Path, per_page: int = 500, max_tiles: int = 64, links_from: str | None = None
+) -> ContactSheet:
+    """(Re)write the HTML pages and the PNG grid for `output_dir`; returns what was written. `links_from`:
+    see `sheet_entries` (the thumbnails shown must then be in `output_dir` under their relative names)."""
     output_dir = Path(output_dir)
-    entries = sheet_entries(output_dir)
+    entries = sheet_entries(output_dir, links_from)
+    title = (links_from or str(output_dir)).rstrip("/").rsplit("/", 1)[-1]
     pages = [entries[i : i + per_page] for i in range(0, len(entries), per_page)] or [[]]
     names = [HTML_NAME] + [f"contact_sheet-{n}.html" for n in range(2, len(pages) + 1)]
     for number, (name, page) in enumerate(zip(names, pages, strict=True)):
@@ -108,11 +118,11 @@ def write_contact_sheet(output_dir: Path, per_page: int = 500, max_tiles: int = 
             if len(names) > 1
             else ""
         )
-        _atomic_write(output_dir / name, _page(output_dir.name, page, len(entries), nav).encode())
+        _atomic_write(output_dir / name, _page(title, page, len(entries), nav).encode())
     for stale in output_dir.glob("contact_sheet-*.html"):  # pages left from a run with more jobs
         if stale.name not in names:
             stale.unlink()
-    png = _grid(output_dir, entries[:max_tiles], len(entries)) if entries else None
+    png = _grid(output_dir, title, entries[:max_tiles], len(entries)) if entries else None
     return ContactSheet(tuple(output_dir / n for n in names), png, len(entries))
 
 
@@ -143,7 +153,7 @@ def _page(title: str, entries: list[SheetEntry], total: int, nav: str) -> str:
     )
 
 
-def _grid(output_dir: Path, entries: list[SheetEntry], total: int) -> Path:
+def _grid(output_dir: Path, title: str, entries: list[SheetEntry], total: int) -> Path:
     cols = min(8, len(entries))
     rows = -(-len(entries) // cols)
     cell_w, cell_h = _TILE_W + _PAD, _TILE_H + _TEXT_H + _PAD
@@ -158,7 +168,7 @@ def _grid(output_dir: Path, entries: list[SheetEntry], total: int) -> Path:
         draw.text((x, y + _TILE_H + 14), _fit(entry.prompt, 32), fill="dimgray", font=font)
         draw.text((x, y + _TILE_H + 26), _fit(entry.params, 34), fill="dimgray", font=font)
     more = f" (first {len(entries)} shown)" if total > len(entries) else ""
-    footer = f"{output_dir.name}: {total} done job(s){more}"
+    footer = f"{title}: {total} done job(s){more}"
     draw.text((_PAD, sheet.height - 16), footer, fill="black", font=font)
     target = output_dir / PNG_NAME
     tmp = target.with_name(f".{PNG_NAME}.tmp-{os.getpid()}")

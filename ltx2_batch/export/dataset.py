@@ -85,13 +85,14 @@ def export_dataset(
     thumbnails: bool = False,
     stills: StillsPolicy = StillsPolicy.separate,
     verify: VerifyMode = VerifyMode.cheap,
+    endpoint_url: str | None = None,
 ) -> ExportReport:
     """Export the done clips of the run dir `output_dir` (a folder or an fsspec URL) to `dest` (either;
-    default `<output_dir>/dataset`); see the module doc."""
+    default `<output_dir>/dataset`); see the module doc. `endpoint_url`: an S3-compatible store's."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
-    with RunSource(output_dir) as run:  # the files rows name stay readable after: only checks use scratch
-        store = DatasetStore(dest if dest is not None else run.join("dataset").url)
+    with RunSource(output_dir, endpoint_url) as run:  # the files rows name stay readable after
+        store = DatasetStore(dest if dest is not None else run.join("dataset").url, endpoint_url)
         previous = _previous(store)
         rejected: list[tuple[str, str]] = []
         rows = _done_rows(run, store, previous, StillsPolicy(stills), thumbnails, verify, rejected)

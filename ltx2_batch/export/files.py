@@ -44,8 +44,12 @@ class FileRef:
     path: str
 
     @classmethod
-    def of(cls, location: str | os.PathLike[str]) -> FileRef:
-        fs, path = fsspec.core.url_to_fs(os.fspath(location))
+    def of(cls, location: str | os.PathLike[str], endpoint_url: str | None = None) -> FileRef:
+        """`location`'s filesystem and path; `endpoint_url` (output.endpoint_url) points an s3:// URL at an
+        S3-compatible store, as the run's own objects do (storage/objects.py)."""
+        text = os.fspath(location)
+        options = {"endpoint_url": endpoint_url} if endpoint_url and text.startswith("s3://") else {}
+        fs, path = fsspec.core.url_to_fs(text, **options)
         return cls(fs, path)
 
     @property
@@ -90,8 +94,8 @@ def sha256_of(ref: FileRef) -> str:
 class DatasetStore:
     """The export's destination folder on a local disk or in a bucket; every path given is relative to it."""
 
-    def __init__(self, location: str | os.PathLike[str]) -> None:
-        root = FileRef.of(location)
+    def __init__(self, location: str | os.PathLike[str], endpoint_url: str | None = None) -> None:
+        root = FileRef.of(location, endpoint_url)
         self.fs, self.root = root.fs, root.path.rstrip("/")
         self.local = root.local
         if self.local:

@@ -69,6 +69,7 @@ LEDGER_COLUMNS = (
     "output_path",
     "thumbnail_path",
     "sidecar_path",
+    "files_json",  # a bucket run's uploaded objects (sizes, ETags): checked without a download
     "error",
     "model_name",
     "model_fingerprint",

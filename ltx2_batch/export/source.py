@@ -12,6 +12,7 @@ write into the run dir, and must not decide what a sample looks like (dataset.py
 from __future__ import annotations
 
 import contextlib
+import json
 import posixpath
 import tempfile
 from pathlib import Path
@@ -21,15 +22,21 @@ import pyarrow.compute as pc
 
 from ltx2_batch.config import VerifyMode
 from ltx2_batch.export.files import FileRef
-from ltx2_batch.ledger.store import LEDGER_DIR, PARQUET_NAME, latest_rows
+from ltx2_batch.ledger.parts import snapshot
+from ltx2_batch.ledger.store import latest_rows
+from ltx2_batch.storage.bucket_check import list_outputs, objects_problem
+from ltx2_batch.storage.objects import ObjectInfo, ObjectStore
 from ltx2_batch.storage.verify import DoneRecord, Expected, verify_files
 
 
 class RunSource(contextlib.AbstractContextManager["RunSource"]):
     """A run dir to export from; use it as a context manager (it may hold a temporary folder)."""
 
-    def __init__(self, location: Path | str) -> None:
-        self.root = FileRef.of(location)
+    def __init__(self, location: Path | str, endpoint_url: str | None = None) -> None:
+        self.root = FileRef.of(location, endpoint_url)
+        self._endpoint_url = endpoint_url
+        self._objects: ObjectStore | None = None  # a bucket run dir's, for its ledger parts and listing
+        self._listing: dict[str, ObjectInfo] | None = None
         self._stack = contextlib.ExitStack()
         self._scratch: Path | None = None
 
@@ -41,7 +48,9 @@ class RunSource(contextlib.AbstractContextManager["RunSource"]):
 
     def ref(self, recorded: str) -> FileRef:
         """A path the ledger recorded: a URL on its own filesystem, a plain path on the run's."""
-        return FileRef.of(recorded) if "://" in recorded else FileRef(self.root.fs, recorded)
+        return (
+            FileRef.of(recorded, self._endpoint_url) if "://" in recorded else FileRef(self.root.fs, recorded)
+        )
 
     def done_rows(
         self, columns: tuple[str, ...], mode: VerifyMode, rejected: list[tuple[str, str]]
@@ -60,17 +69,26 @@ class RunSource(contextlib.AbstractContextManager["RunSource"]):
         return self._scratch
 
     def _ledger_dir(self) -> Path:
-        """Where the ledger reader can read this run's ledger: the run dir, or a local copy of its ledger."""
+        """Where the ledger reader can read this run's ledger: the run dir, or a local snapshot of a bucket's
+        (ledger.parquet and every run's journal parts, ledger/parts.py: a killed run's rows included)."""
         if self.root.local:
             return Path(self.root.path)
         copy = self._scratch_dir() / "run"
         copy.mkdir()
-        parquet, journals = self.join(PARQUET_NAME), self.join(LEDGER_DIR)
-        if parquet.is_file():
-            parquet.fs.get_file(parquet.path, str(copy / PARQUET_NAME))
-        if journals.fs.isdir(journals.path):
-            journals.fs.get(journals.path.rstrip("/") + "/", str(copy / LEDGER_DIR), recursive=True)
-        return copy
+        return snapshot(self._store(), copy)
+
+    def _store(self) -> ObjectStore:
+        if self._objects is None:
+            self._objects = ObjectStore(self.root.url, self._endpoint_url)
+        return self._objects
+
+    def _objects_problem(self, row: dict[str, Any]) -> str | None:
+        """A bucket job's objects against the sizes and ETags its done row recorded at upload (the worker
+        checked the files against the job before it uploaded them: storage/bucket_check.py)."""
+        if self._listing is None:
+            self._listing = list_outputs(self._store())
+        files = json.loads(row["files_json"])
+        return objects_problem(self._listing, tuple(files), files)
 
     def _local(self, ref: FileRef, name: str) -> Path:
         """`ref` as a local file: itself, or a copy in the scratch folder (`name` must be unique per job)."""
@@ -92,6 +110,11 @@ class RunSource(contextlib.AbstractContextManager["RunSource"]):
         if expected is None:
             rejected.append((job_id, "the done row holds no job parameters to check its file against"))
             return False
+        if not self.root.local and mode is VerifyMode.cheap and row.get("files_json"):
+            problem = self._objects_problem(row)  # one listing, no download: the uploaded objects recorded
+            if problem:
+                rejected.append((job_id, problem))
+            return problem is None
         clip = self.ref(row["output_path"])
         sidecar = (
             self.ref(row["sidecar_path"]) if row["sidecar_path"] else self.join("metadata", f"{job_id}.json")

@@ -127,6 +127,12 @@ class LiveJobTable:
             self._thread.join()
             self._thread = None
 
+    def invalidate(self) -> None:
+        """The next refresh rebuilds the table from everything in the output dir (its ledger.parquet was
+        replaced under it: a bucket's mirror, ledger/parts.py)."""
+        with self._lock:
+            self._states = None
+
     def _loop(self) -> None:
         wait = 0.0
         while not self._stop.wait(wait):

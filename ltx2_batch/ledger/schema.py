@@ -24,7 +24,7 @@ from ltx2_batch.core.jobs import RenderJob, canonical_json
 from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
 from ltx2_batch.errors import LedgerError
 
-SCHEMA_VERSION = 3  # 2: memory_policy; 3: model_family, model_version, recipe_*
+SCHEMA_VERSION = 4  # 2: memory_policy; 3: model_family, model_version, recipe_*; 4: output_bytes ... upload_s
 
 
 class RowKind(str, enum.Enum):
@@ -98,6 +98,11 @@ class LedgerRow:
     recipe_steps: int | None = None  # stage-1 denoising steps that ran
     recipe_guidance: bool | None = None  # CFG/STG in stage 1
     recipe_stage_2_lora: bool | None = None  # the distilled LoRA on the stage-2 transformer
+    # A run dir on object storage: what the store confirmed for the job's files (storage/publish.py)
+    output_bytes: int | None = None
+    output_sha256: str | None = None
+    files_json: str | None = None  # {relative name: {bytes, sha256, etag}} of the video, thumbnail, sidecar
+    upload_s: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -175,6 +180,10 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("recipe_steps", _I32),
         pa.field("recipe_guidance", pa.bool_()),
         pa.field("recipe_stage_2_lora", pa.bool_()),
+        pa.field("output_bytes", _I64),
+        pa.field("output_sha256", _STR),
+        pa.field("files_json", _STR),
+        pa.field("upload_s", _F64),
     ],
     metadata={"ltx2_batch.ledger.schema_version": str(SCHEMA_VERSION)},
 )
@@ -252,6 +261,10 @@ def outcome_row(
         recipe_steps=outcome.recipe_steps,
         recipe_guidance=outcome.recipe_guidance,
         recipe_stage_2_lora=outcome.recipe_stage_2_lora,
+        output_bytes=outcome.output_bytes,
+        output_sha256=outcome.output_sha256,
+        files_json=outcome.files_json,
+        upload_s=outcome.upload_s,
     )
 
 

@@ -21,7 +21,10 @@ from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, LimitsConfig,
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.runners.cluster import cluster_address, unreachable
 from ltx2_batch.storage.layout import RUN_FOLDERS
+from ltx2_batch.storage.location import is_url, location_problem
 
+MIN_PART_MB = 5  # S3's smallest multipart part (all but the last)
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a `ray job submit` entrypoint
 CRF_RANGE = (0, 51)  # libx264's constant-rate-factor scale (8-bit)
 DTYPES = ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -72,6 +75,18 @@ def output_problems(output: OutputConfig) -> list[str]:
             f"output.run_name={output.run_name!r} must be a plain folder name (no '/', not '.' or '..'); "
             "put folders in output.root instead"
         )
+    if output.upload_part_mb < MIN_PART_MB:
+        problems.append(
+            f"output.upload_part_mb={output.upload_part_mb}: object stores take multipart parts of at least "
+            f"{MIN_PART_MB} MB: e.g. output.upload_part_mb=16"
+        )
+    if output.lease_ttl_s <= 0:
+        problems.append(f"output.lease_ttl_s must be > 0 seconds, got {output.lease_ttl_s}: e.g. 60")
+    if output.endpoint_url is not None and "@" in output.endpoint_url:
+        problems.append(
+            "output.endpoint_url holds credentials (user:password@): they would be written to config.yaml; "
+            "give them through the environment or a profile"
+        )
     return problems
 
 
@@ -83,20 +98,40 @@ class FolderUse(Enum):
 
 def _path_problems(setting: str, value: str | None, root: Path, use: FolderUse) -> list[str]:
     """A folder setting: refused when it names a file, when it must exist and does not, or when a folder
-    to be written cannot be."""
+    to be written cannot be (or would vanish with Ray's copy of a job's working dir). A URL is checked
+    without the network (scheme, package, no credentials in it): its folder is made by the first write."""
     if not value:
         return []
+    if is_url(value) and use is not FolderUse.written:
+        return [f"{setting}={value}: only output.root and export.dir may be on object storage; give a folder"]
+    if is_url(value):
+        return [p for p in (location_problem(setting, value),) if p]
     path = Path(value).expanduser()
     path = path if path.is_absolute() else root / path
-    if path.exists() and not path.is_dir():
-        return [f"{setting}={value} is a file ({path}); give a folder"]
-    if use is FolderUse.read_required and not path.is_dir():
-        return [f"{setting}={value} does not exist ({path}): create it or drop it"]
-    if use is FolderUse.written:
-        problem = _unwritable(path)
-        if problem:
-            return [f"{setting}={value}: cannot write there ({problem}); choose a folder you can write"]
-    return []
+    problem = _inside_ray_job_copy(setting, value, path, root) if use is FolderUse.written else None
+    if problem is None and path.exists() and not path.is_dir():
+        problem = f"{setting}={value} is a file ({path}); give a folder"
+    elif problem is None and use is FolderUse.read_required and not path.is_dir():
+        problem = f"{setting}={value} does not exist ({path}): create it or drop it"
+    elif problem is None and use is FolderUse.written:
+        unwritable = _unwritable(path)
+        if unwritable:
+            problem = f"{setting}={value}: cannot write there ({unwritable}); choose a folder you can write"
+    return [problem] if problem else []
+
+
+def _inside_ray_job_copy(setting: str, value: str, path: Path, root: Path) -> str | None:
+    """Under `ray job submit` the launch directory is Ray's temporary copy of the job's working dir, deleted
+    when the job ends: a folder written inside it would vanish with it."""
+    if RAY_JOB_ENV not in os.environ or "runtime_resources" not in root.parts:
+        return None
+    if not _inside(os.path.realpath(path), os.path.realpath(root)):
+        return None
+    return (
+        f"{setting}={value} resolves to {path}, inside the copy of the working dir Ray made for this job, "
+        f"which is deleted when the job ends: give an absolute folder every node shares or a bucket "
+        f"(e.g. {setting}=s3://my-bucket/runs)"
+    )
 
 
 def _unwritable(path: Path) -> str | None:

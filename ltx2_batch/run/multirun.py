@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.ledger.store import read_rows_many
 from ltx2_batch.storage.layout import run_name_problem
+from ltx2_batch.storage.location import is_url
 
 if TYPE_CHECKING:
     from ltx2_batch.config import AppConfig
@@ -103,6 +104,11 @@ def sweep_point_config(
 ) -> tuple[AppConfig, SweepPoint]:
     """This point's config (outputs under the sweep dir) and its SweepPoint. Pure: writes nothing."""
     parsed = parse_overrides(overrides)
+    if is_url(app.output.root):
+        raise ConfigError(
+            f"sweeps (-m) keep their sweep ledger on a disk; output.root={app.output.root} is a bucket: give "
+            "a local output.root, or launch each point on its own with output.run_name=<name>"
+        )
     root = Path(app.output.root)
     root = root if root.is_absolute() else project_root / root
     name = app.output.run_name or manifest_stem

@@ -12,7 +12,7 @@ from pathlib import Path
 from ltx2_batch.backends.lora_check import LoraCheck
 from ltx2_batch.backends.models import discover_model_files, embedded_builder, embedded_root
 from ltx2_batch.backends.weights import model_fingerprint
-from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource
+from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource, OutputConfig
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
 from ltx2_batch.core.jobs import RenderJob, RenderMode
 from ltx2_batch.core.shard import Shard
@@ -23,14 +23,18 @@ from ltx2_batch.manifest.select import WeightsOffer
 from ltx2_batch.manifest.select import chunk_count as count_chunks
 from ltx2_batch.manifest.stream import ManifestStream
 from ltx2_batch.run.checks import check_output_dir
+from ltx2_batch.run.rundir import LocalRunDir, RunDir
 from ltx2_batch.storage.layout import run_name_problem
+from ltx2_batch.storage.location import Location, location_problem, parse_location
 
 
-def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
-    """`<output.root>/<run name>`, refused (ConfigError) unless it is a real folder inside the root."""
-    root = Path(cfg.output.root)
-    if not root.is_absolute():
-        root = project_root / root
+def run_location(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Location:
+    """`<output.root>/<run name>`: a local folder (refused, ConfigError, unless it is a real folder inside
+    the root) or a URL below a bucket's `output.root` (never turned into a local folder)."""
+    problem = location_problem("output.root", cfg.output.root)
+    if problem:
+        raise ConfigError(problem)
+    root = parse_location(cfg.output.root, project_root)
     name = cfg.output.run_name or manifest_path.stem
     problem = run_name_problem(name)
     if problem:
@@ -38,14 +42,32 @@ def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> P
             "output.run_name" if cfg.output.run_name else f"the manifest's file stem ({manifest_path.name})"
         )
         raise ConfigError(f"run name from {where} {problem}; set output.run_name=<one folder name>")
-    output_dir = root / name
-    check_output_dir(root, output_dir)
+    output_dir = root.child(name)
+    if not output_dir.remote:
+        check_output_dir(root.path, output_dir.path)
     return output_dir
+
+
+def output_dir_for(cfg: AppConfig, manifest_path: Path, project_root: Path) -> Path:
+    """`run_location` for a local output.root (ConfigError for a URL: use run_location)."""
+    location = run_location(cfg, manifest_path, project_root)
+    if location.remote:
+        raise ConfigError(f"output dir {location.text} is on object storage, not a local folder")
+    return location.path
+
+
+def open_run_dir(location: Location, output: OutputConfig) -> RunDir:
+    """The RunDir for `location`: a local folder, or a bucket (URL)."""
+    if location.remote:
+        from ltx2_batch.run.bucket import BucketRunDir
+
+        return BucketRunDir(location, output)
+    return LocalRunDir(location.path)
 
 
 def open_jobs(
     cfg: AppConfig, project_root: Path, manifest_path: Path
-) -> tuple[ManifestStream, Iterator[RenderJob], Path]:
+) -> tuple[ManifestStream, Iterator[RenderJob], Location]:
     """The validated manifest, this shard's jobs (produced lazily) and the output dir."""
     stream = open_manifest(
         manifest_path,
@@ -57,7 +79,7 @@ def open_jobs(
         weights=weights_offer(cfg.model, project_root),
     )
     shard = Shard.parse(cfg.shard) if cfg.shard else None
-    return stream, stream.iter_jobs(shard), output_dir_for(cfg, manifest_path, project_root)
+    return stream, stream.iter_jobs(shard), run_location(cfg, manifest_path, project_root)
 
 
 def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:

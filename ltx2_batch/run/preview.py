@@ -13,11 +13,8 @@ from pathlib import Path
 from ltx2_batch.config import AppConfig
 from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.tool_paths import manifest_dirs
-from ltx2_batch.ledger.store import completed_job_ids
 from ltx2_batch.manifest.load import resolve_manifest_path
-from ltx2_batch.run.planning import chunk_count, open_jobs
-from ltx2_batch.storage.layout import OutputLayout
-from ltx2_batch.storage.verify import ResumeCheck
+from ltx2_batch.run.planning import chunk_count, open_jobs, open_run_dir
 
 _HEADER = ("#", "name", "job_id", "pipeline", "mode", "size", "frames", "fps", "chunks", "seed", "state")
 
@@ -26,25 +23,29 @@ def preview(cfg: AppConfig, project_root: Path, limit: int = 50) -> str:
     """The table of the first `limit` jobs of this shard and the streamed totals of all of them."""
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     stream, mine, output_dir = open_jobs(cfg, project_root, manifest_path)
-    check = ResumeCheck(OutputLayout(output_dir), cfg.verify)
-    completed = set() if cfg.force else completed_job_ids(output_dir)
+    run_dir = open_run_dir(output_dir, cfg.output)  # read only: a bucket's ledger is read from a snapshot
     head: list[RenderJob] = []
     done_ids: set[str] = set()
     total = done = chunks = frames = 0
-    for job in mine:
-        total += 1
-        if job.job_id in completed and check(job):
-            done += 1
-            done_ids.add(job.job_id)
-        chunks += chunk_count(job)
-        frames += job.num_frames
-        if len(head) < limit:
-            head.append(job)
+    try:
+        check = run_dir.resume_check(cfg.verify)
+        completed = set() if cfg.force else run_dir.completed_job_ids()
+        for job in mine:
+            total += 1
+            if job.job_id in completed and check(job):
+                done += 1
+                done_ids.add(job.job_id)
+            chunks += chunk_count(job)
+            frames += job.num_frames
+            if len(head) < limit:
+                head.append(job)
+    finally:
+        run_dir.forget_reads()
     more = [f"... {total - len(head)} more jobs"] if total > len(head) else []
     streamed = " (streamed; repeats count per row)" if stream.templates else ""
     totals = (
         f"{total} jobs ({total - done} pending, {done} already done), {chunks} pipeline calls, "
-        f"{frames} frames -> {output_dir}{streamed}"
+        f"{frames} frames -> {output_dir.text}{streamed}"
     )
     return "\n".join([*job_table(head, done_ids), *more, totals])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ltx2_batch.export.contact_sheet import ContactSheet
 from ltx2_batch.run.progress import RunStats, summary_table
@@ -13,9 +12,9 @@ from ltx2_batch.run.progress import RunStats, summary_table
 class RunReport:
     """One launch's result: its counts, where its outputs and ledger are, and whether a signal ended it."""
 
-    output_dir: Path
+    output_dir: str  # a path, or a bucket URL
     stats: RunStats
-    ledger_path: Path | None
+    ledger_path: str | None
     interrupted: bool
     contact_sheet: ContactSheet | None = None
     signal_exit_code: int = 130

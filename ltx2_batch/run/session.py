@@ -1,13 +1,15 @@
 """One launch into one output dir, read top to bottom: open the session, render its batches, close it.
 
     run_batch(cfg, root)
-      -> checks, the manifest's JobSource (run/source.py), the output dir's writer lock
+      -> checks, the run dir (run/rundir.py: a folder, or a bucket), the manifest's JobSource
+         (run/source.py), the run dir's writer lock (a bucket's lease)
       -> RunSession: render(batch) for each batch   (ledger and runner started on the first batch with work)
       -> close(): runner stopped, ledger compacted, job table and contact sheet written, RunReport
 
 The driver is the only writer of the ledger. Order of effects for a job: a `running` row when dispatched,
-the worker writes files (renamed into place, sidecar last), then a final `done`/`failed`/`cancelled` row.
-So a crash at any point leaves the job either recorded done with complete files, or not done.
+the worker writes files (renamed into place, sidecar last; on a bucket then uploaded, sidecar last, and
+confirmed), then a final `done`/`failed`/`cancelled` row. So a crash at any point leaves the job either
+recorded done with complete files, or not done.
 Must not: render (runners and workers do), or read the manifest itself (the JobSource does).
 """
 
@@ -22,37 +24,43 @@ from ltx2_batch.config import AppConfig, EngineKind
 from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.shard import Shard
 from ltx2_batch.core.tool_paths import manifest_dirs
-from ltx2_batch.export.contact_sheet import write_contact_sheet
-from ltx2_batch.ledger.live import LiveJobTable, write_job_table
+from ltx2_batch.errors import ConfigError
 from ltx2_batch.ledger.rebuild import rebuild_ledger
 from ltx2_batch.ledger.schema import JobStatus, RunContext, job_row
-from ltx2_batch.ledger.store import LedgerStore, compact, completed_job_ids, new_run_id
+from ltx2_batch.ledger.store import LedgerStore, new_run_id
 from ltx2_batch.manifest.load import resolve_manifest_path
 from ltx2_batch.run.checks import check_engine, check_output
 from ltx2_batch.run.events import LedgerEvents
 from ltx2_batch.run.interrupts import Interrupts, catching_signals
-from ltx2_batch.run.planning import output_dir_for
+from ltx2_batch.run.planning import open_run_dir, run_location
 from ltx2_batch.run.progress import Progress, RunStats
 from ltx2_batch.run.report import RunReport
-from ltx2_batch.run.resume import adopt_finished, discard_chunks, record_rejected, without_finished
+from ltx2_batch.run.resume import record_rejected, without_finished
+from ltx2_batch.run.rundir import LocalRunDir, RunDir
 from ltx2_batch.run.source import Batch, JobSource, open_source
 from ltx2_batch.runners.base import Runner
-from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.storage.writer_lock import hold_output_dir
 from ltx2_batch.worker.spec import RunSpec, WorkerSpec
 
 
 def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
-    """Render a manifest's pending jobs into its output dir (the writer lock held throughout)."""
+    """Render a manifest's pending jobs into its output dir (the writer lock, or a bucket's lease, held
+    throughout)."""
     check_engine(cfg.engine)
     check_output(cfg.output)
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     shard = Shard.parse(cfg.shard) if cfg.shard else None
+    run_dir = open_run_dir(run_location(cfg, manifest_path, project_root), cfg.output)
     if cfg.ledger_rebuild:
-        _rebuild(output_dir_for(cfg, manifest_path, project_root), shard)
-    source = open_source(cfg, project_root, manifest_path)
-    with hold_output_dir(source.output_dir, shard):
-        session = RunSession(cfg, project_root, source)
+        _rebuild(run_dir, shard)
+    source = open_source(cfg, project_root, manifest_path, run_dir)
+    run_id = new_run_id()
+    with run_dir.hold(shard, run_id) as held:
+        session = RunSession(cfg, project_root, source, run_dir, run_id)
+        if held is not None:  # a bucket's lease taken over (or not renewable): stop, as for a broken model
+            held.on_lost = session.stop
+            if held.lost is not None:  # lost before it could say so
+                session.stop(held.lost)
         try:
             session.render_all()
         finally:
@@ -63,12 +71,19 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
 class RunSession:
     """A launch's rendering: one runner warm across its batches, one ledger journal, one set of stats."""
 
-    def __init__(self, cfg: AppConfig, project_root: Path, source: JobSource) -> None:
+    def __init__(
+        self,
+        cfg: AppConfig,
+        project_root: Path,
+        source: JobSource,
+        run_dir: RunDir,
+        run_id: str | None = None,
+    ) -> None:
         self._cfg = cfg
         self._source = source
-        self._layout = OutputLayout(source.output_dir)
+        self._dir = run_dir
         self.ctx = RunContext(
-            run_id=new_run_id(),
+            run_id=run_id or new_run_id(),
             model_name=cfg.model.name,
             model_fingerprint=source.model_fingerprint,
             manifest_path=source.manifest_source,
@@ -78,7 +93,7 @@ class RunSession:
         model = replace(cfg.model, root=str(model_root(cfg.model, project_root)))
         self._worker = WorkerSpec(model=model, project_root=str(project_root))
         self._run = RunSpec(
-            output=cfg.output, output_dir=str(source.output_dir), run=self.ctx, verify=cfg.verify
+            output=cfg.output, output_dir=run_dir.location.text, run=self.ctx, verify=cfg.verify
         )
         self.stats = RunStats()
         self.interrupts = Interrupts()
@@ -86,10 +101,9 @@ class RunSession:
         self._runner: Runner | None = None
         self.fatal: str | None = None  # why the run stopped before its jobs were done (the model cannot load)
         self._store: LedgerStore | None = None
-        self._live: LiveJobTable | None = None
         # Read again under the writer lock: a run that finished while this one planned is not rendered
         # twice (its done jobs move to skipped; ones that failed verification stay pending).
-        self._finished = set() if cfg.force else completed_job_ids(source.output_dir)
+        self._finished = set() if cfg.force else run_dir.completed_job_ids()
 
     def render_all(self) -> None:
         """Every batch of the source, until it is exhausted or a signal stops the run; the runner is
@@ -118,15 +132,16 @@ class RunSession:
             return  # nothing to render: no rows, no Ray, no model
         store = self._open_ledger()
         for job in skipped:
-            store.append(job_row(self.ctx, job, JobStatus.SKIPPED, output_path=str(self._layout.video(job))))
+            store.append(job_row(self.ctx, job, JobStatus.SKIPPED, output_path=self._dir.video(job)))
         record_rejected(store, self.ctx, pending, self._source.rejected)
         if self._cfg.force:
-            discard_chunks(self._layout, pending)
+            self._dir.discard_chunks(pending)
         else:
-            pending, adopted = adopt_finished(store, self.ctx, self._layout, pending, self._source.rejected)
+            rejected = dict(self._source.rejected)
+            pending, adopted = self._dir.adopt_finished(store, self.ctx, pending, rejected)
             self.stats.skipped += len(adopted)
             if not self._cfg.output.keep_chunks:
-                discard_chunks(self._layout, adopted)  # their done rows are durable now
+                self._dir.discard_chunks(adopted)  # their done rows are durable now
         if pending:
             self._dispatch(pending, store)
 
@@ -137,7 +152,7 @@ class RunSession:
         # a chained job's resume state goes once its done row is durable (not before: a crash in between
         # would leave a job neither recorded done nor resumable)
         keep = self._cfg.output.keep_chunks
-        tidy = None if keep else (lambda job: discard_chunks(self._layout, (job,)))
+        tidy = None if keep else (lambda job: self._dir.discard_chunks((job,)))
         progress = Progress(len(pending), enabled=self._cfg.progress)
         events = LedgerEvents(store, self.ctx, progress, self.stats, after_done=tidy, on_fatal=self._halt)
         try:
@@ -151,30 +166,23 @@ class RunSession:
             self.fatal = error
         self.interrupts.stop.set()
 
+    def stop(self, error: str) -> None:
+        """Stop the run for a reason outside any job (the output dir's lease was lost), reported once."""
+        self._halt(error)
+
     def _open_ledger(self) -> LedgerStore:
         """The run's journal and the live job table, opened for the first batch that renders."""
         if self._store is None:
-            self._store = LedgerStore(self._source.output_dir, self.ctx.run_id)
-            self._live = LiveJobTable(self._source.output_dir, self._cfg.ledger_refresh_s)
-            self._live.start()
+            self._store = self._dir.open_ledger(self.ctx.run_id, self._cfg.ledger_refresh_s)
         return self._store
 
     def close(self) -> RunReport:
         """Close the journal, fold every journal into ledger.parquet, write the exact job table and the
         contact sheet (when this output dir has a ledger), and report."""
-        output_dir = self._source.output_dir
-        if self._live is not None:
-            self._live.stop()
-        if self._store is not None:
-            self._store.close()
         self.stats.wall_s = time.monotonic() - self._started
-        has_ledger = (output_dir / "ledger").exists()
-        ledger_path = compact(output_dir) if has_ledger else None  # journals stay readable if never reached
-        if has_ledger:
-            write_job_table(output_dir)  # the one-row-per-job table, exact after the compaction
-        sheet = write_contact_sheet(output_dir) if has_ledger else None  # every done job of the output dir
+        ledger_path, sheet = self._dir.close(self._store)
         return RunReport(
-            output_dir,
+            self._dir.location.text,
             self.stats,
             ledger_path,
             interrupted=self.interrupts.stop.is_set() and self.fatal is None,
@@ -196,9 +204,14 @@ def make_runner(cfg: AppConfig, worker: WorkerSpec, run: RunSpec, interrupts: In
     return LocalRunner(lambda: build_executor(worker, "local-0"), run, interruptible=interrupts.interruptible)
 
 
-def _rebuild(output_dir: Path, shard: Shard | None) -> None:
-    with hold_output_dir(output_dir, shard):
-        report = rebuild_ledger(output_dir)
+def _rebuild(run_dir: RunDir, shard: Shard | None) -> None:
+    if not isinstance(run_dir, LocalRunDir):
+        raise ConfigError(
+            f"ledger_rebuild=true works on a local output dir; {run_dir.location.text} is on object storage "
+            "(its done jobs are checked from their objects on every run: rerun without it)"
+        )
+    with hold_output_dir(run_dir.path, shard):
+        report = rebuild_ledger(run_dir.path)
     aside = f"; the unreadable ledger was kept as {report.moved_aside}" if report.moved_aside else ""
     skipped = f"; {len(report.rejected)} sidecar(s) not trusted" if report.rejected else ""
     print(f"ledger rebuilt: {report.restored} done job(s) restored from sidecars{aside}{skipped}")

@@ -17,11 +17,9 @@ from ltx2_batch.config import AppConfig
 from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.scheduler import split_pending
 from ltx2_batch.core.shard import Shard
-from ltx2_batch.ledger.store import completed_job_ids
 from ltx2_batch.manifest.prompts import check_prompts
 from ltx2_batch.run.planning import open_jobs
-from ltx2_batch.storage.layout import OutputLayout
-from ltx2_batch.storage.verify import ResumeCheck
+from ltx2_batch.run.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class Batch:
 class JobSource:
     """A launch's work and the identity the ledger records it under."""
 
-    output_dir: Path
+    output_dir: str  # a path, or a bucket URL (run/rundir.py)
     manifest_source: str
     manifest_sha256: str
     model_fingerprint: str
@@ -44,7 +42,7 @@ class JobSource:
     rejected: Mapping[str, str]  # done jobs whose files failed verification: job id -> why
 
 
-def open_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -> JobSource:
+def open_source(cfg: AppConfig, project_root: Path, manifest_path: Path, run_dir: RunDir) -> JobSource:
     """Validate the manifest (every prompts file read once, as `plan=true` does), then this shard's jobs as
     batches, each split into pending and already done.
 
@@ -56,9 +54,8 @@ def open_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -> JobS
     for template in stream.templates:
         check_prompts(template.source)
     shard = Shard.parse(cfg.shard) if cfg.shard else None
-    layout = OutputLayout(output_dir)
-    completed = completed_job_ids(output_dir)
-    check = ResumeCheck(layout, cfg.verify)
+    completed = run_dir.completed_job_ids()
+    check = run_dir.resume_check(cfg.verify)
     dispatched: set[str] = set()
 
     def batches() -> Iterator[Batch]:
@@ -67,10 +64,10 @@ def open_source(cfg: AppConfig, project_root: Path, manifest_path: Path) -> JobS
             split = split_pending(fresh, completed, check, force=cfg.force)
             dispatched.update(job.job_id for job in split.pending)
             yield Batch(split.pending, split.skipped)
-            completed.update(job.job_id for job in split.pending if layout.outputs_exist(job))
+            completed.update(job.job_id for job in split.pending if run_dir.outputs_exist(job))
 
     return JobSource(
-        output_dir=output_dir,
+        output_dir=output_dir.text,
         manifest_source=stream.source,
         manifest_sha256=stream.sha256,
         model_fingerprint=stream.model_fingerprint,

@@ -26,6 +26,7 @@ from typing import Any
 
 import ray
 from ray.util.queue import Empty, Full, Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.core.jobs import RenderJob
@@ -64,8 +65,8 @@ class RenderWorker:
         self._outputs: dict[str, RunOutput] = {}  # per launch (run id): its writer and settled overlap
 
     def where(self, run: RunSpec) -> dict[str, str]:
-        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes one
-        job's files beside the next job's render); or why it cannot render (`refusal`)."""
+        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes or
+        uploads one job's files beside the next job's render); or why it cannot render (`refusal`)."""
         if self._refusal is not None:
             return {"worker": self._name, "refusal": self._refusal}
         return {
@@ -73,7 +74,7 @@ class RenderWorker:
             "pid": str(os.getpid()),
             "node": ray.util.get_node_ip_address(),
             "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
-            "capacity": "2" if self._output(run).overlap.encodes else "1",
+            "capacity": str(self._output(run).jobs_at_once),
         }
 
     def _output(self, run: RunSpec) -> RunOutput:
@@ -85,7 +86,10 @@ class RenderWorker:
     def render(self, job: RenderJob, attempt: int, run: RunSpec) -> JobOutcome:
         def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:
             if self._progress is not None:
-                self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
+                # a chunk row is not worth failing a render for: the queue's node may be gone (its state
+                # files, not its row, are what a resume reads)
+                with contextlib.suppress(Full, ray.exceptions.RayError):
+                    self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
 
         def on_step(step_job: RenderJob, step: StepEvent) -> None:
             if self._progress is not None:
@@ -216,7 +220,9 @@ class RayRunner:
             self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
             if stop.is_set():  # a signal during start-up: no queue, no actors (close() cleans up)
                 return
-            self._progress = Queue(actor_options={"num_cpus": 0})
+            # on the driver's own node: a progress channel on a render node would die with it
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            self._progress = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         want = min(worker_count(self._engine), max(job_count, 1))
         new = [self._spawn() for _ in range(want - len(self._slots))]
         # new actors, and replacements started during the last batch, report ready (and their capacity)
@@ -375,6 +381,8 @@ class RayRunner:
             try:
                 job_id, attempt, event = self._progress.get_nowait()
             except Empty:
+                return
+            except ray.exceptions.RayError:  # the queue died with its node: outcomes still come back
                 return
             if job_id not in by_id:
                 continue

@@ -9,7 +9,8 @@
 The job id decides every path, never the clock: a rerun finds what an earlier run wrote. The run name
 (`output.run_name`, else the manifest's stem) is one plain path component, so the whole tree stays under
 `output.root`: `run_name_problem` says why a name is not one.
-Pure path arithmetic; creating folders is the writer's business.
+Pure path arithmetic; creating folders is the writer's business. A run dir in a bucket has the same
+names below its URL (a worker's scratch copy is laid out by this class too: storage/publish.py).
 """
 
 from __future__ import annotations

@@ -41,12 +41,27 @@ def _take(path: Path, mode: int, stack: contextlib.ExitStack, what: str) -> int:
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise ConfigError(
-            f"another ltx2-batch run is writing {path.parent}{_holder(path)}: {what}. Wait for it to "
-            "finish (or stop it; a killed run releases the lock at once), or choose another "
-            "output.run_name; shards of one launch may share a dir with shard=i/n"
+        raise busy_error(
+            str(path.parent), _holder(path), what, "a killed run releases the lock at once"
         ) from None
     return fd
+
+
+def busy_error(where: str, holder: str, what: str, release: str) -> ConfigError:
+    """The refusal of a second writer (a disk's flock or a bucket's lease); `holder` is " (who)" or ""."""
+    return ConfigError(
+        f"another ltx2-batch run is writing {where}{holder}: {what}. Wait for it to finish (or stop it; "
+        f"{release}), or choose another output.run_name; shards of one launch may share a dir with shard=i/n"
+    )
+
+
+def other_count_error(where: str, other: str, shard: Shard) -> ConfigError:
+    """The refusal of a shard while launches sharded into another count write the same dir."""
+    return ConfigError(
+        f"launches with shard=i/{other} are writing {where}; shard={shard} would deal the same jobs "
+        f"differently and render some twice. Use shard=<i>/{other} for this output dir, or another "
+        "output.run_name"
+    )
 
 
 def _stamp(fd: int, shard: str | None) -> None:
@@ -85,10 +100,6 @@ def _refuse_other_counts(output_dir: Path, shard: Shard) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody runs with that count now
         except BlockingIOError:
-            raise ConfigError(
-                f"launches with shard=i/{other} are writing {output_dir}; shard={shard} would deal the same "
-                f"jobs differently and render some twice. Use shard=<i>/{other} for this output dir, or "
-                "another output.run_name"
-            ) from None
+            raise other_count_error(str(output_dir), other, shard) from None
         finally:
             os.close(fd)

@@ -15,6 +15,11 @@ it is shorter) and a backend whose memory plan allows it, the queue also runs th
 generator, so the files are bit-identical. A pipeline switch, an image or chained job and a storyboard shot
 wait for the pending work first. Deferred jobs report `render_s` as denoise + decode wall time.
 
+Object storage (storage/publish.py): with a `Publisher` the files are written into this node's scratch copy
+of the run dir, then published on an upload thread (one job in flight) while the next job renders; the
+job's future completes when the store has confirmed them. A chained job's chunks come from the bucket and go
+back to it as they are stored.
+
 Steps: with `on_step`, a backend that reports its denoising steps (StepReportingBackend) sends them, thinned
 by a StepThrottle (step_progress.py), for every window of the job, chunks included.
 """
@@ -47,6 +52,7 @@ from ltx2_batch.core.step_events import StepEvent, StepThrottle
 from ltx2_batch.errors import JobCancelledError
 from ltx2_batch.media.probe import read_last_frame
 from ltx2_batch.media.write import write_png
+from ltx2_batch.storage.publish import Publisher
 from ltx2_batch.worker.job_files import JobFiles, WrittenFiles
 from ltx2_batch.worker.overlap import EncodeQueue, Overlap, completed, overlapped_decode_is_shorter
 
@@ -69,6 +75,12 @@ class RunOutput:
     files: JobFiles
     overlap: Overlap = Overlap.OFF
     keep_chunks: bool = False
+    publisher: Publisher | None = None  # a run dir on object storage: files are published from scratch
+
+    @property
+    def jobs_at_once(self) -> int:
+        """Jobs a worker takes at once: 2 when job n's files are written or uploaded while job n+1 renders."""
+        return 2 if self.overlap.encodes or self.publisher is not None else 1
 
 
 class _ModelLoadError(Exception):
@@ -84,6 +96,7 @@ class JobExecutor:
         self._warm_key: tuple[Any, ...] | None = None
         self._last_cycle: tuple[float, float, float] | None = None  # denoise, decode, encode seconds
         self._queue = EncodeQueue()
+        self._uploads = EncodeQueue()  # a bucket run's uploads: job n's beside job n+1's render
 
     @property
     def backend(self) -> RenderBackend:
@@ -107,7 +120,30 @@ class JobExecutor:
         written on the encode thread and the future completes when they are, so the caller can render the
         next job. Chained and image jobs always finish before returning. Never raises for a job's own
         failure (application errors become a failed outcome and are not retried); KeyboardInterrupt
-        propagates and the caller records it."""
+        propagates and the caller records it. On object storage the files are then published on the upload
+        thread (one job in flight, beside the next render) and the future completes once they are."""
+        publisher = out.publisher
+        if publisher is None:
+            return self._write(job, out, on_chunk, should_stop, overlap, on_step)
+        reported = on_chunk
+
+        def on_stored_chunk(chunk_job: RenderJob, chunk: ChunkOutcome) -> None:
+            if reported is not None:  # reported once its state is in the bucket, named by its objects
+                reported(chunk_job, publisher.chunk_outcome(chunk))
+
+        written = self._write(job, out, on_stored_chunk, should_stop, overlap, on_step)
+        return self._uploads.submit(lambda: publisher.publish(job, written.result()))
+
+    def _write(
+        self,
+        job: RenderJob,
+        out: RunOutput,
+        on_chunk: ChunkCallback | None,
+        should_stop: StopCheck | None,
+        overlap: bool | None,
+        on_step: StepCallback | None,
+    ) -> Future[JobOutcome]:
+        """`submit` up to the job's files written (and checked) where the worker writes them."""
         overlap = out.overlap.encodes if overlap is None else overlap
         started = time.perf_counter()
         outcome = self._outcome_factory(job, started)
@@ -231,12 +267,14 @@ class JobExecutor:
         return overlapped_decode_is_shorter(*self._last_cycle)
 
     def drain(self) -> None:
-        """Wait until the background encode (if any) has written its files."""
+        """Wait until the background encode (if any) has written its files, and their upload is done."""
         self._queue.drain()
+        self._uploads.drain()
 
     def shutdown(self) -> None:
-        """Finish the pending encode and stop the encode thread (idempotent)."""
+        """Finish the pending encode and upload and stop their threads (idempotent)."""
         self._queue.shutdown()
+        self._uploads.shutdown()
 
     def close(self) -> None:
         """Finish pending files, then free the backend's models and device caches."""
@@ -256,6 +294,8 @@ class JobExecutor:
 
     def _with_previous_shot(self, job: RenderJob, out: RunOutput) -> RenderJob:
         """Storyboard: the previous shot's last frame conditions frame 0 of this shot (docs/behaviour.md)."""
+        if out.publisher is not None:  # rendered on any node: it is in the bucket
+            out.publisher.fetch_output(job.after)
         found = [p for p in out.files.layout.previous_shot_outputs(job) if p.is_file()]
         if not found:
             generated = out.files.layout.root / "generated"
@@ -276,6 +316,8 @@ class JobExecutor:
             job.chunking.overlap_frames,
             self._backend.temporal_scale,
         )
+        if out.publisher is not None:  # its resume state is the bucket's, whichever node stored it
+            out.publisher.fetch_chunks(job)
         chained = run_chained(
             self._backend,
             job,
@@ -286,6 +328,7 @@ class JobExecutor:
             keep_chunks=out.keep_chunks,
             on_chunk=(lambda outcome: on_chunk(job, outcome)) if on_chunk else None,
             should_stop=should_stop,
+            sync=out.publisher,
         )
         out.files.write_thumbnail(job, chained.first_frame)
         # The chunk folder (resume state) is removed by the driver once the done row is durable.

@@ -23,6 +23,7 @@ from ltx2_batch.errors import MediaError
 from ltx2_batch.media.probe import VideoCount
 from ltx2_batch.media.sidecar import write_sidecar
 from ltx2_batch.media.write import PARTIAL_SUFFIX, partials_of, write_mp4, write_png, write_thumbnail
+from ltx2_batch.storage.checksum import file_record
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.storage.verify import Expected, tracks_problem
 
@@ -59,6 +60,9 @@ class JobFiles:
     video_crf: int = 18
     thumbnail_width: int = 320
     count: VideoCount = VideoCount.packets  # how a written video's frames are counted (verify=full: decoded)
+    # the sidecar also records each file's bytes and sha256 (`files`): a run dir on object storage, where
+    # they are what the upload is confirmed against and what a later check of the objects compares
+    checksums: bool = False
 
     def remove_partials(self, job: RenderJob) -> None:
         """Temporaries left by an earlier attempt of this job that was killed (SIGKILL skips `finally`).
@@ -129,6 +133,11 @@ class JobFiles:
             "chunks": [chunk.as_dict(files_kept=chunk_files_kept) for chunk in chunks],
             **self.run_fields,
         }
+        if self.checksums:
+            payload["files"] = {
+                os.path.relpath(path, self.layout.root): file_record(path)
+                for path in (self.layout.video(job), self.layout.thumbnail(job))
+            }
         write_sidecar(sidecar, payload)
         return WrittenFiles(
             output_path=str(self.layout.video(job)),
