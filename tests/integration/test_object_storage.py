@@ -154,11 +154,11 @@ def _check_the_exports(run_url: str, dataset_url: str, run_objects: dict[str, by
         clip = dataset[row["file_name"]]
         assert clip == run_objects[row["source_path"].removeprefix(f"{run_url}/")]
         assert row["clip_sha256"] == hashlib.sha256(clip).hexdigest() and row["clip_bytes"] == len(clip)
-    with tarfile.open(fileobj=io.BytesIO(dataset["webdataset/video/shard-000000.tar"])) as tar:
+    with tarfile.open(fileobj=io.BytesIO(dataset["webdataset/video/00000.tar"])) as tar:
         first = table[0]
-        member = tar.extractfile(f"{first['job_id']}.mp4")
+        member = tar.extractfile(f"{first['wds_key']}.mp4")  # video2dataset's sample key
         assert member is not None and member.read() == dataset[first["file_name"]]
-    report = export_dataset(run_url, local, scratch=str(local.parent / "scratch"))
+    report = export_dataset(run_url, local)
     assert (report.samples, report.clips_placed, report.rejected) == (3, 3, ())
     assert sorted(p.name for p in (local / "video").glob("*.mp4")) == sorted(
         Path(r["file_name"]).name for r in table

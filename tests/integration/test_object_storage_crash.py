@@ -105,7 +105,9 @@ def test_a_job_whose_upload_fails_is_failed_never_done(
     try:
         bucket = server.make_bucket("doomed")
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retry setting: fail at once, not in 6 s
-        manifest = _manifest(tmp_path, 3, 0.6)
+        # j1 renders while j0 uploads: 1.5 s leaves the stopper time to stop the store before j1's upload,
+        # also on a loaded machine (0.6 s did not, once)
+        manifest = _manifest(tmp_path, 3, 1.5)
         scratch = tmp_path / "scratch"
         args = _args(manifest, f"{bucket}/runs", scratch, f"output.endpoint_url={server.endpoint}")
         store = ObjectStore(f"{bucket}/runs/clips", server.endpoint)
