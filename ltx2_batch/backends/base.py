@@ -72,6 +72,11 @@ class RenderBackend(Protocol):
         """Pixel frames per latent frame after the first (8 for the LTX-2 VAE)."""
         ...
 
+    @property
+    def audio_latents_per_second(self) -> float:
+        """Audio latent frames per second of sound (what a chained job's audio handoff is measured in)."""
+        ...
+
     def close(self) -> None:
         """Free every model and device cache."""
         ...
