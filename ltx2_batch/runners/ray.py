@@ -90,8 +90,7 @@ class RayRunner:
         self._slots = 0  # workers of this launch's key in the pool (as the owner last said)
         self._capacity = 1  # jobs it may have in flight at once on them (the owner's count of its slots)
         self._wanted = 1
-        self._granted = False  # a first slot came: the workers started
-        self._deadline = 0.0
+        self._deadline = 0.0  # no slot by then, nothing in flight: the workers cannot start
         self._attempts: dict[str, int] = {}
         self._started_ray = False
         self._own_temp_dir: str | None = None  # a private Ray's session dir we made: removed by close()
@@ -121,7 +120,7 @@ class RayRunner:
                 self._drain(flights, events)  # chunk rows before their job's final row
                 for ref in [r for r in ready if r in flights.renders]:
                     self._collect(ref, flights.renders.pop(ref), feed.queue, events)
-                self._check_started()
+                self._check_started(flights)
         except KeyboardInterrupt:
             stop.set()
         finally:
@@ -152,7 +151,7 @@ class RayRunner:
         if job is None:
             self._owner.give_back.remote(answer.lease)
             return
-        self._granted = True
+        self._deadline = time.monotonic() + self._engine.start_timeout_s
         self._capacity = answer.slots
         attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
         events.job_started(job, attempt, answer.worker)
@@ -223,10 +222,11 @@ class RayRunner:
                 elif isinstance(event, ChunkOutcome):
                     events.chunk_finished(job, event, attempt)
 
-    def _check_started(self) -> None:
-        """No slot yet after `start_timeout_s`: the workers could not be placed or built. (Workers that are
-        ready but busy with another launch's jobs are not a timeout: this launch waits its turn.)"""
-        if self._granted or time.monotonic() < self._deadline:
+    def _check_started(self, flights: _Flights) -> None:
+        """Nothing in flight and no slot for `start_timeout_s` (since the start, or since the last slot): the
+        workers could not be placed or built, or their replacements cannot (a node gone). Workers that are
+        ready but busy with another launch's jobs are not a timeout: this launch waits its turn."""
+        if flights.renders or time.monotonic() < self._deadline:
             return
         view: PoolView | None = self._owner_call(self._owner.view.remote(self._run_id))
         if view is not None and view.ready:
