@@ -34,7 +34,7 @@ from ltx2_batch.runners.reaper import reap
 
 RECORD = "local_ray.json"
 START_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 3.0  # a grace for its daemons to flush logs; what is left then is killed (the pool is gone)
 POLL_S = 0.1
 
 

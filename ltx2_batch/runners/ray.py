@@ -51,6 +51,8 @@ from ltx2_batch.worker.spec import RunSpec, WorkerSpec
 POLL_S = 0.2
 CANCEL_WAIT_S = 60.0  # a shared pool's renders stop at their next step; a longer one is left to finish
 OWNER_TIMEOUT_S = 60.0
+ATTACH_TRIES = 3
+ATTACH_RETRY_S = 0.5
 _DEATHS = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.ObjectLostError)
 
 
@@ -295,7 +297,6 @@ class RayRunner:
         where = placement(self._engine)
         key = worker_key(self._worker.model, self._run.run.model_fingerprint, where, code)
         pool = self._engine.pool or private_pool(self._run_id)
-        self._owner = open_owner(pool, code, detached=self._shared)
         env = {"TQDM_DISABLE": "1", **quiet_env(self._verbose)}  # progress lines come from the driver only
         launch = LaunchSpec(
             run_id=self._run_id,
@@ -311,11 +312,26 @@ class RayRunner:
         if self._shared:
             need = Placement(want * where.num_gpus, want * where.num_cpus)
             make_room_from_other_versions(pool, code, need)
-        view: PoolView = self._owner_call(self._owner.attach.remote(launch, want))
+        view = self._attach(pool, code, launch, want)
         self._slots, self._capacity = view.workers, view.slots
         if view.refusal:
             raise FatalBackendError(f"render workers could not start: {view.refusal}")
         self._deadline = time.monotonic() + self._engine.start_timeout_s
+
+    def _attach(self, pool: str, code: str, launch: LaunchSpec, want: int) -> PoolView:
+        """Find (or create) the pool's owner and attach. An owner found in the moment it ends itself (an idle
+        pool's owner does, after `pool_idle_s` empty) answers with its death: a new one is made, twice at most
+        (its name is freed as the old one goes)."""
+        for _ in range(ATTACH_TRIES - 1):
+            self._owner = open_owner(pool, code, detached=self._shared)
+            try:
+                view: PoolView = ray.get(self._owner.attach.remote(launch, want), timeout=OWNER_TIMEOUT_S)
+            except ray.exceptions.RayActorError:
+                time.sleep(ATTACH_RETRY_S)  # the ended owner's name is freed asynchronously
+            else:
+                return view
+        self._owner = open_owner(pool, code, detached=self._shared)
+        return self._owner_call(self._owner.attach.remote(launch, want))  # type: ignore[no-any-return]  # a PoolView
 
     def _connect(self) -> None:
         address = cluster_address(self._engine)

@@ -194,7 +194,7 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
 A_JOBS = """
 defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}, audio: false}
 jobs:
-  - {name: long, prompt: "A long walk.", seed: 1, tags: {fake_render_s: "4.0"}}
+  - {name: long, prompt: "A long walk.", seed: 1, tags: {fake_render_s: "3.0"}}
   - name: short
     prompt: "A short walk."
     tags: {fake_render_s: "1.0"}
@@ -221,7 +221,7 @@ def test_two_launches_share_a_pool_and_one_cancel_stops_only_its_own_jobs(
     both hold workers. A's render stops at a denoising step (no worker is killed or replaced), B finishes
     every job, no job is done twice, and no worker ever held jobs of both launches at the same time.
 
-    A takes both workers first: a 4 s job and a 1 s one. B waits for a slot (A asks for none it cannot use),
+    A takes both workers first: a 3 s job and a 1 s one. B waits for a slot (A asks for none it cannot use),
     gets the short job's worker when it ends, and renders there while A's long job goes on: A is
     interrupted then."""
     first = write_manifest(tmp_path / "a", A_JOBS, name="a.yaml")
