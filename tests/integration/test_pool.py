@@ -296,3 +296,20 @@ def test_a_launch_of_other_code_never_uses_the_pool_of_this_code(
     statuses = pool_statuses(pool, code_hash())
     assert sum(w["jobs"] for w in _status(pool)["workers"]) == served  # nothing of theirs ran here
     assert [s["worker_count"] for s in statuses if s.get("other_version")] == [2]
+
+
+def test_a_worker_refuses_to_serve_a_launch_of_other_code() -> None:
+    """A node whose installed package differs from the launch's (the key's code hash) refuses, with why,
+    instead of rendering with other code."""
+    from ltx2_batch.config import ModelConfig, ModelSource
+    from ltx2_batch.runners.render_worker import RenderWorker
+    from ltx2_batch.worker.spec import WorkerSpec
+
+    spec = WorkerSpec(ModelConfig(name="fake", source=ModelSource.fake), str(REPO_ROOT))
+    worker = ray.remote(RenderWorker).options(num_cpus=0).remote(spec, "ray-x", None, "0123456789abcdef")
+    try:
+        answer = ray.get(worker.where.remote(), timeout=120)
+    finally:
+        ray.kill(worker)
+    assert "is not the launch's (0123456789abcdef)" in answer["refusal"]
+    assert code_hash() in answer["refusal"]
