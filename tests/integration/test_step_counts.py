@@ -152,9 +152,9 @@ def test_every_window_of_every_job_reaches_the_progress(
 def test_a_stop_at_a_step_cancels_the_render_and_leaves_the_backend_as_it_was(
     backend: RenderBackend, tmp_path: Path, kind: PipelineKind
 ) -> None:
-    """The executor's cancel point: a stop seen at a step boundary raises JobCancelledError inside the official
-    loop; the job is reported cancelled with nothing written, and the same warm backend then renders the job
-    bit-identically to a render that was never interrupted (no listener, stage or model state left over)."""
+    """The executor's cancel point: a stop seen at a step boundary raises JobCancelledError inside the
+    official loop; the job is reported cancelled with nothing written, and the same warm backend then renders
+    the job bit-identically to a render never interrupted (no listener, stage or model state left over)."""
     from ltx2_batch.core.outcome import OutcomeStatus, WorkerIdentity
     from ltx2_batch.media.probe import VideoCount
     from ltx2_batch.storage.layout import OutputLayout

@@ -10,7 +10,6 @@ import pkgutil
 import ltx2_batch
 from ltx2_batch.config import OverlapMode
 
-
 # the modules that import Ray (the unit tier refuses it); their enums are covered by the type check
 RAY_MODULES = (
     "__main__", "runners.ray", "runners.render_worker", "runners.pool_owner", "runners.pool",
@@ -21,9 +20,7 @@ RAY_MODULES = (
 def _string_enums() -> list[type[enum.Enum]]:
     found = []
     for info in pkgutil.walk_packages(ltx2_batch.__path__, "ltx2_batch."):
-        if info.name.endswith(RAY_MODULES) or (
-            ".backends." in info.name and "fake" not in info.name
-        ):
+        if info.name.endswith(RAY_MODULES) or (".backends." in info.name and "fake" not in info.name):
             continue  # __main__ runs the CLI; these import torch or Ray (the type check covers their enums)
         module = importlib.import_module(info.name)
         for value in vars(module).values():
