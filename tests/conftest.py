@@ -24,7 +24,12 @@ from ltx2_batch.core.tool_paths import MODELS_ENV
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Expensive shared things (tiny backends, Ray) live in tests/fixtures/, one module per kind.
-pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.ray", "tests.fixtures.run_backends", "tests.fixtures.s3"]
+pytest_plugins = [
+    "tests.fixtures.backends",
+    "tests.fixtures.ray",
+    "tests.fixtures.run_backends",
+    "tests.fixtures.s3",
+]
 
 # A private local Ray for tests does not need token auth (it would write ~/.ray/auth_token).
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -29,6 +29,7 @@ HEAVY_MODULES = ("torch", "ray", "ltx_core", "ltx_pipelines")
 HEAVY_FIXTURES = frozenset({"session_ray", "ray_cluster", "tiny_root", "tiny23_root"})
 UNIT_DIR = Path(__file__).resolve().parent
 
+
 class TierViolation(BaseException):
     """A unit test started a process, imported a heavy module or asked for a heavy fixture."""
 
