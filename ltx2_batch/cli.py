@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltx2_batch import __version__
 from ltx2_batch.backends.factory import import_adapter_in_background
-from ltx2_batch.config import AppConfig, EngineKind, ModelSource
+from ltx2_batch.config import AppConfig, EngineKind, ModelSource, PoolCommand
 from ltx2_batch.core.library_logs import quiet_libraries
 from ltx2_batch.core.tool_paths import CONF_DIR as _CONF_PATH
 from ltx2_batch.core.tool_paths import manifest_dirs
@@ -84,6 +85,8 @@ def run(
     from ltx2_batch.run.session import run_batch
 
     root = project_root or Path.cwd()
+    if app.pool is not None:  # a pool command is about Ray actors, whichever engine group was composed
+        app = replace(app, engine=replace(app.engine, kind=EngineKind.ray))
     try:
         check_settings(
             app, root, device=True
@@ -91,6 +94,10 @@ def run(
         if app.plan:
             print(preview(app, root))  # streamed: a prompts file is never held in memory
             return 0
+        if app.pool is not None:
+            from ltx2_batch.run.pool_command import pool_command
+
+            return pool_command(app, root)
         if app.status:
             print(_run_dir(app, root).status_text())
             return 0
@@ -216,5 +223,14 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     if sys.argv[1:2] == ["status"]:  # `ltx2-batch status manifest=...`: the verb form of status=true
         sys.argv[1] = "status=true"
+    if sys.argv[1:2] == ["pool"]:  # `ltx2-batch pool status engine.pool=NAME`: pool=status
+        command = next(iter(sys.argv[2:3]), "")
+        if command not in {c.value for c in PoolCommand}:
+            print(
+                f"error: `ltx2-batch pool {command}`: expected pool up, pool status or pool down",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        sys.argv[1:3] = [f"pool={command}"]
     check_overrides(sys.argv[1:])
     _hydra_main()

@@ -45,6 +45,14 @@ class EngineKind(str, Enum):
     ray = "ray"
 
 
+class PoolCommand(str, Enum):
+    """`ltx2-batch pool <command>`: warm a pool, show it, or end it (runs nothing else)."""
+
+    up = "up"
+    status = "status"
+    down = "down"
+
+
 class Quantization(str, Enum):
     """How the transformer's block matmuls are stored and computed (backends/quantize.py)."""
 
@@ -114,6 +122,11 @@ class EngineConfig:
     max_attempts: int = 3  # per job, counting system failures only (worker death)
     start_timeout_s: float = 900.0  # actors must be placed and have built their models within this
     temp_dir: str | None = None
+    # A named warm pool (engine=ray): its render actors outlive the launch and serve the next launches with
+    # the same weights and code (README, "Warm pools"). null: the launch's actors end with it.
+    pool: str | None = None
+    pool_idle_s: float | None = 900.0  # a pool actor idle this long exits, freeing its GPU (null: never)
+    pool_grow: bool = True  # actors a launch starts stay in the pool; false: they end with the launch
 
 
 @dataclass
@@ -235,3 +248,4 @@ class AppConfig:
     verbose: bool = False  # show library warnings and INFO logs (transformers, ltx-core, torch)
     ledger_refresh_s: float = 5.0  # how often jobs.parquet (one row per job) is refreshed during a run
     status: bool = False  # print the output dir's job states (jobs.parquet) instead of running
+    pool: PoolCommand | None = None  # `ltx2-batch pool up|status|down`: a warm pool's command, no run

@@ -57,13 +57,19 @@ class WorkQueue:
     no longer run because the one before them failed.
     """
 
-    def __init__(self, jobs: Iterable[RenderJob]) -> None:
+    def __init__(self, jobs: Iterable[RenderJob] = ()) -> None:
         self._groups: OrderedDict[AffinityKey, deque[RenderJob]] = OrderedDict()
         self._parked: dict[str, list[RenderJob]] = {}
+        self._unfinished: set[str] = set()  # given to this queue and not yet `finished`
+        self.extend(jobs)
+
+    def extend(self, jobs: Iterable[RenderJob]) -> None:
+        """Add a batch: a shot whose predecessor is in this batch or still unfinished in the queue (queued,
+        parked or in flight) waits for it; one whose predecessor is not here was done before."""
         jobs = list(jobs)
-        pending = {job.job_id for job in jobs}  # a predecessor that is not pending is already done
+        self._unfinished.update(job.job_id for job in jobs)
         for job in jobs:
-            if job.after in pending:
+            if job.after in self._unfinished:
                 self._parked.setdefault(job.after, []).append(job)
             else:
                 self._add(job)
@@ -79,8 +85,14 @@ class WorkQueue:
     def parked(self) -> int:
         return sum(len(jobs) for jobs in self._parked.values())
 
+    @property
+    def runnable(self) -> int:
+        """Jobs a free worker could take now."""
+        return sum(len(group) for group in self._groups.values())
+
     def finished(self, job_id: str, ok: bool) -> list[RenderJob]:
         """Release the shots waiting on `job_id`; if it failed, return them (and theirs) as unrunnable."""
+        self._unfinished.discard(job_id)
         waiting = self._parked.pop(job_id, [])
         if ok:
             for job in waiting:

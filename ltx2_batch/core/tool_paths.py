@@ -2,7 +2,8 @@
 
 Owns: the bundled Hydra configs and example manifests (package data, so a wheel carries them), the list of
 folders a manifest name is looked up in (the launch directory first, then the bundled examples), and the
-models home, the one place weights are looked up and the tiny set is built when `model.root` is not set.
+models home, the one place weights are looked up and the tiny set is built when `model.root` is not set,
+and the state home (the record of a local Ray started for warm pools).
 Must not: read config files, import Hydra, torch or Ray, or create folders (callers decide when to write).
 """
 
@@ -47,3 +48,21 @@ def models_home(environ: dict[str, str] | None = None) -> Path:
         return checkout / "models"
     cache = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return (cache / "ltx2_batch" / "models").absolute()
+
+
+STATE_ENV = "LTX2_BATCH_STATE"
+
+
+def state_home(environ: dict[str, str] | None = None) -> Path:
+    """Where the tool keeps state between launches on this machine (the record of the local Ray it started
+    for warm pools): `$LTX2_BATCH_STATE`, else `$XDG_STATE_HOME/ltx2_batch`, else
+    `~/.local/state/ltx2_batch`."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV]).expanduser().absolute()
+    base = (
+        Path(env["XDG_STATE_HOME"]).expanduser()
+        if env.get("XDG_STATE_HOME")
+        else Path.home() / ".local/state"
+    )
+    return (base / "ltx2_batch").absolute()

@@ -20,6 +20,7 @@ from ltx2_batch.backends.quantize import setting_problems as quantize_problems
 from ltx2_batch.config import AppConfig, EngineConfig, EngineKind, LimitsConfig, ModelConfig, OutputConfig
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.runners.cluster import cluster_address, unreachable
+from ltx2_batch.runners.pool_key import check_pool_name
 from ltx2_batch.storage.layout import RUN_FOLDERS
 from ltx2_batch.storage.location import is_url, location_problem
 
@@ -55,6 +56,22 @@ def engine_problems(engine: EngineConfig) -> list[str]:
             cluster_address(engine)
         except ConfigError as exc:
             problems.append(str(exc))
+    return problems + pool_problems(engine)
+
+
+def pool_problems(engine: EngineConfig) -> list[str]:
+    problems = []
+    if engine.pool is not None:
+        if engine.kind is not EngineKind.ray:
+            problems.append(f"engine.pool={engine.pool} keeps Ray actors warm: it needs engine=ray")
+        try:
+            check_pool_name(engine.pool)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if engine.pool_idle_s is not None and engine.pool_idle_s <= 0:
+        problems.append(
+            f"engine.pool_idle_s must be > 0 seconds (or null: never), got {engine.pool_idle_s}: e.g. 900"
+        )
     return problems
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from ltx2_batch.core.jobs import RenderJob
@@ -47,7 +47,12 @@ class LedgerEvents:
         self._progress = progress
         self._stats = stats
         self._started: dict[str, tuple[float, datetime]] = {}
-        self._ready_at = time.monotonic()  # built as its batch goes to the runner: jobs are ready now
+        self._ready_at: dict[str, float] = {}  # job id -> when its batch reached the runner
+
+    def jobs_ready(self, jobs: Sequence[RenderJob]) -> None:
+        """A batch reached the runner: its jobs wait from now (their rows' `queue_s`)."""
+        now = time.monotonic()
+        self._ready_at.update((job.job_id, now) for job in jobs)
 
     def job_started(self, job: RenderJob, attempt: int, worker: str) -> None:
         """A `running` row for this attempt, and its line."""
@@ -80,7 +85,7 @@ class LedgerEvents:
     def _queue_s(self, job: RenderJob) -> float:
         """Seconds from when the job was ready to dispatch (its batch reached the runner) to its start."""
         started = self._started.get(job.job_id, (time.monotonic(), None))[0]
-        return started - self._ready_at
+        return max(started - self._ready_at.get(job.job_id, started), 0.0)
 
     def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
         """The attempt's outcome row; a done row is durable before `after_done` tidies the job's state."""
@@ -99,6 +104,8 @@ class LedgerEvents:
             queue_s=self._queue_s(job),
         )
         self._store.append(row)
+        if outcome.is_final:
+            self._ready_at.pop(job.job_id, None)
         if outcome.status is OutcomeStatus.DONE and self._after_done is not None:
             self._after_done(job)
         if outcome.fatal and self._on_fatal is not None:

@@ -196,21 +196,35 @@ class _Bars:
             highlight=False,
         )
 
+    def total_changed(self) -> None:
+        self._bars.update(self._run, total=self._clock.total, eta=self._clock.eta())
+
     def close(self) -> None:
         self._bars.stop()
 
 
 class Progress:
-    """What the driver reports to, per batch of jobs; `close()` ends a live display."""
+    """What the driver reports to for a launch (batches add their jobs as they come); `close()` ends a live
+    display."""
 
-    def __init__(self, total_jobs: int, stream: TextIO | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self, total_jobs: int, stream: TextIO | None = None, enabled: bool = True, more: bool = False
+    ) -> None:
         self._clock = EtaClock(total_jobs)
         self._enabled = enabled
+        self._more = more  # more jobs may be added (`add_jobs`): the last finished job does not end the view
         out = stream or sys.stderr
         self._view: _Lines | _Bars | None = None
         if enabled:
             tty = getattr(out, "isatty", lambda: False)()
             self._view = _Bars(self._clock, out) if tty else _Lines(self._clock, out)
+
+    def add_jobs(self, count: int, more: bool) -> None:
+        """Another batch of `count` jobs to render (streamed runs); `more`: still others may follow."""
+        self._clock.total += count
+        self._more = more
+        if isinstance(self._view, _Bars):
+            self._view.total_changed()
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
         self._clock.started(name, worker)
@@ -231,7 +245,7 @@ class Progress:
         detail = f" - {error.splitlines()[0][:160]}" if error and status != "done" else ""
         if self._view:
             self._view.job_finished(name, status, seconds, detail)
-        if self._clock.finished >= self._clock.total:
+        if self._clock.finished >= self._clock.total and not self._more:
             self.close()  # the last job: end a live display before the summary is printed
 
     def close(self) -> None:

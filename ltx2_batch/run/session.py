@@ -1,9 +1,11 @@
-"""One launch into one output dir, read top to bottom: open the session, render its batches, close it.
+"""One launch into one output dir, read top to bottom: open the session, stream its batches, close it.
 
     run_batch(cfg, root)
       -> checks, the run dir (run/rundir.py: a folder, or a bucket), the manifest's JobSource
          (run/source.py), the run dir's writer lock (a bucket's lease)
-      -> RunSession: render(batch) for each batch   (ledger and runner started on the first batch with work)
+      -> RunSession.render_all(): one runner takes the batches as an iterator (ledger and runner started on
+         the first batch with work); each batch's skipped and adopted jobs are recorded when the runner
+         pulls it, while the previous batch's last jobs still render (no drain at a batch boundary)
       -> close(): runner stopped, ledger compacted, job table and contact sheet written, RunReport
 
 The driver is the only writer of the ledger. Order of effects for a job: a `running` row when dispatched,
@@ -16,7 +18,9 @@ Must not: render (runners and workers do), or read the manifest itself (the JobS
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 
 from ltx2_batch.backends.models import model_root
@@ -89,9 +93,7 @@ class RunSession:
             manifest_path=source.manifest_source,
             manifest_sha256=source.manifest_sha256,
         )
-        # settled here, on the driver: a Ray worker's environment and launch dir may not be the driver's
-        model = replace(cfg.model, root=str(model_root(cfg.model, project_root)))
-        self._worker = WorkerSpec(model=model, project_root=str(project_root))
+        self._worker = worker_spec(cfg, project_root)
         self._run = RunSpec(
             output=cfg.output, output_dir=run_dir.location.text, run=self.ctx, verify=cfg.verify
         )
@@ -101,19 +103,21 @@ class RunSession:
         self._runner: Runner | None = None
         self.fatal: str | None = None  # why the run stopped before its jobs were done (the model cannot load)
         self._store: LedgerStore | None = None
+        self._progress: Progress | None = None  # made with the first batch that renders
+        self._events: LedgerEvents | None = None
         # Read again under the writer lock: a run that finished while this one planned is not rendered
         # twice (its done jobs move to skipped; ones that failed verification stay pending).
         self._finished = set() if cfg.force else run_dir.completed_job_ids()
 
     def render_all(self) -> None:
-        """Every batch of the source, until it is exhausted or a signal stops the run; the runner is
-        stopped before this returns, with signals only recorded while it shuts down."""
+        """Every batch of the source, streamed to one runner, until the source is exhausted or a signal stops
+        the run; the runner is stopped before this returns, with signals only recorded while it shuts down."""
         with catching_signals(self.interrupts) as interrupts:
             try:
-                for batch in self._source.batches:
-                    self.render(batch)
-                    if interrupts.stop.is_set():
-                        break
+                work = self._pending_batches()
+                first = next(work, None)  # nothing to render at all: no runner, no Ray, no model
+                if first is not None:
+                    self._render(chain([first], work))
             except KeyboardInterrupt:
                 interrupts.stop.set()
             finally:
@@ -121,42 +125,70 @@ class RunSession:
                 if self._runner is not None:
                     self._runner.close()
 
-    def render(self, batch: Batch) -> None:
-        """Record one batch's skipped jobs and render its pending ones (adopting finished files first)."""
+    def _pending_batches(self) -> Iterator[tuple[RenderJob, ...]]:
+        """Each source batch's jobs to render, once its skipped and adopted jobs are recorded. The runner
+        pulls the next batch while the last jobs of this one still render."""
+        for batch in self._source.batches:
+            if self.interrupts.stop.is_set():
+                return
+            pending = self._prepare(batch)
+            if pending:
+                self._announce(pending)
+                yield pending
+        if self._progress is not None:
+            self._progress.add_jobs(0, more=False)  # the last job to finish may now end a live display
+
+    def _prepare(self, batch: Batch) -> tuple[RenderJob, ...]:
+        """Record one batch's skipped jobs, adopt finished files; returns the jobs left to render."""
         pending, skipped = without_finished(
             batch.pending, batch.skipped, self._finished, self._source.rejected
         )
         self.stats.total += len(pending) + len(skipped)
         self.stats.skipped += len(skipped)
         if not pending:
-            return  # nothing to render: no rows, no Ray, no model
+            return ()  # nothing to render: no rows
         store = self._open_ledger()
         for job in skipped:
             store.append(job_row(self.ctx, job, JobStatus.SKIPPED, output_path=self._dir.video(job)))
         record_rejected(store, self.ctx, pending, self._source.rejected)
         if self._cfg.force:
             self._dir.discard_chunks(pending)
-        else:
-            rejected = dict(self._source.rejected)
-            pending, adopted = self._dir.adopt_finished(store, self.ctx, pending, rejected)
-            self.stats.skipped += len(adopted)
-            if not self._cfg.output.keep_chunks:
-                self._dir.discard_chunks(adopted)  # their done rows are durable now
-        if pending:
-            self._dispatch(pending, store)
+            return pending
+        pending, adopted = self._dir.adopt_finished(store, self.ctx, pending, dict(self._source.rejected))
+        self.stats.skipped += len(adopted)
+        if not self._cfg.output.keep_chunks:
+            self._dir.discard_chunks(adopted)  # their done rows are durable now
+        return pending
 
-    def _dispatch(self, pending: tuple[RenderJob, ...], store: LedgerStore) -> None:
-        runner = self._runner = self._runner or make_runner(
-            self._cfg, self._worker, self._run, self.interrupts
-        )
-        # a chained job's resume state goes once its done row is durable (not before: a crash in between
-        # would leave a job neither recorded done nor resumable)
-        keep = self._cfg.output.keep_chunks
-        tidy = None if keep else (lambda job: self._dir.discard_chunks((job,)))
-        progress = Progress(len(pending), enabled=self._cfg.progress)
-        events = LedgerEvents(store, self.ctx, progress, self.stats, after_done=tidy, on_fatal=self._halt)
+    def _announce(self, pending: tuple[RenderJob, ...]) -> None:
+        """A batch goes to the runner: progress counts it, its jobs start waiting (ledger `queue_s`)."""
+        events, progress = self._reporting()
+        progress.add_jobs(len(pending), more=True)
+        events.jobs_ready(pending)
+
+    def _reporting(self) -> tuple[LedgerEvents, Progress]:
+        """The launch's event recorder and progress display, made with the first batch that renders."""
+        if self._events is None or self._progress is None:
+            self._progress = Progress(0, enabled=self._cfg.progress, more=True)
+            # a chained job's resume state goes once its done row is durable (not before: a crash in between
+            # would leave a job neither recorded done nor resumable)
+            keep = self._cfg.output.keep_chunks
+            tidy = None if keep else (lambda job: self._dir.discard_chunks((job,)))
+            self._events = LedgerEvents(
+                self._open_ledger(),
+                self.ctx,
+                self._progress,
+                self.stats,
+                after_done=tidy,
+                on_fatal=self._halt,
+            )
+        return self._events, self._progress
+
+    def _render(self, batches: Iterator[tuple[RenderJob, ...]]) -> None:
+        events, progress = self._reporting()
+        runner = self._runner = make_runner(self._cfg, self._worker, self._run, self.interrupts)
         try:
-            runner.run(pending, events, self.interrupts.stop)
+            runner.run(batches, events, self.interrupts.stop)
         finally:  # a live display ends before anything else is printed
             progress.close()
 
@@ -192,12 +224,19 @@ class RunSession:
         )
 
 
+def worker_spec(cfg: AppConfig, project_root: Path) -> WorkerSpec:
+    """What this launch's workers load, the models root settled here, on the driver: a Ray worker's
+    environment and launch dir may not be the driver's (and a warm pool's key is computed from it)."""
+    model = replace(cfg.model, root=str(model_root(cfg.model, project_root)))
+    return WorkerSpec(model=model, project_root=str(project_root))
+
+
 def make_runner(cfg: AppConfig, worker: WorkerSpec, run: RunSpec, interrupts: Interrupts) -> Runner:
     """The runner `engine.kind` names: warm Ray actors, or this process."""
     if cfg.engine.kind is EngineKind.ray:
         from ltx2_batch.runners.ray import RayRunner
 
-        return RayRunner(cfg.engine, worker, run)
+        return RayRunner(cfg.engine, worker, run, verbose=cfg.verbose)
     from ltx2_batch.runners.local import LocalRunner
     from ltx2_batch.worker.spec import build_executor
 

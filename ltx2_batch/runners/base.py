@@ -1,14 +1,18 @@
-"""The Runner seam: something that takes pending jobs and reports what happened to each, in completion order.
+"""The Runner seam: something that takes a launch's batches of pending jobs and reports what happened to each,
+in completion order.
 
 Runners execute; the driver records. Every event goes through `RunEvents`, implemented by the driver, which
 alone writes the ledger and draws progress (denoising steps only draw: they write no row). A runner never
 decides that a job is done without an outcome from the worker that wrote its files.
+A runner pulls the next batch itself, through a `JobFeed`, while the last jobs of the current one still
+render: the session's batches are planned on demand (a million-line prompt file, 10,000 jobs at a time)
+and no worker waits at a batch boundary for the others to drain.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ltx2_batch.core.jobs import RenderJob
@@ -28,16 +32,40 @@ class RunEvents(Protocol):
 
 
 class Runner(Protocol):
-    """Warm across calls: the first `run` starts workers (and loads models), later calls reuse them."""
+    """Starts (or finds warm) workers on the first batch and keeps them until `close`."""
 
-    def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        """Render `jobs`; return when all have a final outcome or `stop` is set (then the in-flight ones are
-        reported cancelled). KeyboardInterrupt inside is handled the same way as `stop`."""
+    def run(self, batches: Iterator[Sequence[RenderJob]], events: RunEvents, stop: threading.Event) -> None:
+        """Render every job of every batch, pulling the next batch before the current one runs dry; return
+        when all have a final outcome or `stop` is set (then the in-flight ones are reported cancelled).
+        KeyboardInterrupt inside is handled the same way as `stop`."""
         ...
 
     def close(self) -> None:
-        """Stop workers and free models (and a private Ray); safe to call twice or before any run."""
+        """Stop or release the workers (and a private Ray); safe to call twice or before any run."""
         ...
+
+
+class JobFeed:
+    """A launch's jobs as its batches arrive: one WorkQueue, topped up from the batch iterator on demand."""
+
+    def __init__(self, batches: Iterator[Sequence[RenderJob]]) -> None:
+        self.queue = WorkQueue()
+        self._batches = batches
+        self.exhausted = False
+
+    def top_up(self, runnable: int) -> None:
+        """Pull batches until `runnable` jobs can be taken now, or the batches are exhausted."""
+        while not self.exhausted and self.queue.runnable < runnable:
+            batch = next(self._batches, None)
+            if batch is None:
+                self.exhausted = True
+            else:
+                self.queue.extend(batch)
+
+    @property
+    def finished(self) -> bool:
+        """No job is left to take, and no batch to pull."""
+        return self.exhausted and not len(self.queue)
 
 
 def release_dependents(

@@ -4,6 +4,8 @@ Owns: the cluster address of a run (`engine.address`, else `$RAY_ADDRESS`, which
 for the command it launches; neither: a private Ray) and a bounded reachability check of that address, so
 an unreachable cluster is one error naming the address tried, within seconds, instead of Ray's own
 ConnectionError traceback after about a minute.
+`ray_reason` puts Ray's own words for a failed join on one line: Ray Client's server-side failures arrive
+as a header line ending in a colon and the server's traceback, so their first line alone said nothing.
 Must not: import Ray or start anything; it opens (and closes) one TCP connection at most.
 """
 
@@ -79,3 +81,24 @@ def unreachable(address: ClusterAddress, timeout_s: float = PROBE_TIMEOUT_S) -> 
             f"cannot reach the Ray cluster at {address.text} (from {address.origin}): {reason} after at most "
             f"{timeout_s:.0f}s; start it with `ray start --head`, or fix/unset {address.origin}"
         )
+
+
+REASON_CHARS = 600
+
+
+def ray_reason(message: str) -> str:
+    """One line of what Ray said: a traceback's frames dropped, its exception (and the lines after it) kept
+    after the text that came before it, blank lines dropped, lines joined with "; "."""
+    lines = [line.rstrip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no reason given"
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        head, frames = lines[: starts[0]], lines[starts[-1] + 1 :]
+        # frames and their source lines are indented; the exception starts at the margin
+        first = next((i for i, line in enumerate(frames) if not line.startswith(" ")), len(frames))
+        lines = head + frames[first:]
+    text = "; ".join(
+        line.strip().rstrip(":") if i < len(lines) - 1 else line.strip() for i, line in enumerate(lines)
+    )
+    return text[:REASON_CHARS] if text else "no reason given"

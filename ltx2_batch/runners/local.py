@@ -6,20 +6,28 @@ batches share it. Ctrl-C interrupts the render in progress (the driver raises Ke
 `interruptible` is set, i.e. inside a render): that job is reported cancelled and the rest are not started.
 With an `output.overlap` job n is encoded on the executor's encode thread while job n+1 renders; job n is
 reported when its files are complete (so `job_started(n+1)` may come before `job_finished(n)`).
-Denoising steps go straight to `events.job_stepped` (already thinned by the executor).
+Denoising steps go straight to `events.job_stepped` (already thinned by the executor). Batches are pulled
+one after another as the queue empties; job n's files are still written beside the next batch's first render.
+
+Threads: torch's intra-op pool gets one core fewer than this process may use (at least one), unless
+`OMP_NUM_THREADS` says otherwise: the encode thread and ffmpeg need a core, and torch's spinning threads
+fighting them made a tiny 64x64 two-stage render on 2 cores take 8.3 s instead of 0.12 s (README, Benchmarks:
+bench/torch_threads.py). A Ray actor gets its threads from Ray instead (`OMP_NUM_THREADS` = its CPUs).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 
 from ltx2_batch.core.jobs import RenderJob
 from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
-from ltx2_batch.core.scheduler import WorkQueue, affinity_key
+from ltx2_batch.core.scheduler import affinity_key
 from ltx2_batch.core.step_events import StepEvent
-from ltx2_batch.runners.base import RunEvents, release_dependents
+from ltx2_batch.runners.base import JobFeed, RunEvents, release_dependents
 from ltx2_batch.worker.executor import JobExecutor, RunOutput
 from ltx2_batch.worker.spec import RunSpec, renders_on_cuda, run_output
 
@@ -39,12 +47,14 @@ class LocalRunner:
         self._executor: JobExecutor | None = None
         self._out: RunOutput | None = None
 
-    def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
+    def run(self, batches: Iterator[Sequence[RenderJob]], events: RunEvents, stop: threading.Event) -> None:
         if self._executor is None or self._out is None:
             self._executor = self._make_executor()
+            settle_torch_threads()
             self._out = run_output(self._run, cuda=renders_on_cuda(self._executor))
         executor, out = self._executor, self._out
-        queue = WorkQueue(jobs)
+        feed = JobFeed(batches)
+        queue = feed.queue
         warm = None
         encoding: tuple[RenderJob, Future[JobOutcome]] | None = None
 
@@ -54,6 +64,7 @@ class LocalRunner:
 
         try:
             while not stop.is_set():
+                feed.top_up(1)  # the next batch is planned while the last job's files are written
                 job = queue.take(warm)
                 if job is None:
                     if encoding is None:
@@ -120,3 +131,26 @@ class LocalRunner:
         if self._executor is not None:
             self._executor.close()
             self._executor = None
+
+
+def torch_threads(cores: int, environ: Mapping[str, str]) -> int | None:
+    """Intra-op threads for a local render: one core left for encoding (at least one thread); None when
+    `OMP_NUM_THREADS` is set (the user's choice, which torch has read already)."""
+    if environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, cores - 1)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, as a container or `taskset` limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def settle_torch_threads() -> None:
+    """Apply `torch_threads` when the backend loaded torch (the fake backend does not)."""
+    torch = sys.modules.get("torch")
+    threads = torch_threads(usable_cores(), os.environ)
+    if torch is not None and threads is not None:
+        torch.set_num_threads(threads)

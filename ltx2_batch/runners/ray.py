@@ -1,319 +1,378 @@
-"""`engine=ray`: one warm render actor per GPU (or N CPU actors), fed from a driver-side work queue.
+"""`engine=ray`: render on a pool of warm Ray actors, fed from the driver's queue one leased slot at a time.
 
-The driver keeps exactly one job in flight per actor and waits in completion order (`ray.wait`), so a
-slow job never blocks the others and a free actor takes the next job that matches what it has loaded.
-System failures (the actor process died: killed, out of memory) replace the actor and resubmit the job
-up to `max_attempts`; a job that raises inside the actor is an application failure, recorded and not
-retried. Ctrl-C / SIGTERM kill the in-flight actors (Ray cannot cancel a running actor task) and report
-those jobs cancelled. Chunk progress and denoising steps (about ten step events a second per actor, plus each
-stage's end: the executor's StepThrottle) stream back through a small Ray queue.
+Every launch renders through a pool (pool_owner.py, leases.py): `engine.pool=NAME` joins or starts a named
+pool that outlives the launch (on the cluster named, else on a local Ray this tool starts: local_ray.py);
+without it the launch has a private pool of its own, ended with it. The driver:
+- attaches to the pool's owner (its key: weights, placement, code), which starts the workers it lacks;
+- keeps asks for leases outstanding, one per job it could start, and sends each granted slot the job that
+  best matches what that worker has loaded (affinity), so a slot is never idle while this launch has jobs
+  (the next batch is pulled before the current one runs dry: base.py `JobFeed`);
+- waits in completion order (`ray.wait`); a job whose worker died is retried up to `max_attempts` (the
+  owner alone replaces the worker); a job that raised is recorded failed, not retried;
+- on Ctrl-C / SIGTERM, a shared pool's workers are asked to cancel this launch's renders at their next
+  denoising step (other launches' jobs go on, and the workers stay warm); a private pool is killed.
+Chunk and step events come back through the launch's progress sink (progress_sink.py).
+Must not: write the ledger (RunEvents does), start or kill pool workers (the owner does).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.util.queue import Empty, Full, Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ltx2_batch.config import EngineConfig
+from ltx2_batch.core.code_identity import code_hash
 from ltx2_batch.core.jobs import RenderJob
-from ltx2_batch.core.outcome import JobOutcome, OutcomeStatus
-from ltx2_batch.core.scheduler import AffinityKey, WorkQueue, affinity_key
+from ltx2_batch.core.library_logs import quiet_env
+from ltx2_batch.core.outcome import ChunkOutcome, JobOutcome, OutcomeStatus
+from ltx2_batch.core.scheduler import WorkQueue
 from ltx2_batch.core.step_events import StepEvent
-from ltx2_batch.errors import FatalBackendError, Ltx2BatchError
-from ltx2_batch.runners.base import RunEvents, release_dependents
-from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
+from ltx2_batch.errors import FatalBackendError
+from ltx2_batch.runners.base import JobFeed, RunEvents, release_dependents
+from ltx2_batch.runners.cluster import AddressKind, cluster_address
+from ltx2_batch.runners.local_ray import ensure_local_ray
+from ltx2_batch.runners.pool import local_address, make_room_from_other_versions, open_owner
+from ltx2_batch.runners.pool_key import Placement, check_pool_name, private_pool, worker_key
+from ltx2_batch.runners.pool_owner import LaunchSpec, Leased, PoolView, WorkerRecipe
+from ltx2_batch.runners.progress_sink import ProgressSink
+from ltx2_batch.runners.ray_connect import connect, placement, worker_count
 from ltx2_batch.runners.reaper import ray_processes, reap, start_reaper, stop_reaper
-from ltx2_batch.worker.executor import RunOutput
-from ltx2_batch.worker.spec import RunSpec, WorkerSpec, build_executor, renders_on_cuda, run_output
+from ltx2_batch.storage.location import is_url
+from ltx2_batch.worker.spec import RunSpec, WorkerSpec
 
 POLL_S = 0.2
-
-
-class RenderWorker:
-    """Ray actor body: holds the warm backend for its whole life; each call says which launch it is for."""
-
-    def __init__(self, spec: WorkerSpec, name: str, progress: Queue | None) -> None:
-        self._name = name
-        self._progress = progress
-        # On a cluster (or several nodes on one host) the Ray node id tells nodes apart, the hostname may not.
-        node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
-        # A setting this worker's device cannot run (fp8 without CUDA, a missing file) is found before any
-        # weights load; the actor stays up to say so (`where`), so the driver stops the run once, with the
-        # tool's own message and no traceback.
-        self._refusal: str | None = None
-        try:
-            self._executor = build_executor(spec, name, node=node)
-        except Ltx2BatchError as exc:
-            self._refusal = str(exc)
-        # With an overlap (output.overlap) the actor takes two calls at once (max_concurrency=2): renders
-        # never overlap (this lock), but call n waits for its encode (and decode) while call n+1 renders.
-        self._render_lock = threading.Lock()
-        self._outputs: dict[str, RunOutput] = {}  # per launch (run id): its writer and settled overlap
-
-    def where(self, run: RunSpec) -> dict[str, str]:
-        """Who and where this actor is, and how many of `run`'s jobs it takes at once (2 when it writes or
-        uploads one job's files beside the next job's render); or why it cannot render (`refusal`)."""
-        if self._refusal is not None:
-            return {"worker": self._name, "refusal": self._refusal}
-        return {
-            "worker": self._name,
-            "pid": str(os.getpid()),
-            "node": ray.util.get_node_ip_address(),
-            "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
-            "capacity": str(self._output(run).jobs_at_once),
-        }
-
-    def _output(self, run: RunSpec) -> RunOutput:
-        out = self._outputs.get(run.run.run_id)
-        if out is None:
-            out = self._outputs[run.run.run_id] = run_output(run, cuda=renders_on_cuda(self._executor))
-        return out
-
-    def render(self, job: RenderJob, attempt: int, run: RunSpec) -> JobOutcome:
-        def on_chunk(chunk_job: RenderJob, chunk: Any) -> None:
-            if self._progress is not None:
-                # a chunk row is not worth failing a render for: the queue's node may be gone (its state
-                # files, not its row, are what a resume reads)
-                with contextlib.suppress(Full, ray.exceptions.RayError):
-                    self._progress.put_nowait((chunk_job.job_id, attempt, chunk))
-
-        def on_step(step_job: RenderJob, step: StepEvent) -> None:
-            if self._progress is not None:
-                # a bar that misses an update is not worth failing a render for (the queue's actor is gone)
-                with contextlib.suppress(Full, ray.exceptions.RayError):
-                    self._progress.put_nowait((step_job.job_id, attempt, step))
-
-        with self._render_lock:
-            future = self._executor.submit(job, self._output(run), on_chunk=on_chunk, on_step=on_step)
-        return future.result()
-
-
-@dataclass
-class _Slot:
-    name: str
-    actor: Any  # ActorHandle
-    # jobs in flight at once: 2 when the actor writes job n's files while rendering job n+1 (from `where`);
-    # None until the actor has answered (a replacement started mid-run counts as 1 until the next batch)
-    capacity: int | None = None
-    warm: AffinityKey | None = None
+CANCEL_WAIT_S = 60.0  # a shared pool's renders stop at their next step; a longer one is left to finish
+OWNER_TIMEOUT_S = 60.0
+ATTACH_TRIES = 3
+ATTACH_RETRY_S = 0.5
+_DEATHS = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.ObjectLostError)
 
 
 @dataclass
 class _InFlight:
-    slot: _Slot
+    leased: Leased
     job: RenderJob
     attempt: int
 
 
-def connect(engine: EngineConfig, temp_dir: str | None = None) -> bool:
-    """Join a cluster (`engine.address`, else `$RAY_ADDRESS`, as `ray job submit` sets it) or start a
-    private local Ray. Returns True when this call initialised Ray (and so must shut it down).
+@dataclass
+class _Flights:
+    """This launch's renders in flight (by result ref) and its lease asks waiting at the owner."""
 
-    ray.init installs a C-level SIGTERM handler in the driver that aborts the process; the driver's own
-    handler (stop dispatching, record cancellations, shut down cleanly) is put back afterwards.
-    """
-    if ray.is_initialized():
-        return False
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        return _init(engine, temp_dir)
-    except SystemExit as exc:
-        # ray.init's own SIGTERM handler is `sys.exit(15)`: a SIGTERM during start-up lands here. Hand it
-        # to the driver's handler instead (stop, cancel, exit 143) and report whatever Ray got to start.
-        if exc.code != signal.SIGTERM or not callable(previous):
-            raise
-        signal.signal(signal.SIGTERM, previous)
-        previous(signal.SIGTERM, None)
-        return bool(ray.is_initialized())
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    renders: dict[Any, _InFlight] = field(default_factory=dict)
+    asks: set[Any] = field(default_factory=set)
 
+    def refs(self) -> list[Any]:
+        return [*self.renders, *self.asks]
 
-def _init(engine: EngineConfig, temp_dir: str | None) -> bool:
-    address = cluster_address(engine)
-    if address.kind is not AddressKind.private:
-        problem = unreachable(address)
-        if problem:
-            raise FatalBackendError(problem)
-        try:
-            ray.init(address=address.text, log_to_driver=False, _node_ip_address=engine.node_ip_address)
-        except (ConnectionError, RuntimeError, TimeoutError) as exc:  # Ray's own words, without its traceback
-            raise FatalBackendError(
-                f"cannot join the Ray cluster at {address.text} (from {address.origin}): "
-                f"{str(exc).strip().splitlines()[0][:300]}"
-            ) from None
-        return True
-    # Token auth would write ~/.ray/auth_token; a private local Ray does not need it.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp_dir = engine.temp_dir or temp_dir  # the runner makes a short one (socket path limit) and removes it
-    ray.init(
-        num_cpus=engine.num_cpus,
-        num_gpus=engine.num_gpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address=engine.node_ip_address or "127.0.0.1",  # a private Ray: keep traffic on loopback
-        _temp_dir=temp_dir,
-    )
-    return True
-
-
-def worker_count(engine: EngineConfig) -> int:
-    if engine.num_workers:
-        return engine.num_workers
-    gpus = int(ray.cluster_resources().get("GPU", 0) // max(engine.gpus_per_worker, 1e-9))
-    return max(gpus, 1)
+    def jobs(self) -> dict[str, RenderJob]:
+        return {flight.job.job_id: flight.job for flight in self.renders.values()}
 
 
 class RayRunner:
-    """Starts (or joins) Ray and its actors on the first `run`; later runs reuse the warm actors."""
+    """Joins (or starts) Ray and a pool on the first batch; renders every batch through it."""
 
-    def __init__(self, engine: EngineConfig, worker: WorkerSpec, run: RunSpec) -> None:
+    def __init__(self, engine: EngineConfig, worker: WorkerSpec, run: RunSpec, verbose: bool = False) -> None:
         self._engine = engine
         self._worker = worker
         self._run = run
-        self._spawned: list[_Slot] = []
-        self._slots: list[_Slot] = []
-        self._progress: Queue | None = None
+        self._verbose = verbose
+        self._run_id = run.run.run_id if run is not None else ""
+        self._shared = engine.pool is not None
+        self._owner: Any = None
+        self._sink: Any = None
+        self._slots = 0  # workers of this launch's key in the pool (as the owner last said)
+        self._capacity = 1  # jobs it may have in flight at once on them (the owner's count of its slots)
+        self._wanted = 1
+        self._deadline = 0.0  # no slot by then, nothing in flight: the workers cannot start
+        self._attempts: dict[str, int] = {}
         self._started_ray = False
         self._own_temp_dir: str | None = None  # a private Ray's session dir we made: removed by close()
         self._reaper: subprocess.Popen[bytes] | None = None  # kills that Ray if this driver dies with -9
-        self._attempts: dict[str, int] = {}
 
-    def _spawn(self) -> _Slot:
-        name = f"ray-{len(self._spawned)}"
-        use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and self._engine.gpus_per_worker > 0
-        actor_cls = ray.remote(RenderWorker).options(
-            num_gpus=self._engine.gpus_per_worker if use_gpu else 0,
-            num_cpus=self._engine.cpus_per_worker,
-            max_restarts=0,  # the driver replaces dead actors itself, so it knows which job to retry
-            max_concurrency=2,  # the driver sends a second job only to an actor that overlaps (capacity)
-            runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},  # progress lines come from the driver only
-        )
-        slot = _Slot(name=name, actor=actor_cls.remote(self._worker, name, self._progress))
-        self._spawned.append(slot)
-        return slot
+    # the dispatch loop ----------------------------------------------------------------------------------
 
-    def _ensure_workers(self, job_count: int, stop: threading.Event) -> None:
-        """Connect once, then top the pool up to min(workers, jobs): a resumed streaming run whose first
-        batch is small still gets every GPU for its later batches, and actors killed by a cancel come back."""
-        if self._progress is None:
-            private = cluster_address(self._engine).kind is AddressKind.private
-            if not (ray.is_initialized() or not private or self._engine.temp_dir):
-                self._own_temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
-                # before ray.init: daemons it starts while this driver is killed are reaped too
-                self._reaper = start_reaper(self._own_temp_dir)
-            self._started_ray = connect(self._engine, self._own_temp_dir) or self._started_ray
-            if stop.is_set():  # a signal during start-up: no queue, no actors (close() cleans up)
-                return
-            # on the driver's own node: a progress channel on a render node would die with it
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            self._progress = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
-        want = min(worker_count(self._engine), max(job_count, 1))
-        new = [self._spawn() for _ in range(want - len(self._slots))]
-        # new actors, and replacements started during the last batch, report ready (and their capacity)
-        unknown = [slot for slot in self._slots if slot.capacity is None] + new
-        if unknown:
-            self._wait_ready(unknown, stop)
-            self._slots.extend(new)
-
-    def _wait_ready(self, slots: list[_Slot], stop: threading.Event) -> None:
-        """Each new actor has built its backend. One that cannot (missing weights on a node, fp8 without
-        CUDA) stops the run with its own error instead of looking like a crash that retries every job; one
-        that cannot be placed (asked for more GPUs than the cluster has) times out with what was asked."""
-        by_ref = {slot.actor.where.remote(self._run): slot for slot in slots}
-        pending = list(by_ref)
-        deadline = time.monotonic() + self._engine.start_timeout_s
-        while pending and not stop.is_set():
-            if time.monotonic() > deadline:
-                engine = self._engine
-                raise FatalBackendError(
-                    f"{len(pending)} render worker(s) did not start within {engine.start_timeout_s:.0f}s "
-                    f"(each asks num_gpus={engine.gpus_per_worker}, num_cpus={engine.cpus_per_worker}; "
-                    f"cluster has {ray.cluster_resources()}); lower engine.num_workers or raise "
-                    "engine.start_timeout_s"
-                )
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
-            try:
-                for ref in ready:  # the actor settled output.overlap_* for its device (auto: on for CUDA)
-                    answer = ray.get(ref)
-                    if "refusal" in answer:
-                        raise FatalBackendError(f"render worker {answer['worker']}: {answer['refusal']}")
-                    by_ref[ref].capacity = int(answer["capacity"])
-            except ray.exceptions.RayError as exc:
-                raise FatalBackendError(f"render workers could not start: {exc}") from exc
-
-    def run(self, jobs: Sequence[RenderJob], events: RunEvents, stop: threading.Event) -> None:
-        self._ensure_workers(len(jobs), stop)
-        queue = WorkQueue(jobs)
-        by_id = {job.job_id: job for job in jobs}
-        # interleaved (A, B, A, B): a second job goes to an actor only when every actor has one
-        idle: list[_Slot] = [s for k in range(2) for s in self._slots if k < (s.capacity or 1)]
-        in_flight: dict[Any, _InFlight] = {}
+    def run(self, batches: Iterator[Sequence[RenderJob]], events: RunEvents, stop: threading.Event) -> None:
+        feed = JobFeed(batches)
+        feed.top_up(1)
+        if feed.finished:
+            return
+        flights = _Flights()
         try:
-            while not stop.is_set() and (len(queue) or in_flight):
-                if not in_flight and len(queue) == queue.parked:
-                    break  # only shots whose predecessor never ran are left (cannot happen, but never spin)
-                while idle and len(queue):
-                    slot = idle.pop(0)
-                    job = queue.take(slot.warm)
-                    if job is None:
-                        idle.append(slot)
-                        break
-                    attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
-                    slot.warm = affinity_key(job)
-                    events.job_started(job, attempt, slot.name)
-                    ref = slot.actor.render.remote(job, attempt, self._run)
-                    in_flight[ref] = _InFlight(slot, job, attempt)
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
-                self._drain(by_id, events)
-                for ref in ready:
-                    idle += self._collect(ref, in_flight.pop(ref), queue, events)
+            self._open(feed.queue.runnable, stop)
+            while not stop.is_set():
+                # more takeable jobs than slots: the next batch is planned while this one still renders
+                feed.top_up(2 * max(self._slots, 1) + 1)
+                if not flights.renders and (feed.finished or not feed.queue.runnable):
+                    break  # done (or only shots whose predecessor never ran are left: cannot happen)
+                self._grow(feed, flights)
+                self._ask(feed, flights)
+                ready, _ = ray.wait(flights.refs(), num_returns=1, timeout=POLL_S)
+                for ref in [r for r in ready if r in flights.asks]:
+                    flights.asks.discard(ref)
+                    self._dispatch(ref, feed.queue, flights, events)
+                self._drain(flights, events)  # chunk rows before their job's final row
+                for ref in [r for r in ready if r in flights.renders]:
+                    self._collect(ref, flights.renders.pop(ref), feed.queue, events)
+                self._check_started(flights)
         except KeyboardInterrupt:
             stop.set()
         finally:
-            if in_flight:  # results already in are real outcomes: record them, cancel only the rest
-                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
-                for ref in ready:
-                    self._collect(ref, in_flight.pop(ref), queue, events)
-            self._drain(by_id, events)
-            for flight in in_flight.values():  # Ray cannot cancel a running actor task: kill and replace
-                ray.kill(flight.slot.actor, no_restart=True)
-                if flight.slot in self._slots:
-                    self._slots.remove(flight.slot)
-                events.job_finished(
-                    flight.job,
-                    self._outcome(flight, OutcomeStatus.CANCELLED, "run cancelled"),
-                    flight.attempt,
+            self._wind_down(flights, feed.queue, events)
+
+    def _grow(self, feed: JobFeed, flights: _Flights) -> None:
+        """More jobs than the pool has workers of this key: ask the owner for more (up to the engine's)."""
+        want = min(self._wanted, feed.queue.runnable + len(flights.renders))
+        if want > self._slots:
+            view = self._owner_call(self._owner.grow.remote(self._run_id, want))
+            if view is not None:
+                self._slots, self._capacity = view.workers, view.slots
+
+    def _ask(self, feed: JobFeed, flights: _Flights) -> None:
+        """One lease ask per job that could start, no more than this launch has slots on the pool (a worker
+        takes two jobs of a launch that writes its files beside the next render): a launch never holds a
+        place in the owner's queue that it could not use, so launches sharing a pool take turns."""
+        room = max(self._capacity, 1) - len(flights.renders) - len(flights.asks)
+        for _ in range(min(room, feed.queue.runnable - len(flights.asks))):
+            flights.asks.add(self._owner.lease.remote(self._run_id))
+
+    def _dispatch(self, ref: Any, queue: WorkQueue, flights: _Flights, events: RunEvents) -> None:
+        """A slot came: send it the job that best matches what its worker has loaded (or give it back)."""
+        answer = self._answer(ref)
+        if isinstance(answer, str):
+            raise FatalBackendError(f"render workers could not start: {answer}")
+        job = queue.take(answer.warm)
+        if job is None:
+            self._owner.give_back.remote(answer.lease)
+            return
+        self._deadline = time.monotonic() + self._engine.start_timeout_s
+        self._capacity = answer.slots
+        attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
+        events.job_started(job, attempt, answer.worker)
+        result = answer.handle.render.remote(job, attempt, self._run, self._sink, answer.lease)
+        flights.renders[result] = _InFlight(answer, job, attempt)
+
+    def _answer(self, ref: Any) -> Leased | str:
+        """What the owner answered an ask; its absence (None) or death means the pool was ended."""
+        try:
+            answer = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            raise FatalBackendError(self._pool_gone(f"its owner is gone: {type(exc).__name__}")) from None
+        if answer is None:
+            raise FatalBackendError(self._pool_gone("it was ended (`ltx2-batch pool down`)"))
+        return answer  # type: ignore[no-any-return]  # Leased or a refusal, as the owner's `lease` returns
+
+    def _pool_gone(self, why: str) -> str:
+        pool = self._engine.pool or "of this launch"
+        return f"the pool {pool} stopped serving this launch: {why}; rerun to resume"
+
+    def _collect(
+        self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents, stopping: bool = False
+    ) -> None:
+        """Record a finished job. A dead worker or lost object is a system failure: the job goes back to the
+        front of the queue up to `max_attempts` (the owner replaces the worker); while the run stops it is
+        recorded cancelled. Any other Ray error is this job's failure."""
+        try:
+            outcome: JobOutcome = ray.get(ref)
+        except _DEATHS as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            if stopping:
+                outcome = self._outcome(
+                    flight, OutcomeStatus.CANCELLED, f"run cancelled; worker died: {error}"
                 )
+            elif flight.attempt < self._engine.max_attempts:
+                queue.push_front(flight.job)
+                retry = self._outcome(flight, OutcomeStatus.RETRIED, f"worker died (will retry): {error}")
+                events.job_finished(flight.job, retry, flight.attempt)
+                return
+            else:
+                outcome = self._outcome(
+                    flight, OutcomeStatus.FAILED, f"worker died {flight.attempt} times; last: {error}"
+                )
+        except ray.exceptions.RayError as exc:
+            outcome = self._outcome(flight, OutcomeStatus.FAILED, f"{type(exc).__name__}: {str(exc)[:2000]}")
+        self._attempts.pop(flight.job.job_id, None)
+        events.job_finished(flight.job, outcome, flight.attempt)
+        release_dependents(queue, flight.job, outcome, events, flight.leased.worker)
+
+    @staticmethod
+    def _outcome(flight: _InFlight, status: OutcomeStatus, error: str) -> JobOutcome:
+        return JobOutcome(job_id=flight.job.job_id, status=status, worker=flight.leased.worker, error=error)
+
+    def _drain(self, flights: _Flights, events: RunEvents) -> None:
+        """Chunk rows and step bars the workers sent since the last poll (events of jobs no longer in flight
+        are dropped: a late step of a finished job)."""
+        if self._sink is None:
+            return
+        with contextlib.suppress(ray.exceptions.RayError):
+            items = ray.get(self._sink.take.remote(), timeout=OWNER_TIMEOUT_S)
+            jobs = flights.jobs()
+            for job_id, attempt, event in items:
+                job = jobs.get(job_id)
+                if job is None:
+                    continue
+                if isinstance(event, StepEvent):
+                    events.job_stepped(job, event, attempt)
+                elif isinstance(event, ChunkOutcome):
+                    events.chunk_finished(job, event, attempt)
+
+    def _check_started(self, flights: _Flights) -> None:
+        """Nothing in flight and no slot for `start_timeout_s` (since the start, or since the last slot): the
+        workers could not be placed or built, or their replacements cannot (a node gone). Workers that are
+        ready but busy with another launch's jobs are not a timeout: this launch waits its turn."""
+        if flights.renders or time.monotonic() < self._deadline:
+            return
+        view: PoolView | None = self._owner_call(self._owner.view.remote(self._run_id))
+        if view is not None and view.ready:
+            self._deadline = time.monotonic() + self._engine.start_timeout_s
+            return
+        engine = self._engine
+        others = f"; the pool holds {view.other_keys} worker(s) of other weights or code" if view else ""
+        raise FatalBackendError(
+            f"render workers did not start within {engine.start_timeout_s:.0f}s (each asks "
+            f"num_gpus={engine.gpus_per_worker}, num_cpus={engine.cpus_per_worker}; cluster has "
+            f"{ray.cluster_resources()}{others}); lower engine.num_workers or raise engine.start_timeout_s"
+        )
+
+    def _owner_call(self, ref: Any) -> Any:
+        try:
+            return ray.get(ref, timeout=OWNER_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:
+            raise FatalBackendError(self._pool_gone(f"its owner is gone: {type(exc).__name__}")) from None
+
+    # stopping -------------------------------------------------------------------------------------------
+
+    def _wind_down(self, flights: _Flights, queue: WorkQueue, events: RunEvents) -> None:
+        """The run ends (done, stopped, or failed): slots granted and not used go back; outcomes already in
+        are recorded; a shared pool's other renders are cancelled cooperatively and waited for (up to
+        CANCEL_WAIT_S); whatever is still out is recorded cancelled (a private pool dies in `close`)."""
+        if flights.asks:
+            granted, _ = ray.wait(list(flights.asks), num_returns=len(flights.asks), timeout=0)
+            for ref in granted:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    answer = ray.get(ref)
+                    if isinstance(answer, Leased):
+                        self._owner.give_back.remote(answer.lease)
+            flights.asks.clear()
+        wait_s = CANCEL_WAIT_S if self._shared else 0.0
+        if flights.renders and self._shared:
+            for handle in {id(f.leased.handle): f.leased.handle for f in flights.renders.values()}.values():
+                handle.cancel.remote(self._run_id)
+        deadline = time.monotonic() + wait_s
+        while flights.renders:
+            timeout = max(deadline - time.monotonic(), 0.0)
+            ready, _ = ray.wait(
+                list(flights.renders), num_returns=len(flights.renders), timeout=min(timeout, POLL_S)
+            )
+            self._drain(flights, events)
+            for ref in ready:
+                self._collect(ref, flights.renders.pop(ref), queue, events, stopping=True)
+            if timeout <= 0:
+                break
+        for flight in flights.renders.values():
+            still = " (still rendering when the launch ended: a rerun adopts its files if it finishes)"
+            why = "run cancelled" + (still if self._shared else "")
+            events.job_finished(
+                flight.job, self._outcome(flight, OutcomeStatus.CANCELLED, why), flight.attempt
+            )
+        flights.renders.clear()
+
+    # start and close ------------------------------------------------------------------------------------
+
+    def _open(self, runnable: int, stop: threading.Event) -> None:
+        """Join Ray (or start it), then attach to the pool: its owner starts the workers it lacks."""
+        self._connect()
+        if stop.is_set():
+            return
+        # on the driver's own node: a sink on a render node would die with it, and take its chunk rows along
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self._sink = ray.remote(ProgressSink).options(num_cpus=0, scheduling_strategy=here).remote()
+        code = code_hash()
+        where = placement(self._engine)
+        key = worker_key(self._worker.model, self._run.run.model_fingerprint, where, code)
+        pool = self._engine.pool or private_pool(self._run_id)
+        env = {"TQDM_DISABLE": "1", **quiet_env(self._verbose)}  # progress lines come from the driver only
+        launch = LaunchSpec(
+            run_id=self._run_id,
+            key=key,
+            recipe=WorkerRecipe(self._worker, where, env),
+            overlap=self._run.output.overlap,
+            publishes=is_url(self._run.output_dir),
+            sink=self._sink,
+            idle_s=self._engine.pool_idle_s if self._shared else None,
+            keep_started=self._engine.pool_grow or not self._shared,
+        )
+        self._wanted = worker_count(self._engine)
+        want = min(self._wanted, max(runnable, 1))
+        if self._shared:
+            need = Placement(want * where.num_gpus, want * where.num_cpus)
+            make_room_from_other_versions(pool, code, need)
+        view = self._attach(pool, code, launch, want)
+        self._slots, self._capacity = view.workers, view.slots
+        if view.refusal:
+            raise FatalBackendError(f"render workers could not start: {view.refusal}")
+        self._deadline = time.monotonic() + self._engine.start_timeout_s
+
+    def _attach(self, pool: str, code: str, launch: LaunchSpec, want: int) -> PoolView:
+        """Find (or create) the pool's owner and attach. An owner found in the moment it ends itself (an idle
+        pool's owner does, after `pool_idle_s` empty) answers with its death: a new one is made, twice at most
+        (its name is freed as the old one goes)."""
+        for _ in range(ATTACH_TRIES - 1):
+            self._owner = open_owner(pool, code, detached=self._shared)
+            try:
+                view: PoolView = ray.get(self._owner.attach.remote(launch, want), timeout=OWNER_TIMEOUT_S)
+            except ray.exceptions.RayActorError:
+                time.sleep(ATTACH_RETRY_S)  # the ended owner's name is freed asynchronously
+            else:
+                return view
+        self._owner = open_owner(pool, code, detached=self._shared)
+        return self._owner_call(self._owner.attach.remote(launch, want))  # type: ignore[no-any-return]  # a PoolView
+
+    def _connect(self) -> None:
+        address = cluster_address(self._engine)
+        if self._shared:
+            check_pool_name(self._engine.pool or "")
+        if address.kind is AddressKind.private and not ray.is_initialized():
+            if self._shared:  # a pool outlives its launch: it needs a Ray that does too
+                local, started = ensure_local_ray(self._engine)
+                if started:
+                    print(f"started a local Ray for warm pools at {local.address} (it stays up; "
+                          f"`ltx2-batch pool down engine.pool={self._engine.pool}` stops it)")  # fmt: skip
+                address = local_address(local.address)
+            elif not self._engine.temp_dir:
+                self._own_temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: socket path limit
+                # before ray.init: daemons it starts while this driver is killed are reaped too
+                self._reaper = start_reaper(self._own_temp_dir)
+        self._started_ray = (
+            connect(self._engine, address, self._own_temp_dir, self._verbose) or self._started_ray
+        )
 
     def close(self) -> None:
-        """Kill every actor and the progress queue, then stop the private Ray; each step runs even if an
-        earlier one fails (e.g. the cluster is already gone, or the queue's actor died with its raylet).
-
-        `is not None`, never truthiness, on the queue: `bool(Queue)` calls its `len()` through `ray.get`,
-        which raises when the queue actor is gone and is False for an empty (live) queue."""
-        actors = [slot.actor for slot in self._spawned]
-        if self._progress is not None:
-            actors.append(self._progress.actor)
-        for actor in actors:
+        """Leave the pool (a shared one keeps its workers; a private one is ended), kill the progress sink,
+        then stop the private Ray; each step runs even if an earlier one fails (e.g. the cluster is gone)."""
+        if self._owner is not None:
             with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
-        self._spawned, self._slots, self._progress = [], [], None
+                if self._shared:
+                    ray.get(self._owner.detach.remote(self._run_id), timeout=OWNER_TIMEOUT_S)
+                else:
+                    ray.get(self._owner.down.remote(), timeout=OWNER_TIMEOUT_S)
+            if not self._shared:
+                with contextlib.suppress(Exception):
+                    ray.kill(self._owner, no_restart=True)
+        if self._sink is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(self._sink, no_restart=True)
+        self._owner = self._sink = None
         if self._started_ray:
             with contextlib.suppress(Exception):
                 ray.shutdown()
@@ -325,68 +384,3 @@ class RayRunner:
                 reap(self._own_temp_dir)
             shutil.rmtree(self._own_temp_dir, ignore_errors=True)
             self._own_temp_dir = None
-
-    def _collect(self, ref: Any, flight: _InFlight, queue: WorkQueue, events: RunEvents) -> list[_Slot]:
-        """Record a finished job; returns the capacity freed by it (the slot, a replacement actor's whole
-        capacity if this actor died, or nothing for the second job of an actor already replaced).
-
-        A dead actor or lost object is a system failure: the job is resubmitted up to `max_attempts`.
-        Any other Ray error is this job's failure. Either way the job gets its final ledger row."""
-        try:
-            outcome: JobOutcome = ray.get(ref)
-        except (
-            ray.exceptions.RayActorError,
-            ray.exceptions.ActorUnavailableError,
-            ray.exceptions.ObjectLostError,
-        ) as exc:
-            freed: list[_Slot] = []
-            if flight.slot in self._slots:  # the first of its jobs to report the death replaces it
-                ray.kill(flight.slot.actor, no_restart=True)
-                self._slots.remove(flight.slot)
-                replacement = self._spawn()
-                self._slots.append(replacement)
-                freed = [replacement]  # one job until it has answered `where` (next batch)
-            error = f"{type(exc).__name__}: {str(exc)[:500]}"
-            if flight.attempt < self._engine.max_attempts:
-                queue.push_front(flight.job)
-                message = f"worker died (will retry): {error}"
-                events.job_finished(
-                    flight.job, self._outcome(flight, OutcomeStatus.RETRIED, message), flight.attempt
-                )
-                return freed
-            outcome = self._outcome(
-                flight, OutcomeStatus.FAILED, f"worker died {flight.attempt} times; last: {error}"
-            )
-            self._finished(flight, outcome, queue, events)
-            return freed
-        except ray.exceptions.RayError as exc:
-            outcome = self._outcome(flight, OutcomeStatus.FAILED, f"{type(exc).__name__}: {str(exc)[:2000]}")
-        self._finished(flight, outcome, queue, events)
-        return [flight.slot]
-
-    def _finished(self, flight: _InFlight, outcome: JobOutcome, queue: WorkQueue, events: RunEvents) -> None:
-        """A job's final outcome: recorded, its attempt count forgotten, its dependent shots released."""
-        self._attempts.pop(flight.job.job_id, None)
-        events.job_finished(flight.job, outcome, flight.attempt)
-        release_dependents(queue, flight.job, outcome, events, flight.slot.name)
-
-    @staticmethod
-    def _outcome(flight: _InFlight, status: OutcomeStatus, error: str) -> JobOutcome:
-        return JobOutcome(job_id=flight.job.job_id, status=status, worker=flight.slot.name, error=error)
-
-    def _drain(self, by_id: dict[str, RenderJob], events: RunEvents) -> None:
-        if self._progress is None:
-            return
-        while True:
-            try:
-                job_id, attempt, event = self._progress.get_nowait()
-            except Empty:
-                return
-            except ray.exceptions.RayError:  # the queue died with its node: outcomes still come back
-                return
-            if job_id not in by_id:
-                continue
-            if isinstance(event, StepEvent):
-                events.job_stepped(by_id[job_id], event, attempt)
-            else:
-                events.chunk_finished(by_id[job_id], event, attempt)

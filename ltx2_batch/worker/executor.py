@@ -21,7 +21,10 @@ job's future completes when the store has confirmed them. A chained job's chunks
 back to it as they are stored.
 
 Steps: with `on_step`, a backend that reports its denoising steps (StepReportingBackend) sends them, thinned
-by a StepThrottle (step_progress.py), for every window of the job, chunks included.
+by a StepThrottle (step_progress.py), for every window of the job, chunks included. With `should_stop`, the
+same listener is the cancel point: asked at every step boundary (not thinned), a stop raises
+JobCancelledError inside the denoising loop, so a shared worker drops one launch's render within a step and
+stays warm for the others (a chained job also stops between chunks).
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ class JobExecutor:
         self._warm_key = key
         out.files.remove_partials(job)
         try:
-            with self._step_reports(job, on_step):  # the denoise runs here; a deferred decode has no steps
+            # the denoise runs here (a deferred decode has no steps); a stop is honoured at each step
+            with self._step_reports(job, on_step, should_stop):
                 self._backend.check(job, one_window=job.mode is not RenderMode.CHAINED)  # before loading
                 load_s = self._load(job)
                 render_job = self._with_previous_shot(job, out) if job.after else job
@@ -191,11 +195,25 @@ class JobExecutor:
             return completed(encode())
         return self._queue.submit(encode)
 
-    def _step_reports(self, job: RenderJob, on_step: StepCallback | None) -> AbstractContextManager[Any]:
-        """Where the backend's step events for `job` go while it renders (nowhere without a callback)."""
-        if on_step is None or not isinstance(self._backend, StepReportingBackend):
+    def _step_reports(
+        self, job: RenderJob, on_step: StepCallback | None, should_stop: StopCheck | None
+    ) -> AbstractContextManager[Any]:
+        """Where the backend's step events for `job` go while it renders (thinned: StepThrottle), and the
+        cancel point: `should_stop` is asked at every step boundary, and a stop raises JobCancelledError from
+        inside the denoising loop (the render ends there; the job is reported cancelled)."""
+        if (on_step is None and should_stop is None) or not isinstance(self._backend, StepReportingBackend):
             return contextlib.nullcontext()
-        return self._backend.reporting_steps(StepThrottle(lambda event: on_step(job, event)))
+        send = StepThrottle(lambda event: on_step(job, event)) if on_step is not None else None
+
+        def listener(event: StepEvent) -> None:
+            if should_stop is not None and should_stop():
+                raise JobCancelledError(
+                    f"cancelled at step {event.done}/{event.steps} of stage {event.stage}/{event.stages}"
+                )
+            if send is not None:
+                send(event)
+
+        return self._backend.reporting_steps(listener)
 
     def _outcome_factory(self, job: RenderJob, started: float) -> Callable[..., JobOutcome]:
         """Builds this attempt's outcome: identity and total time filled in, file facts from WrittenFiles."""

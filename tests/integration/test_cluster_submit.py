@@ -46,6 +46,7 @@ def test_ray_job_submit_renders_into_the_ledger(ray_cluster: RayCluster, tmp_pat
             "--runtime-env-json", json.dumps({"env_vars": env_vars}), "--",
             sys.executable, "-m", "ltx2_batch", "manifest=clips.yaml", "model=fake", "engine=ray",
             "engine.num_workers=1", "engine.gpus_per_worker=0", f"output.root={out}",
+            "verbose=true",  # Ray's own start-up lines, which say whether it joined or started a Ray
         ],
         capture_output=True, text=True, timeout=600, env=ray_cluster.env, check=False,
     )  # fmt: skip

@@ -142,3 +142,36 @@ def test_every_window_of_every_job_reaches_the_progress(
     assert run(app_factory(f"manifest={manifest}"), REPO_ROOT) == 0
     ends = [(name, e.stage, e.steps) for name, e in seen if e.stage_finished]
     assert ends == [("cat", 1, 8), ("cat", 2, 3), *[("long_walk", 1, 8), ("long_walk", 2, 3)] * 2]
+
+
+@pytest.mark.parametrize("kind", [PipelineKind.DISTILLED, PipelineKind.HQ], ids=["euler", "res2s"])
+def test_a_stop_at_a_step_cancels_the_render_and_leaves_the_backend_as_it_was(
+    backend: RenderBackend, tmp_path: Path, kind: PipelineKind
+) -> None:
+    """The executor's cancel point: a stop seen at a step boundary raises JobCancelledError inside the
+    official loop; the job is reported cancelled with nothing written, and the same warm backend then renders
+    the job bit-identically to a render never interrupted (no listener, stage or model state left over)."""
+    from ltx2_batch.core.outcome import OutcomeStatus, WorkerIdentity
+    from ltx2_batch.media.probe import VideoCount
+    from ltx2_batch.storage.layout import OutputLayout
+    from ltx2_batch.worker.executor import JobExecutor, RunOutput
+    from ltx2_batch.worker.job_files import JobFiles
+
+    job = tiny_job(pipeline=kind, seed=11)
+    plain = backend.render(RenderRequest(job=job))
+    seen: list[StepEvent] = []
+    files = JobFiles(OutputLayout(tmp_path), {}, video_crf=18, thumbnail_width=32, count=VideoCount.packets)
+    executor = JobExecutor(backend, WorkerIdentity("w", "here"))
+    outcome = executor.execute(
+        job,
+        RunOutput(files),
+        should_stop=lambda: bool(seen),  # from the step after the first one sent
+        on_step=lambda _job, step: seen.append(step),
+    )
+    executor.shutdown()  # the module's backend stays open
+    assert outcome.status is OutcomeStatus.CANCELLED
+    assert outcome.error is not None and outcome.error.startswith("cancelled at step 1/")
+    assert not list(tmp_path.rglob("*.mp4"))
+    again = backend.render(RenderRequest(job=job))
+    assert np.array_equal(plain.frames, again.frames)
+    assert torch.equal(plain.final_latent, again.final_latent)

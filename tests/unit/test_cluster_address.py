@@ -10,7 +10,7 @@ import pytest
 from ltx2_batch.config import EngineConfig, EngineKind
 from ltx2_batch.errors import ConfigError
 from ltx2_batch.run.checks import check_engine
-from ltx2_batch.runners.cluster import AddressKind, cluster_address, unreachable
+from ltx2_batch.runners.cluster import AddressKind, cluster_address, ray_reason, unreachable
 
 
 def test_engine_address_wins_over_the_environment() -> None:
@@ -60,3 +60,25 @@ def test_check_engine_probes_only_for_engine_ray(monkeypatch: pytest.MonkeyPatch
     check_engine(EngineConfig(kind=EngineKind.local))  # a local run ignores RAY_ADDRESS
     with pytest.raises(ConfigError, match=r"invalid engine config:\n  cannot reach the Ray cluster"):
         check_engine(EngineConfig(kind=EngineKind.ray))
+
+
+def test_ray_reason_keeps_what_a_ray_client_server_said_after_its_header() -> None:
+    """Ray Client's `ConnectionAbortedError(f"Initialization failure from server:\\n{response.msg}")`
+    (ray/util/client/worker.py) carries the server's traceback: its first line alone ends in a colon."""
+    message = (
+        "Initialization failure from server:\n"
+        "Traceback (most recent call last):\n"
+        '  File "/ray/util/client/server/proxier.py", line 680, in Datapath\n'
+        "    raise RuntimeError(\n"
+        "RuntimeError: Starting Ray client server failed. See ray_client_server_23000.err for details.\n"
+    )
+    assert ray_reason(message) == (
+        "Initialization failure from server; RuntimeError: Starting Ray client server failed. See "
+        "ray_client_server_23000.err for details."
+    )
+    mismatch = "Version mismatch: The cluster was started with:\n    Ray: 2.9.0\n    Python: 3.10.4\n"
+    assert (
+        ray_reason(mismatch) == "Version mismatch: The cluster was started with; Ray: 2.9.0; Python: 3.10.4"
+    )
+    assert ray_reason("ray client connection timeout") == "ray client connection timeout"
+    assert ray_reason("\n\n") == "no reason given"

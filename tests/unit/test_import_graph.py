@@ -206,3 +206,81 @@ def test_the_heavy_import_rule_finds_planted_imports() -> None:
     assert _heavy_imports(through_a_leaf, "ltx2_batch.manifest.load") == ["torch"]
     through_the_package = {**graph, "ltx2_batch": graph["ltx2_batch"] | {"ray"}}
     assert _heavy_imports(through_the_package, "ltx2_batch.manifest.vocabulary") == ["ray"]
+
+
+# engine=ray: the driver plans, records and dispatches; the render workers import torch and the LTX packages.
+# Importing the driver's modules loads none of them, and the only functions of those modules (and of what they
+# import) that import one are these, each run by a render worker only (or by the local engine's own checks).
+RAY_DRIVER = (
+    "ltx2_batch.cli",
+    "ltx2_batch.run.session",
+    "ltx2_batch.runners.ray",
+    "ltx2_batch.run.pool_command",
+)
+MODEL_RUNTIME = frozenset({"torch", "torchaudio", "torchao", "transformers", "ltx_core", "ltx_pipelines"})
+WORKER_ONLY = {
+    ("ltx2_batch.backends.device", "choose_device_policy"): "a worker choosing its device (local: the check)",
+    ("ltx2_batch.backends.device", "device_free_bytes"): "a worker sizing its memory plan",
+    ("ltx2_batch.backends.factory", "adapter"): "a worker building its backend",
+    ("ltx2_batch.backends.quantize", "_fp8_scaled_problem"): "a worker checking its device for fp8 matmuls",
+    ("ltx2_batch.backends.quantize", "linear_layers"): "a worker quantizing its transformer",
+    ("ltx2_batch.backends.quantize", "quantize_fp8_scaled"): "a worker quantizing its transformer",
+    ("ltx2_batch.chaining.state", "save_chunk_state"): "a worker storing a chained job's resume state",
+}  # fmt: skip
+
+
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _imports_by_place(path: Path, known: set[str]) -> tuple[set[str], list[tuple[str, set[str]]]]:
+    """What importing `path` runs (module level, class bodies included, TYPE_CHECKING left out), and each
+    import inside a function, with the outermost function it is in."""
+    at_import: set[str] = set()
+    in_functions: list[tuple[str, set[str]]] = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _type_checking(child):
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                found = _imported(child, known)
+                if function is None:
+                    at_import.update(found)
+                else:
+                    in_functions.append((function, found))
+            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else None
+            visit(child, function or inner or ("<lambda>" if isinstance(child, ast.Lambda) else None))
+
+    visit(ast.parse(path.read_text(), filename=str(path)), None)
+    return at_import, in_functions
+
+
+def _imported(node: ast.Import | ast.ImportFrom, known: set[str]) -> set[str]:
+    names: set[str] = set()
+    if isinstance(node, ast.Import):
+        names.update(alias.name for alias in node.names)
+    elif node.module and node.level == 0:
+        names.add(node.module)
+        names.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known)
+    return {name if name in known else name.split(".")[0] for name in names}
+
+
+def test_the_ray_driver_imports_no_model_runtime_and_only_worker_functions_would() -> None:
+    modules = _modules()
+    known = set(modules)
+    places = {name: _imports_by_place(path, known) for name, path in modules.items()}
+    at_import = {name: place[0] for name, place in places.items()}
+    loaded = set().union(*(_reached(at_import, root) | {root} for root in RAY_DRIVER))
+    assert not loaded & MODEL_RUNTIME, sorted(loaded & MODEL_RUNTIME)
+    lazy = {
+        (module, function)
+        for module in sorted(loaded & known)
+        for function, imported in places[module][1]
+        if set().union(*(_reached(at_import, name) | {name} for name in imported)) & MODEL_RUNTIME
+    }
+    assert lazy == set(WORKER_ONLY), sorted(lazy ^ set(WORKER_ONLY))

@@ -83,3 +83,21 @@ def test_a_terminal_draws_a_step_bar_under_the_job_and_plain_lines_draw_none() -
         "[0/1] start     walk on local-0",
         "[1/1] done      walk (1.0s) ETA 0.0s",
     ]
+
+
+def test_streamed_batches_add_their_jobs_and_only_the_last_job_ends_a_live_display() -> None:
+    term = _Terminal()
+    progress = Progress(0, stream=term, more=True)
+    progress.add_jobs(1, more=True)
+    progress.job_started("a", "ray-0", 1)
+    progress.job_finished("a", "done", 1.0)
+    assert progress._view is not None  # 1 of 1 done, but another batch may come
+    progress.add_jobs(1, more=False)
+    progress.job_started("b", "ray-0", 1)
+    progress.job_finished("b", "done", 1.0)
+    assert progress._view is None  # the last job of the last batch
+    out = io.StringIO()
+    lines = Progress(0, stream=out, more=True)
+    lines.add_jobs(2, more=True)
+    lines.job_started("c", "ray-1", 1)
+    assert out.getvalue() == "[0/2] start     c on ray-1\n"

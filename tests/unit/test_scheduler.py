@@ -114,3 +114,17 @@ def test_fields_a_distilled_pipeline_ignores_do_not_change_its_id() -> None:
     assert compute_job_id(same, "model-x") == distilled.job_id
     guided = make_job(1, PipelineKind.TI2VID)
     assert compute_job_id(dataclasses.replace(guided, num_inference_steps=30), "model-x") != guided.job_id
+
+
+def test_a_queue_extended_batch_by_batch_keeps_a_shot_behind_its_unfinished_predecessor() -> None:
+    first, second, third = make_job(1), make_job(2), make_job(3)
+    follows = dataclasses.replace(make_job(4), after=first.job_id)  # in the next batch
+    queue = WorkQueue([first, second])
+    assert queue.take() is first  # in flight: not finished
+    queue.extend([follows, third])
+    assert (queue.runnable, queue.parked) == (2, 1)
+    assert queue.finished(first.job_id, ok=True) == []
+    assert queue.runnable == 3 and queue.parked == 0
+    done_before = dataclasses.replace(make_job(5), after="finished-in-an-earlier-run")
+    queue.extend([done_before])
+    assert queue.runnable == 4  # its predecessor is not in this queue: done before
