@@ -41,24 +41,26 @@ def replacing_images(
     run: RecipeRun, images: list[ImageConditioningInput], shape: VideoPixelShape, video_encoder: Any
 ) -> list[Any]:
     """Each image's latent replaces the latent at its frame (combined_image_conditionings)."""
-    return list(
-        combined_image_conditionings(
-            images=images,
-            height=shape.height,
-            width=shape.width,
-            video_encoder=video_encoder,
-            dtype=run.dtype,
-            device=run.device,
-        )
-    )
+    return _encoded(combined_image_conditionings, run, images, shape, video_encoder)
 
 
 def guiding_images(
     run: RecipeRun, images: list[ImageConditioningInput], shape: VideoPixelShape, video_encoder: Any
 ) -> list[Any]:
     """Each image's latent is added as a guiding latent at its frame (keyframe interpolation)."""
+    return _encoded(image_conditionings_by_adding_guiding_latent, run, images, shape, video_encoder)
+
+
+def _encoded(
+    conditionings: Any,
+    run: RecipeRun,
+    images: list[ImageConditioningInput],
+    shape: VideoPixelShape,
+    video_encoder: Any,
+) -> list[Any]:
+    """The official helper's conditionings for `images`, at the clip's size, dtype and device."""
     return list(
-        image_conditionings_by_adding_guiding_latent(
+        conditionings(
             images=images,
             height=shape.height,
             width=shape.width,
