@@ -118,7 +118,9 @@ class RenderBackend(Protocol):
 class PendingDecode(Protocol):
     """A denoised job whose decode has not run yet: `decode()` runs it (once) and returns the result."""
 
-    def decode(self) -> RenderResult: ...
+    def decode(self) -> RenderResult:
+        """Implementers decode once and return what `render` would have returned for the same request."""
+        ...
 
 
 @runtime_checkable
@@ -131,7 +133,9 @@ class OverlappedDecodeBackend(RenderBackend, Protocol):
         """Whether `job` may decode beside the next denoise (memory policy, device; read after prepare)."""
         ...
 
-    def denoise(self, request: RenderRequest) -> PendingDecode: ...
+    def denoise(self, request: RenderRequest) -> PendingDecode:
+        """Implementers run everything of `render` up to the decode, and hand the decode back to run later."""
+        ...
 
 
 @runtime_checkable
@@ -139,4 +143,6 @@ class StepReportingBackend(RenderBackend, Protocol):
     """A backend that reports its denoising steps: every render (or denoise) inside `reporting_steps` tells
     `listener` how far its stages are, from inside the official loop, without changing what it computes."""
 
-    def reporting_steps(self, listener: StepListener) -> AbstractContextManager[None]: ...
+    def reporting_steps(self, listener: StepListener) -> AbstractContextManager[None]:
+        """Implementers tell `listener` the steps of every render inside the block, and only inside it."""
+        ...

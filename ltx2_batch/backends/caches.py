@@ -54,6 +54,7 @@ class ModelCache:
             self.free_device_memory()
 
     def names(self) -> frozenset[str]:
+        """The names held now (the backend reads from them whether a transformer set is resident)."""
         return frozenset(self._modules)
 
     def require(self, wanted: dict[str, Callable[[], Any]]) -> float:
@@ -90,6 +91,7 @@ class ModelCache:
         return module
 
     def resident_bytes(self) -> int:
+        """Bytes of parameters held, on the device or parked: what the backend reports about its memory."""
         total = 0
         for module in self._modules.values():
             params = getattr(module, "parameters", None)
@@ -107,6 +109,7 @@ class ModelCache:
             self.free_device_memory()
 
     def free_device_memory(self) -> None:
+        """Collect garbage and hand the device's cached blocks back: freed modules make room for the next."""
         import torch
 
         gc.collect()
@@ -117,6 +120,7 @@ class ModelCache:
             torch.mps.empty_cache()
 
     def clear(self) -> None:
+        """Drop every module, `keep_always` ones too, and free their device memory (the backend closes)."""
         self._modules.clear()
         self.free_device_memory()
 
@@ -147,6 +151,7 @@ class PromptCache:
         self.misses = 0
 
     def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The encoding under `key`; on a miss `make()` builds it, kept (LRU) unless capacity is 0."""
         if key in self._items:
             self.hits += 1
             self._items.move_to_end(key)
@@ -163,4 +168,5 @@ class PromptCache:
         return len(self._items)
 
     def clear(self) -> None:
+        """Forget every encoding: they must not outlive the text encoder that made them."""
         self._items.clear()

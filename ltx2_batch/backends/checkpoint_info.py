@@ -27,6 +27,8 @@ LENGTH_BYTES = 8  # a safetensors file opens with its header length, a little-en
 
 @dataclass(frozen=True)
 class CheckpointInfo:
+    """What one checkpoint's header says about it; a trait the header lacks reads False."""
+
     path: str
     family: ModelFamily
     model_version: str  # "" when the metadata has none (LTX-2 checkpoints may not carry one)
@@ -38,6 +40,7 @@ class CheckpointInfo:
 
     @property
     def has_2_3_format(self) -> bool:
+        """All three LTX-2.3 transformer and text-encoder traits are present."""
         return self.gated_attention and self.cross_attention_adaln and self.caption_projection_in_text_encoder
 
 

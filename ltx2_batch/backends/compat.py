@@ -39,7 +39,10 @@ _GEMMA_TOP_LEVEL_KEYS = (
 
 def _fail_stub(message: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        """Replace the stubbed extension's function with one that raises `message` when called."""
+
         def wrapped(*_args: object, **_kwargs: object) -> None:
+            """Raise: the compiled torchaudio extension this would need is not there."""
             raise RuntimeError(f"{func.__name__}: {message}")
 
         return wrapped
@@ -90,6 +93,7 @@ def _cpu_fork_rng(real: Callable[..., Any]) -> Callable[..., Any]:
 
     # torch's own signature: callers pass devices=..., dropped on purpose
     def fork_rng(devices: object = None, *args: object, **kwargs: object) -> Any:  # noqa: ARG001 - see above
+        """torch's `fork_rng` with the devices dropped: only the CPU generator is forked."""
         return real([], *args, **kwargs)
 
     fork_rng._ltx2_batch_cpu_shim = True  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ class DevicePolicy:
 
     @property
     def kind(self) -> str:
+        """The device type without its index ("cuda" for "cuda:1"): what the dtype and memory rules go by."""
         return self.device.split(":")[0]
 
 

@@ -67,14 +67,17 @@ class FakeBackend:
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> FakeBackend:
+        """The fake model for `cfg`'s family (its sample rate and window); the rest of `cfg` is ignored."""
         return cls(family=cfg.family)
 
     @property
     def temporal_scale(self) -> int:
+        """8 pixel frames per latent frame, as the LTX-2 VAE."""
         return TEMPORAL_SCALE
 
     @property
     def audio_latents_per_second(self) -> float:
+        """25 audio latent frames per second, as ltx-core's audio latent grid."""
         return AUDIO_LATENTS_PER_SECOND
 
     def prepare(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> float:
@@ -99,6 +102,7 @@ class FakeBackend:
 
     @contextlib.contextmanager
     def reporting_steps(self, listener: StepListener) -> Iterator[None]:
+        """Report the fake denoising steps of every render inside the block to `listener`."""
         previous, self._listener = self._listener, listener
         try:
             yield
@@ -147,6 +151,7 @@ class FakeBackend:
             steps.end()
 
     def close(self) -> None:
+        """Forget the warm pipeline: the next `prepare` counts as a build."""
         self._warm = None
 
 

@@ -35,6 +35,8 @@ HEADROOM = 0.92  # fraction of free memory we plan to use (allocator fragmentati
 
 
 class MemoryPolicy(str, Enum):
+    """The rungs of the memory ladder (module docstring), cheapest first."""
+
     resident = "resident"
     offload_text_encoder = "offload_text_encoder"
     tiled_decode = "tiled_decode"
@@ -56,6 +58,8 @@ class ModelFootprint:
 
 @dataclass(frozen=True)
 class MemoryPlan:
+    """The rung chosen for one device and model set, with the figures and the reason it was chosen."""
+
     policy: MemoryPolicy
     free_bytes: int | None  # None: host memory (CPU/MPS), no policy needed
     planned_peak_bytes: int
@@ -65,19 +69,23 @@ class MemoryPlan:
 
     @property
     def offload_text_encoder(self) -> bool:
+        """The text encoder goes to the CPU after encoding (every rung between resident and offload_all)."""
         return self.policy is not MemoryPolicy.resident and self.policy is not MemoryPolicy.offload_all
 
     @property
     def tile_decode(self) -> bool:
+        """The VAE decodes in tiles (tiled_decode and every rung above it)."""
         tiled = (MemoryPolicy.tiled_decode, MemoryPolicy.fp8_transformer, MemoryPolicy.offload_all)
         return self.policy in tiled
 
     @property
     def fp8_transformer(self) -> bool:
+        """The transformer is to be loaded in fp8 to fit."""
         return self.policy is MemoryPolicy.fp8_transformer
 
     @property
     def offload_all(self) -> bool:
+        """Every big module is parked on the CPU while idle."""
         return self.policy is MemoryPolicy.offload_all
 
     def as_info(self) -> dict[str, object]:
@@ -94,6 +102,7 @@ class MemoryPlan:
 
 
 def decode_peak_bytes(width: int, height: int, frames: int) -> int:
+    """The untiled VAE decode's peak for one output size, from the bytes per pixel-frame measured in bf16."""
     return DECODE_BYTES_PER_PIXEL_FRAME * width * height * frames
 
 

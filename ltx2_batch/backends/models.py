@@ -65,6 +65,7 @@ class ModelFiles:
 
     @property
     def missing(self) -> tuple[str, ...]:
+        """The required roles (ROLES) with no file; optional upsamplers outside ROLES are never listed."""
         return tuple(role for role in ROLES if getattr(self, role) is None)
 
     def path_of(self, role: str) -> Path:
@@ -288,6 +289,7 @@ def _discover(
     shown = _display(root)
 
     def source_of(role: str, rel: str) -> tuple[str, str, str, str]:
+        """`role`'s origin for the missing-weights message: (role, repo or builder, file name, folder)."""
         if source == "tiny":  # built, not downloaded: the command is the family's builder
             builder = "tiny" if family is ModelFamily.ltx2 else f"tiny:{embedded_builder(family).__name__}"
             return (role, builder, "", str(root))

@@ -69,6 +69,7 @@ class TransformerPrep:
 
     @property
     def quantizes(self) -> bool:
+        """This prep quantizes to fp8_scaled itself (fp8_cast happens in the loader instead)."""
         return self.quantization is Quantization.fp8_scaled
 
     def as_info(self, fp8_cast: bool) -> dict[str, str]:

@@ -121,6 +121,8 @@ PARAM_COUNTS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class ComponentSize:
+    """Parameter and buffer counts of one full-size component, built on the meta device."""
+
     name: str
     params: int
     buffers: int
@@ -220,10 +222,12 @@ class RandomStateDictLoader:
         self._files = SafetensorsModelStateDictLoader()
 
     def metadata(self, path: str) -> dict[str, Any]:
+        """The file's safetensors metadata: for a placeholder, the official config it carries."""
         meta: dict[str, Any] = self._files.metadata(path)
         return meta
 
     def load(self, path: str | list[str], sd_ops: Any = None, device: Any = None) -> Any:
+        """Seeded random tensors on `device` for each key of the meta model; a real file (a LoRA) is read."""
         import torch
         from ltx_core.loader.primitives import StateDict
 

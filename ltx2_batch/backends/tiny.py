@@ -107,6 +107,8 @@ TRANSFORMER_CONFIG: dict[str, Any] = _TRANSFORMER  # what the LTX-2.3 tiny set e
 
 @dataclass(frozen=True)
 class TinyBuildReport:
+    """What `ensure_tiny_models` did: where the set is, how long the build took, and each file's size."""
+
     root: Path
     seconds: float
     built: bool  # False when the set was already there

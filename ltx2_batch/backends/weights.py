@@ -134,6 +134,7 @@ class _FileWeights:
     policy sizes them by their bytes."""
 
     def loading(self, builder: T, dtype: object) -> T:  # noqa: ARG002 - the WeightsSource signature; files load as stored
+        """Files load as stored: the builder is returned unchanged."""
         return builder
 
     def sizes(
@@ -144,6 +145,7 @@ class _FileWeights:
         quantized: bool,  # noqa: ARG002 - the WeightsSource signature; the files say whether they are fp8
         fp8_ok: bool,
     ) -> WeightSizes:
+        """The files' bytes (see `_file_sizes`); the fp8 size is an estimate unless the checkpoint is fp8."""
         return _file_sizes(files, n_transformers, fp8_ok)
 
 
@@ -156,6 +158,8 @@ class CheckpointWeights(_FileWeights):
     kind: str = "checkpoint"
 
     def fingerprint(self) -> str:
+        """Hash of each role's file names, sizes and safetensors headers. Refuses, on the driver, a missing
+        checkpoint or Gemma, a cut download, or a checkpoint of another family."""
         files = discover_model_files(self.cfg, self.project_root, allow_fp8=self.cfg.allow_fp8)
         files.require(("checkpoint", "gemma_root"))
         _refuse_truncated(files)  # a cut download is named here, on the driver, before any job
@@ -175,6 +179,7 @@ class CheckpointWeights(_FileWeights):
         return digest.hexdigest()[:16]
 
     def resolve(self, allow_fp8: bool) -> ModelFiles:
+        """The discovered files; MissingWeightsError when the checkpoint or Gemma is absent."""
         return resolve_model_files(
             self.cfg, self.project_root, require=("checkpoint", "gemma_root"), allow_fp8=allow_fp8
         )
@@ -196,9 +201,12 @@ class TinyWeights(_FileWeights):
         return embedded_root(self.cfg, self.project_root)
 
     def fingerprint(self) -> str:
+        """The tiny recipe's version and the seed: the set is rebuilt from them, so they are its identity."""
         return _digest({"tiny": embedded_builder(self.cfg.family).TINY_RECIPE_VERSION, "seed": self.cfg.seed})
 
     def resolve(self, allow_fp8: bool) -> ModelFiles:
+        """The tiny set's files (built first if absent). A role left at its real-weights default name maps to
+        the set's own file; the preset's checkpoint kind wins over the file name."""
         builder = embedded_builder(self.cfg.family)
         builder.ensure_tiny_models(self.root, seed=self.cfg.seed)
         names, defaults = model_names(self.cfg), model_names(ModelConfig())
@@ -233,6 +241,8 @@ class RandomWeights:
     kind: str = "random"
 
     def fingerprint(self) -> str:
+        """The configuration's name, the seed and the recipe version (plus the quantization where it changes
+        the weights): what decides every generated tensor."""
         from ltx2_batch.backends.random_weights import RANDOM_RECIPE_VERSION  # torch-free constants
 
         recipe: dict[str, object] = {
@@ -287,6 +297,7 @@ class RandomWeights:
         return random_weights
 
     def loading(self, builder: T, dtype: object) -> T:
+        """The builder with a seeded random loader swapped in for the placeholder files."""
         from ltx2_batch.backends import random_weights as rw
 
         loading: T = rw.install_random_loaders(builder, self.cfg.seed, dtype)
@@ -300,6 +311,7 @@ class RandomWeights:
         quantized: bool,
         fp8_ok: bool,
     ) -> WeightSizes:
+        """Sizes from the full-size configurations' parameter counts: there are no files to measure."""
         counts = self._configs().footprint_params(n_transformers)
         return WeightSizes(
             transformer=counts["transformer"] * (1 if quantized else elem),

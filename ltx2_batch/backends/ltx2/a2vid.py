@@ -43,22 +43,29 @@ from ltx2_batch.errors import FatalBackendError
 
 
 class A2vid:
+    """The a2vid `Recipe`: the driving audio encoded once and frozen, the video denoised in two stages."""
+
     kind = PipelineKind.A2VID
     inputs = frozenset({"audio_conditioning"})
 
     def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:
+        """The user's LoRAs in stage 1; stage 2 adds the distilled LoRA at the official default strength."""
         user = user_loras(self.kind, loras)
         return StageLoras(user, (*user, distilled_lora(files, DEFAULT_LORA_STRENGTH)))
 
     def check(self, job: RenderJob) -> None:
+        """Two-stage x2 only, and the driving audio file must be given."""
         require_x2_two_stage(job)
         if job.audio_conditioning is None:
             raise FatalBackendError("audio_conditioning is what pipeline a2vid needs")
 
     def stage_count(self, job: RenderJob) -> int:
+        """Two stages whenever the job upscales spatially (which `check` requires)."""
         return two_stage_count(job)
 
     def denoise(self, run: RecipeRun, handoff: LatentHandoff | None) -> Denoised:
+        """Stage 1 guided on the video with the audio frozen, then the shared refinement (audio still frozen)
+        and the temporal upsampling; the clip's sound is the input audio as read."""
         refuse_handoff(self.kind, handoff)
         job = run.job
         images = image_inputs(run)

@@ -161,6 +161,7 @@ class Ltx2Backend:
 
     # ------------------------------------------------------------------------------------------ loading
     def prepare(self, pipeline: PipelineKind, loras: tuple[LoraSpec, ...]) -> float:
+        """Build what the job's recipe needs (shared models, each stage's transformer) per the memory plan."""
         return self._prepare(self._resolve(pipeline, loras), (pipeline, loras))
 
     def _prepare(self, plan: RecipePlan, key: tuple[PipelineKind, tuple[LoraSpec, ...]]) -> float:
@@ -190,6 +191,7 @@ class Ltx2Backend:
 
     def _transformer_builder(self, loras: Loras) -> Callable[[], Any]:
         def build() -> Any:
+            """The transformer with `loras` fused, in the backend's dtype, quantized or compiled."""
             model = self.weights.loading(self._ledger.with_loras(loras), self.dtype).transformer()
             # ltx-core's LoRA fusion (DummyRegistry path) leaves weights no LoRA touches in the checkpoint's
             # dtype (bf16) whatever dtype was asked for; casting them is exact, as in the no-LoRA path.
@@ -204,6 +206,7 @@ class Ltx2Backend:
         return self.cache.get(transformer_name(loras))
 
     def video_encoder(self) -> Any:
+        """The video VAE encoder `prepare` loaded (images and latents to condition on)."""
         return self.cache.get("video_encoder")
 
     def audio_encoder(self) -> Any:
@@ -217,6 +220,7 @@ class Ltx2Backend:
         return self._extra_upsampler("spatial_upsampler_x1_5", self.files.spatial_upsampler_x1_5)
 
     def temporal_upsampler(self) -> Any:
+        """The x2 temporal upsampler, built on first use (MissingWeightsError when the set has none)."""
         if self.files.temporal_upsampler is None:
             self.files.require(("temporal_upsampler",))
         return self._extra_upsampler("temporal_upsampler", self.files.temporal_upsampler)
@@ -275,6 +279,7 @@ class Ltx2Backend:
 
     # ------------------------------------------------------------------------------------------ rendering
     def render(self, request: RenderRequest) -> RenderResult:
+        """Denoise and decode one window in line; `total` counts both."""
         t_start = time.perf_counter()
         state = self._denoise_request(request)
         with torch.inference_mode():
@@ -397,6 +402,7 @@ class Ltx2Backend:
                 stream.synchronize()
 
     def close(self) -> None:
+        """Drop every model and prompt encoding; the next `prepare` builds from scratch."""
         self.prompts.clear()  # encodings die with the text encoder that made them
         self.cache.clear()
         self._warm = None

@@ -61,6 +61,7 @@ class Denoised:
 
     @property
     def two_stage(self) -> bool:
+        """The recipe refined at full size (a stage-2 trace is present)."""
         return "stage2" in self.sigmas
 
 
@@ -108,6 +109,7 @@ class Deferred:
         self._denoise_s = denoise_s
 
     def decode(self) -> RenderResult:
+        """Run the decode; a second call raises, since the state is dropped after the first."""
         state, self._state = self._state, None
         if state is None:
             raise RuntimeError("a pending decode runs once")

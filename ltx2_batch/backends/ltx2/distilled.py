@@ -18,11 +18,15 @@ from ltx2_batch.core.jobs import LoraSpec, PipelineKind
 
 
 class Distilled(StagedRecipe):
+    """The distilled `Recipe`: fixed sigmas, unguided, the user's LoRAs in both stages."""
+
     kind: PipelineKind = PipelineKind.DISTILLED
 
     def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:  # noqa: ARG002 - the Recipe signature; no file of the set is a LoRA here
+        """One transformer for both stages, with the user's LoRAs only: the checkpoint is distilled."""
         user = user_loras(self.kind, loras)
         return StageLoras(user, user)
 
     def first_stage(self, run: RecipeRun, contexts: list[Any], transformer: Any) -> Guidance:
+        """The distilled checkpoint's fixed sigmas, unguided (no negative prompt)."""
         return distilled_sigmas(run.device), unguided(contexts[0], transformer)

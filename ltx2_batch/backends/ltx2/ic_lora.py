@@ -25,15 +25,19 @@ from ltx2_batch.errors import FatalBackendError
 
 
 class IcLora(StagedRecipe):
+    """The ic_lora `Recipe`: distilled sigmas with the IC-LoRA in stage 1, conditioned on reference videos."""
+
     kind: PipelineKind = PipelineKind.IC_LORA
 
     def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:  # noqa: ARG002 - the Recipe signature; the IC-LoRA comes with the job
+        """Stage 1 carries the IC-LoRAs, then the plain ones; stage 2 none. No IC-LoRA: the job is refused."""
         ic = official_loras(loras, LoraKind.IC_LORA)
         if not ic:
             raise FatalBackendError("pipeline=ic_lora needs a LoRA of kind ic_lora")
         return StageLoras((*ic, *official_loras(loras, LoraKind.LORA)), ())
 
     def first_stage(self, run: RecipeRun, contexts: list[Any], transformer: Any) -> Guidance:
+        """The distilled sigmas, unguided, as the official class runs stage 1."""
         return distilled_sigmas(run.device), unguided(contexts[0], transformer)
 
     def extra_conditionings(self, run: RecipeRun, shape: VideoPixelShape, video_encoder: Any) -> list[Any]:

@@ -22,9 +22,12 @@ from ltx2_batch.core.jobs import PipelineKind
 
 
 class Keyframe(Ti2vid):
+    """The keyframe `Recipe` on a dev checkpoint: ti2vid with the images as guiding latents."""
+
     kind: PipelineKind = PipelineKind.KEYFRAME
 
     def image_conditionings(
         self, run: RecipeRun, images: list[ImageConditioningInput], shape: VideoPixelShape, video_encoder: Any
     ) -> list[Any]:
+        """The images as guiding latents at their frames (not replacing latents): the video interpolates."""
         return guiding_images(run, images, shape, video_encoder)

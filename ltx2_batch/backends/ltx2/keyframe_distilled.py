@@ -26,9 +26,12 @@ from ltx2_batch.core.jobs import PipelineKind
 
 
 class DistilledKeyframe(Distilled):
+    """The keyframe `Recipe` on a distilled checkpoint: distilled, with the images as guiding latents."""
+
     kind: PipelineKind = PipelineKind.KEYFRAME
 
     def image_conditionings(
         self, run: RecipeRun, images: list[ImageConditioningInput], shape: VideoPixelShape, video_encoder: Any
     ) -> list[Any]:
+        """The images as guiding latents at their frames, as keyframe_interpolation.py conditions them."""
         return guiding_images(run, images, shape, video_encoder)

@@ -23,6 +23,8 @@ DenoisingLoop = Callable[[torch.Tensor, Any, Any, Any], tuple[Any, Any]]
 
 
 class Sampler(str, enum.Enum):
+    """Which official diffusion step and loop a stage runs."""
+
     euler = "euler"  # EulerDiffusionStep + euler_denoising_loop
     res2s = "res2s"  # Res2sDiffusionStep + res2s_audio_video_denoising_loop
 
@@ -39,6 +41,7 @@ def denoising_loop(denoise_fn: Any, sampler: Sampler, steps: StageSteps | None) 
     def official(
         sigmas: torch.Tensor, video_state: Any, audio_state: Any, step: Any, fn: Any
     ) -> tuple[Any, Any]:
+        """The sampler's official loop over `fn`, unchanged; res_2s is told the latent's dtype."""
         common = {"sigmas": sigmas, "video_state": video_state, "audio_state": audio_state, "stepper": step}
         if sampler is Sampler.res2s:
             # res_2s casts its substep latents to the model's dtype: bf16 (its default) is the official
@@ -52,6 +55,7 @@ def denoising_loop(denoise_fn: Any, sampler: Sampler, steps: StageSteps | None) 
         return states
 
     def loop(sigmas: torch.Tensor, video_state: Any, audio_state: Any, step: Any) -> tuple[Any, Any]:
+        """The loop the stage helpers call; with `steps`, the stage is announced and each call reported."""
         if steps is None:
             return official(sigmas, video_state, audio_state, step, denoise_fn)
         steps.begin(len(sigmas) - 1)  # both loops take len(sigmas) - 1 steps
@@ -67,6 +71,7 @@ def _counted(denoise_fn: Any, steps: StageSteps) -> Any:
     arguments, so the latents are bit-identical with and without counting."""
 
     def counted(video_state: Any, audio_state: Any, sigmas: torch.Tensor, step_index: int) -> Any:
+        """Report `step_index`, then call `denoise_fn` with the same arguments."""
         steps.at(step_index)
         return denoise_fn(video_state, audio_state, sigmas, step_index)
 

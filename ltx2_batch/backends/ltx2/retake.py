@@ -35,14 +35,18 @@ AUDIO_SLACK_S = 1.0  # audio that runs on past the clip by up to this much is re
 
 
 class Retake:
+    """The retake `Recipe`: one stage over the source's latents, kept outside the window."""
+
     kind = PipelineKind.RETAKE
     inputs = frozenset({"retake"})
 
     def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:  # noqa: ARG002 - the Recipe signature; no file of the set is a LoRA here
+        """One transformer with the user's LoRAs (a single stage)."""
         user = user_loras(self.kind, loras)
         return StageLoras(user, user)  # one transformer with the user's LoRAs
 
     def check(self, job: RenderJob) -> None:
+        """Needs a retake spec, and refuses upscaling: the one stage runs at the source's size."""
         if job.retake is None:
             raise FatalBackendError("a retake spec is what pipeline retake needs")
         if job.upscale.spatial or job.upscale.temporal:
@@ -51,9 +55,12 @@ class Retake:
             )
 
     def stage_count(self, job: RenderJob) -> int:  # noqa: ARG002 - the Recipe signature; always one stage
+        """Always one stage."""
         return 1
 
     def denoise(self, run: RecipeRun, handoff: LatentHandoff | None) -> Denoised:
+        """Encode the source with its window masks, then one stage: guided over the LTX2 schedule, or the
+        distilled sigmas unguided, as the retake spec says."""
         refuse_handoff(self.kind, handoff)
         job, spec = run.job, run.job.retake
         assert spec is not None  # check() refuses a retake without its spec

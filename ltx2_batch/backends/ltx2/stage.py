@@ -27,9 +27,13 @@ class AudioTrack(Protocol):
     """What a stage does with the audio: its start state (`common` are noise_audio_state's shared
     arguments) and the latent it hands on once the loop has run."""
 
-    def start(self, common: dict[str, Any], noise_scale: Any) -> tuple[Any, Any]: ...
+    def start(self, common: dict[str, Any], noise_scale: Any) -> tuple[Any, Any]:
+        """Implementers return the audio's start state and tools for the loop."""
+        ...
 
-    def finish(self, state: Any, tools: Any) -> torch.Tensor: ...
+    def finish(self, state: Any, tools: Any) -> torch.Tensor:
+        """Implementers return the audio latent the stage hands on, from its state after the loop."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class DenoisedAudio:
     initial: torch.Tensor | None = None
 
     def start(self, common: dict[str, Any], noise_scale: Any) -> tuple[Any, Any]:
+        """The official noised audio state, from noise or from `initial` at the stage's noise scale."""
         state_and_tools: tuple[Any, Any] = noise_audio_state(
             conditionings=list(self.conditionings),
             noise_scale=noise_scale,
@@ -50,6 +55,7 @@ class DenoisedAudio:
         return state_and_tools
 
     def finish(self, state: Any, tools: Any) -> torch.Tensor:
+        """The denoised audio latent, conditioning tokens cleared and unpatchified."""
         return tools.unpatchify(tools.clear_conditioning(state)).latent
 
 
@@ -61,12 +67,14 @@ class FrozenAudio:
     latent: torch.Tensor
 
     def start(self, common: dict[str, Any], noise_scale: Any) -> tuple[Any, Any]:  # noqa: ARG002 - AudioTrack's signature; frozen audio is never noised
+        """`latent` as the state, never noised and masked out of denoising."""
         state, tools = noise_audio_state(
             conditionings=[], noise_scale=0.0, initial_latent=self.latent, **common
         )
         return replace(state, denoise_mask=torch.zeros_like(state.denoise_mask)), tools
 
     def finish(self, state: Any, tools: Any) -> torch.Tensor:  # noqa: ARG002 - AudioTrack's signature
+        """`latent` as given: the loop did not change it."""
         return self.latent
 
 

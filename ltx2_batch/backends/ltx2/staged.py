@@ -46,7 +46,9 @@ class StagedRecipe(abc.ABC):
     sampler: Sampler = Sampler.euler
 
     @abc.abstractmethod
-    def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras: ...
+    def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:
+        """The LoRAs each stage's transformer carries (see `Recipe.stage_loras`)."""
+        ...
 
     @abc.abstractmethod
     def first_stage(self, run: RecipeRun, contexts: list[Any], transformer: Any) -> Guidance:
@@ -67,9 +69,11 @@ class StagedRecipe(abc.ABC):
         """Nothing beyond the shared rules, unless a recipe says otherwise."""
 
     def stage_count(self, job: RenderJob) -> int:
+        """Two stages when the job upscales spatially, else one."""
         return two_stage_count(job)
 
     def denoise(self, run: RecipeRun, handoff: LatentHandoff | None) -> Denoised:
+        """The staged flow (class docstring), conditioned on the images, the recipe's extras, the handoff."""
         job = run.job
         images = image_inputs(run)
         with run.clock("text_encode"):
@@ -93,6 +97,7 @@ class StagedRecipe(abc.ABC):
         if job.upscale.spatial:
 
             def stage2_conditionings(full: VideoPixelShape) -> list[Any]:
+                """Stage 2's conditionings at full size: the images again, and the handoff's final latents."""
                 final = handoff.final if handoff else None
                 return [
                     *self.image_conditionings(run, images, full, encoder),

@@ -23,14 +23,18 @@ from ltx2_batch.core.jobs import LoraSpec, PipelineKind
 
 
 class Ti2vid(StagedRecipe):
+    """The ti2vid `Recipe`: guided stage 1, then (upscale.spatial) the refinement with the distilled LoRA."""
+
     kind: PipelineKind = PipelineKind.TI2VID
     guided: bool = True
 
     def stage_loras(self, loras: tuple[LoraSpec, ...], files: ModelFiles) -> StageLoras:
+        """The user's LoRAs in stage 1; stage 2 adds the distilled LoRA at the official default strength."""
         user = user_loras(self.kind, loras)
         return StageLoras(user, (*user, distilled_lora(files, DEFAULT_LORA_STRENGTH)))
 
     def first_stage(self, run: RecipeRun, contexts: list[Any], transformer: Any) -> Guidance:
+        """Per-step CFG/STG guider factories over the LTX2 schedule, of the job's steps or the family's."""
         steps = run.job.num_inference_steps or run.params.num_inference_steps
         return scheduled_sigmas(steps, run.device), guided_by_factories(
             run.params, run.job, contexts, transformer
