@@ -64,6 +64,7 @@ register_configs()
 
 
 def to_app_config(cfg: DictConfig) -> AppConfig:
+    """The composed config as the typed AppConfig; TypeError if it was composed without the schema."""
     app = OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):  # composed without the schema: a packaging bug, not user error
         raise TypeError(f"config did not compose to AppConfig (got {type(app).__name__})")
@@ -214,6 +215,8 @@ def check_overrides(args: list[str]) -> None:
 
 
 def main() -> None:
+    """The `ltx2-batch` console script: answers --version, turns the `status` and `pool` verbs into their
+    overrides, refuses overrides naming unknown settings, then hands over to Hydra."""
     # Hydra's own --version prints Hydra's version; ours answers first.
     if "--version" in sys.argv[1:]:
         print(f"ltx2-batch {__version__}")

@@ -17,6 +17,8 @@ from ltx2_batch.manifest.limits import DEFAULT_LIMITS as _LIMITS
 
 # Member names are lower case because OmegaConf matches enum values in YAML by member name.
 class ModelSource(str, Enum):
+    """`model.source`: where the weights come from (backends/weights.py)."""
+
     tiny = "tiny"  # embedded default: built locally, cached under <models root>/tiny/
     checkpoint = "checkpoint"  # real Lightricks weights under the models root
     random = "random"  # full-size official configs, random weights built on the device (benchmarks)
@@ -41,6 +43,8 @@ class VerifyMode(str, Enum):
 
 
 class EngineKind(str, Enum):
+    """`engine.kind`: render in this process, or on Ray actors (local or a cluster)."""
+
     local = "local"
     ray = "ray"
 
@@ -111,6 +115,8 @@ class ModelConfig:
 
 @dataclass
 class EngineConfig:
+    """`engine.*`: where workers run, how many, what each may use, and whether they belong to a warm pool."""
+
     kind: EngineKind = EngineKind.local
     num_workers: int | None = None  # None: one per GPU, else 1 CPU worker
     gpus_per_worker: float = 1.0
@@ -131,6 +137,8 @@ class EngineConfig:
 
 @dataclass
 class OutputConfig:
+    """`output.*`: where a run's files go (a folder or a bucket) and how they are encoded and written."""
+
     root: str = "outputs"
     run_name: str | None = None  # default: the manifest's file stem
     video_crf: int = 18
@@ -177,6 +185,8 @@ class ExportConfig:
 
 @dataclass
 class ChainingConfig:
+    """`chaining.*`: how a job longer than one window is cut into overlapping chunks and stitched."""
+
     # Frames of one window (8k+1). null: the model family's window (LTX-2: 121, LTX-2.3: 481); a larger
     # value than the family's window is refused before any model work.
     chunk_frames: int | None = None
@@ -203,6 +213,8 @@ class ChainingConfig:
 
 @dataclass
 class PathsConfig:
+    """`paths.*`: where a manifest's input files may be read from."""
+
     projects_root: str = "projects"  # `/projects/...` and http(s)://host/projects/... map under it
     allowed_roots: list[str] = field(default_factory=list)  # extra roots input files may live under
 
@@ -229,6 +241,8 @@ class LimitsConfig:
 
 @dataclass
 class AppConfig:
+    """The whole composed config: one group per section, plus the run's top-level switches."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

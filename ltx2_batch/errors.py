@@ -25,6 +25,7 @@ class FieldProblem:
     job_name: str | None = None
 
     def render(self) -> str:
+        """The one-line message: source, job (index and name) when there is one, field, what is wrong."""
         where = self.source
         if self.job_index is not None:
             name = f" ({self.job_name!r})" if self.job_name else ""

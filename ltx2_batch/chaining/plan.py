@@ -21,6 +21,8 @@ from ltx2_batch.errors import ConfigError
 
 @dataclass(frozen=True)
 class LatentAlignment:
+    """The requested overlap on the latent grid: latent frames handed on, and the pixel frames they make."""
+
     requested_overlap: int
     temporal_scale: int
     latent_slice_count: int  # latent frames handed to the next chunk
@@ -40,15 +42,19 @@ class ChunkRange:
 
     @property
     def kept_frames(self) -> int:
+        """Frames of this chunk that go into the stitched video."""
         return self.keep_end - self.keep_start
 
     @property
     def output_end(self) -> int:
+        """Where this chunk's kept frames end in the stitched video (exclusive)."""
         return self.output_start + self.kept_frames
 
 
 @dataclass(frozen=True)
 class ChunkPlan:
+    """A chained job's windows, in render order, and the alignment every handoff between them uses."""
+
     total_frames: int
     chunk_frames: int
     alignment: LatentAlignment
@@ -56,6 +62,7 @@ class ChunkPlan:
 
     @property
     def chunk_count(self) -> int:
+        """How many windows the job renders."""
         return len(self.chunks)
 
 

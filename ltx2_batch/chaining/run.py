@@ -131,6 +131,7 @@ class _Stitch:
         processes, which encode them meanwhile), then `store` its resume state."""
 
         def task() -> None:
+            """Encode the kept frames and sound, then store the resume state, which completes the chunk."""
             kept = frames()
             self._writer.write_frames(kept)
             if audio is not None:
@@ -141,9 +142,11 @@ class _Stitch:
         self._queue.submit(task)
 
     def wait(self) -> None:
+        """Wait until the chunk in flight is encoded and stored."""
         self._queue.drain()
 
     def finish(self) -> MediaInfo:
+        """Close the encoders; the verified file's media info (FatalBackendError when it was not verified)."""
         self._queue.shutdown()
         self._writer.__exit__(None, None, None)
         if self._writer.info is None:
@@ -151,6 +154,7 @@ class _Stitch:
         return self._writer.info
 
     def abort(self, exc: BaseException) -> None:
+        """Stop the encode thread and close the writer with `exc`: ffmpeg is killed, temporaries removed."""
         with contextlib.suppress(Exception):
             self._queue.shutdown()
         self._writer.__exit__(type(exc), exc, exc.__traceback__)

@@ -64,11 +64,13 @@ class ChunkPaths:
 
     @classmethod
     def of(cls, layout: OutputLayout, job: RenderJob, index: int) -> ChunkPaths:
+        """The paths of chunk `index` of `job`, where the output layout puts them."""
         return cls(
             layout.chunk_media(job, index), layout.chunk_latent(job, index), layout.chunk_record(job, index)
         )
 
     def all(self) -> tuple[Path, Path, Path]:
+        """The three files, the record (which marks the chunk stored) last."""
         return self.frames, self.state, self.record
 
 

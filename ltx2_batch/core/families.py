@@ -53,11 +53,15 @@ class ModelFamily(str, enum.Enum):
 
 
 class CheckpointKind(str, enum.Enum):
+    """Which training a checkpoint had: it decides the recipe `pipeline: auto` runs on it."""
+
     distilled = "distilled"  # trained for the fixed 8-sigma schedule without guidance
     dev = "dev"  # the full model: guided, many steps
 
 
 class RecipeKind(str, enum.Enum):
+    """The two recipes a checkpoint kind can run: distilled, or guided with a refinement stage."""
+
     distilled = "distilled"  # 8 fixed sigmas, no CFG/STG, no extra LoRA (stage 2: the 3 last sigmas)
     guided_two_stage = "guided_two_stage"  # CFG+STG stage 1, distilled LoRA + distilled sigmas in stage 2
 
@@ -101,9 +105,11 @@ class PublishedFiles:
     temporal_upsampler_x2: tuple[str, ...]
 
     def fp8_names(self, kind: CheckpointKind) -> tuple[str, ...]:
+        """The fp8 checkpoint names of `kind`, newest first."""
         return dict(self.fp8_checkpoints)[kind]
 
     def all_names(self) -> tuple[str, ...]:
+        """Every file name the family publishes, all versions: what tells a Lightricks file from a user's."""
         groups = [names for _, names in self.checkpoints + self.fp8_checkpoints]
         groups += [self.distilled_lora, self.spatial_upsampler_x2, self.spatial_upsampler_x1_5]
         groups.append(self.temporal_upsampler_x2)
@@ -112,6 +118,8 @@ class PublishedFiles:
 
 @dataclass(frozen=True)
 class FamilySpec:
+    """What the tool knows about one family: its window, audio rate, official defaults and published files."""
+
     family: ModelFamily
     display_name: str
     size: str  # as Lightricks names it
@@ -222,6 +230,7 @@ FAMILIES: dict[ModelFamily, FamilySpec] = {
 
 
 def spec(family: ModelFamily) -> FamilySpec:
+    """The FamilySpec of `family`."""
     return FAMILIES[family]
 
 
@@ -292,6 +301,7 @@ def family_of_file(filename: str) -> ModelFamily | None:
 
 
 def is_fp8_name(filename: str) -> bool:
+    """The file name follows Lightricks' fp8 naming (`...-fp8.safetensors`)."""
     return PurePath(filename).name.removesuffix(".safetensors").endswith("-fp8")
 
 

@@ -43,6 +43,8 @@ class RenderMode(str, enum.Enum):
 
 
 class LoraKind(str, enum.Enum):
+    """A plain LoRA, or an IC-LoRA (conditions on reference videos; only pipeline ic_lora takes one)."""
+
     LORA = "lora"
     IC_LORA = "ic_lora"
 
@@ -59,6 +61,8 @@ class ImageCondition:
 
 @dataclass(frozen=True)
 class LoraSpec:
+    """One LoRA file at a strength; `sha256` of its bytes puts the file's content into the job's identity."""
+
     path: str
     strength: float = 1.0
     kind: LoraKind = LoraKind.LORA
@@ -118,6 +122,9 @@ X1_5 = 1.5  # LTX-2.3's x1.5 spatial upsampler
 
 @dataclass(frozen=True)
 class UpscaleSpec:
+    """Whether a job refines at full size after the spatial upsampler (and at which scale), and whether it
+    doubles its frames with the temporal upsampler."""
+
     spatial: bool = True
     temporal: bool = False
     spatial_scale: float = X2  # of the spatial upsampler (x2, or x1.5 with LTX-2.3's x1.5 file)
@@ -172,10 +179,12 @@ class RenderJob:
 
     @property
     def is_chained(self) -> bool:
+        """Rendered as several overlapping windows and stitched."""
         return self.mode is RenderMode.CHAINED
 
     @property
     def duration_s(self) -> float:
+        """The clip's length in seconds, at the job's frame count and rate."""
         return self.num_frames / self.frame_rate
 
     @property
@@ -306,6 +315,7 @@ class JobIdentity:
                 self._head = hashlib.sha256(head.encode())  # hashed once, copied per job
 
     def job_id(self, prompt: str, seed: int) -> str:
+        """The id of the job with this prompt and seed: one copied hash and one update on the fast path."""
         if self._parts is None:
             varied = dataclasses.replace(self._job, prompt=prompt, seed=seed)
             return _digest(identity_text(varied, self._model))
@@ -316,10 +326,12 @@ class JobIdentity:
 
 
 def compute_job_id(job: RenderJob, model_fingerprint: str) -> str:
+    """`job`'s id under `model_fingerprint`: the same parameters, inputs and weights give the same id."""
     return JobIdentity(job, model_fingerprint).job_id(job.prompt, job.seed)
 
 
 def with_job_id(job: RenderJob, model_fingerprint: str) -> RenderJob:
+    """`job` with its id set: a job must carry one before it is planned or logged."""
     return dataclasses.replace(job, job_id=compute_job_id(job, model_fingerprint))
 
 
@@ -358,6 +370,7 @@ class SeedRule:
             self._head = hashlib.sha256(head.encode())
 
     def seed(self, prompt: str) -> int:
+        """What `derive_seed` gives for the row with this prompt, with one copied hash."""
         if self._head is None:
             return derive_seed(self._base, {**self._params, "prompt": prompt})
         digest = self._head.copy()
@@ -366,6 +379,7 @@ class SeedRule:
 
 
 def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:
+    """The hex sha256 of a file's bytes, read in chunks: how an input file's content enters job identity."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         while block := handle.read(chunk_size):

@@ -100,9 +100,12 @@ class JobOutcome:
 
 @dataclass(frozen=True)
 class WorkerIdentity:
+    """Which worker, on which host, an outcome came from (recorded in the ledger)."""
+
     worker: str
     node: str
 
     @classmethod
     def here(cls, worker: str) -> WorkerIdentity:
+        """`worker` on this host."""
         return cls(worker=worker, node=socket.gethostname())

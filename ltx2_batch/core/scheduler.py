@@ -23,6 +23,8 @@ def affinity_key(job: RenderJob) -> AffinityKey:
 
 @dataclass(frozen=True)
 class PendingSplit:
+    """The expanded jobs split into those to render and those already done here."""
+
     pending: tuple[RenderJob, ...]
     skipped: tuple[RenderJob, ...]  # already done in this output dir, outputs present
 
@@ -83,6 +85,7 @@ class WorkQueue:
 
     @property
     def parked(self) -> int:
+        """Storyboard shots waiting for the shot before them to finish."""
         return sum(len(jobs) for jobs in self._parked.values())
 
     @property
@@ -113,6 +116,7 @@ class WorkQueue:
         return self._pop(largest)
 
     def push_front(self, job: RenderJob) -> None:
+        """Put `job` back at the front of its group: a retry is taken before the jobs queued behind it."""
         key = affinity_key(job)
         self._groups.setdefault(key, deque()).appendleft(job)
 

@@ -32,6 +32,8 @@ from ltx2_batch.errors import ConfigError
 
 @dataclass(frozen=True)
 class Shard:
+    """One launch's part of an n-launch run (`shard=i/n`), `index` counted from 0."""
+
     index: int  # 0-based
     count: int
 
@@ -66,6 +68,7 @@ class ShardDealer:
         self._scenes: dict[str, bool] = {}
 
     def take(self, size: int = 1) -> bool:
+        """Whether this launch owns the next unit of `size` jobs; every launch calls it per unit, in order."""
         loads = self._loads
         low = min(loads)
         target = loads.index(low)  # the first launch with the fewest jobs: round-robin for size 1

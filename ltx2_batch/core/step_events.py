@@ -32,6 +32,7 @@ class StepEvent:
 
     @property
     def stage_finished(self) -> bool:
+        """Every step of this stage is done."""
         return self.done >= self.steps
 
 
@@ -66,18 +67,21 @@ class StageSteps:
         self._done = 0
 
     def begin(self, steps: int) -> None:
+        """A stage of `steps` steps starts (reported at 0 done); the stage count grows if more stages run."""
         self._stage += 1
         self._stages = max(self._stages, self._stage)
         self._steps, self._done = steps, 0
         self._report()
 
     def at(self, step_index: int) -> None:
+        """The loop called its denoising function for `step_index`: report if that finished a step."""
         done = steps_done(step_index, self._done, self._steps)
         if done is not None:
             self._done = done
             self._report()
 
     def end(self) -> None:
+        """The stage's loop returned: report it complete."""
         self.at(self._steps)
 
     def _report(self) -> None:

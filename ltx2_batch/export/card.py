@@ -33,6 +33,7 @@ def configs(facts: CardFacts) -> tuple[str, list[dict[str, object]]]:
     """(the builder HF will infer, the `configs:` entries); the first entry is the default."""
 
     def entry(name: str, path: str) -> dict[str, object]:
+        """One `configs:` entry: the config's name and its single train split's files."""
         return {"config_name": name, "data_files": [{"split": "train", "path": path}]}
 
     if facts.shards:

@@ -57,6 +57,8 @@ class SheetEntry:
 
 @dataclass(frozen=True)
 class ContactSheet:
+    """Where a contact sheet was written (its HTML pages and PNG grid) and how many done jobs it shows."""
+
     html_pages: tuple[Path | str, ...]  # first page is contact_sheet.html (URLs for a run dir in a bucket)
     png: Path | str | None  # None when no job is done
     entries: int

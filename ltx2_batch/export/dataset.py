@@ -64,6 +64,8 @@ _PATH_COLUMNS = ("file_name", "thumbnail")  # dataset-relative in metadata.parqu
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What one export did: where it wrote, its samples, what it placed or kept, and what it left out."""
+
     dest: str  # a local path or a URL
     metadata: str
     samples: int

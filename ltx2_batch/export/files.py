@@ -54,6 +54,7 @@ class FileRef:
 
     @property
     def local(self) -> bool:
+        """The file is on this machine's file system (renames and hard links work there)."""
         return isinstance(self.fs, LocalFileSystem)
 
     @property
@@ -72,9 +73,11 @@ class FileRef:
         return int(info["size"]), int(seconds * 1e9)
 
     def is_file(self) -> bool:
+        """A file exists at the path."""
         return bool(self.fs.isfile(self.path))
 
     def same_fs(self, other: FileRef) -> bool:
+        """Both files are on one filesystem: a copy between them passes no bytes through this host."""
         return bool(self.fs is other.fs or self.fs == other.fs)
 
 
@@ -84,6 +87,7 @@ def is_temporary(name: str) -> bool:
 
 
 def sha256_of(ref: FileRef) -> str:
+    """The hex sha256 of the file's bytes, streamed: whether a placed clip still matches its source."""
     digest = hashlib.sha256()
     with ref.fs.open(ref.path, "rb") as handle:
         while block := handle.read(_CHUNK):
@@ -107,10 +111,12 @@ class DatasetStore:
             self.fs.invalidate_cache()  # another writer (or an earlier export) may have changed it
 
     def ref(self, rel: str) -> FileRef:
+        """The file at `rel` under the destination."""
         return FileRef(self.fs, posixpath.join(self.root, rel))
 
     @property
     def url(self) -> str:
+        """The destination as a person or a reader names it: a plain path, or the bucket URL."""
         return self.ref("").url.rstrip("/")
 
     def listing(self, folder: str) -> dict[str, int]:
@@ -127,12 +133,14 @@ class DatasetStore:
         }
 
     def read_bytes(self, rel: str) -> bytes | None:
+        """`rel`'s bytes, or None when it does not exist."""
         try:
             return bytes(self.fs.cat_file(self.ref(rel).path))
         except FileNotFoundError:
             return None
 
     def remove(self, rel: str) -> None:
+        """Remove `rel`; a file already gone is fine."""
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self.ref(rel).path)
 
@@ -156,6 +164,7 @@ class DatasetStore:
                 os.unlink(tmp)  # noqa: PTH108 - fsspec paths are strings
 
     def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write `data` to `rel` atomically (see `writing`)."""
         with self.writing(rel) as handle:
             handle.write(data)
 

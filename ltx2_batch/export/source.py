@@ -44,6 +44,7 @@ class RunSource(contextlib.AbstractContextManager["RunSource"]):
         self._stack.close()
 
     def join(self, *parts: str) -> FileRef:
+        """The file at `parts` under the run dir, on its filesystem."""
         return FileRef(self.root.fs, posixpath.join(self.root.path, *parts))
 
     def ref(self, recorded: str) -> FileRef:

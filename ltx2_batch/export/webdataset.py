@@ -70,20 +70,25 @@ class ShardSample:
 
 @dataclass(frozen=True)
 class Shard:
+    """One shard of one kind: its number and the samples it holds, in order."""
+
     kind: str  # video | image
     number: int
     samples: tuple[ShardSample, ...]
 
     @property
     def stem(self) -> str:
+        """The shard's file stem (`00000`)."""
         return shard_stem(self.number)
 
     @property
     def files(self) -> tuple[str, ...]:
+        """The shard's three files (tar, Parquet, stats), relative to the dataset root."""
         return tuple(f"{FOLDER}/{self.kind}/{self.stem}{suffix}" for suffix in _SUFFIXES)
 
 
 def shard_stem(number: int) -> str:
+    """The shard number zero-padded to 5 digits, as video2dataset names its shards."""
     return f"{number:0{SHARD_DIGITS}d}"
 
 
@@ -165,6 +170,7 @@ def _read_index(store: DatasetStore) -> dict[str, str]:
 
 
 def sample_json(sample: ShardSample) -> bytes:
+    """A sample's .json bytes: sorted keys and fixed indent, so an unchanged sample gives identical bytes."""
     return json.dumps(sample.record, indent=4, sort_keys=True, ensure_ascii=False).encode()
 
 

@@ -50,6 +50,7 @@ _COST_FACTOR = 10  # wait >= 10x a pass's duration before the next one
 
 
 def jobs_path(output_dir: Path) -> Path:
+    """Where an output dir's job table is: `<output_dir>/jobs.parquet`."""
     return Path(output_dir) / JOBS_NAME
 
 
@@ -118,10 +119,12 @@ class LiveJobTable:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Start the refresh thread: one pass at once, then one per interval (longer when a pass is slow)."""
         self._thread = threading.Thread(target=self._loop, name="ltx2-live-ledger", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread and wait for it; a pass in progress finishes, no last one runs."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -32,6 +32,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RebuildReport:
+    """What `rebuild_ledger` did: where the damaged file went, the done rows restored, sidecars refused."""
+
     moved_aside: Path | None  # where the unreadable ledger.parquet went
     restored: int  # done rows written from sidecars
     rejected: tuple[tuple[str, str], ...]  # (sidecar name, why it was not trusted)

@@ -28,11 +28,15 @@ SCHEMA_VERSION = 4  # 2: memory_policy; 3: model_family, model_version, recipe_*
 
 
 class RowKind(str, enum.Enum):
+    """Whether a row records a whole job or one chunk of a chained job."""
+
     JOB = "job"  # the state of a whole job; completion is decided by these rows only
     CHUNK = "chunk"  # one chunk of a chained job (its latent path makes chained resume possible)
 
 
 class JobStatus(str, enum.Enum):
+    """A job row's status; the latest job row that is not `skipped` is the job's state."""
+
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"

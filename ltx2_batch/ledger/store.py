@@ -72,10 +72,12 @@ def new_run_id() -> str:
 
 
 def parquet_path(output_dir: Path) -> Path:
+    """Where an output dir's compacted ledger is: `<output_dir>/ledger.parquet`."""
     return Path(output_dir) / PARQUET_NAME
 
 
 def journal_path(output_dir: Path, run_id: str) -> Path:
+    """Where run `run_id` appends its rows: `<output_dir>/ledger/journal-<run_id>.jsonl`."""
     return Path(output_dir) / LEDGER_DIR / f"journal-{run_id}.jsonl"
 
 

@@ -40,6 +40,8 @@ class _StrictLoader(yaml.SafeLoader):
         self._expanded: dict[int, int] = {}  # id(node) -> nodes under it once aliases are expanded
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        """PyYAML's composer with two bounds checked as each node is composed: nesting depth, and how far
+        aliases expand the document beyond the nodes written."""
         self._depth += 1
         if self._depth > self.limits.max_yaml_depth:
             raise yaml.composer.ComposerError(
@@ -80,6 +82,7 @@ class _StrictLoader(yaml.SafeLoader):
         return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """PyYAML's mapping constructor, refusing a key given twice or a key that is not a plain value."""
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -134,6 +137,7 @@ def read_manifest_bytes(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> by
 
 
 def parse_yaml(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The manifest in `data`: strict, bounded YAML, a mapping; else a ManifestError naming `source`."""
     if len(data) > limits.max_manifest_bytes:
         message = (
             f"is {len(data):,} bytes, over the limit of {limits.max_manifest_bytes:,} "

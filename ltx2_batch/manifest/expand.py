@@ -62,6 +62,7 @@ class Expansion:
     fatal: bool = False
 
     def entry_size(self, entry: Entry) -> int:
+        """Expanded jobs of one entry: the manifest sweep's size times its own."""
         return self.top.size * entry.sweep.size
 
     @property
@@ -105,6 +106,7 @@ def job_fields(entry: Entry, top: Sweep, top_point: Point, own_point: Point) -> 
 
 
 def job_name(entry: Entry, top: Sweep, top_point: Point, own_point: Point) -> str:
+    """The expanded job's name: the entry's name, then both sweep points' labels (as `iter_jobs` names it)."""
     return NAME_SEPARATOR.join((entry.name, *top.labels(top_point), *entry.sweep.labels(own_point)))
 
 

@@ -43,6 +43,7 @@ def ignored_differences(first: RenderJob, other: RenderJob) -> list[tuple[str, o
     out: list[tuple[str, object, object]] = []
 
     def walk(path: str, mine: object, theirs: object) -> None:
+        """Record every leaf where `mine` and `theirs` differ, going into dataclass fields by dotted path."""
         if dataclasses.is_dataclass(mine) and dataclasses.is_dataclass(theirs) and type(mine) is type(theirs):
             for f in dataclasses.fields(mine):
                 walk(f"{path}.{f.name}" if path else f.name, getattr(mine, f.name), getattr(theirs, f.name))

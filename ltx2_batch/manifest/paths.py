@@ -37,6 +37,7 @@ class InputRoots:
         base = Path(cwd)
 
         def real(p: str | Path) -> str:
+            """`p` taken from the launch directory, symlinks resolved."""
             return os.path.realpath(base / p)
 
         return cls(
@@ -47,6 +48,7 @@ class InputRoots:
         )
 
     def allowed(self, *, lora: bool) -> tuple[str, ...]:
+        """The roots a file may lie under; a LoRA may also come from the models folder."""
         roots = (self.manifest_dir, self.projects_root, *self.extra)
         return (*roots, self.models_root) if lora and self.models_root else roots
 
@@ -60,6 +62,7 @@ class ResolvedPath:
 
     @property
     def ok(self) -> bool:
+        """The path resolved (no error)."""
         return not self.error
 
 

@@ -45,12 +45,14 @@ class ProblemLog:
             self.hidden += 1
 
     def add_problem(self, problem: FieldProblem) -> None:
+        """Log a problem found as a FieldProblem (its job index and name kept)."""
         self.add(problem.field, problem.message, problem.job_index, problem.job_name)
 
     def reporter(self, job_index: int | None, job_name: str | None, repeats: int = 0) -> Report:
         """A `Report` that files each problem under one job (shared by `repeats` more)."""
 
         def report(field: str, message: str) -> None:
+            """File one problem under the reporter's job."""
             self.add(field, message, job_index, job_name, repeats)
 
         return report
@@ -59,6 +61,7 @@ class ProblemLog:
         return bool(self._first) or bool(self.hidden)
 
     def error(self) -> ManifestError:
+        """The one ManifestError for everything logged; each listed problem says how many jobs repeat it."""
         out = []
         for key, problem in self._first.items():
             more = self._repeats[key]
@@ -67,5 +70,6 @@ class ProblemLog:
         return ManifestError(out, self.hidden)
 
     def raise_if_any(self) -> None:
+        """Raise `error()` if anything was logged."""
         if self:
             raise self.error()

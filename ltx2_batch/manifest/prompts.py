@@ -65,11 +65,14 @@ class PromptSource:
     fixed_chars: int = 0
 
     def prompt_chars(self, row_chars: int) -> int:
+        """The length of the prompt a row of `row_chars` characters makes, without building it."""
         return self.fixed_chars + self.slots * row_chars
 
 
 @dataclass(frozen=True)
 class PromptRow:
+    """One non-blank row of a prompts file and its position in the file."""
+
     row: int  # 0-based position among the file's data rows (blank ones counted, then skipped)
     text: str
 

@@ -24,12 +24,14 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     used = [0]
 
     def put(text: str) -> None:
+        """Append `text`, stopping the walk once the budget is spent."""
         parts.append(text)
         used[0] += len(text)
         if used[0] > limit:
             raise _BudgetError
 
     def walk(item: object, depth: int) -> None:
+        """Quote `item` piece by piece, containers to a bounded depth, so only what is printed is visited."""
         if isinstance(item, str):
             put(repr(item[: limit + 1]))
         elif isinstance(item, (bool, int, float)) or item is None:

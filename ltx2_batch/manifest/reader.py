@@ -60,6 +60,7 @@ class FieldReader:
         self.bad = False
 
     def report(self, field: str, message: str) -> None:
+        """Report a problem with this job and remember that there was one."""
         self.bad = True
         self._report(field, message)
 
@@ -79,6 +80,7 @@ class FieldReader:
         return value
 
     def text(self, key: str) -> str | None:
+        """A string field, or None when missing and required, or reported."""
         value = self._field(key, ("str",))
         return value if isinstance(value, str) else None
 
@@ -93,6 +95,7 @@ class FieldReader:
         return value if is_number(value) else None
 
     def flag(self, key: str) -> bool | None:
+        """A boolean field, or None when missing and required, or reported."""
         value = self._field(key, ("bool",))
         return value if isinstance(value, bool) else None
 
@@ -109,24 +112,28 @@ class FieldReader:
         return value
 
     def item_number(self, where: str, item: Mapping[str, object], section: Section, key: str) -> float:
+        """A number key of `item` as a float (its default when missing or reported)."""
         value = self.value(where, item, section, key)
         if not is_number(value):
             raise _table_error(section, key, "a number with a default")
         return float(value)
 
     def item_int(self, where: str, item: Mapping[str, object], section: Section, key: str) -> int:
+        """An integer key of `item` (its default when missing or reported)."""
         value = self.value(where, item, section, key)
         if not is_int(value):
             raise _table_error(section, key, "an integer with a default")
         return value
 
     def item_flag(self, where: str, item: Mapping[str, object], section: Section, key: str) -> bool:
+        """A boolean key of `item` (its default when missing or reported)."""
         value = self.value(where, item, section, key)
         if not isinstance(value, bool):
             raise _table_error(section, key, "a boolean with a default")
         return value
 
     def item_text(self, where: str, item: Mapping[str, object], section: Section, key: str) -> str:
+        """A string key of `item` (its default when missing or reported)."""
         value = self.value(where, item, section, key)
         if not isinstance(value, str):
             raise _table_error(section, key, "a string with a default")
@@ -157,6 +164,7 @@ class FieldReader:
         return out
 
     def in_range(self, field: str, value: float, low: float, high: float, what: str = "") -> None:
+        """Report `value` unless it lies in [low, high]; `what` replaces "must be" in the message."""
         if not low <= value <= high:
             self.report(field, f"{what or 'must be'} in [{low:g}, {high:g}], got {quote(value)}")
 

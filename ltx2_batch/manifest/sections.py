@@ -113,6 +113,7 @@ def images(reader: FieldReader, key: str, raw: object) -> tuple[ImageCondition, 
 
 
 def loras(reader: FieldReader) -> tuple[LoraSpec, ...]:
+    """`loras: [{path, strength, type}]`: each file resolved and checked, its kind `lora` or `ic_lora`."""
     out = []
     for i, item in enumerate(reader.items("loras", LORA)):
         where = f"loras[{i}]"
@@ -131,6 +132,7 @@ def loras(reader: FieldReader) -> tuple[LoraSpec, ...]:
 
 
 def videos(reader: FieldReader) -> tuple[VideoCondition, ...]:
+    """`video_conditioning: [{path, strength}]`: the IC-LoRA reference videos, each resolved and checked."""
     out = []
     for i, item in enumerate(reader.items("video_conditioning", VIDEO)):
         where = f"video_conditioning[{i}]"

@@ -37,6 +37,8 @@ _MENTION = re.compile(r"@([A-Za-z0-9_][A-Za-z0-9_-]*)")
 
 @dataclass(frozen=True)
 class Element:
+    """A storyboard element: `@name` in a prompt becomes its trigger word."""
+
     name: str
     trigger: str
     description: str = ""
@@ -51,6 +53,7 @@ class StoryboardJobs:
 
 
 def is_storyboard(doc: Mapping[str, Any]) -> bool:
+    """The document is written as scenes of shots rather than a `jobs:` list."""
     return "scenes" in doc
 
 

@@ -18,6 +18,7 @@ _SHOWN_KEY_CHARS = 200  # a key can be as huge as a value: it is cut before it i
 
 
 def suggest(key: str, valid: Collection[str]) -> str:
+    """A hint for an unknown `key`: the closest valid name (by similarity, else prefix), or the valid ones."""
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     close = (
         close

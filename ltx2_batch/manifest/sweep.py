@@ -70,14 +70,17 @@ class Sweep:
 
     @property
     def axes(self) -> tuple[Axis, ...]:
+        """Every axis: the grid's, then the zip's."""
         return self.grid + self.zipped
 
     @property
     def rows(self) -> int:
+        """How many rows the zip advances through together (1 without a zip)."""
         return len(self.zipped[0].values) if self.zipped else 1
 
     @property
     def grid_size(self) -> int:
+        """Points of the grid alone: the product of its axes' lengths."""
         return math.prod(len(axis.values) for axis in self.grid)
 
     @property
@@ -90,11 +93,13 @@ class Sweep:
         return itertools.product(*(range(len(axis.values)) for axis in self.grid), range(self.rows))
 
     def assignments(self, point: Point) -> tuple[tuple[str, Any], ...]:
+        """The (key, value) pairs that `point` sets."""
         row = point[-1]
         grid = tuple((axis.key, axis.values[i]) for axis, i in zip(self.grid, point, strict=False))
         return grid + tuple((axis.key, axis.values[row]) for axis in self.zipped)
 
     def labels(self, point: Point) -> tuple[str, ...]:
+        """The name labels of `point`; a swept `name` in the zip replaces the zip axes' labels."""
         row = point[-1]
         grid = tuple(axis.labels[i] for axis, i in zip(self.grid, point, strict=False))
         named = [axis for axis in self.zipped if axis.key == "name"]

@@ -153,6 +153,8 @@ class _TemplateWalk:
         self.kept: dict[Shape, _Checked] = {}
 
     def entry(self, expansion: Expansion, entry: Entry, bad_top: BadValues, bad_own: BadValues) -> None:
+        """Validate each distinct template of `entry`, walking only the points whose swept values passed; each
+        problem counts the expanded jobs that share the template."""
         top, own = expansion.top, entry.sweep
         swept = {axis.key for axis in top.axes + own.axes}
         first = True
@@ -210,6 +212,7 @@ class _TemplateWalk:
 
 def _filtered(report: Report, skip: set[str]) -> Report:
     def filtered(field: str, message: str) -> None:
+        """Pass the problem on unless its field is one to skip."""
         if field not in skip:
             report(field, message)
 
@@ -237,6 +240,7 @@ def _jobs(
     at: list[Any] = [None, None]  # the job being built: one reporter for all (this loop runs per job)
 
     def report(field: str, message: str) -> None:
+        """File the problem under the job being built."""
         log.add(field, message, at[0], at[1])
 
     for expanded in expansion.iter_jobs():

@@ -17,6 +17,7 @@ from ltx2_batch.manifest.vocabulary import KIND_WORDS
 
 
 def type_name(value: object) -> str:
+    """The YAML word for the value's type (mapping, list, string, boolean, null), else its Python name."""
     return {dict: "mapping", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), type(value).__name__
     )

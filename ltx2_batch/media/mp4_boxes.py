@@ -27,6 +27,8 @@ _CONTAINERS = (b"trak", b"mdia", b"minf", b"stbl")
 
 @dataclass(frozen=True)
 class Box:
+    """One MP4 box: its four-letter kind and where it lies in the file."""
+
     kind: bytes
     offset: int  # of its header
     size: int  # header included
@@ -40,6 +42,8 @@ class Box:
 
 @dataclass(frozen=True)
 class Track:
+    """What one track's boxes say, read without decoding anything."""
+
     kind: str  # "vide", "soun", ...
     samples: int  # entries of its sample size table: frames of a video track, AAC packets of an audio one
     duration_s: float  # from its media header (an AAC track's includes the encoder's priming and padding)

@@ -43,6 +43,7 @@ class MediaInfo:
 
     @property
     def has_audio(self) -> bool:
+        """The file has an audio stream."""
         return self.audio_codec is not None
 
 

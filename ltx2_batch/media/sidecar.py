@@ -79,6 +79,7 @@ def write_sidecar(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The sidecar's JSON object; MediaError when it cannot be read, does not parse, or is not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -166,6 +166,7 @@ class Mp4Writer:
         return self
 
     def write_frames(self, frames: np.ndarray) -> None:
+        """Encode uint8 frames [F, H, W, 3]; the first call sets the size, a change raises MediaError."""
         frames = _check_frames(frames)
         if self._size is None:
             self._size = (frames.shape[1], frames.shape[2])

@@ -79,11 +79,13 @@ class BucketRunDir:
         return self._read
 
     def forget_reads(self) -> None:
+        """Delete the shared snapshot, so the next read takes a fresh one."""
         if self._read is not None:
             shutil.rmtree(self._read, ignore_errors=True)
             self._read = None
 
     def completed_job_ids(self) -> set[str]:
+        """The done jobs, from a snapshot of the bucket's ledger."""
         return completed_job_ids(self._reading())
 
     def _done_objects(self) -> dict[str, DoneObjects]:
@@ -93,10 +95,12 @@ class BucketRunDir:
         return done_objects(rows.select(["job_id", "status", "run_id", *columns]).to_pylist())
 
     def resume_check(self, mode: VerifyMode) -> DoneCheck:
+        """A check of done jobs against their objects (bucket_check.py), kept: adoption reuses its listing."""
         self._check = BucketResumeCheck(self.store, self._done_objects, self._scratch, mode)
         return self._check
 
     def outputs_exist(self, job: RenderJob) -> bool:
+        """The job's video and sidecar objects are listed in the bucket."""
         listing = self._listing()
         video, _, sidecar = names(job)
         return video in listing and sidecar in listing
@@ -107,12 +111,15 @@ class BucketRunDir:
         return dict(self._check.listing())
 
     def video(self, job: RenderJob) -> str:
+        """The URL of the job's video object, as the ledger records it."""
         return self.store.url(names(job)[0])
 
     # ------------------------------------------------------------------ writing, under the lease
 
     @contextlib.contextmanager
     def hold(self, shard: Shard | None, run_id: str) -> Iterator[Holding | None]:
+        """The bucket's writer lease for the whole block, heartbeat included; yields the lease, which tells
+        when it is lost. What is done is read again under it."""
         try:
             with hold_bucket_dir(self.store, shard, run_id, self._ttl) as lease:
                 self._run_id = run_id
@@ -125,6 +132,7 @@ class BucketRunDir:
             self.forget_reads()
 
     def open_ledger(self, run_id: str, refresh_s: float) -> LedgerStore:
+        """This run's journal in the local mirror, uploaded as parts (and the job table) every `refresh_s`."""
         self._mirror = LedgerMirror(self.store, self.mirror_dir, run_id, refresh_s)
         self._mirror.open()
         store = LedgerStore(self.mirror_dir, run_id)
@@ -154,11 +162,14 @@ class BucketRunDir:
         return tuple(keep), tuple(adopted)
 
     def discard_chunks(self, jobs: Iterable[RenderJob]) -> None:
+        """Remove the chunk objects of the chained ones among `jobs`."""
         for job in jobs:
             if job.is_chained:
                 self.store.remove_prefix(f"chunks/{job.job_id}/")
 
     def close(self, store: LedgerStore | None) -> tuple[str | None, ContactSheet | None]:
+        """Upload the last rows, compact the bucket's ledger, upload jobs.parquet and the contact sheet;
+        (None, None) when nothing was ever recorded in the bucket."""
         if store is not None:
             store.close()
         if self._mirror is not None:
@@ -194,6 +205,7 @@ class BucketRunDir:
     # ------------------------------------------------------------------ status, the launch record
 
     def status_text(self) -> str:
+        """The bucket's status from a snapshot, plus each live writer lease and when it expires."""
         with self.snapshot() as snap:
             text = status_text(snap, shown=self.location.text)
         writers = [

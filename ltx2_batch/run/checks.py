@@ -32,6 +32,7 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def engine_problems(engine: EngineConfig) -> list[str]:
+    """Every bad `engine.*` setting, each naming a value that works; no network (check_engine probes)."""
     problems = []
     if engine.num_workers is not None and engine.num_workers < 1:
         problems.append(f"engine.num_workers must be >= 1 (or null: one per GPU), got {engine.num_workers}")
@@ -60,6 +61,7 @@ def engine_problems(engine: EngineConfig) -> list[str]:
 
 
 def pool_problems(engine: EngineConfig) -> list[str]:
+    """Bad warm-pool settings: a pool needs engine=ray and a valid name; an idle timeout must be positive."""
     problems = []
     if engine.pool is not None:
         if engine.kind is not EngineKind.ray:
@@ -76,6 +78,8 @@ def pool_problems(engine: EngineConfig) -> list[str]:
 
 
 def output_problems(output: OutputConfig) -> list[str]:
+    """Bad `output.*` values the schema allows: crf range, thumbnail width, run name, part size, lease, and
+    credentials in the endpoint URL (they would land in config.yaml)."""
     problems = []
     low, high = CRF_RANGE
     if not low <= output.video_crf <= high:
@@ -108,6 +112,8 @@ def output_problems(output: OutputConfig) -> list[str]:
 
 
 class FolderUse(Enum):
+    """How a folder setting is used, which decides what is checked about it."""
+
     written = "written"  # created if absent: the folder it goes in must be writable
     read = "read"  # may be absent (nothing found there then)
     read_required = "read_required"  # must exist
@@ -173,6 +179,7 @@ def _unwritable(path: Path) -> str | None:
 
 
 def model_problems(model: ModelConfig) -> list[str]:
+    """Bad `model.*` values: device and dtype spellings, the prompt cache size, and the quantization rules."""
     problems = []
     if not _DEVICE.match(model.device):
         problems.append(f"model.device={model.device!r}: expected auto, cpu, cuda, cuda:N or mps")
@@ -271,6 +278,7 @@ def check_engine(engine: EngineConfig) -> None:
 
 
 def check_output(output: OutputConfig) -> None:
+    """ConfigError listing every `output_problems`, before the driver runs."""
     problems = output_problems(output)
     if problems:
         raise ConfigError("invalid output config:\n  " + "\n  ".join(problems))

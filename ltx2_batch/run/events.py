@@ -25,6 +25,7 @@ _log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
+    """The current time, timezone-aware UTC, as ledger rows record it."""
     return datetime.now(timezone.utc)
 
 

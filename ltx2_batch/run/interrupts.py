@@ -27,6 +27,7 @@ class Interrupts:
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal received (130 for Ctrl-C, which is also assumed when none was recorded)."""
         return 128 + (self.signum or signal.SIGINT)
 
     def begin_closing(self) -> None:
@@ -40,6 +41,7 @@ def catching_signals(state: Interrupts) -> Iterator[Interrupts]:
     """SIGINT and SIGTERM recorded in `state` while the block runs; the previous handlers come back after."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        """Record the first signal and ask to stop; interrupt the main thread only while interruptible."""
         state.signum = state.signum or signum
         state.stop.set()
         if state.interruptible.is_set() and not state.closing:

@@ -68,12 +68,15 @@ _MAX_LABEL = 120
 
 @dataclass(frozen=True)
 class SweepPoint:
+    """One point of a Hydra multirun: its folder under the sweep dir and the overrides that make it."""
+
     sweep_dir: Path
     label: str  # this point's folder name under sweep_dir
     overrides: tuple[tuple[str, str], ...]  # every command-line override of this point, in order
 
     @property
     def output_dir(self) -> Path:
+        """The point's own output dir, an ordinary run dir."""
         return self.sweep_dir / self.label
 
 
@@ -132,6 +135,7 @@ def write_point(point: SweepPoint) -> Path:
 
 
 def column_name(key: str) -> str:
+    """The sweep ledger's column for override `key`: `sweep_` plus the key, non-word characters as `_`."""
     return "sweep_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
 
 

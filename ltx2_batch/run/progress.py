@@ -51,23 +51,28 @@ class RunStats:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def failed_because(self, name: str, error: str | None) -> None:
+        """Keep why `name` failed (its error's first line, cut), for the first FAILURES_SHOWN failures."""
         if len(self.failures) < FAILURES_SHOWN:
             self.failures.append((name, (error or "no reason given").strip().splitlines()[0][:300]))
 
     @property
     def failed(self) -> int:
+        """Jobs whose final state is failed."""
         return self.statuses["failed"]
 
     @property
     def cancelled(self) -> int:
+        """Jobs whose final state is cancelled."""
         return self.statuses["cancelled"]
 
     @property
     def done(self) -> int:
+        """Jobs rendered in this run (skipped ones not counted)."""
         return self.statuses["done"]
 
     @property
     def not_started(self) -> int:
+        """Jobs that neither ran nor were skipped: what a stopped run left."""
         return self.total - self.skipped - sum(self.statuses.values())
 
 
@@ -85,15 +90,18 @@ class EtaClock:
     _job_warm: dict[str, bool] = field(default_factory=dict)
 
     def started(self, name: str, worker: str) -> None:
+        """Note whether `name` starts on a worker that ran a job before (warm: its time counts for ETAs)."""
         self._job_warm[name] = worker in self._workers
         self._workers.add(worker)
 
     def finished_job(self, name: str, seconds: float, counts: bool) -> None:
+        """Keep `name`'s time as a warm or cold sample; a retried attempt (`counts` False) ends no job."""
         if counts:
             self.finished += 1
         (self._warm if self._job_warm.pop(name, False) else self._cold).append(seconds)
 
     def eta(self) -> str:
+        """The mean job time times the jobs left, over the workers seen; `~` while only cold samples exist."""
         samples, mark = (self._warm, "") if self._warm else (self._cold, "~")
         remaining = self.total - self.finished
         if not samples or remaining <= 0:
@@ -117,20 +125,25 @@ class _Lines:
         return f"[{self._clock.finished:>{width}}/{self._clock.total}]"
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
+        """A "start" line naming the worker (and the attempt, from the second on)."""
         retry = f" (attempt {attempt})" if attempt > 1 else ""
         self._write(f"{self._prefix()} {'start':<{_STATUS_WIDTH}} {name} on {worker}{retry}")
 
     def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
+        """A line per finished chunk."""
         self._write(f"{self._prefix()}   chunk {index + 1}/{count} of {name} ({how})")
 
     def job_stepped(self, name: str, step: StepEvent) -> None:
+        """Nothing: step lines would bury the job lines in a log."""
         pass  # a line per denoising step would bury the job lines
 
     def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
+        """The job's final status, time and the run's ETA, with `detail` (an error's first line)."""
         line = f"{self._prefix()} {status:<{_STATUS_WIDTH}} {name} ({_fmt_s(seconds)}) {self._clock.eta()}"
         self._write(line + detail)
 
     def close(self) -> None:
+        """Nothing to close: every line is already written."""
         pass
 
 
@@ -158,12 +171,14 @@ class _Bars:
         self._bars.start()
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
+        """A line for the job, and its hidden step bar right under it."""
         retry = f" (attempt {attempt})" if attempt > 1 else ""
         self._jobs[name] = self._bars.add_task(f"  {name} on {worker}{retry}", total=None, eta="")
         # added now, hidden, so that it is drawn right under its job line (rich draws tasks in order)
         self._steps[name] = self._bars.add_task("    steps", total=None, visible=False, eta="")
 
     def job_stepped(self, name: str, step: StepEvent) -> None:
+        """Move the job's step bar; a new stage or a new chunk resets it."""
         task = self._steps.get(name)
         if task is None:
             return
@@ -177,6 +192,7 @@ class _Bars:
         self._bars.refresh()  # drawn now (events come thinned): a stage can end between refreshes
 
     def chunk_finished(self, name: str, index: int, count: int, how: str) -> None:
+        """Show a chained job's chunk count on its line."""
         task = self._jobs.get(name)
         if task is not None:
             label = f"chunk {index + 1}/{count} ({how})"
@@ -184,6 +200,7 @@ class _Bars:
             self._bars.refresh()  # drawn now: chunks can finish faster than the display's refresh rate
 
     def job_finished(self, name: str, status: str, seconds: float, detail: str) -> None:
+        """Drop the job's bars, advance the run bar, and print the job's status above the bars."""
         for task in (self._jobs.pop(name, None), self._steps.pop(name, None)):
             if task is not None:
                 self._bars.remove_task(task)
@@ -197,9 +214,11 @@ class _Bars:
         )
 
     def total_changed(self) -> None:
+        """Redraw the run bar after a batch added jobs."""
         self._bars.update(self._run, total=self._clock.total, eta=self._clock.eta())
 
     def close(self) -> None:
+        """Stop the live display; its bars vanish (the printed lines stay)."""
         self._bars.stop()
 
 
@@ -227,11 +246,13 @@ class Progress:
             self._view.total_changed()
 
     def job_started(self, name: str, worker: str, attempt: int) -> None:
+        """A job was dispatched to `worker` (attempt counted from 1)."""
         self._clock.started(name, worker)
         if self._view:
             self._view.job_started(name, worker, attempt)
 
     def chunk_finished(self, name: str, index: int, count: int, seconds: float, resumed: bool) -> None:
+        """Chunk `index` of `count` of a chained job finished: rendered in `seconds`, or resumed."""
         if self._view:
             self._view.chunk_finished(name, index, count, "resumed" if resumed else f"{seconds:.1f}s")
 
@@ -241,6 +262,7 @@ class Progress:
             self._view.job_stepped(name, step)
 
     def job_finished(self, name: str, status: str, seconds: float, error: str | None = None) -> None:
+        """An attempt ended with `status`; the last job, with no batch to follow, ends the live display."""
         self._clock.finished_job(name, seconds, counts=status != "retried")
         detail = f" - {error.splitlines()[0][:160]}" if error and status != "done" else ""
         if self._view:
@@ -249,6 +271,7 @@ class Progress:
             self.close()  # the last job: end a live display before the summary is printed
 
     def close(self) -> None:
+        """End the display (idempotent), so the summary prints below it."""
         if self._view:
             self._view.close()
             self._view = None

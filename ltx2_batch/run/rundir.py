@@ -50,17 +50,25 @@ class Holding(Protocol):
 
 
 class RunDir(Protocol):
+    """What the driver asks of a run dir, wherever it lives (module docstring): a local folder or a bucket."""
+
     location: Location
 
     def hold(self, shard: Shard | None, run_id: str) -> contextlib.AbstractContextManager[Holding | None]:
         """The writer rule: one unsharded writer, or one per shard of one count (ConfigError otherwise)."""
         ...
 
-    def completed_job_ids(self) -> set[str]: ...
+    def completed_job_ids(self) -> set[str]:
+        """Implementers return the jobs whose latest job row is `done`: a resumed run does not render them."""
+        ...
 
-    def resume_check(self, mode: VerifyMode) -> DoneCheck: ...
+    def resume_check(self, mode: VerifyMode) -> DoneCheck:
+        """Implementers return the check that a done job's files are still whole, verified as `mode` says."""
+        ...
 
-    def outputs_exist(self, job: RenderJob) -> bool: ...
+    def outputs_exist(self, job: RenderJob) -> bool:
+        """Implementers say whether `job`'s video and sidecar are present (present, not verified)."""
+        ...
 
     def video(self, job: RenderJob) -> str:
         """Where `job`'s file is recorded (a path, or an object's URL)."""
@@ -72,22 +80,30 @@ class RunDir(Protocol):
 
     def adopt_finished(
         self, store: LedgerStore, ctx: RunContext, pending: Jobs, rejected: dict[str, str]
-    ) -> tuple[Jobs, Jobs]: ...
+    ) -> tuple[Jobs, Jobs]:
+        """Implementers record done the pending jobs finished after their driver died: (pending, adopted)."""
+        ...
 
-    def discard_chunks(self, jobs: Iterable[RenderJob]) -> None: ...
+    def discard_chunks(self, jobs: Iterable[RenderJob]) -> None:
+        """Implementers remove the stored chunks (resume state) of the chained ones among `jobs`."""
+        ...
 
     def close(self, store: LedgerStore | None) -> tuple[str | None, ContactSheet | None]:
         """Close the journal and live table, compact the ledger, write the job table and contact sheet;
         (ledger.parquet's path or URL, the sheet), both None when nothing was ever recorded here."""
         ...
 
-    def status_text(self) -> str: ...
+    def status_text(self) -> str:
+        """Implementers return what `ltx2-batch status` prints: counts per status and the latest jobs."""
+        ...
 
     def forget_reads(self) -> None:
         """Drop what was read to answer the questions above (a bucket's snapshot of its ledger)."""
         ...
 
-    def write_record(self, config_yaml: str, overrides: Sequence[str]) -> bool: ...
+    def write_record(self, config_yaml: str, overrides: Sequence[str]) -> bool:
+        """Implementers keep config and overrides beside the outputs; False while the run dir is not there."""
+        ...
 
 
 class LocalRunDir:
@@ -101,22 +117,28 @@ class LocalRunDir:
 
     @contextlib.contextmanager
     def hold(self, shard: Shard | None, run_id: str) -> Iterator[Holding | None]:  # noqa: ARG002 - RunDir
+        """The output dir's writer lock (a flock) for the block; it yields None: a flock cannot be lost."""
         with hold_output_dir(self.path, shard):
             yield None
 
     def completed_job_ids(self) -> set[str]:
+        """The done jobs, read from the ledger in place."""
         return completed_job_ids(self.path)
 
     def resume_check(self, mode: VerifyMode) -> DoneCheck:
+        """A ResumeCheck over the output layout."""
         return ResumeCheck(self.layout, mode)
 
     def outputs_exist(self, job: RenderJob) -> bool:
+        """The job's video and sidecar are on disk."""
         return self.layout.outputs_exist(job)
 
     def video(self, job: RenderJob) -> str:
+        """The job's video path, as the ledger records it."""
         return str(self.layout.video(job))
 
     def open_ledger(self, run_id: str, refresh_s: float) -> LedgerStore:
+        """This run's journal in the output dir, with a live job table refreshed beside it from now on."""
         store = LedgerStore(self.path, run_id)
         self._live = LiveJobTable(self.path, refresh_s)
         self._live.start()
@@ -125,12 +147,15 @@ class LocalRunDir:
     def adopt_finished(
         self, store: LedgerStore, ctx: RunContext, pending: Jobs, rejected: dict[str, str]
     ) -> tuple[Jobs, Jobs]:
+        """Adopt the jobs whose sidecar says they finished (run/resume.py): (still pending, adopted)."""
         return adopt_finished(store, ctx, self.layout, pending, rejected)
 
     def discard_chunks(self, jobs: Iterable[RenderJob]) -> None:
+        """Remove the chunk folders of the chained ones among `jobs`."""
         discard_chunks(self.layout, jobs)
 
     def close(self, store: LedgerStore | None) -> tuple[str | None, ContactSheet | None]:
+        """Stop the live table, close the journal, compact the ledger, rewrite job table and contact sheet."""
         if self._live is not None:
             self._live.stop()
         if store is not None:
@@ -142,10 +167,12 @@ class LocalRunDir:
         return str(ledger), write_contact_sheet(self.path)  # every done job of the output dir
 
     def status_text(self) -> str:
+        """The output dir's status, read in place."""
         return status_text(self.path)
 
     def forget_reads(self) -> None:
         """Nothing to drop: a disk is read in place."""
 
     def write_record(self, config_yaml: str, overrides: Sequence[str]) -> bool:
+        """config.yaml and overrides.yaml in the output dir, if it exists."""
         return write_run_record(self.path, config_yaml, overrides)

@@ -59,6 +59,7 @@ def open_source(cfg: AppConfig, project_root: Path, manifest_path: Path, run_dir
     dispatched: set[str] = set()
 
     def batches() -> Iterator[Batch]:
+        """This shard's jobs, batch by batch, split into pending and done; each job is dispatched once."""
         for jobs in stream.batches(shard, max(cfg.batch_jobs, 1)):
             fresh = [job for job in jobs if job.job_id not in dispatched]
             split = split_pending(fresh, completed, check, force=cfg.force)

@@ -22,13 +22,23 @@ from ltx2_batch.core.step_events import StepEvent
 
 
 class RunEvents(Protocol):
-    def job_started(self, job: RenderJob, attempt: int, worker: str) -> None: ...
+    """What a runner reports to, in completion order: the driver's ledger and progress (run/events.py)."""
 
-    def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None: ...
+    def job_started(self, job: RenderJob, attempt: int, worker: str) -> None:
+        """Implementers record that `job` went to `worker` for attempt `attempt` (its `running` row)."""
+        ...
 
-    def job_stepped(self, job: RenderJob, step: StepEvent, attempt: int) -> None: ...
+    def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
+        """Implementers record one finished chunk of a chained job; called before the job's final outcome."""
+        ...
 
-    def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None: ...
+    def job_stepped(self, job: RenderJob, step: StepEvent, attempt: int) -> None:
+        """Implementers show where `job`'s denoising stands; they write no row."""
+        ...
+
+    def job_finished(self, job: RenderJob, outcome: JobOutcome, attempt: int) -> None:
+        """Implementers record the attempt's outcome: done, failed, cancelled or retried."""
+        ...
 
 
 class Runner(Protocol):

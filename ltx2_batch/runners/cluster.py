@@ -25,6 +25,8 @@ PROBE_TIMEOUT_S = 5.0
 
 
 class AddressKind(str, Enum):
+    """How a run reaches Ray: a private one of its own, or a cluster by one of Ray's three address forms."""
+
     private = "private"  # no address: start a Ray for this run
     auto = "auto"  # the cluster `ray start` left on this node (Ray finds it from its session files)
     gcs = "gcs"  # host:port of a head node's GCS (port 6379 by default)
@@ -33,6 +35,8 @@ class AddressKind(str, Enum):
 
 @dataclass(frozen=True)
 class ClusterAddress:
+    """The Ray a run joins, where the address came from, and the host and port the reachability check uses."""
+
     kind: AddressKind
     text: str | None  # what ray.init is given (None: private)
     origin: str  # where it came from, for messages: "engine.address" or "$RAY_ADDRESS"

@@ -29,6 +29,8 @@ from ltx2_batch.worker.overlap import settle
 
 
 class WorkerState(str, Enum):
+    """Where a pool worker is in its life: building its model, ready to lease, or unable to serve its key."""
+
     starting = "starting"  # placed (or waiting for resources), building its model
     ready = "ready"
     refused = "refused"  # it cannot render this key here (its own message says why)
@@ -36,6 +38,8 @@ class WorkerState(str, Enum):
 
 @dataclass
 class WorkerEntry:
+    """The book's record of one pool worker: its key, starter, state, leases and how long it has idled."""
+
     name: str  # display name, `ray-<index>`
     key: str
     index: int
@@ -54,6 +58,8 @@ class WorkerEntry:
 
 @dataclass
 class LaunchEntry:
+    """An attached launch: its key and what decides how many jobs each worker takes from it at once."""
+
     run_id: str
     key: str
     overlap: OverlapMode
@@ -75,6 +81,8 @@ def lease_worker(lease: str) -> str:
 
 
 class LeaseBook:
+    """The pool's workers and launches, and who holds which slot: the module docstring's rules, no I/O."""
+
     def __init__(self) -> None:
         self.workers: dict[str, WorkerEntry] = {}
         self.launches: dict[str, LaunchEntry] = {}
@@ -83,16 +91,19 @@ class LeaseBook:
     # workers --------------------------------------------------------------------------------------------
 
     def add_worker(self, name: str, key: str, index: int, started_by: str, now: float) -> WorkerEntry:
+        """Enter a worker that is starting for `key` (idle from `now`)."""
         entry = WorkerEntry(name, key, index, started_by, started_at=now, idle_since=now)
         self.workers[name] = entry
         return entry
 
     def ready(self, name: str, cuda: bool, info: dict[str, str], now: float) -> None:
+        """The worker built its model: leasable from now (idle from `now`); unknown names are ignored."""
         entry = self.workers.get(name)
         if entry is not None:
             entry.state, entry.cuda, entry.info, entry.idle_since = WorkerState.ready, cuda, info, now
 
     def refuse(self, name: str, why: str) -> None:
+        """The worker cannot render its key here; the entry keeps why. Unknown names are ignored."""
         entry = self.workers.get(name)
         if entry is not None:
             entry.state, entry.refusal = WorkerState.refused, why
@@ -115,6 +126,7 @@ class LeaseBook:
     # launches -------------------------------------------------------------------------------------------
 
     def attach(self, run_id: str, key: str, overlap: OverlapMode, publishes: bool = False) -> None:
+        """Enter a launch, so it may be granted slots on workers of `key`."""
         self.launches[run_id] = LaunchEntry(run_id, key, overlap, publishes)
 
     def detach(self, run_id: str, now: float) -> list[str]:
@@ -200,6 +212,7 @@ class LeaseBook:
         return worker
 
     def leases_of(self, run_id: str) -> Iterator[tuple[WorkerEntry, str]]:
+        """Every live lease of `run_id`, with the worker holding it."""
         for worker in self.workers.values():
             for lease, holder in worker.leases.items():
                 if holder == run_id:

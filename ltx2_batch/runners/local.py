@@ -33,6 +33,8 @@ from ltx2_batch.worker.spec import RunSpec, renders_on_cuda, run_output
 
 
 class LocalRunner:
+    """The Runner for `engine=local`: one executor in this process, built on the first batch."""
+
     def __init__(
         self,
         make_executor: Callable[[], JobExecutor],
@@ -48,6 +50,7 @@ class LocalRunner:
         self._out: RunOutput | None = None
 
     def run(self, batches: Iterator[Sequence[RenderJob]], events: RunEvents, stop: threading.Event) -> None:
+        """Render every job here, warm affinity first; a job is reported once its files are complete."""
         if self._executor is None or self._out is None:
             self._executor = self._make_executor()
             settle_torch_threads()
@@ -59,6 +62,7 @@ class LocalRunner:
         encoding: tuple[RenderJob, Future[JobOutcome]] | None = None
 
         def report(job: RenderJob, outcome: JobOutcome) -> None:
+            """Report the outcome, then release (or fail) the storyboard shots that waited for this job."""
             events.job_finished(job, outcome, 1)
             release_dependents(queue, job, outcome, events, self._worker)
 
@@ -93,6 +97,7 @@ class LocalRunner:
         """Render with the main thread interruptible; chunk rows are written with it not."""
 
         def on_chunk(chunk_job: RenderJob, chunk: ChunkOutcome) -> None:
+            """Record the chunk with the main thread not interruptible: no signal lands in a ledger append."""
             self._interruptible.clear()
             try:
                 events.chunk_finished(chunk_job, chunk, 1)
@@ -100,6 +105,7 @@ class LocalRunner:
                 self._interruptible.set()
 
         def on_step(step_job: RenderJob, step: StepEvent) -> None:
+            """Pass the step on (the executor already thinned them)."""
             events.job_stepped(step_job, step, 1)
 
         future: Future[JobOutcome] | None = None
@@ -128,6 +134,7 @@ class LocalRunner:
         return future
 
     def close(self) -> None:
+        """Close the executor and its models; a later run builds a new one."""
         if self._executor is not None:
             self._executor.close()
             self._executor = None

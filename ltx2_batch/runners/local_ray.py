@@ -48,6 +48,7 @@ class LocalRay:
 
     @property
     def port(self) -> int:
+        """The GCS port, from the recorded address."""
         return int(self.address.rpartition(":")[2])
 
 
@@ -56,6 +57,7 @@ def _record(state: Path) -> Path:
 
 
 def read_record(state: Path | None = None) -> LocalRay | None:
+    """The recorded local Ray, or None without a readable record (it may no longer answer either way)."""
     path = _record(state or state_home())
     try:
         return LocalRay(**json.loads(path.read_text()))

@@ -63,10 +63,13 @@ def open_owner(pool: str, code: str, detached: bool) -> Any:
 
 @dataclass(frozen=True)
 class NamedActor:
+    """One of this tool's named actors: its Ray name and what the name says (pool, code, worker)."""
+
     name: str
     parsed: ActorName
 
     def handle(self) -> Any:
+        """The actor's handle, looked up by name in the tool's namespace."""
         return ray.get_actor(self.name, namespace=NAMESPACE)
 
 

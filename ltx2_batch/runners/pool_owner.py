@@ -114,6 +114,7 @@ class PoolOwner:
     # launches -------------------------------------------------------------------------------------------
 
     async def attach(self, launch: LaunchSpec, want: int) -> PoolView:
+        """Attach a launch; start the workers its key lacks (up to `want`). Refused keys are tried again."""
         self._wake()
         self._recipes[launch.key] = launch.recipe
         self._idle_s = launch.idle_s
@@ -133,6 +134,7 @@ class PoolOwner:
         return self._view(launch.run_id)
 
     async def view(self, run_id: str) -> PoolView | None:
+        """The pool as the launch sees it now; None when the launch is not attached."""
         launch = self._launches.get(run_id)
         return None if launch is None else self._view(run_id)
 
@@ -169,6 +171,7 @@ class PoolOwner:
         return await future
 
     async def give_back(self, lease: str) -> None:
+        """End a lease the launch had no job for; its slot goes to the next ask."""
         self._end_lease(lease, None, served=False)
 
     async def released(self, lease: str, warm: AffinityKey | None, served: bool) -> None:
@@ -405,4 +408,5 @@ class PoolOwner:
         await self._forever.wait()
 
     async def code(self) -> str:
+        """The code hash this owner serves; every code version keeps this call, for other versions."""
         return self._code

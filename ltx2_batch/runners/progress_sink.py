@@ -20,6 +20,7 @@ class ProgressSink:
         self.dropped = 0
 
     async def put(self, item: object) -> None:
+        """Keep one event; past MAX_ITEMS an event is dropped and counted."""
         if len(self._items) < MAX_ITEMS:
             self._items.append(item)
         else:
@@ -31,4 +32,5 @@ class ProgressSink:
         return items
 
     async def ping(self) -> bool:
+        """True while the sink is alive: the owner's sign that the launch's driver still is."""
         return True

@@ -73,9 +73,11 @@ class _Flights:
     asks: set[Any] = field(default_factory=set)
 
     def refs(self) -> list[Any]:
+        """Every ref to wait on: the renders, then the asks."""
         return [*self.renders, *self.asks]
 
     def jobs(self) -> dict[str, RenderJob]:
+        """The jobs rendering now, by job id."""
         return {flight.job.job_id: flight.job for flight in self.renders.values()}
 
 
@@ -103,6 +105,8 @@ class RayRunner:
     # the dispatch loop ----------------------------------------------------------------------------------
 
     def run(self, batches: Iterator[Sequence[RenderJob]], events: RunEvents, stop: threading.Event) -> None:
+        """Render every batch through the pool: lease asks out for the jobs that could start, results taken in
+        completion order. Ctrl-C or `stop` winds the in-flight ones down as cancelled."""
         feed = JobFeed(batches)
         feed.top_up(1)
         if feed.finished:

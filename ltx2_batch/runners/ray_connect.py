@@ -125,6 +125,7 @@ def mute_raylet_lines() -> None:
         return
 
     def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
+        """Ray's printer, except that raylet messages go to the DEBUG log."""
         if data.get("pid") == "raylet":
             _log.debug("raylet: %s", " ".join(str(line) for line in data.get("lines", ())))
             return

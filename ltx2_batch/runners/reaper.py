@@ -79,6 +79,7 @@ def stop_reaper(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Wait while the driver is this process's parent, then reap the private Ray's processes and temp dir."""
     driver, temp_dir = int(argv[0]), argv[1]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the driver's death (or a SIGKILL from it) ends us
     while os.getppid() == driver:

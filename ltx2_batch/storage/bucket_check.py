@@ -102,6 +102,7 @@ class BucketResumeCheck:
     _listing: dict[str, ObjectInfo] | None = None
 
     def listing(self) -> dict[str, ObjectInfo]:
+        """Every job object of the run dir with its size and ETag, listed on first use and then kept."""
         if self._listing is None:
             self._listing = list_outputs(self.store)
         return self._listing

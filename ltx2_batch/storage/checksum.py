@@ -21,6 +21,8 @@ _MAX_SINGLE_PUT = 5 << 30  # S3's largest single PUT
 
 @dataclass(frozen=True)
 class FileDigest:
+    """One file's size and checksums, from one read: what its records hold and what confirms its upload."""
+
     size: int
     sha256: str
     md5: str  # of the whole file

@@ -45,26 +45,34 @@ def run_name_problem(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class OutputLayout:
+    """Where each of a job's files goes under a run dir (module docstring); paths only."""
+
     root: Path
 
     def video(self, job: RenderJob) -> Path:
+        """The job's clip: an MP4, or a PNG for a one-frame job."""
         suffix = ".png" if job.mode is RenderMode.IMAGE else ".mp4"
         return self.root / "generated" / f"{job.job_id}{suffix}"
 
     def thumbnail(self, job: RenderJob) -> Path:
+        """The job's JPEG thumbnail (what the contact sheet shows)."""
         return self.root / "thumbnails" / f"{job.job_id}.jpg"
 
     @property
     def sidecar_dir(self) -> Path:
+        """The folder of the sidecars, one per finished job."""
         return self.root / "metadata"
 
     def sidecar(self, job: RenderJob) -> Path:
+        """The job's sidecar JSON, written last: its presence marks the job's files complete."""
         return self.sidecar_dir / f"{job.job_id}.json"
 
     def chunk_dir(self, job: RenderJob) -> Path:
+        """The folder of a chained job's resume state."""
         return self.root / "chunks" / job.job_id
 
     def chunk_latent(self, job: RenderJob, index: int) -> Path:
+        """Chunk `index`'s latents (and kept audio samples), which the next chunk is conditioned on."""
         return self.chunk_dir(job) / f"chunk_{index:03d}.safetensors"
 
     def chunk_record(self, job: RenderJob, index: int) -> Path:

@@ -50,6 +50,7 @@ _GIVE_UP = 0.75  # of the TTL without a successful heartbeat: the holder stops b
 
 
 def shard_lease(shard: Shard) -> str:
+    """The lease object of one shard, named by the shard's one spelling."""
     return f"{LEASE_DIR}/shard-{shard.index}-of-{shard.count}.json"
 
 
@@ -81,6 +82,7 @@ class Holder:
 
     @classmethod
     def me(cls, run_id: str, shard: Shard | None, ttl_s: float) -> Holder:
+        """This process as holder: host, boot, pid and its start (to tell it is gone), run, shard, TTL."""
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         pid = os.getpid()
         host = socket.gethostname()
@@ -90,6 +92,7 @@ class Holder:
 
     @classmethod
     def parse(cls, data: bytes | None) -> Holder | None:
+        """The holder a lease object names; None when it is not one (damaged, or of another layout)."""
         try:
             raw = json.loads(data or b"")
             return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
@@ -97,9 +100,11 @@ class Holder:
             return None
 
     def body(self) -> bytes:
+        """The lease object's JSON bytes."""
         return json.dumps(self.__dict__, sort_keys=True).encode()
 
     def describe(self) -> str:
+        """The holder as refusal messages name it: pid, host, start time, shard."""
         shard = f", shard {self.shard}" if self.shard else ""
         return f"pid {self.pid} on {self.host}, started {self.started}{shard}"
 
@@ -126,6 +131,7 @@ class LeaseState:
     expires: datetime | None
 
     def who(self) -> str:
+        """The holder in parentheses, to append to a message; empty when the lease is unreadable."""
         return f" ({self.holder.describe()})" if self.holder else ""
 
 
@@ -168,6 +174,7 @@ class Lease:
         self.on_lost: Callable[[str], None] | None = None
 
     def start(self) -> None:
+        """Start the heartbeat thread, which renews the lease until `release`."""
         self._thread = threading.Thread(target=self._beat, name="ltx2-lease", daemon=True)
         self._thread.start()
 

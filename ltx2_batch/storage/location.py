@@ -70,6 +70,7 @@ class Location:
         return Path(self.text)
 
     def child(self, name: str) -> Location:
+        """The folder `name` inside this one, remote or local like it."""
         if self.remote:
             return Location(f"{self.text}/{name}", remote=True)
         return Location(str(Path(self.text) / name))

@@ -66,6 +66,7 @@ class ObjectStore:
         self._base = str(self.fs._strip_protocol(self.root)).rstrip("/")
 
     def url(self, rel: str) -> str:
+        """The full URL of `rel` (the folder itself for "")."""
         return f"{self.root}/{rel}" if rel else self.root
 
     def key(self, rel: str) -> str:

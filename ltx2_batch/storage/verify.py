@@ -67,6 +67,7 @@ class Expected:
 
     @classmethod
     def of(cls, job: RenderJob) -> Expected:
+        """What `job`'s file must hold: its output frames, and sound when it has audio and is not a still."""
         return cls(job.job_id, job.output_frames, job.audio and job.mode is not RenderMode.IMAGE)
 
     @classmethod

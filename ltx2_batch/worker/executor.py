@@ -103,6 +103,7 @@ class JobExecutor:
 
     @property
     def backend(self) -> RenderBackend:
+        """The backend this worker holds (a pool worker warms it before its first job)."""
         return self._backend
 
     def _deferrable(self, out: RunOutput) -> OverlappedDecodeBackend | None:
@@ -131,6 +132,7 @@ class JobExecutor:
         reported = on_chunk
 
         def on_stored_chunk(chunk_job: RenderJob, chunk: ChunkOutcome) -> None:
+            """Report the chunk once its state is in the bucket, named by its objects."""
             if reported is not None:  # reported once its state is in the bucket, named by its objects
                 reported(chunk_job, publisher.chunk_outcome(chunk))
 
@@ -183,6 +185,7 @@ class JobExecutor:
             return completed(outcome(OutcomeStatus.FAILED, error=_error_summary(exc)))
 
         def encode() -> JobOutcome:
+            """Write the files (a failure fails only this job); an overlapped job's timings steer the next."""
             try:
                 written = write()
             except Exception as exc:  # an encode failure fails this job only
@@ -206,6 +209,7 @@ class JobExecutor:
         send = StepThrottle(lambda event: on_step(job, event)) if on_step is not None else None
 
         def listener(event: StepEvent) -> None:
+            """Raise JobCancelledError when a stop was asked (the cancel point), else pass the step on."""
             if should_stop is not None and should_stop():
                 raise JobCancelledError(
                     f"cancelled at step {event.done}/{event.steps} of stage {event.stage}/{event.stages}"
@@ -226,6 +230,7 @@ class JobExecutor:
             error: str | None = None,
             fatal: bool = False,
         ) -> JobOutcome:
+            """This attempt's outcome with `status`, the worker's identity and the time since it started."""
             files = dataclasses.asdict(written) if written is not None else {}
             files["chunks"] = written.chunks if written is not None else ()
             return JobOutcome(
@@ -261,6 +266,7 @@ class JobExecutor:
             denoise_s = time.perf_counter() - t0
 
             def decode_and_write() -> WrittenFiles:
+                """Decode the denoised job, then write its files; `render_s` counts denoise plus decode."""
                 t1 = time.perf_counter()
                 decoded = pending.decode()  # on the encode thread: the next job may be denoising
                 decoded.info["decode_overlapped"] = True  # in the sidecar: how this job was decoded

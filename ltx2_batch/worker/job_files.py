@@ -97,6 +97,7 @@ class JobFiles:
         return self.finish(job, result, frames, render_s, time.perf_counter() - t0, ())
 
     def write_thumbnail(self, job: RenderJob, first_frame: np.ndarray) -> None:
+        """The job's JPEG thumbnail from `first_frame` (a chained job's first chunk), at the set width."""
         write_thumbnail(self.layout.thumbnail(job), first_frame, width=self.thumbnail_width)
 
     def finish(

@@ -31,10 +31,12 @@ class Overlap(Enum):
 
     @property
     def encodes(self) -> bool:
+        """A job's files are written on the encode thread beside the next render."""
         return self is not Overlap.OFF
 
     @property
     def decodes(self) -> bool:
+        """A job's decode may also run there (always for DECODE, when it pays for ADAPTIVE)."""
         return self in (Overlap.DECODE, Overlap.ADAPTIVE)
 
 
