@@ -54,6 +54,8 @@ from ltx2_batch.export.card import CardFacts, render_card
 from ltx2_batch.export.files import DatasetStore, FileRef, sha256_of
 from ltx2_batch.export.schema import DATASET_SCHEMA, LEDGER_COLUMNS, PRIVATE, SHARD_SCHEMA
 from ltx2_batch.export.source import RunSource
+from ltx2_batch.storage.location import is_url
+from ltx2_batch.storage.objects import check_store
 
 METADATA_NAME = "metadata.parquet"
 CARD_NAME = "README.md"
@@ -93,6 +95,8 @@ def export_dataset(
     default `<output_dir>/dataset`); see the module doc. `endpoint_url`: an S3-compatible store's."""
     if samples_per_shard < 1:
         raise ConfigError(f"export.samples_per_shard must be >= 1, got {samples_per_shard}")
+    if dest is not None and is_url(str(dest)):
+        check_store(str(dest), endpoint_url)
     with RunSource(output_dir, endpoint_url) as run:  # the files rows name stay readable after
         store = DatasetStore(dest if dest is not None else run.join("dataset").url, endpoint_url)
         previous = _previous(store)

@@ -51,6 +51,7 @@ class BucketRunDir:
     def __init__(self, location: Location, output: OutputConfig) -> None:
         self.location = location
         self.store = ObjectStore(location.text, output.endpoint_url)
+        self.store.check_reachable()  # a missing bucket or a wrong endpoint: refused before any work
         self._ttl = output.lease_ttl_s
         self._scratch = scratch_root(output.scratch) / "driver"
         self._key = scratch_key(location.text)
@@ -75,7 +76,12 @@ class BucketRunDir:
     def _reading(self) -> Path:
         if self._read is None:
             self._scratch.mkdir(parents=True, exist_ok=True)
-            self._read = snapshot(self.store, Path(tempfile.mkdtemp(prefix="read-", dir=self._scratch)))
+            folder = Path(tempfile.mkdtemp(prefix="read-", dir=self._scratch))
+            try:
+                self._read = snapshot(self.store, folder)
+            except BaseException:  # a store that fails mid-snapshot (or Ctrl-C) leaves no folder behind
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return self._read
 
     def forget_reads(self) -> None:

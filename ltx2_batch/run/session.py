@@ -43,6 +43,8 @@ from ltx2_batch.run.resume import record_rejected, without_finished
 from ltx2_batch.run.rundir import LocalRunDir, RunDir
 from ltx2_batch.run.source import Batch, JobSource, open_source
 from ltx2_batch.runners.base import Runner
+from ltx2_batch.storage.location import is_url
+from ltx2_batch.storage.objects import check_store
 from ltx2_batch.storage.writer_lock import hold_output_dir
 from ltx2_batch.worker.spec import RunSpec, WorkerSpec
 
@@ -55,6 +57,8 @@ def run_batch(cfg: AppConfig, project_root: Path) -> RunReport:
     manifest_path = resolve_manifest_path(cfg.manifest, manifest_dirs(project_root))
     shard = Shard.parse(cfg.shard) if cfg.shard else None
     run_dir = open_run_dir(run_location(cfg, manifest_path, project_root), cfg.output)
+    if (cfg.export.dataset or cfg.export.webdataset) and is_url(cfg.export.dir):
+        check_store(str(cfg.export.dir), cfg.output.endpoint_url)  # not found out after the renders
     if cfg.ledger_rebuild:
         _rebuild(run_dir, shard)
     source = open_source(cfg, project_root, manifest_path, run_dir)

@@ -4,7 +4,8 @@ A bucket has no flock, and a process killed with -9 releases nothing. So a write
 JSON object written with a conditional PUT (If-None-Match: only if absent), naming its holder (host, pid,
 run id, shard) and its time to live (`output.lease_ttl_s`). A heartbeat thread rewrites it every quarter of
 that (If-Match: only while it is still ours), so the store's own clock (the object's Last-Modified) says
-when the holder was last alive.
+when the holder was last alive, and the store's clock again (the Date of its answer) says whether that was a
+whole TTL ago: a reader whose own clock is off judges no lease wrongly (stores without a Date: local time).
 
     <run dir>/leases/writer.json               an unsharded run
     <run dir>/leases/shard-<i>-of-<n>.json     one per shard of a sharded launch
@@ -143,7 +144,8 @@ def read_lease(store: ObjectStore, rel: str, ttl_s: float) -> LeaseState | None:
     holder = Holder.parse(store.read(rel))
     ttl = holder.ttl_s if holder else ttl_s
     expires = datetime.fromtimestamp(info.modified.timestamp() + ttl, timezone.utc) if info.modified else None
-    lapsed = expires is not None and expires < datetime.now(timezone.utc)
+    now = info.answered or datetime.now(timezone.utc)  # the store's clock, as Last-Modified is: no skew
+    lapsed = expires is not None and expires < now
     return LeaseState(holder, info, not (lapsed or (holder is not None and holder.gone())), expires)
 
 

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class ObjectInfo:
     etag: str | None
     modified: datetime | None
     md5_etag: bool = True
+    answered: datetime | None = None  # the store's clock when it answered (its HTTP Date), where it gives one
 
 
 class ObjectStore:
@@ -88,6 +90,34 @@ class ObjectStore:
         bucket, key, _ = self.fs.split_path(self.key(rel))
         return self.fs.call_s3(method, Bucket=bucket, Key=key, **kwargs)
 
+    def check_reachable(self) -> None:
+        """One request before any work: the bucket exists and the store answers with these credentials.
+        Without it a missing bucket or a wrong endpoint surfaces as a library traceback in the middle of a
+        launch (or after a run, for an export). On S3 it lists at most one key under this folder: the same
+        permission a run needs, not the bucket-wide one HeadBucket asks for."""
+        bucket = self._base.split("/", 1)[0]
+        at = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        try:
+            if self._s3:
+                prefix = self._base.split("/", 1)[1] + "/" if "/" in self._base else ""
+                self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            elif not self.fs.exists(bucket):
+                raise FileNotFoundError(bucket)
+        except FileNotFoundError as exc:
+            raise StorageError(
+                f"{self.root}: the bucket {bucket!r} does not exist{at}: create it, or fix the URL"
+            ) from exc
+        except PermissionError as exc:
+            raise StorageError(
+                f"{self.root}: the store{at} refused to list it ({_why(exc)}): check the credentials the "
+                "environment gives and their permissions on this bucket"
+            ) from exc
+        except Exception as exc:  # botocore's connection errors, a wrong endpoint's HTTP answers
+            raise StorageError(
+                f"{self.root}: the store{at} did not answer ({_why(exc)}): check output.endpoint_url "
+                "(or $AWS_ENDPOINT_URL), the network and the credentials"
+            ) from exc
+
     # ------------------------------------------------------------------ reading
 
     def stat(self, rel: str) -> ObjectInfo | None:
@@ -97,7 +127,11 @@ class ObjectStore:
                 head = self._s3_call("head_object", rel)
                 encrypted = head.get("ServerSideEncryption") in _ENCRYPTED or "SSECustomerAlgorithm" in head
                 return ObjectInfo(
-                    head["ContentLength"], _etag(head), _utc(head.get("LastModified")), not encrypted
+                    head["ContentLength"],
+                    _etag(head),
+                    _utc(head.get("LastModified")),
+                    not encrypted,
+                    _answered(head),
                 )
             info = self.fs.info(self.key(rel))
         except FileNotFoundError:
@@ -245,6 +279,11 @@ class ObjectStore:
         self.remove(self.listing(prefix))
 
 
+def check_store(url: str, endpoint_url: str | None = None) -> None:
+    """Refuse (StorageError) a bucket URL whose bucket is missing or whose store does not answer."""
+    ObjectStore(url, endpoint_url).check_reachable()
+
+
 def _etag(reply: dict[str, Any]) -> str | None:
     value = reply.get("ETag")
     return str(value).strip('"') if value else None
@@ -272,6 +311,16 @@ def _info(info: dict[str, Any]) -> ObjectInfo:
         info.get("LastModified") or info.get("updated") or info.get("last_modified") or info.get("mtime")
     )
     return ObjectInfo(int(info.get("size") or 0), str(etag).strip('"') if etag else None, _utc(modified))
+
+
+def _answered(reply: dict[str, Any]) -> datetime | None:
+    """The store's clock when it sent `reply` (the HTTP Date header), UTC; None without one."""
+    date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not date:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return parsedate_to_datetime(date).astimezone(timezone.utc)
+    return None
 
 
 def _stamp(found: ObjectInfo) -> str:

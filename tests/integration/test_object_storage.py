@@ -15,7 +15,10 @@ import os
 import re
 import subprocess
 import tarfile
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -25,8 +28,9 @@ from ltx2_batch.core.shard import Shard
 from ltx2_batch.errors import ConfigError, StorageError
 from ltx2_batch.export.dataset import export_dataset
 from ltx2_batch.media.probe import decode_frame_index, read_frames
+from ltx2_batch.storage import lease as lease_module
 from ltx2_batch.storage.checksum import digest
-from ltx2_batch.storage.lease import WRITER, Holder, hold_bucket_dir
+from ltx2_batch.storage.lease import WRITER, Holder, hold_bucket_dir, read_lease
 from ltx2_batch.storage.objects import ObjectStore
 from tests.conftest import compose_app, write_manifest
 from tests.fixtures.s3 import bucket_objects
@@ -203,6 +207,7 @@ def test_a_stale_lease_is_taken_over(s3_bucket: str, caplog: pytest.LogCaptureFi
     store = ObjectStore(f"{s3_bucket}/runs/clips")
     lapsed = Holder("elsewhere", "boot", 4242, "1", "old-run", None, 0.001, "2026-01-01 00:00:00 UTC")
     store.write(WRITER, lapsed.body())
+    time.sleep(1.1)  # the store's clock counts whole seconds (Last-Modified, Date): one passes
     with _held(store, None) as lease:
         assert "took over the stale writer lease" in caplog.text and "pid 4242 on elsewhere" in caplog.text
         assert Holder.parse(store.read(WRITER)) == lease.holder  # type: ignore[attr-defined]
@@ -219,6 +224,29 @@ def test_a_stale_lease_is_taken_over(s3_bucket: str, caplog: pytest.LogCaptureFi
         _held(store, None),
     ):
         pass
+
+
+def test_a_lease_is_judged_by_the_stores_clock_not_the_readers(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader whose clock runs an hour fast sees a live lease live, and one an hour slow sees a lapsed
+    lease lapsed: both ends of the comparison are the store's (Last-Modified, and the Date of its answer)."""
+    store = ObjectStore(f"{s3_bucket}/runs/clips")
+    live = Holder("elsewhere", "boot", 1, "1", "live-run", None, 60.0, "2026-01-01 00:00:00 UTC")
+    lapsed = Holder("elsewhere", "boot", 2, "1", "old-run", None, 0.5, "2026-01-01 00:00:00 UTC")
+    store.write("leases/live.json", live.body())
+    store.write("leases/lapsed.json", lapsed.body())
+    time.sleep(1.5)  # the store's clocks count whole seconds: past the lapsed one's half-second TTL
+    for skew_s, name, binds in ((3600.0, "live", True), (-3600.0, "lapsed", False)):
+
+        class SkewedClock(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return datetime.now(tz) + timedelta(seconds=skew_s)  # noqa: B023 - read in this turn only
+
+        monkeypatch.setattr(lease_module, "datetime", SkewedClock)
+        state = read_lease(store, f"leases/{name}.json", 60.0)
+        assert state is not None and state.live is binds, (skew_s, name)
 
 
 def test_large_files_go_up_in_parts_and_are_confirmed(s3_bucket: str, tmp_path: Path) -> None:
@@ -240,3 +268,28 @@ def test_large_files_go_up_in_parts_and_are_confirmed(s3_bucket: str, tmp_path: 
     wrong = digest(other, 5 << 20)
     with pytest.raises(StorageError, match=r"big\.bin to s3://.*/big/generated/big\.bin: the store holds"):
         store.put_file(path, "generated/big.bin", wrong)
+
+
+@pytest.mark.usefixtures("s3_server")
+def test_a_missing_bucket_or_a_silent_store_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket that does not exist, a store that does not answer, and an export bucket that does not exist:
+    each a one-line error (exit 2) before anything renders, not a library traceback mid-launch or after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries: the dead endpoint answers at once
+    cases = {
+        "does not exist": _launch(tmp_path, "s3://no-such-bucket/runs"),
+        "did not answer": [*_launch(tmp_path, "s3://any/runs"), "output.endpoint_url=http://127.0.0.1:9"],
+        "export": [
+            *_launch(tmp_path, str(tmp_path / "out")),
+            "export.dataset=true",
+            "export.dir=s3://no-such-bucket/datasets",
+        ],
+    }
+    for expected, args in cases.items():
+        assert run(compose_app(*args), tmp_path) == 2, expected
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, err
+        assert ("does not exist" if expected == "export" else expected) in err, err
+    assert not list((tmp_path / "out").rglob("*.mp4"))  # the export's bucket was checked before the renders
