@@ -16,9 +16,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ltx2_batch.config import PathsConfig
+from ltx2_batch.core.tool_paths import models_home
 from ltx2_batch.manifest.quote import quote
 
 PROJECTS_PREFIX = "/projects"
+_NOT_FOUND = "file not found: "
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -29,11 +31,18 @@ class InputRoots:
     manifest_dir: str
     projects_root: str
     extra: tuple[str, ...] = ()
-    models_root: str = ""  # LoRAs only: `models/` under the working directory
+    models_root: str = ""  # LoRAs only: the model's root (model.root, else the models home)
 
     @classmethod
-    def for_manifest(cls, manifest_path: str | Path, paths: PathsConfig, cwd: str | Path) -> InputRoots:
-        """Relative config roots are taken from `cwd` (the launch directory), not from the manifest."""
+    def for_manifest(
+        cls,
+        manifest_path: str | Path,
+        paths: PathsConfig,
+        cwd: str | Path,
+        models_root: str | Path | None = None,
+    ) -> InputRoots:
+        """Relative config roots are taken from `cwd` (the launch directory), not from the manifest. LoRAs
+        are also looked for under `models_root` (default: the models home, never the launch directory)."""
         base = Path(cwd)
 
         def real(p: str | Path) -> str:
@@ -44,7 +53,7 @@ class InputRoots:
             manifest_dir=str(Path(real(manifest_path)).parent),
             projects_root=real(paths.projects_root),
             extra=tuple(real(p) for p in paths.allowed_roots),
-            models_root=real("models"),
+            models_root=real(models_root if models_root is not None else models_home()),
         )
 
     def allowed(self, *, lora: bool) -> tuple[str, ...]:
@@ -96,7 +105,7 @@ def _candidate(path: str, base: str, roots: InputRoots) -> str:
 
 
 def resolve_input_path(raw: str, roots: InputRoots, *, lora: bool = False) -> ResolvedPath:
-    """Resolve one manifest path string; LoRA paths are also searched under `models/`."""
+    """Resolve one manifest path string; LoRA paths are also searched under the models root."""
     if not raw.strip():
         return ResolvedPath(error="path is empty")
     if "\x00" in raw:
@@ -109,8 +118,18 @@ def resolve_input_path(raw: str, roots: InputRoots, *, lora: bool = False) -> Re
     bases = [roots.manifest_dir]
     if lora and roots.models_root:
         bases.append(roots.models_root)
-    results = [_check(raw, _candidate(path, base, roots), roots.allowed(lora=lora)) for base in bases]
-    return next((r for r in results if r.ok), results[0])
+    candidates = [_candidate(path, base, roots) for base in bases]
+    return _first_found(raw, [_check(raw, c, roots.allowed(lora=lora)) for c in candidates], candidates)
+
+
+def _first_found(raw: str, results: list[ResolvedPath], candidates: list[str]) -> ResolvedPath:
+    """The first place that holds the file; when none does, a not-found that names every place looked."""
+    found = next((r for r in results if r.ok), None)
+    if found is not None:
+        return found
+    if len(results) > 1 and all(r.error.startswith(_NOT_FOUND) for r in results):
+        return ResolvedPath(error=f"{_NOT_FOUND}{quote(raw)} (looked for {' and '.join(candidates)})")
+    return results[0]
 
 
 def _check(raw: str, candidate: str, allowed: tuple[str, ...]) -> ResolvedPath:
@@ -133,7 +152,7 @@ def _check(raw: str, candidate: str, allowed: tuple[str, ...]) -> ResolvedPath:
         )
     # os.path answers False for every OSError (a name too long); Path.exists/is_file raise on it
     if not os.path.exists(real):  # noqa: PTH110 - a hostile name must get this message, not a traceback
-        return ResolvedPath(error=f"file not found: {quote(raw)} (looked for {candidate})")
+        return ResolvedPath(error=f"{_NOT_FOUND}{quote(raw)} (looked for {candidate})")
     if not os.path.isfile(real):  # noqa: PTH113 - as above: False, not OSError, for a name too long
         return ResolvedPath(error=f"{quote(raw)} is not a regular file ({real})")
     return ResolvedPath(path=real)

@@ -90,6 +90,7 @@ class WeightsOffer:
     distilled_lora_path: str = ""
     spatial_x1_5: bool = True  # the x1.5 spatial upsampler file is present
     lora_check: Callable[[str], str | None] | None = field(default=None, compare=False)
+    models_root: str = ""  # where LoRA paths are also looked for (model.root); "" the models home
 
 
 # Every file present on a dev checkpoint: what a caller that does not say gets (auto: guided ti2vid).

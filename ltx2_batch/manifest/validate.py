@@ -90,7 +90,7 @@ def validate_document(
     for problem in problems:
         log.add_problem(problem)
     base_seed, expansion = _expand_checked(doc, chaining, limits, log)
-    roots = InputRoots.for_manifest(manifest_path, paths, Path.cwd())
+    roots = InputRoots.for_manifest(manifest_path, paths, Path.cwd(), weights.models_root or None)
     ctx = JobContext(
         chunking=ChunkingSpec(
             chaining.window,

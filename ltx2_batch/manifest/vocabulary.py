@@ -81,8 +81,8 @@ UPSCALE: Section = {
     "spatial": Key(
         "scale",
         True,
-        doc="`true`: two stages with the x2 spatial upsampler (sizes multiple of 64); `1.5`: the x1.5 one "
-        "(LTX-2.3, multiples of 96); `false`: one stage (multiples of 32).",
+        doc="`true` (or `2`): two stages with the x2 spatial upsampler (sizes multiple of 64); `1.5`: the "
+        "x1.5 one (LTX-2.3, multiples of 96); `false`: one stage (multiples of 32).",
         example="false",
     ),
     "temporal": Key(
@@ -108,7 +108,7 @@ LORA: Section = {
     "path": Key(
         "path",
         required=True,
-        doc="The LoRA file (also looked for under `models/`).",
+        doc="The LoRA file (also looked for under the models root: `model.root`, else the models home).",
         example="style.safetensors",
     ),
     "strength": Key("number", 1.0, doc="In [-2, 2].", example="0.8"),

@@ -7,10 +7,11 @@ the model fingerprint and what the weights serve are read from file names and he
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ltx2_batch.backends.lora_check import LoraCheck
-from ltx2_batch.backends.models import discover_model_files, embedded_builder, embedded_root
+from ltx2_batch.backends.models import discover_model_files, embedded_builder, embedded_root, model_root
 from ltx2_batch.backends.weights import model_fingerprint
 from ltx2_batch.config import AppConfig, ChainingConfig, ModelConfig, ModelSource, OutputConfig
 from ltx2_batch.core.families import CheckpointKind, ModelFamily, check_chunk_frames, kind_from_name, spec
@@ -83,6 +84,12 @@ def open_jobs(
 
 
 def weights_offer(model: ModelConfig, project_root: Path) -> WeightsOffer:
+    """What `model`'s files serve (`_served`), and where a manifest's LoRA paths are also looked for: the
+    model's root (model.root, else the models home), never the launch directory."""
+    return replace(_served(model, project_root), models_root=str(model_root(model, project_root)))
+
+
+def _served(model: ModelConfig, project_root: Path) -> WeightsOffer:
     """What `model`'s files serve, from the preset, file names and headers only (no weights read): the
     embedded and random sets are distilled unless the config says otherwise (`model.checkpoint_kind`); real
     checkpoints are what their file name says (Lightricks' naming), else the config's kind, else dev. The

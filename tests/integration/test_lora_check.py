@@ -124,3 +124,33 @@ def test_a_run_refuses_before_any_job_runs(
     assert "styled" in err and "loras[0].path" in err and "'flux.safetensors' 3 of its" in err
     assert "a LoRA for another model?" in err
     assert not (tmp_path / "outputs" / "m" / "ledger.parquet").exists()
+
+
+def test_a_lora_path_is_also_looked_for_under_the_models_root_from_any_launch_dir(
+    tmp_path: Path, tiny_set: TinySet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LoRA named relative to the models root (model.root) plans the same from two launch dirs; one found
+    in neither place is refused naming both places looked."""
+    from ltx2_batch.cli import run
+    from tests.conftest import compose_app
+
+    relative = str(Path(tiny_set.path("distilled_lora")).relative_to(tiny_set.root.parent))
+    body = (
+        "defaults: {prompt: a cat, width: 64, height: 64, num_frames: 9}\n"
+        "jobs:\n  - {name: styled, loras: [{path: %s}]}\n"
+    )
+    manifest = write_manifest(tmp_path / "m", body % relative)
+    monkeypatch.setenv("LTX2_BATCH_MODELS", str(tmp_path / "home"))  # model.root, not the models home, counts
+    for cwd in (tmp_path, tmp_path / "m"):
+        monkeypatch.chdir(cwd)
+        assert (
+            run(compose_app(f"manifest={manifest}", f"model.root={tiny_set.root.parent}", "plan=true"), cwd)
+            == 0
+        )
+    missing = write_manifest(tmp_path / "n", body % "tiny/checkpoints/absent.safetensors")
+    assert (
+        run(compose_app(f"manifest={missing}", f"model.root={tiny_set.root.parent}", "plan=true"), tmp_path)
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/n/tiny/checkpoints/absent.safetensors and {tiny_set.root.parent}/tiny" in err, err

@@ -26,7 +26,7 @@ def layout(tmp_path: Path) -> tuple[Path, InputRoots]:
     (cwd / "shared" / "ok.png").write_bytes(b"s")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "secret.png").write_bytes(b"x")
-    roots = InputRoots.for_manifest("manifests/m.yaml", PathsConfig(allowed_roots=["shared"]), cwd)
+    roots = InputRoots.for_manifest("manifests/m.yaml", PathsConfig(allowed_roots=["shared"]), cwd, "models")
     return cwd, roots
 
 
@@ -130,6 +130,28 @@ def test_loras_may_live_under_models(layout: tuple[Path, InputRoots]) -> None:
     # images may not: models/ is an allowed root for LoRAs only
     assert not resolve_input_path(str(models), roots).ok
     assert not resolve_input_path("loras/style.safetensors", roots).ok
+    missing = resolve_input_path("loras/other.safetensors", roots, lora=True).error
+    assert missing.startswith("file not found") and missing.count("other.safetensors") == 3  # both places
+
+
+def test_the_lora_root_is_the_models_home_not_the_launch_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a model root the LoRA root is the models home ($LTX2_BATCH_MODELS here), wherever the
+    launch is: a `models/` folder in the launch directory is not looked in."""
+    home = tmp_path / "home"
+    (home / "loras").mkdir(parents=True)
+    (home / "loras" / "style.safetensors").write_bytes(b"l")
+    (tmp_path / "cwd" / "models" / "loras").mkdir(parents=True)
+    (tmp_path / "cwd" / "models" / "loras" / "local.safetensors").write_bytes(b"l")
+    monkeypatch.setenv("LTX2_BATCH_MODELS", str(home))
+    for cwd in (tmp_path / "cwd", tmp_path):
+        roots = InputRoots.for_manifest(tmp_path / "m.yaml", PathsConfig(), cwd)
+        assert roots.models_root == str(home)
+        assert resolve_input_path("loras/style.safetensors", roots, lora=True).path == str(
+            home / "loras" / "style.safetensors"
+        )
+        assert not resolve_input_path("loras/local.safetensors", roots, lora=True).ok
 
 
 def test_relative_config_roots_are_taken_from_cwd(tmp_path: Path) -> None:
