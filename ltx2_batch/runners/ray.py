@@ -98,6 +98,9 @@ class RayRunner:
         self._wanted = 1
         self._deadline = 0.0  # no slot by then, nothing in flight: the workers cannot start
         self._attempts: dict[str, int] = {}
+        self._retrying: dict[
+            str, _InFlight
+        ] = {}  # back in the queue after a worker died: their last row says so
         self._started_ray = False
         self._own_temp_dir: str | None = None  # a private Ray's session dir we made: removed by close()
         self._reaper: subprocess.Popen[bytes] | None = None  # kills that Ray if this driver dies with -9
@@ -162,6 +165,7 @@ class RayRunner:
         self._deadline = time.monotonic() + self._engine.start_timeout_s
         self._capacity = answer.slots
         attempt = self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
+        self._retrying.pop(job.job_id, None)
         events.job_started(job, attempt, answer.worker)
         result = answer.handle.render.remote(job, attempt, self._run, self._sink, answer.lease)
         flights.renders[result] = _InFlight(answer, job, attempt)
@@ -196,6 +200,7 @@ class RayRunner:
                 )
             elif flight.attempt < self._engine.max_attempts:
                 queue.push_front(flight.job)
+                self._retrying[flight.job.job_id] = flight
                 retry = self._outcome(flight, OutcomeStatus.RETRIED, f"worker died (will retry): {error}")
                 events.job_finished(flight.job, retry, flight.attempt)
                 return
@@ -290,6 +295,12 @@ class RayRunner:
                 flight.job, self._outcome(flight, OutcomeStatus.CANCELLED, why), flight.attempt
             )
         flights.renders.clear()
+        for flight in self._retrying.values():  # their last row said "will retry": the run ends first
+            why = "run stopped before the job's retry (its worker had died)"
+            events.job_finished(
+                flight.job, self._outcome(flight, OutcomeStatus.CANCELLED, why), flight.attempt
+            )
+        self._retrying.clear()
 
     # start and close ------------------------------------------------------------------------------------
 

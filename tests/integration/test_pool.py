@@ -192,6 +192,10 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
     assert "stopped serving this launch" in capsys.readouterr().err
     rows = _rows(tmp_path / "outputs" / "clip")
     assert rows.query("status == 'done'").job_id.is_unique
+    latest = pq.read_table(tmp_path / "outputs" / "clip" / "jobs.parquet").to_pandas()
+    assert set(latest.status) <= {"done", "cancelled"}, latest[
+        ["job_id", "status", "error"]
+    ]  # none "retried"
     assert run(app_factory(f"manifest={manifest}", *_engine(pool)), REPO_ROOT) == 0
     assert len(_rows(tmp_path / "outputs" / "clip").query("status == 'done'")) == 4
 
