@@ -204,11 +204,13 @@ def config_groups() -> dict[str, list[str]]:
 
 def check_overrides(args: list[str]) -> None:
     """Refuse, as the tool's own refusals are (exit 2, "did you mean"), command-line overrides naming a
-    setting or a group choice that does not exist; Hydra would exit 1 with its own text."""
+    setting or a group choice that does not exist, or a value its setting cannot hold; Hydra would exit 1
+    with its own text."""
     problems = override_problems(args, AppConfig(), config_groups())
     if problems:
         print(
-            f"error: {len(problems)} unknown setting(s) on the command line:\n  " + "\n  ".join(problems),
+            f"error: {len(problems)} unknown setting(s) or value(s) on the command line:\n  "
+            + "\n  ".join(problems),
             file=sys.stderr,
         )
         sys.exit(2)

@@ -83,7 +83,7 @@ def upscale(reader: FieldReader) -> UpscaleSpec:
     else:
         reader.report(
             "upscale.spatial",
-            f"must be true or false (x2 two-stage, or one stage), or 1.5 (x1.5 upsampler), got {quote(raw)}",
+            f"must be true or 2 (x2 two-stage), false (one stage) or 1.5 (x1.5 upsampler), got {quote(raw)}",
         )
     return UpscaleSpec(
         spatial=spatial,

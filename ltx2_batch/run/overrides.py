@@ -1,8 +1,9 @@
 """Command-line overrides held to the schema before Hydra sees them: a typo is the tool's own refusal.
 
 Owns `override_problems`: every `key=value` naming a setting the typed config lacks (`engine.num_wrkers=2`)
-or a group choice that does not exist (`model=ltx2_distiled`), each with the closest real one, so the CLI
-exits 2 with "did you mean" like the tool's other refusals instead of Hydra's exit 1 and its own text.
+or a group choice that does not exist (`model=ltx2_distiled`), and every value a known setting cannot hold
+(`verify=ful`, `seed=abc`), each with the closest real one, so the CLI exits 2 with "did you mean" like
+the tool's other refusals instead of Hydra's exit 1 and its own text.
 Also `+key=value` and `++key=value`: Hydra lets them add a key the structured config does not declare and
 the conversion to the typed dataclasses then drops it, so a misspelt `+output.video_cfr=30` would be
 accepted and do nothing. Must not: import Hydra or OmegaConf (the schema is read from the dataclasses
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,7 +88,65 @@ def override_problems(
         why = _missing(key, schema)
         if why is not None:
             problems.append(f"{override}: no setting {key!r} ({why})")
+            continue
+        bad = _value_problem(key, value, schema)
+        if bad is not None:
+            problems.append(f"{override}: {bad}")
     return problems
+
+
+_BOOLEANS = {"true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"}  # what OmegaConf reads as a bool
+
+
+def _value_problem(key: str, value: str, schema: Any) -> str | None:
+    """Why `value` cannot be what the setting `key` holds (an enum's choices, a number, a bool), or None.
+    Values this cannot judge pass through to Hydra: sweeps' functions, interpolations, quoted and list
+    values, and settings whose default is null (their type is not on the instance)."""
+    if not value or "(" in value or "${" in value or value[0] in "'\"[{":
+        return None
+    *parents, name = key.split(".")
+    node = schema
+    for part in parents:
+        node = getattr(node, part, None)
+    field = (
+        next((f for f in dataclasses.fields(node) if f.name == name), None)
+        if dataclasses.is_dataclass(node)
+        else None
+    )
+    default = getattr(node, name, None)
+    if field is not None:  # the annotation decides (`x: float = 60` holds an int): `int | None` alike
+        default = {"int": 0, "float": 0.0, "bool": False}.get(str(field.type).split("|")[0].strip(), default)
+    if field is None or default is None:
+        return None
+    for item in (v.strip() for v in value.split(",")):  # `seed=1,2` under -m: each value
+        if item == "null" and "None" in str(field.type):
+            continue
+        why = _not_a(item, default, key)
+        if why is not None:
+            return why
+    return None
+
+
+def _not_a(item: str, default: Any, key: str) -> str | None:
+    """Why `item` is not a value of `default`'s type, or None."""
+    if isinstance(default, enum.Enum):
+        values = [str(m.value) for m in type(default)]
+        if item in values or item in type(default).__members__:
+            return None
+        close = difflib.get_close_matches(item, values, n=1)
+        hint = f"did you mean {key}={close[0]}?" if close else f"one of: {', '.join(values)}"
+        return f"{key} is one of {', '.join(values)}, not {item!r} ({hint})"
+    if isinstance(default, bool):
+        return None if item.lower() in _BOOLEANS else f"{key} is true or false, not {item!r}"
+    kinds: tuple[tuple[type, str], ...] = ((int, "a whole number"), (float, "a number"))
+    for kind, words in kinds:
+        if isinstance(default, kind):
+            try:
+                kind(item)
+            except ValueError:
+                return f"{key} is {words}, not {item!r}"
+            return None
+    return None
 
 
 def added_key_problems(overrides: Sequence[str], schema: Any) -> list[str]:

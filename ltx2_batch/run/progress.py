@@ -289,7 +289,10 @@ def summary_table(stats: RunStats) -> str:
         ("render time", _fmt_s(stats.render_s)),
         ("wall time", _fmt_s(stats.wall_s)),
         ("frames written", str(stats.frames)),
-        ("throughput", f"{stats.done / stats.wall_s * 3600:.1f} clips/h" if stats.wall_s > 0 else "-"),
+        (
+            "throughput",
+            f"{stats.done / stats.wall_s * 3600:.1f} clips/h" if stats.done and stats.wall_s > 0 else "-",
+        ),
     ]
     key_w = max(len(k) for k, _ in rows)
     val_w = max(len(v) for _, v in rows)

@@ -107,6 +107,26 @@ def test_typos_and_missing_group_choices_are_refused_with_a_suggestion() -> None
     ]
 
 
+def test_values_a_setting_cannot_hold_are_refused_with_a_suggestion() -> None:
+    """A value of the wrong kind (an enum's typo, a word for a number) is refused before Hydra, which would
+    exit 1 with "Error merging override"; sweeps, interpolations, null, and a float for a float setting whose
+    default is written as an int, pass."""
+    from ltx2_batch.cli import config_groups
+    from ltx2_batch.run.overrides import override_problems
+
+    good = ["verify=full", "verify=cheap,full", "seed=null", "seed=1,2", "output.lease_ttl_s=0.5"]
+    good += ["progress=false", "seed=range(1,3)", "output.video_crf=${seed}", "engine.pool_idle_s=null"]
+    assert override_problems(good, AppConfig(), config_groups()) == []
+    bad = ["verify=ful", "output.video_crf=abc", "seed=1,x", "progress=maybe", "output.lease_ttl_s=soon"]
+    assert override_problems(bad, AppConfig(), config_groups()) == [
+        "verify=ful: verify is one of cheap, full, not 'ful' (did you mean verify=full?)",
+        "output.video_crf=abc: output.video_crf is a whole number, not 'abc'",
+        "seed=1,x: seed is a whole number, not 'x'",
+        "progress=maybe: progress is true or false, not 'maybe'",
+        "output.lease_ttl_s=soon: output.lease_ttl_s is a number, not 'soon'",
+    ]
+
+
 def test_plan_runs_from_any_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The launch dir is the project root (the CLI passes its cwd): the bundled demo, outputs under it."""
     assert run(compose_app("plan=true"), tmp_path) == 0

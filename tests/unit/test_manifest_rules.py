@@ -111,7 +111,7 @@ def test_a_valid_job_has_every_field_resolved(folder: Path) -> None:
             "non-negative integers",
         ),
         ({"audio_guider_params": [1]}, "audio_guider_params", "must be a mapping"),
-        ({"upscale": {"spatial": "no"}}, "upscale.spatial", "true or false"),
+        ({"upscale": {"spatial": "no"}}, "upscale.spatial", "true or 2 (x2 two-stage), false"),
         ({"tags": ["x"]}, "tags", "must be a mapping"),
     ],
 )
