@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ltx2_batch.config import EngineConfig
 from ltx2_batch.runners.cluster import AddressKind, ClusterAddress, cluster_address
@@ -29,6 +30,7 @@ from ltx2_batch.runners.pool_owner import PoolOwner
 DOWN_TIMEOUT_S = 30.0
 STATUS_TIMEOUT_S = 20.0
 LOCAL_POOL_RAY = "the local Ray this tool started for pools"
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # Ray gives the head node this resource, and no other node
 
 
 def pool_address(engine: EngineConfig) -> ClusterAddress | None:
@@ -47,7 +49,9 @@ def local_address(text: str) -> ClusterAddress:
 
 
 def open_owner(pool: str, code: str, detached: bool) -> Any:
-    """The owner of `pool` for this code version: found by name, or created."""
+    """The owner of `pool` for this code version: found by name, or created. It is placed where it lives as
+    long as what it serves: a shared pool's on the head node (a render node may go away, and the owner with it
+    would end the pool for every launch), a launch's private one on the driver's node."""
     options: dict[str, Any] = {
         "name": owner_name(pool, code),
         "namespace": NAMESPACE,
@@ -58,6 +62,11 @@ def open_owner(pool: str, code: str, detached: bool) -> Any:
     }
     if detached:
         options["lifetime"] = "detached"
+        options["resources"] = {HEAD_NODE_RESOURCE: 0.001}
+    else:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False
+        )
     return ray.remote(PoolOwner).options(**options).remote(pool, code, detached)
 
 

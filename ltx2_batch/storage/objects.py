@@ -23,7 +23,7 @@ import contextlib
 import errno
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -45,7 +45,7 @@ class ObjectInfo:
     etag: str | None
     modified: datetime | None
     md5_etag: bool = True
-    answered: datetime | None = None  # the store's clock when it answered (its HTTP Date), where it gives one
+    answered: datetime | None = field(default=None, compare=False)  # the store's clock then (HTTP Date)
 
 
 class ObjectStore:
