@@ -17,7 +17,8 @@ What it renders, deterministically per job:
 
 Tags steer it, for tests of the failure paths (tags are not part of a job's identity):
 `fake_render_s: "2.5"` makes a render take that long (a job to cancel or kill mid-render, with step events
-along the way); `fake_fail: "why"` makes it raise (an application failure, recorded `failed`);
+along the way), in `fake_steps: "N"` steps (8 unless set: a long render that must stop soon at a step takes
+many); `fake_fail: "why"` makes it raise (an application failure, recorded `failed`);
 `fake_frames: "N"` returns N frames whatever the job asks (a model that comes up short: never recorded done).
 Must not: import torch or ltx (tests/unit/test_import_graph.py checks it), or touch files.
 """
@@ -115,7 +116,7 @@ class FakeBackend:
         self.check(job)
         started = time.perf_counter()
         tags = dict(job.tags)
-        self._wait(float(tags.get("fake_render_s", 0.0)))
+        self._wait(float(tags.get("fake_render_s", 0.0)), int(tags.get("fake_steps", FAKE_STEPS)))
         if "fake_fail" in tags:
             raise RuntimeError(f"fake model asked to fail: {tags['fake_fail']}")
         handoff = request.handoff
@@ -138,15 +139,15 @@ class FakeBackend:
             info=_info(job, self.family),
         )
 
-    def _wait(self, seconds: float) -> None:
-        """Take `seconds`, reporting FAKE_STEPS denoising steps along the way (when listened to)."""
+    def _wait(self, seconds: float, count: int) -> None:
+        """Take `seconds`, reporting `count` denoising steps along the way (when listened to)."""
         steps = StageSteps(self._listener, 1) if self._listener is not None else None
         if steps is not None:
-            steps.begin(FAKE_STEPS)
-        for index in range(FAKE_STEPS):
+            steps.begin(count)
+        for index in range(count):
             if steps is not None:
                 steps.at(index)
-            time.sleep(seconds / FAKE_STEPS)
+            time.sleep(seconds / count)
         if steps is not None:
             steps.end()
 

@@ -129,9 +129,13 @@ class LeaseBook:
         """Enter a launch, so it may be granted slots on workers of `key`."""
         self.launches[run_id] = LaunchEntry(run_id, key, overlap, publishes)
 
+    def holding(self, run_id: str) -> list[str]:
+        """The workers that hold a lease of `run_id` (render, or are about to render, its jobs)."""
+        return [w.name for w in self.workers.values() if run_id in w.leases.values()]
+
     def detach(self, run_id: str, now: float) -> list[str]:
-        """The launch is gone: its leases end (a render still running finishes and reports to nobody).
-        Returns the workers left without a lease."""
+        """The launch is gone: its leases end (a render still running reports to nobody; the owner cancels
+        those of a launch whose driver died). Returns the workers left without a lease."""
         self.launches.pop(run_id, None)
         freed = []
         for worker in self.workers.values():

@@ -337,13 +337,19 @@ class PoolOwner:
                 ray.kill(ray.get_runtime_context().current_actor, no_restart=True)  # the pool idled out
 
     async def _detach_the_dead(self) -> None:
-        """A launch whose driver died (its sink is gone) holds nothing: detach it."""
+        """A launch whose driver died (its sink is gone, a kill -9 or a lost node) holds nothing: its renders
+        are cancelled at their next step (they would keep a warm worker busy for nobody, and publish files
+        a rerun renders again) and it is detached."""
         launches = list(self._launches.values())
         answers = await asyncio.gather(
             *(launch.sink.ping.remote() for launch in launches), return_exceptions=True
         )
         for launch, answer in zip(launches, answers, strict=True):
             if isinstance(answer, ray.exceptions.RayActorError):
+                for name in self._book.holding(launch.run_id):
+                    handle = self._handles.get(name)
+                    if handle is not None:
+                        handle.cancel.remote(launch.run_id)
                 await self.detach(launch.run_id)
 
     # status and shutdown --------------------------------------------------------------------------------

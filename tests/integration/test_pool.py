@@ -200,6 +200,48 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
     assert len(_rows(tmp_path / "outputs" / "clip").query("status == 'done'")) == 4
 
 
+LONG_JOB = """
+defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}, audio: false}
+jobs:
+  - name: endless
+    prompt: "A walk that takes ten minutes."
+    seed: 1
+    tags: {fake_render_s: "600", fake_steps: "600"}
+"""
+
+
+def test_a_launch_killed_with_sigkill_has_its_render_cancelled_and_the_warm_worker_serves_the_next(
+    tmp_path: Path, pool: str
+) -> None:
+    """A launch's driver is killed with SIGKILL inside a 10-minute render (of one-second steps) on a
+    one-worker pool. The pool's owner sees the driver gone (its progress sink died with it), ends its lease
+    and cancels that render at its next step: the same warm worker (no replacement) then serves the next
+    launch, which would otherwise queue behind a render for nobody, and the dead job publishes nothing."""
+    one_worker = [arg.replace("num_workers=2", "num_workers=1") for arg in _engine(pool)]
+    out = tmp_path / "outputs"
+    dead_manifest = write_manifest(tmp_path / "a", LONG_JOB, name="a.yaml")
+    dead = _driver([f"manifest={dead_manifest}", f"output.root={out}", *one_worker])
+    try:
+        wait_until(lambda: bool(pids_titled(b"ray::RenderWorker.render")), 120, "the long job rendering")
+        pids = {w["worker"]: w["pid"] for w in _status(pool)["workers"]}
+    finally:
+        os.killpg(dead.pid, signal.SIGKILL)  # its own session: the driver and all it started
+        dead.communicate(timeout=60)
+    next_manifest = _manifest(tmp_path / "b", name="b", jobs=2)
+    following = _driver([f"manifest={next_manifest}", f"output.root={out}", *one_worker])
+    try:
+        log, _ = following.communicate(timeout=180)  # a render for nobody would hold the worker 600 s
+    finally:
+        if following.poll() is None:
+            following.kill()
+    assert following.returncode == 0, log
+    assert len(_rows(out / "b").query("status == 'done'")) == 2
+    status = _status(pool)
+    assert status["replaced"] == 0 and {w["worker"]: w["pid"] for w in status["workers"]} == pids
+    assert status["launches"] == 0
+    assert not list((out / "a").rglob("*.mp4"))  # the cancelled render published nothing
+
+
 A_JOBS = """
 defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}, audio: false}
 jobs:

@@ -116,7 +116,9 @@ def test_a_lease_ends_once_and_a_launch_that_detaches_frees_its_slots() -> None:
     book.attach("gone", "A", OverlapMode.off)
     held = [book.grant("gone"), book.grant("gone")]
     assert all(held)
+    assert sorted(book.holding("gone")) == ["ray-0", "ray-1"] and book.holding("next") == []
     book.release(held[0].lease, warm=None, served=False, now=1.0)  # type: ignore[union-attr]
+    assert len(book.holding("gone")) == 1  # the renders the owner cancels if this launch's driver dies
     assert book.release(held[0].lease, warm=None, served=False, now=1.0) is None  # a second end: nothing
     assert book.detach("gone", now=2.0) == ["ray-1"]
     book.attach("next", "A", OverlapMode.off)
