@@ -273,14 +273,22 @@ def outcome_row(
 
 
 def chunk_outcome_row(
-    ctx: RunContext, job: RenderJob, chunk: ChunkOutcome, *, attempt: int, finished_at: datetime
+    ctx: RunContext,
+    job: RenderJob,
+    chunk: ChunkOutcome,
+    *,
+    attempt: int,
+    finished_at: datetime,
+    worker: str | None = None,
 ) -> LedgerRow:
     """A chunk row of a chained job: its latent file is what makes the job resumable. A resumed chunk is
-    `done` (its files are complete) with the resumption noted in `error`."""
+    `done` (its files are complete) with the resumption noted in `error`; `worker` is the one rendering the
+    job (a chunk is rendered where its job is)."""
     base = _base_row(ctx, job, JobStatus.DONE, RowKind.CHUNK, chunk=(chunk.index, chunk.count))
     return dataclasses.replace(
         base,
         attempt=attempt,
+        worker=worker,
         latent_path=chunk.latent_path,
         render_s=chunk.render_s,
         frames_written=chunk.frames,

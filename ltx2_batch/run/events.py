@@ -48,6 +48,7 @@ class LedgerEvents:
         self._progress = progress
         self._stats = stats
         self._started: dict[str, tuple[float, datetime]] = {}
+        self._workers: dict[str, str] = {}  # job id -> the worker of its attempt in flight (for chunk rows)
         self._ready_at: dict[str, float] = {}  # job id -> when its batch reached the runner
 
     def jobs_ready(self, jobs: Sequence[RenderJob]) -> None:
@@ -59,6 +60,7 @@ class LedgerEvents:
         """A `running` row for this attempt, and its line."""
         now = utc_now()
         self._started[job.job_id] = (time.monotonic(), now)
+        self._workers[job.job_id] = worker
         row = job_row(
             self._ctx,
             job,
@@ -73,7 +75,9 @@ class LedgerEvents:
 
     def chunk_finished(self, job: RenderJob, chunk: ChunkOutcome, attempt: int) -> None:
         """A `chunk` row for one finished (or resumed) chunk of a chained job."""
-        self._store.append(chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=utc_now()))
+        worker = self._workers.get(job.job_id)
+        row = chunk_outcome_row(self._ctx, job, chunk, attempt=attempt, finished_at=utc_now(), worker=worker)
+        self._store.append(row)
         if chunk.note:  # a worker's warning, shown by the driver (a Ray worker's log never reaches it)
             _log.warning("%s, chunk %d/%d: %s", job.name, chunk.index + 1, chunk.count, chunk.note)
         resumed = chunk.status is OutcomeStatus.RESUMED
@@ -107,6 +111,7 @@ class LedgerEvents:
         self._store.append(row)
         if outcome.is_final:
             self._ready_at.pop(job.job_id, None)
+            self._workers.pop(job.job_id, None)
         if outcome.status is OutcomeStatus.DONE and self._after_done is not None:
             self._after_done(job)
         if outcome.fatal and self._on_fatal is not None:

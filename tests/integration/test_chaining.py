@@ -90,6 +90,7 @@ def test_a_chained_file_holds_frames_0_to_n_and_sound_as_long(
     chunk_rows = rows[(rows.row_kind == "chunk") & (rows.job_id == job.job_id)]
     assert sorted(chunk_rows.chunk_index) == list(range(chunks))
     assert set(chunk_rows.chunk_count) == {chunks}
+    assert set(chunk_rows.worker) == {job.worker} and job.worker  # a chunk is rendered where its job is
     assert plan_chunks(frames, 121, 24, 8).chunk_count == chunks
 
 

@@ -127,3 +127,6 @@ def _check_the_ledger(rows: list[dict[str, object]], stored: list[int]) -> None:
     assert all(r["error"] is None for r in second[len(resumed) :])  # the rest rendered on the other node
     done = {r["job_name"]: r for r in rows if r["row_kind"] == "job" and r["status"] == "done"}
     assert sorted(done) == ["cat", "walk"] and done["walk"]["attempt"] == 2
+    # each attempt's chunk rows name the worker of that attempt: the dead node's, then its replacement
+    first = {r["worker"] for r in walk if r["row_kind"] == "chunk" and r["attempt"] == 1}
+    assert first <= {retried[0]["worker"]} and {r["worker"] for r in second} == {done["walk"]["worker"]}
