@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from ltx2_batch.errors import StorageError
 from ltx2_batch.ledger.live import JOBS_NAME, LiveJobTable
 from ltx2_batch.ledger.store import LEDGER_DIR, PARQUET_NAME, compact, journal_path
 from ltx2_batch.storage.objects import ObjectStore
+from ltx2_batch.storage.scratch_temp import scratch_folder
 
 _log = logging.getLogger(__name__)
 _PART = "part-{:08d}.jsonl"
@@ -79,8 +79,8 @@ def snapshot(store: ObjectStore, into: Path) -> Path:
 def compact_bucket(store: ObjectStore, scratch: Path, foldable: Callable[[str], bool]) -> str:
     """Fold ledger.parquet and the parts of the runs `foldable` admits; returns ledger.parquet's URL."""
     for _ in range(_ATTEMPTS):
-        with tempfile.TemporaryDirectory(prefix="compact-", dir=scratch) as tmp:
-            folded = _compact_once(store, Path(tmp), foldable)
+        with scratch_folder(scratch, "compact") as tmp:
+            folded = _compact_once(store, tmp, foldable)
         if folded is not None:
             store.remove(folded)  # only once the new ledger.parquet is in place
             return store.url(PARQUET_NAME)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from ltx2_batch.storage.bucket_check import BucketResumeCheck, DoneObjects, adop
 from ltx2_batch.storage.lease import hold_bucket_dir, live_leases, live_run_ids
 from ltx2_batch.storage.location import Location, scratch_key, scratch_root
 from ltx2_batch.storage.objects import ObjectStore
+from ltx2_batch.storage.scratch_temp import scratch_folder, scratch_temp, sweep_orphans
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class BucketRunDir:
         self.store.check_reachable()  # a missing bucket or a wrong endpoint: refused before any work
         self._ttl = output.lease_ttl_s
         self._scratch = scratch_root(output.scratch) / "driver"
+        sweep_orphans(self._scratch)  # the snapshots of launches on this host that were killed
         self._key = scratch_key(location.text)
         self.mirror_dir = self._scratch / self._key  # set per shard by `hold`: written only under its lease
         self._read: Path | None = None  # the snapshot readers share until the lease is taken
@@ -66,17 +67,12 @@ class BucketRunDir:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Path]:
         """A fresh local copy of the bucket's ledger (a disk's shape), removed afterwards."""
-        self._scratch.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="snapshot-", dir=self._scratch))
-        try:
+        with scratch_folder(self._scratch, "snapshot") as folder:
             yield snapshot(self.store, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _reading(self) -> Path:
         if self._read is None:
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(prefix="read-", dir=self._scratch))
+            folder = scratch_temp(self._scratch, "read")
             try:
                 self._read = snapshot(self.store, folder)
             except BaseException:  # a store that fails mid-snapshot (or Ctrl-C) leaves no folder behind

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from ltx2_batch.ledger.schema import LedgerRow
 from ltx2_batch.storage.checksum import file_record
 from ltx2_batch.storage.layout import OutputLayout
 from ltx2_batch.storage.objects import ObjectInfo, ObjectStore
+from ltx2_batch.storage.scratch_temp import scratch_folder
 from ltx2_batch.storage.verify import ADOPTED, DoneRecord, Expected, verify_files
 
 RELATIVE = OutputLayout(Path())  # a job's names relative to its run dir: generated/<id>.mp4 ...
@@ -132,14 +131,10 @@ class BucketResumeCheck:
 @contextlib.contextmanager
 def downloaded(store: ObjectStore, scratch: Path, rels: tuple[str, ...]) -> Iterator[Path]:
     """These objects in a temporary folder of the run dir's shape (removed afterwards)."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    local = Path(tempfile.mkdtemp(prefix="check-", dir=scratch))
-    try:
+    with scratch_folder(scratch, "check") as local:
         for rel in rels:
             store.get_file(rel, local / rel)
         yield local
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
 
 
 def adoptable(

@@ -32,6 +32,7 @@ from ltx2_batch.storage import lease as lease_module
 from ltx2_batch.storage.checksum import digest
 from ltx2_batch.storage.lease import WRITER, Holder, hold_bucket_dir, read_lease
 from ltx2_batch.storage.objects import ObjectStore
+from ltx2_batch.storage.scratch_temp import this_host
 from tests.conftest import compose_app, write_manifest
 from tests.fixtures.s3 import bucket_objects
 
@@ -174,12 +175,17 @@ def test_a_second_writer_is_refused_by_the_lease_as_on_a_disk(
 ) -> None:
     root = f"{s3_bucket}/runs"
     store = ObjectStore(f"{root}/clips")
+    driver = tmp_path / "scratch" / "driver"
+    # a snapshot left by a launch of this host killed with -9, and one of another host sharing the folder
+    killed, elsewhere = (driver / f"read-4194305@{host}-abcd1234" for host in (this_host(), "elsewhere"))
+    (killed / "ledger").mkdir(parents=True)
+    elsewhere.mkdir()
     with hold_bucket_dir(store, None, "another-run", 60):
         assert run(compose_app(*_launch(tmp_path, root)), tmp_path) == 2
         err = capsys.readouterr().err
         assert f"another ltx2-batch run is writing {root}/clips (pid {os.getpid()} on" in err
         assert "one run per output dir" in err and "its lease lapses at" in err
-        assert [p.name for p in (tmp_path / "scratch" / "driver").iterdir()] == []  # its reads dropped
+        assert [p.name for p in driver.iterdir()] == [elsewhere.name]  # its reads dropped, the orphan too
         with pytest.raises(ConfigError, match="an unsharded run holds it"), _held(store, Shard(0, 2)):
             pass
     with _held(store, Shard(0, 2)):
