@@ -9,7 +9,9 @@ worker serves launches into different output dirs, one after another or interlea
   and its queued calls before they start; other launches' jobs on this worker go on. Ray cannot cancel a
   running actor task, and killing a shared worker would take every launch's job and the warm model with it;
 - telling its pool's owner when a lease ends (the render returned), with what it now has loaded;
-- reporting itself for `pool status`: node, GPUs, memory, jobs served, pipeline builds (`stats`);
+- reporting itself for `pool status`: node, GPUs, memory, jobs served and in hand, pipeline builds
+  (`stats`; not its process title, which Ray sets per call and any concurrent call, `lifeline` among
+  them, overwrites);
 - `lifeline`, a call that never returns: the owner holds one per worker and learns of its death when it
   fails; a detached worker holds one on its owner the same way, and ends itself when the owner is gone.
 Must not: write the ledger, choose jobs, or retry (the driver does, runners/ray.py).
@@ -77,6 +79,7 @@ class RenderWorker:
         self._outputs: dict[str, RunOutput] = {}  # per launch (run id): its writer and settled overlap
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._served = 0
+        self._rendering: list[str] = []  # job ids handed to the executor and not yet returned
         self._forever = threading.Event()  # never set: `lifeline` waits on it
         if watch_owner and owner is not None:
             threading.Thread(target=self._end_with_owner, name="owner-watch", daemon=True).start()
@@ -111,14 +114,15 @@ class RenderWorker:
             self._cancelled.popitem(last=False)
 
     def stats(self) -> dict[str, object]:
-        """For `pool status`: memory now, jobs served, and the backend's pipeline builds when it counts them
-        (the fake backend does: `builds`)."""
+        """For `pool status`: memory now, jobs served and in hand (`rendering`: their ids), and the backend's
+        pipeline builds when it counts them (the fake backend does: `builds`)."""
         backend = getattr(getattr(self, "_executor", None), "backend", None)
         return {
             "pid": os.getpid(),
             "rss_mib": _rss_bytes() // _MIB,
             "gpu_mib": _gpu_bytes() // _MIB,
             "served": self._served,
+            "rendering": list(self._rendering),
             "builds": getattr(backend, "builds", None),
         }
 
@@ -133,6 +137,7 @@ class RenderWorker:
                 if run_id in self._cancelled:  # it waited behind another render while its launch cancelled
                     cancelled = OutcomeStatus.CANCELLED
                     return JobOutcome(job.job_id, cancelled, worker=self._name, error="run cancelled")
+                self._rendering.append(job.job_id)  # submit renders here, unless an overlap hands it on
                 future = self._executor.submit(
                     job,
                     self._output(run),
@@ -144,6 +149,8 @@ class RenderWorker:
             served = outcome.status is not OutcomeStatus.CANCELLED
             return outcome
         finally:
+            with contextlib.suppress(ValueError):  # refused before it was handed on
+                self._rendering.remove(job.job_id)
             self._served += served
             if lease is not None and self._owner is not None:
                 self._owner.released.remote(lease, affinity_key(job), served)

@@ -9,6 +9,7 @@ tests/integration/test_pool_local_ray.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -180,7 +181,7 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
     ended: list[tuple[int, int]] = []
 
     def down_once_rendering() -> None:
-        wait_until(lambda: bool(pids_titled(b"ray::RenderWorker.render")), 120, "a pool worker rendering")
+        wait_until(lambda: _rendering(pool), 120, "a pool worker rendering", poll_s=0.2)
         ended.append(end_pool(pool))
 
     downer = threading.Thread(target=down_once_rendering, daemon=True)
@@ -198,6 +199,27 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
     ]  # none "retried"
     assert run(app_factory(f"manifest={manifest}", *_engine(pool)), REPO_ROOT) == 0
     assert len(_rows(tmp_path / "outputs" / "clip").query("status == 'done'")) == 4
+
+
+def _rendering(pool: str) -> bool:
+    """Whether a worker of `pool` has a job in hand, as its `stats` say (a threaded actor's process title
+    names the call that started last: `lifeline` as often as `render`)."""
+    return any(w.get("rendering") for s in pool_statuses(pool, code_hash()) for w in s.get("workers", ()))
+
+
+def _wait_rendering(launch: subprocess.Popen[str], pool: str, timeout_s: float = 120) -> None:
+    """Until a worker of `pool` renders; fail at once if `launch` exits first, and on either failure show
+    its console and what Ray had free (a launch that cannot start a worker waits, silent)."""
+    try:
+        wait_until(
+            lambda: launch.poll() is not None or _rendering(pool), timeout_s, "a worker rendering", poll_s=0.2
+        )
+        assert launch.poll() is None, "the launch ended before rendering"
+    except AssertionError as failed:
+        os.killpg(launch.pid, signal.SIGKILL)  # its own session: the driver and all it started
+        log, _ = launch.communicate(timeout=60)
+        free = ray.available_resources()
+        raise AssertionError(f"{failed}\nfree in Ray: {free}\nthe launch's console:\n{log}") from None
 
 
 LONG_JOB = """
@@ -222,10 +244,11 @@ def test_a_launch_killed_with_sigkill_has_its_render_cancelled_and_the_warm_work
     dead_manifest = write_manifest(tmp_path / "a", LONG_JOB, name="a.yaml")
     dead = _driver([f"manifest={dead_manifest}", f"output.root={out}", *one_worker])
     try:
-        wait_until(lambda: bool(pids_titled(b"ray::RenderWorker.render")), 120, "the long job rendering")
+        _wait_rendering(dead, pool)
         pids = {w["worker"]: w["pid"] for w in _status(pool)["workers"]}
     finally:
-        os.killpg(dead.pid, signal.SIGKILL)  # its own session: the driver and all it started
+        with contextlib.suppress(ProcessLookupError):  # already ended by a failed wait
+            os.killpg(dead.pid, signal.SIGKILL)  # its own session: the driver and all it started
         dead.communicate(timeout=60)
     next_manifest = _manifest(tmp_path / "b", name="b", jobs=2)
     following = _driver([f"manifest={next_manifest}", f"output.root={out}", *one_worker])
@@ -238,7 +261,7 @@ def test_a_launch_killed_with_sigkill_has_its_render_cancelled_and_the_warm_work
     assert len(_rows(out / "b").query("status == 'done'")) == 2
     status = _status(pool)
     assert status["replaced"] == 0 and {w["worker"]: w["pid"] for w in status["workers"]} == pids
-    assert status["launches"] == 0
+    assert status["launches"] == 0 and not any(w["rendering"] for w in status["workers"])  # it returned
     assert not list((out / "a").rglob("*.mp4"))  # the cancelled render published nothing
 
 
