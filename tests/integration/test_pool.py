@@ -70,6 +70,12 @@ def _status(pool: str) -> dict[str, Any]:
     return mine[0]
 
 
+def _rendering(pool: str) -> bool:
+    """Whether a worker of `pool` has a job in hand, as its `stats` say (a threaded actor's process title
+    names the call that started last: `lifeline` as often as `render`)."""
+    return any(w.get("rendering") for s in pool_statuses(pool, code_hash()) for w in s.get("workers", ()))
+
+
 @pytest.fixture
 def pool() -> Iterator[str]:
     """A pool name of this test's own, ended (and its actors gone) afterwards."""
@@ -199,12 +205,6 @@ def test_pool_down_during_a_launch_stops_it_and_a_rerun_resumes(
     ]  # none "retried"
     assert run(app_factory(f"manifest={manifest}", *_engine(pool)), REPO_ROOT) == 0
     assert len(_rows(tmp_path / "outputs" / "clip").query("status == 'done'")) == 4
-
-
-def _rendering(pool: str) -> bool:
-    """Whether a worker of `pool` has a job in hand, as its `stats` say (a threaded actor's process title
-    names the call that started last: `lifeline` as often as `render`)."""
-    return any(w.get("rendering") for s in pool_statuses(pool, code_hash()) for w in s.get("workers", ()))
 
 
 def _wait_rendering(launch: subprocess.Popen[str], pool: str, timeout_s: float = 120) -> None:
