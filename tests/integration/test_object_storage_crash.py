@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ltx2_batch.cli import run
-from ltx2_batch.ledger.store import read_rows
+from ltx2_batch.ledger.store import list_journals, read_journal_span, read_rows
 from ltx2_batch.storage.location import scratch_key
 from ltx2_batch.storage.objects import ObjectStore
 from tests.conftest import REPO_ROOT, compose_app, wait_until, write_manifest
@@ -94,26 +94,52 @@ def test_a_driver_killed_with_9_resumes_without_rendering_its_finished_jobs_agai
     assert len(done) == 4
 
 
+DOOMED = """
+defaults: {width: 32, height: 32, num_frames: 9, upscale: {spatial: false}}
+jobs:
+  - {name: j0, prompt: 'Clip number 0', seed: 0, tags: {fake_render_s: "0.2"}}
+  - {name: j1, prompt: 'Clip number 1', seed: 1, tags: {fake_render_s: "2.5"}}
+  - {name: j2, prompt: 'Clip number 2', seed: 2, tags: {fake_render_s: "2.5"}}
+"""
+
+
+def _recorded_done(output_dir: Path, name: str) -> bool:
+    """Whether the driver's own journal holds a done row of job `name` (whole lines only: it is live)."""
+    for journal in list_journals(output_dir):
+        table, _ = read_journal_span(journal, 0)
+        rows = [] if table is None else table.select(["job_name", "row_kind", "status"]).to_pylist()
+        if any(r["job_name"] == name and r["row_kind"] == "job" and r["status"] == "done" for r in rows):
+            return True
+    return False
+
+
 @pytest.mark.usefixtures("s3_server")  # the dummy credentials in the environment
 def test_a_job_whose_upload_fails_is_failed_never_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The store goes away mid-run (a moto server of this test's own, stopped after the first job is
-    published): the jobs after it fail with the upload named, none is recorded done, the run reports that
-    its last ledger rows stayed on the driver's disk, and they say so there."""
+    """The store goes away mid-run (a moto server of this test's own, stopped once the first job is
+    recorded done): the jobs after it fail with the upload named, none is recorded done, the run reports
+    that its last ledger rows stayed on the driver's disk, and they say so there.
+
+    The stop waits for j0's done row, not for its sidecar in the bucket: the sidecar is listed before the
+    store has confirmed it (objects.py reads it back), and a store stopped in between rightly fails j0 too
+    (CI saw it once). j1 renders 2.5 s, time for the stop to land before j1's upload on a loaded machine."""
     server, proc = start_server()
     try:
         bucket = server.make_bucket("doomed")
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retry setting: fail at once, not in 6 s
-        # j1 renders while j0 uploads: 1.5 s leaves the stopper time to stop the store before j1's upload,
-        # also on a loaded machine (0.6 s did not, once)
-        manifest = _manifest(tmp_path, 3, 1.5)
+        manifest = write_manifest(tmp_path / "m", DOOMED, "clips.yaml")
         scratch = tmp_path / "scratch"
         args = _args(manifest, f"{bucket}/runs", scratch, f"output.endpoint_url={server.endpoint}")
-        store = ObjectStore(f"{bucket}/runs/clips", server.endpoint)
+        mirror = scratch / "driver" / scratch_key(f"{bucket}/runs/clips")
+
+        trouble: list[BaseException] = []
 
         def stop_after_first() -> None:
-            wait_until(lambda: bool(store.listing("metadata/")), 60, "the first job published", poll_s=0.02)
+            try:
+                wait_until(lambda: _recorded_done(mirror, "j0"), 60, "j0 recorded done", poll_s=0.02)
+            except BaseException as exc:  # reported below: a thread's failure would otherwise go unseen
+                trouble.append(exc)
             stop_server(proc)
 
         stopper = threading.Thread(target=stop_after_first)
@@ -122,10 +148,10 @@ def test_a_job_whose_upload_fails_is_failed_never_done(
         stopper.join()
     finally:
         stop_server(proc)
+    assert not trouble, trouble
     assert code == 2
     err = capsys.readouterr().err
     assert "the last ledger rows could not be uploaded" in err
-    mirror = scratch / "driver" / scratch_key(f"{bucket}/runs/clips")
     rows = read_rows(mirror).to_pylist()
     final = {r["job_name"]: r for r in rows if r["row_kind"] == "job" and r["status"] != "running"}
     assert final["j0"]["status"] == "done"
